@@ -1,0 +1,41 @@
+# clever2sis — `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test check lint format typecheck bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the package with its dev extras
+
+demo: $(STAMP)  ## build the bundled sample district into build/demo and print a summary
+	$(BIN)/clever2sis build samples/demo-district --out build/demo --force
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/pytest -q
+
+lint: $(STAMP)  ## ruff format check and lint
+	$(BIN)/ruff format --check clever2sis tests
+	$(BIN)/ruff check clever2sis tests
+
+format: $(STAMP)  ## apply ruff formatting and safe fixes
+	$(BIN)/ruff format clever2sis tests
+	$(BIN)/ruff check --fix clever2sis tests
+
+typecheck: $(STAMP)  ## mypy, strict on the package
+	$(BIN)/mypy
+
+check: lint typecheck test  ## everything CI checks
+
+clean:  ## remove the virtualenv and build outputs
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,24 @@
+"""The ``clever2sis`` command line: a thin skin over the library, one module per command.
+
+Each command parses its options, calls one library function, and leaves error wording and exit codes to
+:func:`clever2sis.cli.common.run_command`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from clever2sis import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="clever2sis")
+def main() -> None:
+    """Roster Canvas from Clever: pull a district, build SIS Import CSVs, upload them and follow the import."""
+
+
+COMMANDS: list[click.Command] = [
+]
+
+for _command in COMMANDS:
+    main.add_command(_command)
