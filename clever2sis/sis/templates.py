@@ -96,15 +96,15 @@ class Template:
                     f"{self.setting}: unknown template variable {node.name!r} in {self.source!r}; "
                     f"available here: {', '.join(sorted(self.namespaces))}"
                 )
-        for node in self._tree.find_all(nodes.Getattr):
-            if isinstance(node.node, nodes.Name) and node.node.name in self.namespaces:
-                fields = self.namespaces[node.node.name]
-                if node.attr not in fields:
+        for attr in self._tree.find_all(nodes.Getattr):
+            if isinstance(attr.node, nodes.Name) and attr.node.name in self.namespaces:
+                fields = self.namespaces[attr.node.name]
+                if attr.attr not in fields:
                     raise ConfigError(
-                        f"{self.setting}: unknown template variable '{node.node.name}.{node.attr}' in "
-                        f"{self.source!r}; {node.node.name} has: {', '.join(fields)}"
+                        f"{self.setting}: unknown template variable '{attr.node.name}.{attr.attr}' in "
+                        f"{self.source!r}; {attr.node.name} has: {', '.join(fields)}"
                     )
-                found.add(f"{node.node.name}.{node.attr}")
+                found.add(f"{attr.node.name}.{attr.attr}")
         return found
 
     def render(self, frame: pd.DataFrame) -> Column:

@@ -32,7 +32,9 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     if frame.empty:
         return (header + "\n").encode("utf-8")
     columns = [_quoted(frame[column]) for column in frame.columns]
-    lines = columns[0].str.cat(columns[1:], sep=",") if len(columns) > 1 else columns[0]
+    lines = columns[0]
+    for column in columns[1:]:
+        lines = lines + "," + column
     body = "\n".join(lines.tolist())
     return (header + "\n" + body + "\n").encode("utf-8")
 
