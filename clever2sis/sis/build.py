@@ -94,13 +94,13 @@ def build_frames(district: District, settings: BuildSettings, progress: Progress
 
 
 def findings_summary(found: pd.DataFrame) -> dict[str, Any]:
-    counts = found.groupby(["kind"], sort=True).size()
-    severity = found.drop_duplicates("kind").set_index("kind")["severity"]
+    kinds = found.groupby("kind", sort=True).agg(severity=("severity", "first"), n=("kind", "size"))
     return {
         "total": len(found),
         "warnings": int((found["severity"] == WARNING).sum()),
         "by_kind": {
-            str(kind): {"severity": str(severity[kind]), "count": int(n)} for kind, n in counts.items()
+            str(kind): {"severity": str(severity), "count": int(n)}
+            for kind, severity, n in zip(kinds.index, kinds["severity"], kinds["n"], strict=True)
         },
     }
 
