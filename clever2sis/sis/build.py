@@ -30,6 +30,7 @@ from clever2sis.config import BuildSettings
 from clever2sis.errors import StrictFindingsError, UsageError
 from clever2sis.progress import Progress, silent
 from clever2sis.sis import files
+from clever2sis.sis.builders import check_templates
 from clever2sis.sis.builders.accounts import build_accounts
 from clever2sis.sis.builders.courses import build_courses, plan_sections
 from clever2sis.sis.builders.enrollments import build_enrollments
@@ -147,6 +148,7 @@ def build(
     """Build ``snapshot_dir`` into ``out`` and return the build record (also saved as build.json)."""
     if out.exists() and not force:
         raise UsageError(f"{out} already exists; use --force to replace it")
+    check_templates(settings)
     snapshot = Snapshot.open(snapshot_dir)
     progress(f"reading snapshot {snapshot_dir} (district {snapshot.district_id})")
     district = load_district(snapshot)

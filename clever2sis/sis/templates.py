@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 
 import jinja2
+import jinja2.meta
 import jinja2.nodes as nodes
 import pandas as pd
 
@@ -88,12 +89,10 @@ class Template:
 
     def _find_variables(self) -> set[str]:
         found: set[str] = set()
-        for node in self._tree.find_all(nodes.Name):
-            if node.ctx != "load":
-                continue
-            if node.name not in self.namespaces:
+        for name in sorted(jinja2.meta.find_undeclared_variables(self._tree)):
+            if name not in self.namespaces:
                 raise ConfigError(
-                    f"{self.setting}: unknown template variable {node.name!r} in {self.source!r}; "
+                    f"{self.setting}: unknown template variable {name!r} in {self.source!r}; "
                     f"available here: {', '.join(sorted(self.namespaces))}"
                 )
         for attr in self._tree.find_all(nodes.Getattr):

@@ -59,6 +59,12 @@ def template(settings: BuildSettings, setting: str) -> Template:
     return Template(setting, source, scope)
 
 
+def check_templates(settings: BuildSettings) -> None:
+    """Compile every naming template, so a mistake is reported before any data is read."""
+    for setting in SETTING_SCOPES:
+        template(settings, setting)
+
+
 def prefixed(frame: pd.DataFrame, namespace: str) -> pd.DataFrame:
     """``frame``'s namespace fields renamed ``"<namespace>.<field>"`` (missing fields become empty)."""
     return pd.DataFrame(
