@@ -251,3 +251,15 @@ def test_unknown_template_variable_names_the_setting(tiny_snapshot: Path) -> Non
     assert str(error.value).startswith(
         "names.course_long_name: unknown template variable 'section.colour' in '{{ section.colour }}'; section has: id,"
     )
+
+
+def test_example_config_documents_the_defaults() -> None:
+    from pathlib import Path
+
+    from clever2sis.config import load_raw_config
+
+    example = build_settings(load_raw_config(Path(__file__).parents[1] / "samples" / "clever2sis.example.toml"))
+    defaults = build_settings(RawConfig(data={}))
+    assert {k: v for k, v in vars(example).items() if not k.startswith("config_")} == {
+        k: v for k, v in vars(defaults).items() if not k.startswith("config_")
+    }
