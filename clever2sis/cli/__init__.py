@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from clever2sis import __version__
+from clever2sis.cli.sample import sample_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +19,7 @@ def main() -> None:
 
 
 COMMANDS: list[click.Command] = [
+    sample_command,
 ]
 
 for _command in COMMANDS:
