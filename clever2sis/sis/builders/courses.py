@@ -61,6 +61,7 @@ def plan_sections(
     plan = pd.DataFrame(
         {
             "clever_id": sections["id"],
+            "sis_id": sections["sis_id"],
             "section_id": template(settings, "ids.section_id").render(context),
             "course_id": template(settings, "ids.course_id").render(context),
             "account_id": account_id.fillna(""),
@@ -179,15 +180,21 @@ def course_columns(settings: BuildSettings) -> tuple[str, ...]:
     return files.COLUMNS[files.COURSES] + extra
 
 
-def unique_codes(codes: pd.Series, tiebreak: pd.Series) -> pd.Series:
-    """Course codes made unique: a code several courses share gets `` (<tiebreak>)`` appended."""
-    shared = codes.duplicated(keep=False)
-    return codes.where(~shared, text(codes, " (", tiebreak, ")"))
+def unique_codes(codes: pd.Series, *tiebreaks: pd.Series) -> pd.Series:
+    """Course codes made unique: a code several courses share gets `` (<tiebreak>)`` appended, trying each
+    tiebreak in turn (the section's SIS id reads best; the Clever id is always unique)."""
+    out = codes
+    for tiebreak in tiebreaks:
+        shared = out.duplicated(keep=False) & ~blank(tiebreak)
+        if not shared.any():
+            break
+        out = out.where(~shared, text(codes, " (", tiebreak, ")"))
+    return out
 
 
 def build_courses(plan: pd.DataFrame, settings: BuildSettings) -> Built:
     """One course row per distinct Canvas course_id; the first section (by Clever id) names it."""
     first = plan.sort_values("clever_id", kind="stable").drop_duplicates("course_id")
     courses = first.assign(status=settings.course_status, integration_id=first["clever_id"])
-    courses["short_name"] = unique_codes(courses["short_name"], courses["course_id"])
+    courses["short_name"] = unique_codes(courses["short_name"], courses["sis_id"], courses["clever_id"])
     return Built(ordered(courses, course_columns(settings), files.SORT_KEYS[files.COURSES]), combine([]))
