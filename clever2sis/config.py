@@ -60,9 +60,7 @@ def load_raw_config(path: Path | None) -> RawConfig:
     known = set(KNOWN_TABLES)
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(
-            f"{path}: unknown setting {unknown[0]!r}; known tables: {', '.join(sorted(known))}"
-        )
+        raise ConfigError(f"{path}: unknown setting {unknown[0]!r}; known tables: {', '.join(sorted(known))}")
     return RawConfig(data=data, path=path)
 
 
