@@ -166,7 +166,7 @@ class Snapshot:
 
     @classmethod
     def open(cls, path: Path) -> Snapshot:
-        """Read and check the manifest: format, version, every collection file present at its recorded size."""
+        """Read and check the manifest: format, version, each collection file present at its recorded size."""
         manifest_path = path / MANIFEST_NAME
         if not path.is_dir():
             raise SnapshotError(f"{path}: no such snapshot directory")
@@ -212,7 +212,7 @@ class Snapshot:
     def read_bytes(self, collection: str) -> bytes:
         """The collection's JSONL bytes, after checking them against the manifest's sha256."""
         entry = self.manifest["collections"][collection]
-        file = self.path / entry["file"]
+        file = self.path / str(entry["file"])
         data = file.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if digest != entry["sha256"]:

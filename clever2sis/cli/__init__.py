@@ -14,11 +14,10 @@ from clever2sis import __version__
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="clever2sis")
 def main() -> None:
-    """Roster Canvas from Clever: pull a district, build SIS Import CSVs, upload them and follow the import."""
+    """Roster Canvas from Clever: pull a district, build SIS Import CSVs, upload them, follow the import."""
 
 
-COMMANDS: list[click.Command] = [
-]
+COMMANDS: list[click.Command] = []
 
 for _command in COMMANDS:
     main.add_command(_command)
