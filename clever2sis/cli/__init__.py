@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from clever2sis import __version__
+from clever2sis.cli.canvas import CANVAS_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,7 +18,9 @@ def main() -> None:
     """Roster Canvas from Clever: pull a district, build SIS Import CSVs, upload them, follow the import."""
 
 
-COMMANDS: list[click.Command] = []
+COMMANDS: list[click.Command] = [
+    *CANVAS_COMMANDS,
+]
 
 for _command in COMMANDS:
     main.add_command(_command)
