@@ -175,7 +175,7 @@ class CanvasClient:
         return self._json(self.request("GET", path, params=params))
 
     def put_json(self, path: str, data: FormFields = ()) -> Any:
-        return self._json(self.request("PUT", path, data=data))
+        return self._json(self.request("PUT", path, data=dict(data)))
 
     def post_file(
         self,
