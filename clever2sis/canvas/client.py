@@ -298,8 +298,8 @@ class CanvasClient:
             return NotRootAccountError(f"{where}: not a root account; use the root account id ({message})")
         if status == 400 and UNKNOWN_BATCH_TERM_MARKER in message:
             return UnknownBatchTermError(
-                "Canvas cannot find the batch_mode_term_id term; give a Canvas term id or sis_term_id:<id> "
-                "of an active term"
+                "Canvas cannot find the batch_mode_term_id term; give the Canvas id or "
+                "sis_term_id:<id> of an active term"
             )
         if status == 403 and SIS_DISABLED_MARKER in message:
             return SisImportsDisabledError(

@@ -19,6 +19,7 @@ from clever2sis.errors import (
     ImportAbortedError,
     ImportedWithMessagesError,
     ImportFailedError,
+    UnknownBatchTermError,
     UsageError,
     WaitTimeoutError,
 )
@@ -281,13 +282,19 @@ class SisImports:
         def open_zip() -> IO[bytes]:
             return zip_path.open("rb")
 
-        body = self.client.post_file(
-            self.base,
-            options.form_fields(),
-            field=ATTACHMENT_FIELD,
-            filename=ATTACHMENT_FILENAME,
-            open_file=open_zip,
-        )
+        try:
+            body = self.client.post_file(
+                self.base,
+                options.form_fields(),
+                field=ATTACHMENT_FIELD,
+                filename=ATTACHMENT_FILENAME,
+                open_file=open_zip,
+            )
+        except UnknownBatchTermError:
+            raise UnknownBatchTermError(
+                f"Canvas cannot find batch_mode_term_id {options.batch_mode_term_id!r}; give the Canvas id "
+                "or sis_term_id:<id> of an active term"
+            ) from None
         return SisImport.from_json(body)
 
     def get(self, import_id: int) -> SisImport:
