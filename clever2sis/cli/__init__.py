@@ -10,6 +10,7 @@ import click
 
 from clever2sis import __version__
 from clever2sis.cli.build import build_command
+from clever2sis.cli.canvas import CANVAS_COMMANDS
 from clever2sis.cli.sample import sample_command
 
 
@@ -22,6 +23,7 @@ def main() -> None:
 COMMANDS: list[click.Command] = [
     sample_command,
     build_command,
+    *CANVAS_COMMANDS,
 ]
 
 for _command in COMMANDS:
