@@ -16,7 +16,7 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,12 +79,30 @@ def _header(columns: Sequence[str]) -> bytes:
     return (",".join(fields) + "\n").encode("utf-8")
 
 
+def _column(values: pd.Series) -> Callable[[int, int], pa.Array]:
+    """A function giving rows [start, start + length) of ``values`` as CSV fields.
+
+    A categorical column is rendered once per category and then gathered by code, so an id that a million
+    enrollments share is quoted and encoded once.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = _csv_field(pa.array(values.cat.categories, type=pa.large_string(), from_pandas=True))
+        codes = pa.array(values.cat.codes.to_numpy())
+
+        def gather(start: int, length: int) -> pa.Array:
+            return categories.take(codes.slice(start, length))
+
+        return gather
+    strings = pa.array(values, type=pa.large_string(), from_pandas=True)
+    return lambda start, length: _csv_field(strings.slice(start, length))
+
+
 def csv_chunks(frame: pd.DataFrame, rows_per_chunk: int = CSV_ROWS_PER_CHUNK) -> Iterator[bytes]:
     """``frame`` (string columns, in order) as CSV: the header, then rows a chunk at a time."""
     yield _header([str(column) for column in frame.columns])
-    columns = [pa.array(frame[column], type=pa.large_string(), from_pandas=True) for column in frame.columns]
+    columns = [_column(frame[column]) for column in frame.columns]
     for start in range(0, len(frame), rows_per_chunk):
-        fields = [_csv_field(column.slice(start, rows_per_chunk)) for column in columns]
+        fields = [column(start, rows_per_chunk) for column in columns]
         comma, empty, newline = (pa.scalar(text, pa.large_string()) for text in (",", "", "\n"))
         line = pc.binary_join_element_wise(*fields, comma) if len(fields) > 1 else fields[0]
         yield _joined_bytes(pc.binary_join_element_wise(line, empty, newline))
