@@ -35,3 +35,21 @@ class StrictFindingsError(Clever2SisError):
     """``--strict`` was given and the build has validation findings."""
 
     exit_code = 5
+
+
+class CleverError(Clever2SisError):
+    """The Clever API could not be read: it kept failing, or answered something the client cannot use."""
+
+    exit_code = 10
+
+
+class CleverApiError(CleverError):
+    """Clever answered with an error, an unexpected page, or kept failing after the bounded retries."""
+
+    exit_code = 10
+
+
+class CleverAuthError(CleverError):
+    """Clever refused the token (401/403): it is wrong, revoked, or lacks the scopes a pull needs."""
+
+    exit_code = 11
