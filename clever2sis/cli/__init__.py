@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from clever2sis import __version__
+from clever2sis.cli.pull import pull
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +19,7 @@ def main() -> None:
 
 
 COMMANDS: list[click.Command] = [
+    pull,
 ]
 
 for _command in COMMANDS:
