@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,9 +61,7 @@ def load_raw_config(path: Path | None) -> RawConfig:
     known = set(KNOWN_TABLES)
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(
-            f"{path}: unknown setting {unknown[0]!r}; known tables: {', '.join(sorted(known))}"
-        )
+        raise ConfigError(f"{path}: unknown setting {unknown[0]!r}; known tables: {', '.join(sorted(known))}")
     return RawConfig(data=data, path=path)
 
 
@@ -84,13 +83,119 @@ def typed(raw: RawConfig, table: str, key: str, value: Any, kind: type | tuple[t
     return value
 
 
+# ---------------------------------------------------------------------------------------------------------
+# [build], [terms], [ids], [names]: how a snapshot becomes Canvas CSVs.
+
+COURSE_STRUCTURES = ("section", "course")
+BUILD_ROLES = ("student", "teacher", "staff", "district_admin")
+LOGIN_FIELDS = ("district_username", "email", "sis_id", "student_number", "state_id", "id")
+COTEACHER_ROLES = ("teacher", "ta")
+COURSE_STATUSES = ("active", "unpublished", "published")
+
+DEFAULT_BUILD: dict[str, Any] = {
+    "course_structure": "section",
+    "user_roles": list(BUILD_ROLES),
+    "login_id_fields": ["district_username", "email"],
+    "authentication_provider_id": "",
+    "coteacher_role": "teacher",
+    "course_status": "active",
+    "timezone": "UTC",
+}
+DEFAULT_TERMS: dict[str, Any] = {"fallback_term_id": "", "fallback_term_name": "No term"}
+DEFAULT_IDS: dict[str, str] = {
+    "account_id": "{{ school.id }}",
+    "term_id": "{{ term.start_date }}_{{ term.end_date }}_{{ term.name|slug }}",
+    "section_id": "{{ section.id }}",
+    "user_id": "{{ user.id }}",
+    # course_id depends on course_structure; see COURSE_ID_DEFAULTS.
+}
+COURSE_ID_DEFAULTS = {"section": "{{ section.id }}", "course": "{{ course.id }}_{{ canvas.term_id }}"}
+DEFAULT_NAMES: dict[str, str] = {
+    "account": "{{ school.name }}",
+    "term": "{{ term.name }}",
+    "section": "{{ section.name }}",
+}
+COURSE_NAME_DEFAULTS = {
+    "section": {
+        "course_long_name": "{{ section.name }}",
+        "course_short_name": "{{ course.number or course.name or section.sis_id }}"
+        "{% if section.period %} P{{ section.period }}{% endif %}",
+    },
+    "course": {
+        "course_long_name": "{{ course.name or section.name }}",
+        "course_short_name": "{{ course.number or course.name or section.sis_id }}",
+    },
+}
+
+
 @dataclass(frozen=True)
-class Settings:
-    """Everything resolved from the config file, one attribute per table."""
+class BuildSettings:
+    """How to map a Clever snapshot to Canvas CSVs (the [build], [terms], [ids] and [names] tables)."""
 
-    raw: RawConfig
-    tables: dict[str, Any] = field(default_factory=dict)
+    course_structure: str = "section"
+    user_roles: tuple[str, ...] = BUILD_ROLES
+    login_id_fields: tuple[str, ...] = ("district_username", "email")
+    authentication_provider_id: str = ""
+    coteacher_role: str = "teacher"
+    course_status: str = "active"
+    timezone: str = "UTC"
+    fallback_term_id: str = ""
+    fallback_term_name: str = "No term"
+    ids: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    config_source: str = "defaults"
+    config_sha256: str = ""
 
 
-# Table name -> what reads it; filled by the modules that own each table (see ``KNOWN_TABLES`` users).
+def _choice(raw: RawConfig, table: str, key: str, value: Any, choices: tuple[str, ...]) -> str:
+    typed(raw, table, key, value, str)
+    if value not in choices:
+        raise ConfigError(f"{raw.source}: {table}.{key} = {value!r}; use one of: {', '.join(choices)}")
+    return str(value)
+
+
+def _choices(raw: RawConfig, table: str, key: str, value: Any, choices: tuple[str, ...]) -> tuple[str, ...]:
+    typed(raw, table, key, value, list)
+    if not value:
+        raise ConfigError(f"{raw.source}: {table}.{key} must not be empty")
+    return tuple(_choice(raw, table, key, item, choices) for item in value)
+
+
+def build_settings(raw: RawConfig) -> BuildSettings:
+    """Resolve and check the build tables of ``raw`` (unknown keys and bad values are errors)."""
+    build = {**DEFAULT_BUILD, **check_keys(raw, "build", DEFAULT_BUILD)}
+    terms = {**DEFAULT_TERMS, **check_keys(raw, "terms", DEFAULT_TERMS)}
+    structure = _choice(raw, "build", "course_structure", build["course_structure"], COURSE_STRUCTURES)
+    ids = {**DEFAULT_IDS, "course_id": COURSE_ID_DEFAULTS[structure]}
+    ids.update(check_keys(raw, "ids", ids))
+    names = {**DEFAULT_NAMES, **COURSE_NAME_DEFAULTS[structure]}
+    names.update(check_keys(raw, "names", names))
+    for table, templates in (("ids", ids), ("names", names)):
+        for key, value in templates.items():
+            typed(raw, table, key, value, str)
+    timezone = typed(raw, "build", "timezone", build["timezone"], str)
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{raw.source}: build.timezone {timezone!r} is not a known time zone") from None
+    return BuildSettings(
+        course_structure=structure,
+        user_roles=_choices(raw, "build", "user_roles", build["user_roles"], BUILD_ROLES),
+        login_id_fields=_choices(raw, "build", "login_id_fields", build["login_id_fields"], LOGIN_FIELDS),
+        authentication_provider_id=typed(
+            raw, "build", "authentication_provider_id", build["authentication_provider_id"], str
+        ),
+        coteacher_role=_choice(raw, "build", "coteacher_role", build["coteacher_role"], COTEACHER_ROLES),
+        course_status=_choice(raw, "build", "course_status", build["course_status"], COURSE_STATUSES),
+        timezone=timezone,
+        fallback_term_id=typed(raw, "terms", "fallback_term_id", terms["fallback_term_id"], str),
+        fallback_term_name=typed(raw, "terms", "fallback_term_name", terms["fallback_term_name"], str),
+        ids=ids,
+        names=names,
+        config_source=raw.source,
+        config_sha256=raw.sha256(),
+    )
+
+
+# Every top-level table a config file may hold; each has its parser above.
 KNOWN_TABLES: tuple[str, ...] = ("build", "terms", "ids", "names")

@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from clever_server import CleverTestServer, Faults, district_from_snapshot
-from synthetic import write_district
 
 from clever2sis.clever.client import CleverClient
 from clever2sis.clever.pull import pull_district
 from clever2sis.clever.snapshot import COLLECTIONS, Snapshot
 from clever2sis.errors import CleverApiError, CleverAuthError, UsageError
+from tests.clever_server import CleverTestServer, Faults, district_from_snapshot
+from tests.synthetic import write_district
 
 TOKEN = "fedcba9876543210fedcba9876543210fedcba98"
 

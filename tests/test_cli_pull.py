@@ -6,11 +6,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from clever_server import CleverTestServer, district_from_snapshot
 from click.testing import CliRunner
-from synthetic import write_district
 
 from clever2sis.cli import main
+from tests.clever_server import CleverTestServer, district_from_snapshot
+from tests.synthetic import write_district
 
 TOKEN = "00112233445566778899aabbccddeeff00112233"
 

@@ -1,1 +1,1 @@
-"""The Clever side: the snapshot format, loading it into DataFrames, the sample generator and the API client."""
+"""The Clever side: the snapshot format, loading it into DataFrames, the sample generator, the API client."""

@@ -166,7 +166,7 @@ class Snapshot:
 
     @classmethod
     def open(cls, path: Path) -> Snapshot:
-        """Read and check the manifest: format, version, every collection file present at its recorded size."""
+        """Read and check the manifest: format, version, every collection file there at its recorded size."""
         manifest_path = path / MANIFEST_NAME
         if not path.is_dir():
             raise SnapshotError(f"{path}: no such snapshot directory")
@@ -213,7 +213,7 @@ class Snapshot:
         """The collection's JSONL bytes, after checking them against the manifest's sha256."""
         entry = self.manifest["collections"][collection]
         file = self.path / entry["file"]
-        data = file.read_bytes()
+        data: bytes = file.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if digest != entry["sha256"]:
             raise SnapshotError(f"{file}: sha256 does not match the manifest (changed or corrupt)")

@@ -9,17 +9,19 @@ from __future__ import annotations
 import click
 
 from clever2sis import __version__
-from clever2sis.cli.pull import pull
+from clever2sis.cli.build import build_command
+from clever2sis.cli.pull import pull_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="clever2sis")
 def main() -> None:
-    """Roster Canvas from Clever: pull a district, build SIS Import CSVs, upload them and follow the import."""
+    """Roster Canvas from Clever: pull a district, build SIS Import CSVs, upload them, follow the import."""
 
 
 COMMANDS: list[click.Command] = [
-    pull,
+    pull_command,
+    build_command,
 ]
 
 for _command in COMMANDS:

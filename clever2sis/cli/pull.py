@@ -64,7 +64,7 @@ from clever2sis.cli.common import StderrProgress, quiet_option, run_command, ver
 @click.option("--json", "as_json", is_flag=True, help="Print the snapshot's manifest as JSON on stdout.")
 @quiet_option
 @verbose_option
-def pull(
+def pull_command(
     out: Path,
     api_base: str,
     api_version: str,

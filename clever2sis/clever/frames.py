@@ -1,0 +1,270 @@
+"""Load a snapshot into pandas DataFrames, once, reading only the fields a build uses.
+
+Each collection's JSONL is parsed by Arrow's multithreaded JSON reader against an explicit schema (unknown
+fields are skipped), then flattened into string columns. Clever's ``""`` means "no value" and becomes
+``<NA>`` here, so every later step has one notion of missing.
+
+Frames (one row per record unless said otherwise):
+
+- ``schools``: id, name, sis_id, school_number, state_id, nces_id, low_grade, high_grade
+- ``terms``: id, name, start_date, end_date
+- ``courses``: id, name, number
+- ``sections``: id, school, name, sis_id, course, term_id, period, subject, grade, section_number, teacher
+- ``section_students``: section_id, user_id (one row per student listed on a section, in Clever's order)
+- ``section_teachers``: section_id, user_id, position (0 is the primary teacher)
+- ``users``: id, first, middle, last, email, one ``is_<role>`` flag per role, and the role fields below
+- ``contact_links``: contact_id, student_id, relationship, type (one row per student_relationships entry)
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+
+from clever2sis.clever.snapshot import Snapshot
+from clever2sis.errors import SnapshotError
+
+ROLES = ("student", "teacher", "staff", "district_admin", "contact")
+_S = pa.string()
+_CREDENTIALS = pa.struct([("district_username", _S)])
+_JSON_BLOCK_BYTES = 16 << 20
+
+
+def _fields(*names: str) -> list[tuple[str, pa.DataType]]:
+    return [(name, _S) for name in names]
+
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "districts": pa.schema(_fields("id", "name")),
+    "schools": pa.schema(
+        _fields("id", "name", "sis_id", "school_number", "state_id", "nces_id", "low_grade", "high_grade")
+    ),
+    "terms": pa.schema(_fields("id", "name", "start_date", "end_date")),
+    "courses": pa.schema(_fields("id", "name", "number")),
+    "sections": pa.schema(
+        [
+            *_fields(
+                "id",
+                "school",
+                "name",
+                "sis_id",
+                "course",
+                "term_id",
+                "period",
+                "subject",
+                "grade",
+                "section_number",
+                "teacher",
+            ),
+            ("students", pa.list_(_S)),
+            ("teachers", pa.list_(_S)),
+        ]
+    ),
+    "users": pa.schema(
+        [
+            ("id", _S),
+            ("email", _S),
+            ("name", pa.struct(_fields("first", "middle", "last"))),
+            (
+                "roles",
+                pa.struct(
+                    [
+                        (
+                            "student",
+                            pa.struct(
+                                [
+                                    *_fields("school", "sis_id", "student_number", "state_id", "grade"),
+                                    ("credentials", _CREDENTIALS),
+                                ]
+                            ),
+                        ),
+                        (
+                            "teacher",
+                            pa.struct(
+                                [
+                                    *_fields("school", "sis_id", "teacher_number", "state_id", "title"),
+                                    ("credentials", _CREDENTIALS),
+                                ]
+                            ),
+                        ),
+                        ("staff", pa.struct([*_fields("staff_id", "title"), ("credentials", _CREDENTIALS)])),
+                        ("district_admin", pa.struct(_fields("title"))),
+                        (
+                            "contact",
+                            pa.struct(
+                                [
+                                    *_fields("sis_id"),
+                                    (
+                                        "student_relationships",
+                                        pa.list_(pa.struct(_fields("student", "relationship", "type"))),
+                                    ),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+        ]
+    ),
+}
+
+# Flattened Arrow column -> frame column, for the users frame.
+_USER_COLUMNS = {
+    "id": "id",
+    "email": "email",
+    "name.first": "first",
+    "name.middle": "middle",
+    "name.last": "last",
+    "roles.student.school": "student_school",
+    "roles.student.sis_id": "student_sis_id",
+    "roles.student.student_number": "student_number",
+    "roles.student.state_id": "student_state_id",
+    "roles.student.grade": "grade",
+    "roles.student.credentials.district_username": "student_username",
+    "roles.teacher.school": "teacher_school",
+    "roles.teacher.sis_id": "teacher_sis_id",
+    "roles.teacher.teacher_number": "teacher_number",
+    "roles.teacher.state_id": "teacher_state_id",
+    "roles.teacher.title": "teacher_title",
+    "roles.teacher.credentials.district_username": "teacher_username",
+    "roles.staff.staff_id": "staff_id",
+    "roles.staff.title": "staff_title",
+    "roles.staff.credentials.district_username": "staff_username",
+    "roles.district_admin.title": "district_admin_title",
+    "roles.contact.sis_id": "contact_sis_id",
+}
+
+
+@dataclass(frozen=True)
+class District:
+    """One district's records as DataFrames (see the module docstring for the columns)."""
+
+    district: dict[str, Any]
+    schools: pd.DataFrame
+    terms: pd.DataFrame
+    courses: pd.DataFrame
+    sections: pd.DataFrame
+    section_students: pd.DataFrame
+    section_teachers: pd.DataFrame
+    users: pd.DataFrame
+    contact_links: pd.DataFrame
+
+
+def _read_table(snapshot: Snapshot, collection: str) -> pa.Table:
+    data = snapshot.read_bytes(collection)
+    schema = SCHEMAS[collection]
+    if not data.strip():
+        return schema.empty_table()
+    try:
+        return pajson.read_json(
+            io.BytesIO(data),
+            read_options=pajson.ReadOptions(block_size=_JSON_BLOCK_BYTES),
+            parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        file = snapshot.path / snapshot.manifest["collections"][collection]["file"]
+        raise SnapshotError(f"{file}: not Clever {collection} records ({error})") from None
+
+
+def _flatten(table: pa.Table) -> pa.Table:
+    while any(pa.types.is_struct(field.type) for field in table.schema):
+        table = table.flatten()
+    return table
+
+
+def _strings(table: pa.Table, columns: dict[str, str]) -> pd.DataFrame:
+    """Take ``columns`` (Arrow name -> frame name) as pandas strings, with ``""`` turned into ``<NA>``."""
+    frame = pd.DataFrame(
+        {
+            target: pd.Series(table.column(source).to_pandas(), dtype="string")
+            for source, target in columns.items()
+        }
+    )
+    return frame.replace("", pd.NA)
+
+
+def _explode(table: pa.Table, list_column: str, owner: str, owner_name: str, item_name: str) -> pd.DataFrame:
+    """One row per item of a list column, with the owner's id and the item's position in its list."""
+    lists = table.column(list_column).combine_chunks()
+    if len(lists) == 0:
+        return pd.DataFrame(
+            {
+                owner_name: pd.Series([], dtype="string"),
+                item_name: pd.Series([], dtype="string"),
+                "position": pd.Series([], dtype="int32"),
+            }
+        )
+    parents = pc.list_parent_indices(lists).to_numpy()
+    items = pc.list_flatten(lists)
+    offsets = lists.offsets.to_numpy()
+    positions = (np.arange(len(parents)) - offsets[parents]).astype("int32")
+    owners = table.column(owner).combine_chunks().take(pa.array(parents))
+    return pd.DataFrame(
+        {
+            owner_name: pd.Series(owners.to_pandas(), dtype="string"),
+            item_name: pd.Series(items.to_pandas(), dtype="string"),
+            "position": positions,
+        }
+    )
+
+
+def load_district(snapshot: Snapshot) -> District:
+    """Parse every collection of ``snapshot`` into the frames of a :class:`District`."""
+    tables = {name: _read_table(snapshot, name) for name in SCHEMAS}
+    districts = tables["districts"].to_pylist()
+    if not districts:
+        raise SnapshotError(f"{snapshot.path}: districts.jsonl holds no district")
+
+    def plain(name: str) -> pd.DataFrame:
+        return _strings(tables[name], {column: column for column in SCHEMAS[name].names})
+
+    sections_table = tables["sections"]
+    scalar_section_columns = [n for n in SCHEMAS["sections"].names if n not in ("students", "teachers")]
+    sections = _strings(sections_table, {n: n for n in scalar_section_columns})
+    section_students = _explode(sections_table, "students", "id", "section_id", "user_id")
+    section_teachers = _explode(sections_table, "teachers", "id", "section_id", "user_id")
+
+    users_table = tables["users"]
+    roles = users_table.column("roles").combine_chunks() if users_table.num_rows else None
+    flat_users = _flatten(users_table.drop_columns(["roles"]) if roles is None else users_table)
+    users = _strings(flat_users, {k: v for k, v in _USER_COLUMNS.items() if k in flat_users.column_names})
+    for role in ROLES:
+        flags = pc.is_valid(roles.field(role)).to_numpy(zero_copy_only=False) if roles is not None else []
+        users[f"is_{role}"] = np.asarray(flags, dtype=bool)
+    if roles is not None:
+        contact_table = pa.table(
+            {"id": users_table.column("id"), "links": roles.field("contact").field("student_relationships")}
+        )
+        links = _explode(contact_table, "links", "id", "contact_id", "link")
+        structs = pc.list_flatten(contact_table.column("links").combine_chunks())
+        contact_links = pd.DataFrame(
+            {
+                "contact_id": links["contact_id"],
+                "student_id": pd.Series(structs.field("student").to_pandas(), dtype="string"),
+                "relationship": pd.Series(structs.field("relationship").to_pandas(), dtype="string"),
+                "type": pd.Series(structs.field("type").to_pandas(), dtype="string"),
+            }
+        ).replace("", pd.NA)
+    else:
+        contact_links = pd.DataFrame(
+            {c: pd.Series([], dtype="string") for c in ("contact_id", "student_id", "relationship", "type")}
+        )
+
+    return District(
+        district={k: v for k, v in districts[0].items() if v not in ("", None)},
+        schools=plain("schools"),
+        terms=plain("terms"),
+        courses=plain("courses"),
+        sections=sections,
+        section_students=section_students.drop(columns="position").dropna(subset=["user_id"]),
+        section_teachers=section_teachers.dropna(subset=["user_id"]),
+        users=users,
+        contact_links=contact_links,
+    )

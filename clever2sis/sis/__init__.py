@@ -1,0 +1,1 @@
+"""The Canvas CSV side: settings, template rendering, one builder per file, validation, writer and zip."""

@@ -1,0 +1,172 @@
+"""The build stage: a snapshot becomes Canvas SIS Import CSVs, a zip, and a record of both (build.json).
+
+::
+
+    BUILD_DIR/
+      csv/<file>.csv       the files, for a person to open
+      sis_import.zip       the same files, for Canvas
+      build.json           snapshot identity, config hash, tool version, rows and sha256 per file, the zip's
+                           sha256, and every validation finding (kind, severity, file, record_id, message)
+
+Everything is written into a temporary directory first and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from clever2sis import __version__
+from clever2sis.atomic import atomic_directory
+from clever2sis.clever.frames import District, load_district
+from clever2sis.clever.snapshot import Snapshot, utc_timestamp
+from clever2sis.config import BuildSettings
+from clever2sis.errors import StrictFindingsError, UsageError
+from clever2sis.progress import Progress, silent
+from clever2sis.sis import files
+from clever2sis.sis.builders import check_templates
+from clever2sis.sis.builders.accounts import build_accounts
+from clever2sis.sis.builders.courses import build_courses, plan_sections
+from clever2sis.sis.builders.enrollments import build_enrollments
+from clever2sis.sis.builders.sections import build_sections
+from clever2sis.sis.builders.terms import build_terms
+from clever2sis.sis.builders.users import build_users
+from clever2sis.sis.findings import WARNING, combine
+from clever2sis.sis.validate import check_references, clean_control_characters
+from clever2sis.sis.writer import csv_bytes, zip_bytes
+
+BUILD_RECORD = "build.json"
+ZIP_NAME = "sis_import.zip"
+CSV_DIR = "csv"
+
+
+@dataclass(frozen=True)
+class BuiltFiles:
+    """The rows of every Canvas file (only files with rows) and all findings."""
+
+    frames: dict[str, pd.DataFrame]
+    findings: pd.DataFrame
+    skipped: dict[str, str]
+
+
+def build_frames(district: District, settings: BuildSettings, progress: Progress = silent) -> BuiltFiles:
+    """Run every builder, then the validation that spans files. Pure: no I/O."""
+    accounts, school_accounts = build_accounts(district, settings)
+    terms, term_map = build_terms(district, settings)
+    plan = plan_sections(district, settings, school_accounts, term_map)
+    courses = build_courses(plan.frame, settings)
+    sections = build_sections(plan.frame, settings)
+    progress(f"courses: {len(courses.frame):,}; sections: {len(sections.frame):,}")
+    users, user_map = build_users(district, settings)
+    progress(f"users: {len(users.frame):,}")
+    enrollments = build_enrollments(district, settings, plan.frame, user_map)
+    progress(f"enrollments: {len(enrollments.frame):,}")
+    built = {
+        files.ACCOUNTS: accounts,
+        files.TERMS: terms,
+        files.COURSES: courses,
+        files.SECTIONS: sections,
+        files.USERS: users,
+        files.ENROLLMENTS: enrollments,
+    }
+    found = [plan.findings, *(part.findings for part in built.values())]
+    frames = {}
+    for name, part in built.items():
+        frames[name], cleaned = clean_control_characters(name, part.frame)
+        found.append(cleaned)
+    frames, dangling = check_references(frames)
+    found.append(dangling)
+    skipped = {
+        name: "no rows (Canvas would take a header-only file as 'delete all')"
+        for name, frame in frames.items()
+        if frame.empty
+    }
+    return BuiltFiles(
+        frames={name: frame for name, frame in frames.items() if not frame.empty},
+        findings=combine(found),
+        skipped=skipped,
+    )
+
+
+def findings_summary(found: pd.DataFrame) -> dict[str, Any]:
+    kinds = found.groupby("kind", sort=True).agg(severity=("severity", "first"), n=("kind", "size"))
+    return {
+        "total": len(found),
+        "warnings": int((found["severity"] == WARNING).sum()),
+        "by_kind": {
+            str(kind): {"severity": str(severity), "count": int(n)}
+            for kind, severity, n in zip(kinds.index, kinds["severity"], kinds["n"], strict=True)
+        },
+    }
+
+
+def build_record(
+    snapshot: Snapshot,
+    settings: BuildSettings,
+    csvs: Mapping[str, bytes],
+    frames: Mapping[str, pd.DataFrame],
+    archive: bytes,
+    built: BuiltFiles,
+) -> dict[str, Any]:
+    return {
+        "tool": {"name": "clever2sis", "version": __version__},
+        "built_at": utc_timestamp(),
+        "snapshot": snapshot.identity(),
+        "config": {
+            "source": settings.config_source,
+            "sha256": settings.config_sha256,
+            "course_structure": settings.course_structure,
+        },
+        "files": {
+            name: {"rows": len(frames[name]), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+            for name, data in csvs.items()
+        },
+        "skipped_files": built.skipped,
+        "zip": {"file": ZIP_NAME, "sha256": hashlib.sha256(archive).hexdigest(), "bytes": len(archive)},
+        "findings": {
+            **findings_summary(built.findings),
+            "items": built.findings.to_dict(orient="records"),
+        },
+    }
+
+
+def build(
+    snapshot_dir: Path,
+    out: Path,
+    settings: BuildSettings,
+    *,
+    force: bool = False,
+    strict: bool = False,
+    progress: Progress = silent,
+) -> dict[str, Any]:
+    """Build ``snapshot_dir`` into ``out`` and return the build record (also saved as build.json)."""
+    if out.exists() and not force:
+        raise UsageError(f"{out} already exists; use --force to replace it")
+    check_templates(settings)
+    snapshot = Snapshot.open(snapshot_dir)
+    progress(f"reading snapshot {snapshot_dir} (district {snapshot.district_id})")
+    district = load_district(snapshot)
+    progress(f"loaded {len(district.users):,} users, {len(district.sections):,} sections")
+    built = build_frames(district, settings, progress)
+    csvs = {name: csv_bytes(built.frames[name]) for name in files.FILE_ORDER if name in built.frames}
+    archive = zip_bytes(csvs)
+    progress(f"zipped {len(csvs)} files: {len(archive):,} bytes")
+    record = build_record(snapshot, settings, csvs, built.frames, archive, built)
+    with atomic_directory(out, replace=force) as tmp:
+        (tmp / CSV_DIR).mkdir()
+        for name, data in csvs.items():
+            (tmp / CSV_DIR / name).write_bytes(data)
+        (tmp / ZIP_NAME).write_bytes(archive)
+        (tmp / BUILD_RECORD).write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+    if strict and record["findings"]["warnings"]:
+        raise StrictFindingsError(
+            f"{record['findings']['warnings']} warning finding(s) and --strict was given; "
+            f"the build is in {out} for review (see build.json)"
+        )
+    return record

@@ -1,0 +1,67 @@
+"""accounts.csv: one sub-account per Clever school, directly under the root account."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clever2sis.clever.frames import District
+from clever2sis.config import BuildSettings
+from clever2sis.sis import files
+from clever2sis.sis.builders import Built, blank, ordered, prefixed, template
+from clever2sis.sis.findings import WARNING, combine, findings, text
+from clever2sis.sis.templates import is_identity
+
+
+def account_columns(settings: BuildSettings) -> tuple[str, ...]:
+    extra = () if is_identity(settings.ids["account_id"], "school") else ("integration_id",)
+    return files.COLUMNS[files.ACCOUNTS] + extra
+
+
+def build_accounts(district: District, settings: BuildSettings) -> tuple[Built, pd.Series]:
+    """The accounts file, and each Clever school id's Canvas account_id (for courses)."""
+    schools = district.schools
+    context = prefixed(schools, "school")
+    accounts = pd.DataFrame(
+        {
+            "school": schools["id"],
+            "account_id": template(settings, "ids.account_id").render(context),
+            "parent_account_id": "",
+            "name": template(settings, "names.account").render(context),
+            "status": "active",
+            "integration_id": schools["id"],
+        }
+    )
+    no_id = blank(accounts["account_id"])
+    no_name = blank(accounts["name"])
+    accounts.loc[no_name, "name"] = accounts.loc[no_name, "account_id"]
+    duplicate = accounts["account_id"].duplicated() & ~no_id
+    keep = accounts[~no_id & ~duplicate]
+    found = combine(
+        [
+            findings(
+                "account_without_id",
+                WARNING,
+                files.ACCOUNTS,
+                accounts.loc[no_id, "school"],
+                text("school ", accounts.loc[no_id, "school"], " renders an empty account_id; left out"),
+            ),
+            findings(
+                "duplicate_account_id",
+                WARNING,
+                files.ACCOUNTS,
+                accounts.loc[duplicate, "school"],
+                text(
+                    "school ",
+                    accounts.loc[duplicate, "school"],
+                    ": account_id '",
+                    accounts.loc[duplicate, "account_id"],
+                    "' is already used by another school; left out",
+                ),
+            ),
+        ]
+    )
+    school_accounts = pd.Series(
+        keep["account_id"].to_numpy(), index=keep["school"].to_numpy(), dtype="string"
+    )
+    frame = ordered(keep, account_columns(settings), files.SORT_KEYS[files.ACCOUNTS])
+    return Built(frame, found), school_accounts

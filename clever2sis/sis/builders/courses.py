@@ -1,0 +1,188 @@
+"""courses.csv, and the section plan that courses.csv and sections.csv share.
+
+``course_structure = "section"``: each Clever section is one Canvas course with one Canvas section.
+``course_structure = "course"``: one Canvas course per Clever course and Canvas term, each Clever section a
+Canvas section in it; a section without a Clever course becomes a course of its own.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clever2sis.clever.frames import District
+from clever2sis.config import BuildSettings
+from clever2sis.sis import files
+from clever2sis.sis.builders import Built, blank, ordered, prefixed, template
+from clever2sis.sis.findings import INFO, WARNING, combine, findings, text
+from clever2sis.sis.templates import is_identity
+
+
+def _lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
+    """``mapping[key]`` for each key (``<NA>`` where the key is missing or unknown)."""
+    return pd.Series(keys.map(mapping), index=keys.index, dtype="string")
+
+
+def plan_sections(
+    district: District, settings: BuildSettings, school_accounts: pd.Series, term_map: pd.Series
+) -> Built:
+    """One row per Clever section: its Canvas course_id, section_id, account, term and names."""
+    sections = district.sections
+    courses = district.courses.set_index("id")
+    schools = district.schools.set_index("id")
+    terms = district.terms.set_index("id")
+    primary = district.section_teachers[district.section_teachers["position"] == 0]
+    teacher_of = pd.Series(primary["user_id"].to_numpy(), index=primary["section_id"].to_numpy())
+    teacher_id = _lookup(sections["id"], teacher_of).fillna(sections["teacher"])
+    teachers = district.users.set_index("id")[["first", "last", "email"]]
+
+    def joined(keys: pd.Series, table: pd.DataFrame, namespace: str) -> pd.DataFrame:
+        known = keys.isin(table.index)
+        rows = table.reindex(keys.where(known).fillna("")).reset_index(drop=True)
+        rows.index = keys.index
+        rows.insert(0, "id", keys.where(known))
+        return prefixed(rows, namespace)
+
+    account_id = _lookup(sections["school"], school_accounts)
+    term_id = _lookup(sections["term_id"], term_map)
+    has_term = ~blank(sections["term_id"])
+    term_known = has_term & term_id.notna()
+    term_id = term_id.fillna(settings.fallback_term_id)
+    context = pd.concat(
+        [
+            prefixed(sections, "section"),
+            joined(sections["course"], courses, "course"),
+            joined(sections["school"], schools, "school"),
+            joined(sections["term_id"], terms, "term"),
+            joined(teacher_id, teachers, "teacher"),
+            pd.DataFrame({"canvas.account_id": account_id, "canvas.term_id": term_id}),
+        ],
+        axis=1,
+    )
+    plan = pd.DataFrame(
+        {
+            "clever_id": sections["id"],
+            "section_id": template(settings, "ids.section_id").render(context),
+            "course_id": template(settings, "ids.course_id").render(context),
+            "account_id": account_id.fillna(""),
+            "term_id": term_id,
+            "long_name": template(settings, "names.course_long_name").render(context),
+            "short_name": template(settings, "names.course_short_name").render(context),
+            "section_name": template(settings, "names.section").render(context),
+        }
+    )
+    has_course = ~blank(sections["course"])
+    course_known = sections["course"].isin(courses.index)
+    if settings.course_structure == "course":
+        own = ~course_known
+        plan.loc[own, "course_id"] = plan.loc[own, "section_id"]
+        plan.loc[own, "long_name"] = sections.loc[own, "name"].fillna(plan.loc[own, "section_id"])
+    plan["long_name"] = plan["long_name"].where(~blank(plan["long_name"]), plan["short_name"])
+    plan["long_name"] = plan["long_name"].where(~blank(plan["long_name"]), plan["course_id"])
+    plan["short_name"] = plan["short_name"].where(~blank(plan["short_name"]), plan["long_name"])
+    plan["section_name"] = plan["section_name"].where(~blank(plan["section_name"]), plan["long_name"])
+
+    school_unknown = ~sections["school"].isin(school_accounts.index)
+    no_ids = blank(plan["section_id"]) | blank(plan["course_id"])
+    duplicate = plan["section_id"].duplicated() & ~no_ids
+    fallback = (
+        f"fallback term '{settings.fallback_term_id}'" if settings.fallback_term_id else "the default term"
+    )
+    sid = sections["id"]
+    found = [
+        findings(
+            "section_unknown_term",
+            WARNING,
+            files.COURSES,
+            sid[has_term & ~term_known],
+            text(
+                "section ",
+                sid,
+                ": term ",
+                sections["term_id"],
+                f" is not in the snapshot's terms; its course goes to {fallback}",
+            )[has_term & ~term_known],
+        ),
+        findings(
+            "section_without_term",
+            INFO,
+            files.COURSES,
+            sid[~has_term],
+            text("section ", sid, f" has no term; its course goes to {fallback}")[~has_term],
+        ),
+        findings(
+            "section_unknown_course",
+            WARNING,
+            files.COURSES,
+            sid[has_course & ~course_known],
+            text(
+                "section ",
+                sid,
+                ": course ",
+                sections["course"],
+                " is not in the snapshot's courses; named from the section",
+            )[has_course & ~course_known],
+        ),
+        findings(
+            "section_without_course",
+            INFO,
+            files.COURSES,
+            sid[~has_course],
+            text("section ", sid, " has no course; named from the section")[~has_course],
+        ),
+        findings(
+            "section_unknown_school",
+            WARNING,
+            files.COURSES,
+            sid[school_unknown],
+            text(
+                "section ",
+                sid,
+                ": school ",
+                sections["school"],
+                " is not in the snapshot's schools (or has no account); its course goes in the root account",
+            )[school_unknown],
+        ),
+        findings(
+            "section_without_id",
+            WARNING,
+            files.SECTIONS,
+            sid[no_ids],
+            text("section ", sid, " renders an empty section_id or course_id; left out")[no_ids],
+        ),
+        findings(
+            "duplicate_section_id",
+            WARNING,
+            files.SECTIONS,
+            sid[duplicate],
+            text(
+                "section ",
+                sid,
+                ": section_id '",
+                plan["section_id"],
+                "' is already used by another section; left out",
+            )[duplicate],
+        ),
+    ]
+    return Built(plan[~no_ids & ~duplicate].reset_index(drop=True), combine(found))
+
+
+def course_columns(settings: BuildSettings) -> tuple[str, ...]:
+    keyed_on_section = settings.course_structure == "section" and is_identity(
+        settings.ids["course_id"], "section"
+    )
+    extra = () if settings.course_structure == "course" or keyed_on_section else ("integration_id",)
+    return files.COLUMNS[files.COURSES] + extra
+
+
+def unique_codes(codes: pd.Series, tiebreak: pd.Series) -> pd.Series:
+    """Course codes made unique: a code several courses share gets `` (<tiebreak>)`` appended."""
+    shared = codes.duplicated(keep=False)
+    return codes.where(~shared, text(codes, " (", tiebreak, ")"))
+
+
+def build_courses(plan: pd.DataFrame, settings: BuildSettings) -> Built:
+    """One course row per distinct Canvas course_id; the first section (by Clever id) names it."""
+    first = plan.sort_values("clever_id", kind="stable").drop_duplicates("course_id")
+    courses = first.assign(status=settings.course_status, integration_id=first["clever_id"])
+    courses["short_name"] = unique_codes(courses["short_name"], courses["course_id"])
+    return Built(ordered(courses, course_columns(settings), files.SORT_KEYS[files.COURSES]), combine([]))

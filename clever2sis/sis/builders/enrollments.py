@@ -1,0 +1,104 @@
+"""enrollments.csv: Clever section rosters as Canvas enrollments.
+
+Students are ``student``; the primary teacher (first in ``teachers``) is ``teacher``; co-teachers take the
+``coteacher_role`` setting. An enrollment whose user or section is not in the build is left out and listed.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clever2sis.clever.frames import District
+from clever2sis.config import BuildSettings
+from clever2sis.sis import files
+from clever2sis.sis.builders import Built, ordered
+from clever2sis.sis.findings import WARNING, combine, findings, text
+
+
+def enrollment_columns(settings: BuildSettings) -> tuple[str, ...]:
+    return files.COLUMNS[files.ENROLLMENTS]
+
+
+def build_enrollments(
+    district: District, settings: BuildSettings, plan: pd.DataFrame, user_map: pd.Series
+) -> Built:
+    teachers = district.section_teachers
+    roster = pd.concat(
+        [
+            district.section_students.assign(role="student"),
+            teachers[["section_id", "user_id"]].assign(
+                role=(teachers["position"] == 0).map({True: "teacher", False: settings.coteacher_role})
+            ),
+        ],
+        ignore_index=True,
+    ).drop_duplicates(["section_id", "user_id", "role"])
+    sections = plan.set_index("clever_id")
+    roster["canvas_section"] = roster["section_id"].map(sections["section_id"])
+    roster["canvas_course"] = roster["section_id"].map(sections["course_id"])
+    roster["canvas_user"] = roster["user_id"].map(user_map)
+
+    known_users = set(district.users["id"])
+    no_section = roster["canvas_section"].isna()
+    no_user = roster["canvas_user"].isna() & ~no_section
+    unknown = no_user & ~roster["user_id"].isin(known_users)
+    left_out = no_user & ~unknown
+    found = [
+        findings(
+            "enrollment_unknown_user",
+            WARNING,
+            files.ENROLLMENTS,
+            roster.loc[unknown, "user_id"],
+            text(
+                "section ",
+                roster["section_id"],
+                ": ",
+                roster["role"],
+                " ",
+                roster["user_id"],
+                " is not in the snapshot's users; enrollment left out",
+            )[unknown],
+        ),
+        findings(
+            "enrollment_user_not_built",
+            WARNING,
+            files.ENROLLMENTS,
+            roster.loc[left_out, "user_id"],
+            text(
+                "section ",
+                roster["section_id"],
+                ": ",
+                roster["role"],
+                " ",
+                roster["user_id"],
+                " is not in users.csv (see that user's findings, or the user_roles setting); "
+                "enrollment left out",
+            )[left_out],
+        ),
+        findings(
+            "enrollment_section_not_built",
+            WARNING,
+            files.ENROLLMENTS,
+            roster.loc[no_section, "section_id"],
+            text(
+                "section ",
+                roster["section_id"],
+                " is not in sections.csv; ",
+                roster["role"],
+                " ",
+                roster["user_id"],
+                " not enrolled",
+            )[no_section],
+        ),
+    ]
+    kept = roster[~no_section & ~no_user]
+    enrollments = pd.DataFrame(
+        {
+            "course_id": kept["canvas_course"],
+            "section_id": kept["canvas_section"],
+            "user_id": kept["canvas_user"],
+            "role": kept["role"],
+            "status": "active",
+        }
+    ).drop_duplicates(["section_id", "user_id", "role"])
+    frame = ordered(enrollments, enrollment_columns(settings), files.SORT_KEYS[files.ENROLLMENTS])
+    return Built(frame, combine(found))

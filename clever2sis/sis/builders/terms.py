@@ -1,0 +1,136 @@
+"""terms.csv: Canvas terms keyed on what stays when Clever recreates a term (its name and dates).
+
+Clever gives a term a new id whenever its sections change (../shared/reference/clever-api.md §2, Term), so
+the default term_id is derived from the dates and the name. Clever terms that derive the same term_id are
+one Canvas term. Names that two Canvas terms share get their dates appended, so they can be told apart.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clever2sis.clever.frames import District
+from clever2sis.config import BuildSettings
+from clever2sis.sis import files
+from clever2sis.sis.builders import Built, blank, ordered, prefixed, template
+from clever2sis.sis.findings import INFO, WARNING, combine, findings, text
+
+START_OF_DAY = "00:00:00"
+END_OF_DAY = "23:59:59"
+
+
+def canvas_datetime(dates: pd.Series, clock: str, timezone: str) -> tuple[pd.Series, pd.Series]:
+    """``YYYY-MM-DD`` dates as ISO 8601 local times in ``timezone`` with an explicit zone.
+
+    Returns the formatted strings (empty where there is no date) and a mask of values that are not dates.
+    """
+    present = ~blank(dates)
+    parsed = pd.to_datetime(dates.where(present), format="%Y-%m-%d", errors="coerce")
+    bad = present & parsed.isna()
+    stamp = (parsed + pd.to_timedelta(clock)).dt.tz_localize(
+        timezone, ambiguous="NaT", nonexistent="shift_forward"
+    )
+    if timezone == "UTC":
+        out = stamp.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        raw = stamp.dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+        out = raw.str.slice(0, -2) + ":" + raw.str.slice(-2)
+    return out.astype("string").fillna(""), bad
+
+
+def term_columns(settings: BuildSettings) -> tuple[str, ...]:
+    return files.COLUMNS[files.TERMS]
+
+
+def build_terms(district: District, settings: BuildSettings) -> tuple[Built, pd.Series]:
+    """The terms file, and each Clever term id's Canvas term_id (for courses)."""
+    terms = district.terms
+    context = prefixed(terms, "term")
+    start, bad_start = canvas_datetime(terms["start_date"], START_OF_DAY, settings.timezone)
+    end, bad_end = canvas_datetime(terms["end_date"], END_OF_DAY, settings.timezone)
+    rows = pd.DataFrame(
+        {
+            "clever_id": terms["id"],
+            "term_id": template(settings, "ids.term_id").render(context),
+            "name": template(settings, "names.term").render(context),
+            "status": "active",
+            "start_date": start,
+            "end_date": end,
+        }
+    )
+    no_id = ~rows["term_id"].str.contains(r"[0-9A-Za-z]", regex=True)
+    rows.loc[blank(rows["name"]), "name"] = rows["term_id"]
+    bad_date = bad_start | bad_end
+    canvas = rows[~no_id].drop_duplicates("term_id")
+    shared = canvas["name"].duplicated(keep=False)
+    canvas.loc[shared, "name"] = text(
+        canvas.loc[shared, "name"],
+        " (",
+        terms.loc[canvas.index[shared], "start_date"],
+        " – ",
+        terms.loc[canvas.index[shared], "end_date"],
+        ")",
+    )
+    merged = rows["term_id"].duplicated() & ~no_id
+    found = [
+        findings(
+            "term_without_id",
+            WARNING,
+            files.TERMS,
+            rows.loc[no_id, "clever_id"],
+            text(
+                "term ",
+                rows.loc[no_id, "clever_id"],
+                " has no name or dates to derive a term_id from; its sections go to the fallback term",
+            ),
+        ),
+        findings(
+            "bad_date",
+            WARNING,
+            files.TERMS,
+            rows.loc[bad_date, "clever_id"],
+            text(
+                "term ",
+                rows.loc[bad_date, "clever_id"],
+                ": start_date '",
+                terms.loc[bad_date, "start_date"],
+                "' or end_date '",
+                terms.loc[bad_date, "end_date"],
+                "' is not YYYY-MM-DD; sent without it",
+            ),
+        ),
+        findings(
+            "terms_merged",
+            INFO,
+            files.TERMS,
+            rows.loc[merged, "clever_id"],
+            text(
+                "term ",
+                rows.loc[merged, "clever_id"],
+                " has the same name and dates as another Clever term; both are Canvas term '",
+                rows.loc[merged, "term_id"],
+                "'",
+            ),
+        ),
+    ]
+    if settings.fallback_term_id:
+        fallback = pd.DataFrame(
+            [
+                {
+                    "term_id": settings.fallback_term_id,
+                    "name": settings.fallback_term_name,
+                    "status": "active",
+                    "start_date": "",
+                    "end_date": "",
+                }
+            ]
+        )
+        canvas = pd.concat(
+            [canvas, fallback[~fallback["term_id"].isin(canvas["term_id"])]], ignore_index=True
+        )
+    term_map = pd.Series(
+        rows.loc[~no_id, "term_id"].to_numpy(), index=rows.loc[~no_id, "clever_id"].to_numpy(), dtype="string"
+    )
+    return Built(
+        ordered(canvas, term_columns(settings), files.SORT_KEYS[files.TERMS]), combine(found)
+    ), term_map

@@ -1,0 +1,38 @@
+"""The Canvas SIS CSV files clever2sis writes: names, headers and processing order.
+
+Headers are fixed per file (and per setting where a column is optional) because Canvas's diffing compares
+files by name and header set, and detects each file's type from its header alone
+(../shared/reference/canvas-sis-import.md §1.1): no column may trigger an earlier importer's predicate,
+so courses and enrollments never carry ``name``, and accounts always carry ``parent_account_id``.
+"""
+
+from __future__ import annotations
+
+ACCOUNTS = "accounts.csv"
+TERMS = "terms.csv"
+COURSES = "courses.csv"
+SECTIONS = "sections.csv"
+USERS = "users.csv"
+ENROLLMENTS = "enrollments.csv"
+
+# Canvas processes files in a fixed order whatever the zip holds; we write and zip them in that order too.
+FILE_ORDER = (ACCOUNTS, TERMS, COURSES, SECTIONS, USERS, ENROLLMENTS)
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    ACCOUNTS: ("account_id", "parent_account_id", "name", "status"),
+    TERMS: ("term_id", "name", "status", "start_date", "end_date"),
+    COURSES: ("course_id", "short_name", "long_name", "account_id", "term_id", "status"),
+    SECTIONS: ("section_id", "course_id", "name", "status"),
+    USERS: ("user_id", "login_id", "first_name", "last_name", "email", "status"),
+    ENROLLMENTS: ("course_id", "section_id", "user_id", "role", "status"),
+}
+
+# The key each file's rows are sorted by (so output is stable and diffs stay small).
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    ACCOUNTS: ("account_id",),
+    TERMS: ("term_id",),
+    COURSES: ("course_id",),
+    SECTIONS: ("section_id",),
+    USERS: ("user_id",),
+    ENROLLMENTS: ("course_id", "section_id", "role", "user_id"),
+}

@@ -1,0 +1,87 @@
+"""Checks over the built files, the way Canvas's importer would see them, before anything is written.
+
+Builders already avoid what Canvas rejects; this is the last line: values Canvas refuses (NUL and other
+control characters) are cleaned, and a row that references an id missing from the build is removed, each
+with a finding, so no row reaches Canvas only to be skipped with a warning there.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clever2sis.sis import files
+from clever2sis.sis.findings import WARNING, combine, findings, text
+
+# C0 controls, DEL and lone surrogates: Canvas refuses NUL ("Some of the fields contain NULL character")
+# and a newline or tab inside a name or id is never intended.
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f\ud800-\udfff]"
+
+# (file, column) must name an existing (file, column); a blank value is allowed where Canvas allows it.
+REFERENCES: tuple[tuple[str, str, str, str, bool], ...] = (
+    (files.COURSES, "account_id", files.ACCOUNTS, "account_id", True),
+    (files.COURSES, "term_id", files.TERMS, "term_id", True),
+    (files.SECTIONS, "course_id", files.COURSES, "course_id", False),
+    (files.ENROLLMENTS, "course_id", files.COURSES, "course_id", False),
+    (files.ENROLLMENTS, "section_id", files.SECTIONS, "section_id", False),
+    (files.ENROLLMENTS, "user_id", files.USERS, "user_id", False),
+)
+
+
+def clean_control_characters(name: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Replace control characters with a space (runs of them with one) and report each value changed."""
+    found = []
+    out = frame.copy()
+    record = frame.iloc[:, 0]
+    for column in frame.columns:
+        values = frame[column]
+        dirty = values.str.contains(CONTROL_CHARACTERS, regex=True).fillna(False).astype(bool)
+        if not dirty.any():
+            continue
+        out.loc[dirty, column] = (
+            values[dirty].str.replace(f"{CONTROL_CHARACTERS}+", " ", regex=True).str.strip()
+        )
+        found.append(
+            findings(
+                "control_characters",
+                WARNING,
+                name,
+                record[dirty],
+                text(f"{name} {frame.columns[0]} ", record, f": control characters removed from {column}")[
+                    dirty
+                ],
+            )
+        )
+    return out, combine(found)
+
+
+def check_references(built: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Drop rows whose references are not in the build (in processing order, so removals cascade)."""
+    out = dict(built)
+    found = []
+    for name, column, target, target_column, blank_ok in REFERENCES:
+        if name not in out:
+            continue
+        frame = out[name]
+        known = set(out[target][target_column]) if target in out else set()
+        missing = ~frame[column].isin(known)
+        if blank_ok:
+            missing &= frame[column] != ""
+        if missing.any():
+            key = frame.columns[0]
+            found.append(
+                findings(
+                    "dangling_reference",
+                    WARNING,
+                    name,
+                    frame.loc[missing, key],
+                    text(
+                        f"{name} {key} ",
+                        frame[key],
+                        f": {column} '",
+                        frame[column],
+                        f"' is not in {target}; row left out",
+                    )[missing],
+                )
+            )
+            out[name] = frame[~missing].reset_index(drop=True)
+    return out, combine(found)

@@ -1,0 +1,263 @@
+"""Shared fixtures: tiny snapshots written with the real SnapshotWriter, from records made here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clever2sis.clever.snapshot import COLLECTIONS, SnapshotWriter
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+DISTRICT_ID = "5f0000000000000000000001"
+
+Records = Mapping[str, Sequence[Mapping[str, Any]]]
+
+
+def write_snapshot(dest: Path, records: Records, *, replace: bool = False) -> Path:
+    """A snapshot at ``dest`` holding ``records`` (collection -> list of Clever records)."""
+    with SnapshotWriter(dest, api_version="v3.0", source="test", replace=replace) as snap:
+        for name in COLLECTIONS:
+            snap.collection(name).write(sorted(records.get(name, []), key=lambda r: r["id"]))
+        district = (records.get("districts") or [{"id": DISTRICT_ID, "name": "Test District"}])[0]
+        snap.finish(district=district, started_at="2026-09-01T06:00:00Z", finished_at="2026-09-01T06:05:00Z")
+    return dest
+
+
+def student(
+    uid: str,
+    first: str,
+    last: str,
+    *,
+    school: str,
+    username: str | None = None,
+    email: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    role: dict[str, Any] = {
+        "school": school,
+        "schools": [school],
+        "enrollments": [],
+        "sis_id": f"S{uid[-4:]}",
+        "student_number": f"N{uid[-4:]}",
+        "grade": "9",
+        **extra,
+    }
+    if username is not None:
+        role["credentials"] = {"district_username": username}
+    record: dict[str, Any] = {
+        "id": uid,
+        "district": DISTRICT_ID,
+        "name": {"first": first, "last": last},
+        "roles": {"student": role},
+    }
+    if email is not None:
+        record["email"] = email
+    return record
+
+
+def teacher(
+    uid: str, first: str, last: str, *, school: str, username: str, email: str, staff: bool = False
+) -> dict[str, Any]:
+    roles: dict[str, Any] = {
+        "teacher": {
+            "school": school,
+            "schools": [school],
+            "sis_id": f"T{uid[-4:]}",
+            "teacher_number": uid[-4:],
+            "credentials": {"district_username": username},
+            "title": "Teacher",
+        }
+    }
+    if staff:
+        roles["staff"] = {
+            "schools": [school],
+            "staff_id": f"ST{uid[-4:]}",
+            "title": "Coach",
+            "credentials": {"district_username": username},
+        }
+    return {
+        "id": uid,
+        "district": DISTRICT_ID,
+        "name": {"first": first, "last": last},
+        "email": email,
+        "roles": roles,
+    }
+
+
+SCHOOL_A = "5f00000000000000000000a1"
+SCHOOL_B = "5f00000000000000000000b1"
+
+
+def tiny_district() -> dict[str, list[dict[str, Any]]]:
+    """Seven users, two schools, three terms (two named "Year"), three sections with every quirk the
+    builders handle: co-teachers, a teacher who is also staff, a section with no term, a course that is
+    not in the pull, a student not in the pull, a shared username, a bad email, a tab in a name."""
+    return {
+        "districts": [{"id": DISTRICT_ID, "name": "Test District"}],
+        "schools": [
+            {"id": SCHOOL_A, "district": DISTRICT_ID, "name": "Alder High", "sis_id": "100"},
+            {"id": SCHOOL_B, "district": DISTRICT_ID, "name": "Birch Middle", "sis_id": "200"},
+        ],
+        "terms": [
+            {
+                "id": "5f00000000000000000000c1",
+                "district": DISTRICT_ID,
+                "name": "Year",
+                "start_date": "2026-08-17",
+                "end_date": "2027-06-11",
+            },
+            {
+                "id": "5f00000000000000000000c2",
+                "district": DISTRICT_ID,
+                "name": "Year",
+                "start_date": "2025-08-18",
+                "end_date": "2026-06-12",
+            },
+            {
+                "id": "5f00000000000000000000c3",
+                "district": DISTRICT_ID,
+                "name": "Semester 1",
+                "start_date": "2026-08-17",
+                "end_date": "2027-01-15",
+            },
+        ],
+        "courses": [
+            {
+                "id": "5f00000000000000000000d1",
+                "district": DISTRICT_ID,
+                "name": "Algebra I",
+                "number": "MA101",
+            },
+        ],
+        "sections": [
+            {
+                "id": "5f00000000000000000000e1",
+                "district": DISTRICT_ID,
+                "school": SCHOOL_A,
+                "name": "Algebra I - Okafor - 2",
+                "sis_id": "9001",
+                "period": "2",
+                "course": "5f00000000000000000000d1",
+                "term_id": "5f00000000000000000000c1",
+                "teacher": "5f0000000000000000000f01",
+                "teachers": ["5f0000000000000000000f01", "5f0000000000000000000f02"],
+                "students": [
+                    "5f0000000000000000000101",
+                    "5f0000000000000000000102",
+                    "5f0000000000000000000199",
+                ],
+            },
+            {
+                "id": "5f00000000000000000000e2",
+                "district": DISTRICT_ID,
+                "school": SCHOOL_B,
+                "name": "Homeroom - Lindqvist - 1",
+                "sis_id": "9002",
+                "period": "1",
+                "course": "",
+                "term_id": "",
+                "teacher": "5f0000000000000000000f02",
+                "teachers": ["5f0000000000000000000f02"],
+                "students": [
+                    "5f0000000000000000000101",
+                    "5f0000000000000000000103",
+                    "5f0000000000000000000104",
+                ],
+            },
+            {
+                "id": "5f00000000000000000000e3",
+                "district": DISTRICT_ID,
+                "school": SCHOOL_A,
+                "name": "Art - Okafor - 5",
+                "sis_id": "9003",
+                "period": "5",
+                "course": "5f00000000000000000000dd",
+                "term_id": "5f00000000000000000000c3",
+                "teacher": "5f0000000000000000000f01",
+                "teachers": ["5f0000000000000000000f01"],
+                "students": ["5f0000000000000000000102"],
+            },
+        ],
+        "users": [
+            student(
+                "5f0000000000000000000101",
+                "Zoë\x00",
+                "O'Brien",
+                school=SCHOOL_A,
+                username="zobrien",
+                email="zoe@example.org",
+            ),
+            student(
+                "5f0000000000000000000102",
+                "Nguyễn",
+                "Văn, An",
+                school=SCHOOL_A,
+                username="shared",
+                email="an@example.org",
+            ),
+            student(
+                "5f0000000000000000000103",
+                "Li\tWei",
+                '"Sunny" Chen',
+                school=SCHOOL_B,
+                username="shared",
+                email="not-an-email",
+            ),
+            student("5f0000000000000000000104", "Ana", "Pérez", school=SCHOOL_B),
+            teacher(
+                "5f0000000000000000000f01",
+                "Chidi",
+                "Okafor",
+                school=SCHOOL_A,
+                username="cokafor",
+                email="cokafor@example.org",
+            ),
+            teacher(
+                "5f0000000000000000000f02",
+                "Greta",
+                "Lindqvist",
+                school=SCHOOL_B,
+                username="glindqvist",
+                email="glindqvist@example.org",
+                staff=True,
+            ),
+            {
+                "id": "5f0000000000000000000c01",
+                "district": DISTRICT_ID,
+                "name": {"first": "", "last": "Pat O'Brien"},
+                "email": "pat@example.org",
+                "roles": {
+                    "contact": {
+                        "sis_id": "",
+                        "phone": "",
+                        "phone_type": "Cell",
+                        "student_relationships": [
+                            {
+                                "student": "5f0000000000000000000101",
+                                "relationship": "Parent",
+                                "type": "Parent/Guardian",
+                            }
+                        ],
+                    }
+                },
+            },
+        ],
+    }
+
+
+@pytest.fixture
+def tiny_snapshot(tmp_path: Path) -> Path:
+    return write_snapshot(tmp_path / "snapshot", tiny_district())
+
+
+@pytest.fixture
+def snapshot_factory(tmp_path: Path) -> Callable[[Records], Path]:
+    counter = iter(range(1000))
+
+    def make(records: Records) -> Path:
+        return write_snapshot(tmp_path / f"snapshot-{next(counter)}", records)
+
+    return make

@@ -1,0 +1,265 @@
+"""Each builder on the tiny district: the exact rows it writes and the findings it reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from clever2sis.clever.frames import load_district
+from clever2sis.clever.snapshot import Snapshot
+from clever2sis.config import RawConfig, build_settings
+from clever2sis.sis import files
+from clever2sis.sis.build import BuiltFiles, build_frames
+from clever2sis.sis.builders.users import assign_logins
+from clever2sis.sis.writer import csv_bytes
+
+
+def built(snapshot: Path, **tables: dict[str, object]) -> BuiltFiles:
+    settings = build_settings(RawConfig(data=tables))
+    return build_frames(load_district(Snapshot.open(snapshot)), settings)
+
+
+def csv_text(result: BuiltFiles, name: str) -> str:
+    return csv_bytes(result.frames[name]).decode()
+
+
+def messages(result: BuiltFiles, kind: str) -> list[str]:
+    return result.findings.loc[result.findings["kind"] == kind, "message"].tolist()
+
+
+def test_accounts_one_per_school_under_the_root(tiny_snapshot: Path) -> None:
+    assert csv_text(built(tiny_snapshot), files.ACCOUNTS) == (
+        "account_id,parent_account_id,name,status\n"
+        "5f00000000000000000000a1,,Alder High,active\n"
+        "5f00000000000000000000b1,,Birch Middle,active\n"
+    )
+
+
+def test_account_ids_from_a_template_keep_the_clever_id_as_integration_id(tiny_snapshot: Path) -> None:
+    result = built(
+        tiny_snapshot,
+        ids={"account_id": "school-{{ school.sis_id }}"},
+        names={"account": "{{ school.name|upper }}"},
+    )
+    assert csv_text(result, files.ACCOUNTS) == (
+        "account_id,parent_account_id,name,status,integration_id\n"
+        "school-100,,ALDER HIGH,active,5f00000000000000000000a1\n"
+        "school-200,,BIRCH MIDDLE,active,5f00000000000000000000b1\n"
+    )
+
+
+def test_terms_keyed_on_name_and_dates_and_same_names_told_apart(tiny_snapshot: Path) -> None:
+    assert csv_text(built(tiny_snapshot), files.TERMS) == (
+        "term_id,name,status,start_date,end_date\n"
+        "2025-08-18_2026-06-12_year,Year (2025-08-18 – 2026-06-12),active,2025-08-18T00:00:00Z,2026-06-12T23:59:59Z\n"
+        "2026-08-17_2027-01-15_semester-1,Semester 1,active,2026-08-17T00:00:00Z,2027-01-15T23:59:59Z\n"
+        "2026-08-17_2027-06-11_year,Year (2026-08-17 – 2027-06-11),active,2026-08-17T00:00:00Z,2027-06-11T23:59:59Z\n"
+    )
+
+
+def test_term_dates_in_the_district_time_zone(tiny_snapshot: Path) -> None:
+    text = csv_text(built(tiny_snapshot, build={"timezone": "America/Chicago"}), files.TERMS)
+    assert "2026-08-17T00:00:00-05:00,2027-01-15T23:59:59-06:00" in text
+
+
+def test_sections_without_a_term_go_to_the_configured_fallback(tiny_snapshot: Path) -> None:
+    result = built(tiny_snapshot, terms={"fallback_term_id": "no-term", "fallback_term_name": "Undated"})
+    assert "no-term,Undated,active,," in csv_text(result, files.TERMS)
+    assert (
+        "5f00000000000000000000e2,9002 P1,Homeroom - Lindqvist - 1,5f00000000000000000000b1,no-term,active"
+        in (csv_text(result, files.COURSES))
+    )
+    assert messages(result, "section_without_term") == [
+        "section 5f00000000000000000000e2 has no term; its course goes to fallback term 'no-term'"
+    ]
+
+
+def test_courses_one_per_section_by_default(tiny_snapshot: Path) -> None:
+    result = built(tiny_snapshot)
+    assert csv_text(result, files.COURSES) == (
+        "course_id,short_name,long_name,account_id,term_id,status\n"
+        "5f00000000000000000000e1,MA101 P2,Algebra I - Okafor - 2,5f00000000000000000000a1,"
+        "2026-08-17_2027-06-11_year,active\n"
+        "5f00000000000000000000e2,9002 P1,Homeroom - Lindqvist - 1,5f00000000000000000000b1,,active\n"
+        "5f00000000000000000000e3,9003 P5,Art - Okafor - 5,5f00000000000000000000a1,"
+        "2026-08-17_2027-01-15_semester-1,active\n"
+    )
+    assert messages(result, "section_unknown_course") == [
+        "section 5f00000000000000000000e3: course 5f00000000000000000000dd is not in the snapshot's courses; "
+        "named from the section"
+    ]
+
+
+def test_course_structure_groups_sections_by_course_and_term(snapshot_factory, tiny_snapshot: Path) -> None:
+    from tests.conftest import tiny_district
+
+    records = tiny_district()
+    second = dict(
+        records["sections"][0],
+        id="5f00000000000000000000e4",
+        name="Algebra I - Lindqvist - 3",
+        period="3",
+        teacher="5f0000000000000000000f02",
+        teachers=["5f0000000000000000000f02"],
+    )
+    records["sections"].append(second)
+    result = built(snapshot_factory(records), build={"course_structure": "course"})
+    assert csv_text(result, files.COURSES) == (
+        "course_id,short_name,long_name,account_id,term_id,status\n"
+        "5f00000000000000000000d1_2026-08-17_2027-06-11_year,MA101,Algebra I,5f00000000000000000000a1,"
+        "2026-08-17_2027-06-11_year,active\n"
+        "5f00000000000000000000e2,9002,Homeroom - Lindqvist - 1,5f00000000000000000000b1,,active\n"
+        "5f00000000000000000000e3,9003,Art - Okafor - 5,5f00000000000000000000a1,2026-08-17_2027-01-15_semester-1,"
+        "active\n"
+    )
+    assert csv_text(result, files.SECTIONS) == (
+        "section_id,course_id,name,status\n"
+        "5f00000000000000000000e1,5f00000000000000000000d1_2026-08-17_2027-06-11_year,Algebra I - Okafor - 2,active\n"
+        "5f00000000000000000000e2,5f00000000000000000000e2,Homeroom - Lindqvist - 1,active\n"
+        "5f00000000000000000000e3,5f00000000000000000000e3,Art - Okafor - 5,active\n"
+        "5f00000000000000000000e4,5f00000000000000000000d1_2026-08-17_2027-06-11_year,Algebra I - Lindqvist - 3,"
+        "active\n"
+    )
+
+
+def test_shared_course_codes_are_made_unique(snapshot_factory) -> None:
+    from tests.conftest import tiny_district
+
+    records = tiny_district()
+    records["sections"].append(dict(records["sections"][0], id="5f00000000000000000000e5"))
+    codes = built(snapshot_factory(records)).frames[files.COURSES]["short_name"].tolist()
+    assert codes[0] == "MA101 P2 (5f00000000000000000000e1)"
+    assert codes[-1] == "MA101 P2 (5f00000000000000000000e5)"
+
+
+def test_users_once_each_with_login_rule_and_cleaned_names(tiny_snapshot: Path) -> None:
+    result = built(tiny_snapshot)
+    assert csv_text(result, files.USERS) == (
+        "user_id,login_id,first_name,last_name,email,status\n"
+        "5f0000000000000000000101,zobrien,Zoë,O'Brien,zoe@example.org,active\n"
+        '5f0000000000000000000102,an@example.org,Nguyễn,"Văn, An",an@example.org,active\n'
+        "5f0000000000000000000f01,cokafor,Chidi,Okafor,cokafor@example.org,active\n"
+        "5f0000000000000000000f02,glindqvist,Greta,Lindqvist,glindqvist@example.org,active\n"
+    )
+    assert messages(result, "duplicate_login") == [
+        "user 5f0000000000000000000102: login_id 'shared' (district_username) is shared by 2 users; sent with "
+        "login_id 'an@example.org' instead",
+        "user 5f0000000000000000000103: login_id 'shared' (district_username) is shared by 2 users, and no other "
+        "login field is usable; left out",
+    ]
+    assert messages(result, "missing_login") == [
+        "user 5f0000000000000000000104 has no usable login_id (district_username, email); left out"
+    ]
+    assert messages(result, "invalid_email") == [
+        "user 5f0000000000000000000103: email 'not-an-email' is not a valid address; sent without an email"
+    ]
+    assert messages(result, "control_characters") == [
+        "users.csv user_id 5f0000000000000000000101: control characters removed from first_name"
+    ]
+
+
+def test_users_sis_id_template_keeps_clever_id_and_auth_provider(tiny_snapshot: Path) -> None:
+    result = built(
+        tiny_snapshot, ids={"user_id": "{{ user.sis_id }}"}, build={"authentication_provider_id": "saml"}
+    )
+    lines = csv_text(result, files.USERS).splitlines()
+    assert (
+        lines[0]
+        == "user_id,integration_id,login_id,authentication_provider_id,first_name,last_name,email,status"
+    )
+    assert lines[1] == "S0101,5f0000000000000000000101,zobrien,saml,Zoë,O'Brien,zoe@example.org,active"
+    assert "5f00000000000000000000e1,5f00000000000000000000e1,S0101,student,active" in csv_text(
+        result, files.ENROLLMENTS
+    )
+
+
+def test_login_value_contested_once_is_never_given_to_anyone() -> None:
+    usernames = pd.Series(["jsmith", "JSmith ", pd.NA, "ok"], dtype="string")
+    emails = pd.Series(["a@x.org", pd.NA, "jsmith", "ok@x.org"], dtype="string")
+    login, lost = assign_logins([("district_username", usernames), ("email", emails)])
+    assert login.tolist() == ["a@x.org", pd.NA, pd.NA, "ok"]
+    assert lost["reason"].tolist() == [
+        "is shared by 2 users",
+        "is shared by 2 users",
+        "is already another user's login",
+    ]
+
+
+def test_enrollments_primary_teacher_coteachers_and_left_out_users(tiny_snapshot: Path) -> None:
+    result = built(tiny_snapshot, build={"coteacher_role": "ta"})
+    assert csv_text(result, files.ENROLLMENTS) == (
+        "course_id,section_id,user_id,role,status\n"
+        "5f00000000000000000000e1,5f00000000000000000000e1,5f0000000000000000000101,student,active\n"
+        "5f00000000000000000000e1,5f00000000000000000000e1,5f0000000000000000000102,student,active\n"
+        "5f00000000000000000000e1,5f00000000000000000000e1,5f0000000000000000000f02,ta,active\n"
+        "5f00000000000000000000e1,5f00000000000000000000e1,5f0000000000000000000f01,teacher,active\n"
+        "5f00000000000000000000e2,5f00000000000000000000e2,5f0000000000000000000101,student,active\n"
+        "5f00000000000000000000e2,5f00000000000000000000e2,5f0000000000000000000f02,teacher,active\n"
+        "5f00000000000000000000e3,5f00000000000000000000e3,5f0000000000000000000102,student,active\n"
+        "5f00000000000000000000e3,5f00000000000000000000e3,5f0000000000000000000f01,teacher,active\n"
+    )
+    assert messages(result, "enrollment_unknown_user") == [
+        "section 5f00000000000000000000e1: student 5f0000000000000000000199 is not in the snapshot's users; "
+        "enrollment left out"
+    ]
+    assert len(messages(result, "enrollment_user_not_built")) == 2
+
+
+def test_user_roles_setting_leaves_staff_only_users_and_their_enrollments_out(tiny_snapshot: Path) -> None:
+    result = built(tiny_snapshot, build={"user_roles": ["student"]})
+    assert result.frames[files.USERS]["user_id"].tolist() == [
+        "5f0000000000000000000101",
+        "5f0000000000000000000102",
+    ]
+    assert set(result.frames[files.ENROLLMENTS]["role"]) == {"student"}
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        (
+            {"build": {"course_structure": "term"}},
+            "defaults: build.course_structure = 'term'; use one of: section, course",
+        ),
+        (
+            {"build": {"colour": 1}},
+            "defaults: unknown key build.colour; known keys: authentication_provider_id, "
+            "coteacher_role, course_status, course_structure, login_id_fields, timezone, user_roles",
+        ),
+        (
+            {"build": {"timezone": "Mars/Olympus"}},
+            "defaults: build.timezone 'Mars/Olympus' is not a known time zone",
+        ),
+        ({"build": {"login_id_fields": []}}, "defaults: build.login_id_fields must not be empty"),
+    ],
+)
+def test_bad_settings_name_the_key(tables: dict[str, object], message: str) -> None:
+    from clever2sis.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        build_settings(RawConfig(data=tables))
+    assert str(error.value) == message
+
+
+def test_unknown_template_variable_names_the_setting(tiny_snapshot: Path) -> None:
+    from clever2sis.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        built(tiny_snapshot, names={"course_long_name": "{{ section.colour }}"})
+    assert str(error.value).startswith(
+        "names.course_long_name: unknown template variable 'section.colour' in '{{ section.colour }}'; section has: id,"
+    )
+
+
+def test_example_config_documents_the_defaults() -> None:
+    from pathlib import Path
+
+    from clever2sis.config import load_raw_config
+
+    example = build_settings(load_raw_config(Path(__file__).parents[1] / "samples" / "clever2sis.example.toml"))
+    defaults = build_settings(RawConfig(data={}))
+    assert {k: v for k, v in vars(example).items() if not k.startswith("config_")} == {
+        k: v for k, v in vars(defaults).items() if not k.startswith("config_")
+    }

@@ -1,0 +1,143 @@
+"""``clever2sis build`` through the CLI: outputs, exact messages and exit codes."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from clever2sis.cli import main
+from clever2sis.sis import files
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_build_writes_csvs_zip_and_record(tiny_snapshot: Path, tmp_path: Path) -> None:
+    out = tmp_path / "build"
+    code, stdout, stderr = run("build", str(tiny_snapshot), "--out", str(out))
+    assert (code, stdout) == (0, "")
+    assert sorted(p.name for p in (out / "csv").iterdir()) == sorted(files.FILE_ORDER)
+    with zipfile.ZipFile(out / "sis_import.zip") as archive:
+        assert archive.namelist() == list(files.FILE_ORDER)
+        for name in files.FILE_ORDER:
+            assert archive.read(name) == (out / "csv" / name).read_bytes()
+    record = orjson.loads((out / "build.json").read_bytes())
+    assert record["files"]["users.csv"]["rows"] == 4
+    assert record["findings"]["by_kind"]["duplicate_login"] == {"severity": "warning", "count": 2}
+    assert record["snapshot"]["district_id"] == "5f0000000000000000000001"
+    assert "  enrollments.csv           8 rows" in stderr.splitlines()
+    assert "findings: 12 (9 warnings); all in build.json" in stderr.splitlines()
+
+
+def test_json_prints_the_record_on_stdout(tiny_snapshot: Path, tmp_path: Path) -> None:
+    code, stdout, _ = run("build", str(tiny_snapshot), "--out", str(tmp_path / "b"), "--json", "--quiet")
+    assert code == 0
+    assert orjson.loads(stdout) == orjson.loads((tmp_path / "b" / "build.json").read_bytes())
+
+
+def test_same_snapshot_and_config_give_a_byte_identical_zip(tiny_snapshot: Path, tmp_path: Path) -> None:
+    run("build", str(tiny_snapshot), "--out", str(tmp_path / "one"), "-q")
+    run("build", str(tiny_snapshot), "--out", str(tmp_path / "two"), "-q")
+    assert (tmp_path / "one" / "sis_import.zip").read_bytes() == (
+        tmp_path / "two" / "sis_import.zip"
+    ).read_bytes()
+
+
+def test_existing_build_dir_needs_force(tiny_snapshot: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    out.mkdir()
+    code, _, stderr = run("build", str(tiny_snapshot), "--out", str(out))
+    assert (code, stderr) == (2, f"error: {out} already exists; use --force to replace it\n")
+    code, _, _ = run("build", str(tiny_snapshot), "--out", str(out), "--force", "-q")
+    assert code == 0
+    assert (out / "sis_import.zip").exists()
+
+
+def test_strict_exits_5_and_keeps_the_build_for_review(tiny_snapshot: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    code, _, stderr = run("build", str(tiny_snapshot), "--out", str(out), "--strict", "-q")
+    assert code == 5
+    assert (
+        stderr
+        == f"error: 9 warning finding(s) and --strict was given; the build is in {out} for review (see build.json)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "code", "message"),
+    [
+        (
+            '[build]\ncourse_structure = "term"\n',
+            2,
+            "{c}: build.course_structure = 'term'; use one of: section, course",
+        ),
+        (
+            '[names]\nsection = "{{ section.room }}"\n',
+            2,
+            "names.section: unknown template variable 'section.room' in '{{ section.room }}'; section has: id, name, "
+            "sis_id, period, subject, grade, section_number",
+        ),
+        (
+            "[build\n",
+            2,
+            "{c}: not valid TOML (Expected ']' at the end of a table declaration (at line 1, column 7))",
+        ),
+        ("[colours]\nx = 1\n", 2, "{c}: unknown setting 'colours'; known tables: build, ids, names, terms"),
+    ],
+)
+def test_bad_config_is_one_line_and_writes_nothing(
+    tiny_snapshot: Path, tmp_path: Path, config: str, code: int, message: str
+) -> None:
+    path = tmp_path / "clever2sis.toml"
+    path.write_text(config)
+    out = tmp_path / "b"
+    result = run("build", str(tiny_snapshot), "--out", str(out), "--config", str(path), "-q")
+    assert result[0] == code
+    assert result[2] == "error: " + message.replace("{c}", str(path)) + "\n"
+    assert not out.exists()
+
+
+def test_missing_config_file(tiny_snapshot: Path, tmp_path: Path) -> None:
+    code, _, stderr = run("build", str(tiny_snapshot), "--out", str(tmp_path / "b"), "--config", "nope.toml")
+    assert (code, stderr) == (2, "error: nope.toml: config file not found\n")
+
+
+def test_truncated_snapshot_writes_nothing(tiny_snapshot: Path, tmp_path: Path) -> None:
+    sections = tiny_snapshot / "sections.jsonl"
+    sections.write_bytes(sections.read_bytes()[:100])
+    out = tmp_path / "b"
+    code, _, stderr = run("build", str(tiny_snapshot), "--out", str(out), "-q")
+    assert code == 3
+    assert stderr.startswith(f"error: {sections}: 100 bytes, but the manifest says ")
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".b")] == []
+
+
+def test_not_clever_records(snapshot_factory, tmp_path: Path) -> None:
+    snapshot = snapshot_factory({"sections": [{"id": "x", "students": "not-a-list"}]})
+    code, _, stderr = run("build", str(snapshot), "--out", str(tmp_path / "b"), "-q")
+    assert code == 3
+    assert stderr.startswith(f"error: {snapshot / 'sections.jsonl'}: not Clever sections records (")
+
+
+def test_failed_rebuild_keeps_the_previous_build(tiny_snapshot: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    run("build", str(tiny_snapshot), "--out", str(out), "-q")
+    before = (out / "sis_import.zip").read_bytes()
+    (tiny_snapshot / "users.jsonl").write_bytes(b"")
+    code, _, _ = run("build", str(tiny_snapshot), "--out", str(out), "--force", "-q")
+    assert code == 3
+    assert (out / "sis_import.zip").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["build"])
+def test_help(command: str) -> None:
+    code, stdout, _ = run(command, "--help")
+    assert code == 0
+    assert stdout.startswith(f"Usage: main {command} [OPTIONS]")
