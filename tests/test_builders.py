@@ -258,7 +258,9 @@ def test_example_config_documents_the_defaults() -> None:
 
     from clever2sis.config import load_raw_config
 
-    example = build_settings(load_raw_config(Path(__file__).parents[1] / "samples" / "clever2sis.example.toml"))
+    example = build_settings(
+        load_raw_config(Path(__file__).parents[1] / "samples" / "clever2sis.example.toml")
+    )
     defaults = build_settings(RawConfig(data={}))
     assert {k: v for k, v in vars(example).items() if not k.startswith("config_")} == {
         k: v for k, v in vars(defaults).items() if not k.startswith("config_")
