@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test check lint format typecheck bench clean
+.PHONY: help install demo sample-demo golden test check lint format typecheck bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,6 +20,12 @@ install: $(STAMP)  ## create .venv and install the package with its dev extras
 
 demo: $(STAMP)  ## build the bundled sample district into build/demo and print a summary
 	$(BIN)/clever2sis build samples/demo-district --out build/demo --force
+
+sample-demo: $(STAMP)  ## regenerate samples/demo-district (synthetic: 600 students, seed 7)
+	$(BIN)/clever2sis sample --students 600 --seed 7 --out samples/demo-district --force
+
+golden: $(STAMP)  ## rewrite samples/demo-district.expected from the current code (review the diff!)
+	$(BIN)/python -m tests.regenerate_golden
 
 test: $(STAMP)  ## run the test suite
 	$(BIN)/pytest -q

@@ -11,6 +11,7 @@ import click
 from clever2sis import __version__
 from clever2sis.cli.build import build_command
 from clever2sis.cli.pull import pull_command
+from clever2sis.cli.sample import sample_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +21,7 @@ def main() -> None:
 
 
 COMMANDS: list[click.Command] = [
+    sample_command,
     pull_command,
     build_command,
 ]

@@ -28,6 +28,24 @@ def findings(kind: str, severity: str, file: str, record_id: pd.Series, message:
     ).reset_index(drop=True)
 
 
+def report(
+    kind: str, severity: str, file: str, mask: pd.Series, record_id: pd.Series, *parts: pd.Series | str
+) -> pd.DataFrame:
+    """Findings for the rows where ``mask`` is true; the message is ``parts`` joined (Series are aligned).
+
+    Only the masked rows are formatted, so a check over millions of rows costs little when few fail.
+    """
+    if not mask.any():
+        return no_findings()
+    return findings(
+        kind,
+        severity,
+        file,
+        record_id[mask],
+        text(*(part[mask] if isinstance(part, pd.Series) else part for part in parts)),
+    )
+
+
 def no_findings() -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series([], dtype="string") for column in FINDING_COLUMNS})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from clever2sis.sis import files
-from clever2sis.sis.findings import WARNING, combine, findings, text
+from clever2sis.sis.findings import WARNING, combine, report
 
 # C0 controls, DEL and lone surrogates: Canvas refuses NUL ("Some of the fields contain NULL character")
 # and a newline or tab inside a name or id is never intended.
@@ -41,14 +41,15 @@ def clean_control_characters(name: str, frame: pd.DataFrame) -> tuple[pd.DataFra
             values[dirty].str.replace(f"{CONTROL_CHARACTERS}+", " ", regex=True).str.strip()
         )
         found.append(
-            findings(
+            report(
                 "control_characters",
                 WARNING,
                 name,
-                record[dirty],
-                text(f"{name} {frame.columns[0]} ", record, f": control characters removed from {column}")[
-                    dirty
-                ],
+                dirty,
+                record,
+                f"{name} {frame.columns[0]} ",
+                record,
+                f": control characters removed from {column}",
             )
         )
     return out, combine(found)
@@ -67,20 +68,19 @@ def check_references(built: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataF
         if blank_ok:
             missing &= frame[column] != ""
         if missing.any():
-            key = frame.columns[0]
+            key = frame[frame.columns[0]]
             found.append(
-                findings(
+                report(
                     "dangling_reference",
                     WARNING,
                     name,
-                    frame.loc[missing, key],
-                    text(
-                        f"{name} {key} ",
-                        frame[key],
-                        f": {column} '",
-                        frame[column],
-                        f"' is not in {target}; row left out",
-                    )[missing],
+                    missing,
+                    key,
+                    f"{name} {frame.columns[0]} ",
+                    key,
+                    f": {column} '",
+                    frame[column],
+                    f"' is not in {target}; row left out",
                 )
             )
             out[name] = frame[~missing].reset_index(drop=True)

@@ -8,7 +8,7 @@ from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
 from clever2sis.sis.builders import Built, blank, ordered, prefixed, template
-from clever2sis.sis.findings import WARNING, combine, findings, text
+from clever2sis.sis.findings import WARNING, combine, report
 from clever2sis.sis.templates import is_identity
 
 
@@ -36,27 +36,30 @@ def build_accounts(district: District, settings: BuildSettings) -> tuple[Built, 
     accounts.loc[no_name, "name"] = accounts.loc[no_name, "account_id"]
     duplicate = accounts["account_id"].duplicated() & ~no_id
     keep = accounts[~no_id & ~duplicate]
+    school = accounts["school"]
     found = combine(
         [
-            findings(
+            report(
                 "account_without_id",
                 WARNING,
                 files.ACCOUNTS,
-                accounts.loc[no_id, "school"],
-                text("school ", accounts.loc[no_id, "school"], " renders an empty account_id; left out"),
+                no_id,
+                school,
+                "school ",
+                school,
+                " renders an empty account_id; left out",
             ),
-            findings(
+            report(
                 "duplicate_account_id",
                 WARNING,
                 files.ACCOUNTS,
-                accounts.loc[duplicate, "school"],
-                text(
-                    "school ",
-                    accounts.loc[duplicate, "school"],
-                    ": account_id '",
-                    accounts.loc[duplicate, "account_id"],
-                    "' is already used by another school; left out",
-                ),
+                duplicate,
+                school,
+                "school ",
+                school,
+                ": account_id '",
+                accounts["account_id"],
+                "' is already used by another school; left out",
             ),
         ]
     )

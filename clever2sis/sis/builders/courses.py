@@ -13,7 +13,7 @@ from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
 from clever2sis.sis.builders import Built, blank, ordered, prefixed, template
-from clever2sis.sis.findings import INFO, WARNING, combine, findings, text
+from clever2sis.sis.findings import INFO, WARNING, combine, report, text
 from clever2sis.sis.templates import is_identity
 
 
@@ -61,6 +61,7 @@ def plan_sections(
     plan = pd.DataFrame(
         {
             "clever_id": sections["id"],
+            "sis_id": sections["sis_id"],
             "section_id": template(settings, "ids.section_id").render(context),
             "course_id": template(settings, "ids.course_id").render(context),
             "account_id": account_id.fillna(""),
@@ -89,78 +90,83 @@ def plan_sections(
     )
     sid = sections["id"]
     found = [
-        findings(
+        report(
             "section_unknown_term",
             WARNING,
             files.COURSES,
-            sid[has_term & ~term_known],
-            text(
-                "section ",
-                sid,
-                ": term ",
-                sections["term_id"],
-                f" is not in the snapshot's terms; its course goes to {fallback}",
-            )[has_term & ~term_known],
+            has_term & ~term_known,
+            sid,
+            "section ",
+            sid,
+            ": term ",
+            sections["term_id"],
+            f" is not in the snapshot's terms; its course goes to {fallback}",
         ),
-        findings(
+        report(
             "section_without_term",
             INFO,
             files.COURSES,
-            sid[~has_term],
-            text("section ", sid, f" has no term; its course goes to {fallback}")[~has_term],
+            ~has_term,
+            sid,
+            "section ",
+            sid,
+            f" has no term; its course goes to {fallback}",
         ),
-        findings(
+        report(
             "section_unknown_course",
             WARNING,
             files.COURSES,
-            sid[has_course & ~course_known],
-            text(
-                "section ",
-                sid,
-                ": course ",
-                sections["course"],
-                " is not in the snapshot's courses; named from the section",
-            )[has_course & ~course_known],
+            has_course & ~course_known,
+            sid,
+            "section ",
+            sid,
+            ": course ",
+            sections["course"],
+            " is not in the snapshot's courses; named from the section",
         ),
-        findings(
+        report(
             "section_without_course",
             INFO,
             files.COURSES,
-            sid[~has_course],
-            text("section ", sid, " has no course; named from the section")[~has_course],
+            ~has_course,
+            sid,
+            "section ",
+            sid,
+            " has no course; named from the section",
         ),
-        findings(
+        report(
             "section_unknown_school",
             WARNING,
             files.COURSES,
-            sid[school_unknown],
-            text(
-                "section ",
-                sid,
-                ": school ",
-                sections["school"],
-                " is not in the snapshot's schools (or has no account); its course goes in the root account",
-            )[school_unknown],
+            school_unknown,
+            sid,
+            "section ",
+            sid,
+            ": school ",
+            sections["school"],
+            " is not in the snapshot's schools (or has no account); its course goes in the root account",
         ),
-        findings(
+        report(
             "section_without_id",
             WARNING,
             files.SECTIONS,
-            sid[no_ids],
-            text("section ", sid, " renders an empty section_id or course_id; left out")[no_ids],
+            no_ids,
+            sid,
+            "section ",
+            sid,
+            " renders an empty section_id or course_id; left out",
         ),
-        findings(
+        report(
             "duplicate_section_id",
             WARNING,
             files.SECTIONS,
-            sid[duplicate],
-            text(
-                "section ",
-                sid,
-                ": section_id '",
-                plan["section_id"],
-                "' is already used by another section; left out",
-            )[duplicate],
+            duplicate,
+            sid,
+            "section ",
+            sid,
+            ": section_id '",
+            plan["section_id"],
+            "' is already used by another section; left out",
         ),
     ]
     return Built(plan[~no_ids & ~duplicate].reset_index(drop=True), combine(found))
@@ -174,15 +180,21 @@ def course_columns(settings: BuildSettings) -> tuple[str, ...]:
     return files.COLUMNS[files.COURSES] + extra
 
 
-def unique_codes(codes: pd.Series, tiebreak: pd.Series) -> pd.Series:
-    """Course codes made unique: a code several courses share gets `` (<tiebreak>)`` appended."""
-    shared = codes.duplicated(keep=False)
-    return codes.where(~shared, text(codes, " (", tiebreak, ")"))
+def unique_codes(codes: pd.Series, *tiebreaks: pd.Series) -> pd.Series:
+    """Course codes made unique: a code several courses share gets `` (<tiebreak>)`` appended, trying each
+    tiebreak in turn (the section's SIS id reads best; the Clever id is always unique)."""
+    out = codes
+    for tiebreak in tiebreaks:
+        shared = out.duplicated(keep=False) & ~blank(tiebreak)
+        if not shared.any():
+            break
+        out = out.where(~shared, text(codes, " (", tiebreak, ")"))
+    return out
 
 
 def build_courses(plan: pd.DataFrame, settings: BuildSettings) -> Built:
     """One course row per distinct Canvas course_id; the first section (by Clever id) names it."""
     first = plan.sort_values("clever_id", kind="stable").drop_duplicates("course_id")
     courses = first.assign(status=settings.course_status, integration_id=first["clever_id"])
-    courses["short_name"] = unique_codes(courses["short_name"], courses["course_id"])
+    courses["short_name"] = unique_codes(courses["short_name"], courses["sis_id"], courses["clever_id"])
     return Built(ordered(courses, course_columns(settings), files.SORT_KEYS[files.COURSES]), combine([]))

@@ -12,7 +12,7 @@ from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
 from clever2sis.sis.builders import Built, ordered
-from clever2sis.sis.findings import WARNING, combine, findings, text
+from clever2sis.sis.findings import WARNING, combine, report
 
 
 def enrollment_columns(settings: BuildSettings) -> tuple[str, ...]:
@@ -42,52 +42,43 @@ def build_enrollments(
     no_user = roster["canvas_user"].isna() & ~no_section
     unknown = no_user & ~roster["user_id"].isin(known_users)
     left_out = no_user & ~unknown
+    who = (roster["role"], " ", roster["user_id"])
     found = [
-        findings(
+        report(
             "enrollment_unknown_user",
             WARNING,
             files.ENROLLMENTS,
-            roster.loc[unknown, "user_id"],
-            text(
-                "section ",
-                roster["section_id"],
-                ": ",
-                roster["role"],
-                " ",
-                roster["user_id"],
-                " is not in the snapshot's users; enrollment left out",
-            )[unknown],
+            unknown,
+            roster["user_id"],
+            "section ",
+            roster["section_id"],
+            ": ",
+            *who,
+            " is not in the snapshot's users; enrollment left out",
         ),
-        findings(
+        report(
             "enrollment_user_not_built",
             WARNING,
             files.ENROLLMENTS,
-            roster.loc[left_out, "user_id"],
-            text(
-                "section ",
-                roster["section_id"],
-                ": ",
-                roster["role"],
-                " ",
-                roster["user_id"],
-                " is not in users.csv (see that user's findings, or the user_roles setting); "
-                "enrollment left out",
-            )[left_out],
+            left_out,
+            roster["user_id"],
+            "section ",
+            roster["section_id"],
+            ": ",
+            *who,
+            " is not in users.csv (see that user's findings, or the user_roles setting); enrollment left out",
         ),
-        findings(
+        report(
             "enrollment_section_not_built",
             WARNING,
             files.ENROLLMENTS,
-            roster.loc[no_section, "section_id"],
-            text(
-                "section ",
-                roster["section_id"],
-                " is not in sections.csv; ",
-                roster["role"],
-                " ",
-                roster["user_id"],
-                " not enrolled",
-            )[no_section],
+            no_section,
+            roster["section_id"],
+            "section ",
+            roster["section_id"],
+            " is not in sections.csv; ",
+            *who,
+            " not enrolled",
         ),
     ]
     kept = roster[~no_section & ~no_user]

@@ -13,7 +13,7 @@ from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
 from clever2sis.sis.builders import Built, blank, ordered, prefixed, template
-from clever2sis.sis.findings import INFO, WARNING, combine, findings, text
+from clever2sis.sis.findings import INFO, WARNING, combine, report, text
 
 START_OF_DAY = "00:00:00"
 END_OF_DAY = "23:59:59"
@@ -72,45 +72,43 @@ def build_terms(district: District, settings: BuildSettings) -> tuple[Built, pd.
         ")",
     )
     merged = rows["term_id"].duplicated() & ~no_id
+    cid = rows["clever_id"]
     found = [
-        findings(
+        report(
             "term_without_id",
             WARNING,
             files.TERMS,
-            rows.loc[no_id, "clever_id"],
-            text(
-                "term ",
-                rows.loc[no_id, "clever_id"],
-                " has no name or dates to derive a term_id from; its sections go to the fallback term",
-            ),
+            no_id,
+            cid,
+            "term ",
+            cid,
+            " has no name or dates to derive a term_id from; its sections go to the fallback term",
         ),
-        findings(
+        report(
             "bad_date",
             WARNING,
             files.TERMS,
-            rows.loc[bad_date, "clever_id"],
-            text(
-                "term ",
-                rows.loc[bad_date, "clever_id"],
-                ": start_date '",
-                terms.loc[bad_date, "start_date"],
-                "' or end_date '",
-                terms.loc[bad_date, "end_date"],
-                "' is not YYYY-MM-DD; sent without it",
-            ),
+            bad_date,
+            cid,
+            "term ",
+            cid,
+            ": start_date '",
+            terms["start_date"],
+            "' or end_date '",
+            terms["end_date"],
+            "' is not YYYY-MM-DD; sent without it",
         ),
-        findings(
+        report(
             "terms_merged",
             INFO,
             files.TERMS,
-            rows.loc[merged, "clever_id"],
-            text(
-                "term ",
-                rows.loc[merged, "clever_id"],
-                " has the same name and dates as another Clever term; both are Canvas term '",
-                rows.loc[merged, "term_id"],
-                "'",
-            ),
+            merged,
+            cid,
+            "term ",
+            cid,
+            " has the same name and dates as another Clever term; both are Canvas term '",
+            rows["term_id"],
+            "'",
         ),
     ]
     if settings.fallback_term_id:

@@ -17,7 +17,7 @@ from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
 from clever2sis.sis.builders import Built, blank, ordered, prefixed, template
-from clever2sis.sis.findings import INFO, WARNING, combine, findings, text
+from clever2sis.sis.findings import INFO, WARNING, combine, findings, report, text
 from clever2sis.sis.templates import is_identity
 
 # A pragmatic address check: one @, something before it, a dot in the domain, no spaces.
@@ -130,78 +130,87 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
 
     cid = rows["clever_id"]
     field_list = ", ".join(settings.login_id_fields)
-    recovered = lost.index.difference(rows.index[no_login])
-    stranded = lost.index.intersection(rows.index[no_login])
+    recovered = pd.Series(rows.index.isin(lost.index), index=rows.index) & ~no_login
+    stranded = pd.Series(rows.index.isin(lost.index), index=rows.index) & no_login
+    other = no_login & ~stranded
     found = [
-        findings(
+        report(
             "duplicate_login",
             WARNING,
             files.USERS,
-            cid[recovered],
-            text(
-                "user ",
-                cid[recovered],
-                ": login_id '",
-                lost.loc[recovered, "value"],
-                "' (",
-                lost.loc[recovered, "field"],
-                ") ",
-                lost.loc[recovered, "reason"],
-                "; sent with login_id '",
-                login[recovered],
-                "' instead",
-            ),
+            recovered,
+            cid,
+            "user ",
+            cid,
+            ": login_id '",
+            lost["value"].reindex(rows.index),
+            "' (",
+            lost["field"].reindex(rows.index),
+            ") ",
+            lost["reason"].reindex(rows.index),
+            "; sent with login_id '",
+            login,
+            "' instead",
         ),
-        findings(
+        report(
             "duplicate_login",
             WARNING,
             files.USERS,
-            cid[stranded],
-            text(
-                "user ",
-                cid[stranded],
-                ": login_id '",
-                lost.loc[stranded, "value"],
-                "' (",
-                lost.loc[stranded, "field"],
-                ") ",
-                lost.loc[stranded, "reason"],
-                ", and no other login field is usable; left out",
-            ),
+            stranded,
+            cid,
+            "user ",
+            cid,
+            ": login_id '",
+            lost["value"].reindex(rows.index),
+            "' (",
+            lost["field"].reindex(rows.index),
+            ") ",
+            lost["reason"].reindex(rows.index),
+            ", and no other login field is usable; left out",
         ),
-        findings(
+        report(
             "missing_login",
             WARNING,
             files.USERS,
-            cid[no_login & ~rows.index.isin(stranded)],
-            text("user ", cid, f" has no usable login_id ({field_list}); left out")[
-                no_login & ~rows.index.isin(stranded)
-            ],
+            other,
+            cid,
+            "user ",
+            cid,
+            f" has no usable login_id ({field_list}); left out",
         ),
-        findings(
+        report(
             "invalid_email",
             WARNING,
             files.USERS,
-            cid[invalid_email],
-            text(
-                "user ", cid, ": email '", fields["email"], "' is not a valid address; sent without an email"
-            )[invalid_email],
+            invalid_email,
+            cid,
+            "user ",
+            cid,
+            ": email '",
+            fields["email"],
+            "' is not a valid address; sent without an email",
         ),
-        findings(
+        report(
             "user_without_id",
             WARNING,
             files.USERS,
-            cid[no_user_id],
-            text("user ", cid, " renders an empty user_id; left out")[no_user_id],
+            no_user_id,
+            cid,
+            "user ",
+            cid,
+            " renders an empty user_id; left out",
         ),
-        findings(
+        report(
             "duplicate_user_id",
             WARNING,
             files.USERS,
-            cid[duplicate_id],
-            text("user ", cid, ": user_id '", rows["user_id"], "' is already used by another user; left out")[
-                duplicate_id
-            ],
+            duplicate_id,
+            cid,
+            "user ",
+            cid,
+            ": user_id '",
+            rows["user_id"],
+            "' is already used by another user; left out",
         ),
     ]
     roles_left_out = [role for role in ("contact",) if role not in settings.user_roles]
