@@ -53,3 +53,91 @@ class CleverAuthError(CleverError):
     """Clever refused the token (401/403): it is wrong, revoked, or lacks the scopes a pull needs."""
 
     exit_code = 11
+
+
+# --- Canvas (upload and import follow-up) --------------------------------------------------------------
+# Exit codes 20-29 are import outcomes, 30-39 are problems a user can fix before trying again.
+
+
+class CanvasError(Clever2SisError):
+    """Canvas answered in a way we cannot use (an unexpected status or body)."""
+
+    exit_code = 39
+
+
+class CanvasSettingsError(CanvasError):
+    """No Canvas base URL, token or account id: set the environment variable or the config profile."""
+
+    exit_code = 30
+
+
+class CanvasAuthError(CanvasError):
+    """Canvas rejected the token (HTTP 401)."""
+
+    exit_code = 31
+
+
+class NotRootAccountError(CanvasError):
+    """The account id is not a root account; SIS imports run on root accounts only."""
+
+    exit_code = 32
+
+
+class CanvasPermissionError(CanvasError):
+    """A plain HTTP 403: the token's user lacks a permission."""
+
+    exit_code = 33
+
+
+class SisImportsDisabledError(CanvasPermissionError):
+    """HTTP 403: SIS imports are not enabled for the account."""
+
+    exit_code = 34
+
+
+class UnknownBatchTermError(CanvasError):
+    """Batch mode names a term Canvas cannot find."""
+
+    exit_code = 35
+
+
+class BuildDirError(CanvasError):
+    """The build directory has no zip to upload, or the zip does not match its build.json."""
+
+    exit_code = 36
+
+
+class ImportAlreadyRunningError(CanvasError):
+    """Another SIS import is running on the account and ``--queue`` was not given."""
+
+    exit_code = 37
+
+
+class CanvasUnavailableError(CanvasError):
+    """Network errors, 5xx or rate limiting that outlasted the retries."""
+
+    exit_code = 38
+
+
+class ImportOutcomeError(CanvasError):
+    """The import ended in a state other than ``imported``; the exit code says which."""
+
+    exit_code = 29
+
+
+class ImportedWithMessagesError(ImportOutcomeError):
+    exit_code = 20
+
+
+class ImportFailedError(ImportOutcomeError):
+    exit_code = 21
+
+
+class ImportAbortedError(ImportOutcomeError):
+    exit_code = 22
+
+
+class WaitTimeoutError(ImportOutcomeError):
+    """The job was still running when the wall-clock limit ran out; it may still finish."""
+
+    exit_code = 23

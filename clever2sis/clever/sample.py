@@ -807,11 +807,11 @@ class _District:
         school = self.section_school.tolist()
         course_index = self.section_course.tolist()
         roster_start = self.roster_start.tolist()
-        roster = self.roster.tolist()
+        roster = self.roster
         grades = course_grade.tolist()
         terms = term.tolist()
         for i in range(n):
-            roster_ids = [student_ids[s] for s in roster[roster_start[i] : roster_start[i + 1]]]
+            roster_ids = [student_ids[s] for s in roster[roster_start[i] : roster_start[i + 1]].tolist()]
             if i == quirky[6]:
                 roster_ids.append(ghost_student)
             section_teachers = [teacher_ids[t] for t in teachers[i] if t >= 0]
@@ -940,7 +940,7 @@ class _District:
         job = rng.integers(0, len(_STAFF_TITLES), count).tolist()
         school = rng.integers(0, self.n_schools, count)
         second = np.where(rng.random(count) < 0.2, self.partner[school], -1)
-        emails: list[str | None] = [f"{u}@{self.domain}" for u in user]
+        emails: list[str | None] = _cat(np.array(user, dtype=_STR), "@", self.domain).tolist()
         emails[0] = user[0]  # quirk: an email without '@'
         emails[1] = None
         emails[2] = ""
@@ -972,15 +972,15 @@ class _District:
         ids, created, modified = common
         first, middle, last, user = self._employee_fields(self.teacher_first, self.teacher_last, 1000, 0)
         band = self.school_band[self.teacher_school]
-        title_pick = rng.random(count)
-        titles = [
-            _TEACHER_TITLES[b][int(p * len(_TEACHER_TITLES[b]))]
-            for b, p in zip(band.tolist(), title_pick.tolist(), strict=True)
-        ]
+        title_count = np.array([len(titles) for titles in _TEACHER_TITLES], dtype=np.int64)
+        title_offset = np.cumsum(title_count) - title_count
+        all_titles = np.array([title for titles in _TEACHER_TITLES for title in titles], dtype=_STR)
+        pick = title_offset[band] + (rng.random(count) * title_count[band]).astype(np.int64)
+        titles = all_titles[pick].tolist()
         state_ids = _digits(rng.permutation(count) + 500000000).tolist()
         numbers = _digits(200000 + np.arange(count) * 11 + rng.integers(0, 11, count)).tolist()
         school, second = self.teacher_school.tolist(), self.teacher_second_school.tolist()
-        emails: list[str | None] = [f"{u}@{self.domain}" for u in user]
+        emails: list[str | None] = _cat(np.array(user, dtype=_STR), "@", self.domain).tolist()
         emails[1] = emails[0]  # quirk: two users sharing one email
         records = []
         for i in range(count):

@@ -10,6 +10,7 @@ import click
 
 from clever2sis import __version__
 from clever2sis.cli.build import build_command
+from clever2sis.cli.canvas import CANVAS_COMMANDS
 from clever2sis.cli.pull import pull_command
 from clever2sis.cli.sample import sample_command
 
@@ -24,6 +25,7 @@ COMMANDS: list[click.Command] = [
     sample_command,
     pull_command,
     build_command,
+    *CANVAS_COMMANDS,
 ]
 
 for _command in COMMANDS:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import pandas as pd
 
 from clever2sis.sis import files
+from clever2sis.sis.builders import member
 from clever2sis.sis.findings import WARNING, combine, report
 
-# C0 controls, DEL and lone surrogates: Canvas refuses NUL ("Some of the fields contain NULL character")
+# C0 controls and DEL: Canvas refuses NUL ("Some of the fields contain NULL character")
 # and a newline or tab inside a name or id is never intended.
-CONTROL_CHARACTERS = r"[\x00-\x1f\x7f\ud800-\udfff]"
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
 
 # (file, column) must name an existing (file, column); a blank value is allowed where Canvas allows it.
 REFERENCES: tuple[tuple[str, str, str, str, bool], ...] = (
@@ -63,8 +64,8 @@ def check_references(built: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataF
         if name not in out:
             continue
         frame = out[name]
-        known = set(out[target][target_column]) if target in out else set()
-        missing = ~frame[column].isin(known)
+        known = out[target][target_column] if target in out else pd.Series([], dtype="string")
+        missing = ~member(frame[column], known)
         if blank_ok:
             missing &= frame[column] != ""
         if missing.any():

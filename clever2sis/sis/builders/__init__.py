@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from clever2sis.config import BuildSettings
 from clever2sis.sis.templates import Template
@@ -82,6 +84,26 @@ def ordered(frame: pd.DataFrame, columns: Sequence[str], sort_by: Sequence[str])
     """Keep ``columns`` in that order, sorted by ``sort_by``, as strings with missing values empty."""
     out = frame.loc[:, list(columns)].astype("string").fillna("")
     return out.sort_values(list(sort_by), kind="stable").reset_index(drop=True)
+
+
+def _arrow(values: pd.Series | pd.Index) -> pa.Array:
+    return pa.array(values, type=pa.large_string(), from_pandas=True)
+
+
+def member(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
+    """``values.isin(of)`` for strings, computed by Arrow (pandas' own is ~20x slower on Arrow strings).
+
+    Missing values are never members.
+    """
+    found = pc.is_in(_arrow(values), value_set=_arrow(of).unique(), skip_nulls=True)
+    return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
+
+
+def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
+    """``mapping[key]`` for each key, ``<NA>`` where the key is missing or unknown (first match wins)."""
+    positions = pc.index_in(_arrow(keys), value_set=_arrow(mapping.index))
+    taken = _arrow(mapping.reset_index(drop=True)).take(positions)
+    return pd.Series(taken.to_pandas(), index=keys.index, dtype="string")
 
 
 def blank(values: pd.Series) -> pd.Series:

@@ -12,14 +12,9 @@ import pandas as pd
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
-from clever2sis.sis.builders import Built, blank, ordered, prefixed, template
+from clever2sis.sis.builders import Built, blank, lookup, member, ordered, prefixed, template
 from clever2sis.sis.findings import INFO, WARNING, combine, report, text
 from clever2sis.sis.templates import is_identity
-
-
-def _lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
-    """``mapping[key]`` for each key (``<NA>`` where the key is missing or unknown)."""
-    return pd.Series(keys.map(mapping), index=keys.index, dtype="string")
 
 
 def plan_sections(
@@ -32,18 +27,18 @@ def plan_sections(
     terms = district.terms.set_index("id")
     primary = district.section_teachers[district.section_teachers["position"] == 0]
     teacher_of = pd.Series(primary["user_id"].to_numpy(), index=primary["section_id"].to_numpy())
-    teacher_id = _lookup(sections["id"], teacher_of).fillna(sections["teacher"])
+    teacher_id = lookup(sections["id"], teacher_of).fillna(sections["teacher"])
     teachers = district.users.set_index("id")[["first", "last", "email"]]
 
     def joined(keys: pd.Series, table: pd.DataFrame, namespace: str) -> pd.DataFrame:
-        known = keys.isin(table.index)
+        known = member(keys, table.index)
         rows = table.reindex(keys.where(known).fillna("")).reset_index(drop=True)
         rows.index = keys.index
         rows.insert(0, "id", keys.where(known))
         return prefixed(rows, namespace)
 
-    account_id = _lookup(sections["school"], school_accounts)
-    term_id = _lookup(sections["term_id"], term_map)
+    account_id = lookup(sections["school"], school_accounts)
+    term_id = lookup(sections["term_id"], term_map)
     has_term = ~blank(sections["term_id"])
     term_known = has_term & term_id.notna()
     term_id = term_id.fillna(settings.fallback_term_id)
@@ -72,7 +67,7 @@ def plan_sections(
         }
     )
     has_course = ~blank(sections["course"])
-    course_known = sections["course"].isin(courses.index)
+    course_known = member(sections["course"], courses.index)
     if settings.course_structure == "course":
         own = ~course_known
         plan.loc[own, "course_id"] = plan.loc[own, "section_id"]
@@ -82,7 +77,7 @@ def plan_sections(
     plan["short_name"] = plan["short_name"].where(~blank(plan["short_name"]), plan["long_name"])
     plan["section_name"] = plan["section_name"].where(~blank(plan["section_name"]), plan["long_name"])
 
-    school_unknown = ~sections["school"].isin(school_accounts.index)
+    school_unknown = ~member(sections["school"], school_accounts.index)
     no_ids = blank(plan["section_id"]) | blank(plan["course_id"])
     duplicate = plan["section_id"].duplicated() & ~no_ids
     fallback = (

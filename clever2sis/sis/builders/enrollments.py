@@ -11,7 +11,7 @@ import pandas as pd
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
-from clever2sis.sis.builders import Built, ordered
+from clever2sis.sis.builders import Built, lookup, member, ordered
 from clever2sis.sis.findings import WARNING, combine, report
 
 
@@ -33,14 +33,13 @@ def build_enrollments(
         ignore_index=True,
     ).drop_duplicates(["section_id", "user_id", "role"])
     sections = plan.set_index("clever_id")
-    roster["canvas_section"] = roster["section_id"].map(sections["section_id"])
-    roster["canvas_course"] = roster["section_id"].map(sections["course_id"])
-    roster["canvas_user"] = roster["user_id"].map(user_map)
+    roster["canvas_section"] = lookup(roster["section_id"], sections["section_id"])
+    roster["canvas_course"] = lookup(roster["section_id"], sections["course_id"])
+    roster["canvas_user"] = lookup(roster["user_id"], user_map)
 
-    known_users = set(district.users["id"])
     no_section = roster["canvas_section"].isna()
     no_user = roster["canvas_user"].isna() & ~no_section
-    unknown = no_user & ~roster["user_id"].isin(known_users)
+    unknown = no_user & ~member(roster["user_id"], district.users["id"])
     left_out = no_user & ~unknown
     who = (roster["role"], " ", roster["user_id"])
     found = [

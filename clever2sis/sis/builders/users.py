@@ -16,7 +16,7 @@ import pandas as pd
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
-from clever2sis.sis.builders import Built, blank, ordered, prefixed, template
+from clever2sis.sis.builders import Built, blank, member, ordered, prefixed, template
 from clever2sis.sis.findings import INFO, WARNING, combine, findings, report, text
 from clever2sis.sis.templates import is_identity
 
@@ -79,7 +79,7 @@ def assign_logins(candidates: list[tuple[str, pd.Series]]) -> tuple[pd.Series, p
         value = values[open_].str.strip()
         key = value.str.lower()
         counts = key.map(key.value_counts())
-        taken = key.isin(set(login.dropna().str.lower()) | contested)
+        taken = member(key, pd.Index([*login.dropna().str.lower(), *contested], dtype="string"))
         clash = (counts > 1) | taken
         winners = clash.index[~clash]
         login[winners] = value[winners]

@@ -1,0 +1,429 @@
+"""A local stand-in for Canvas's sis_imports API, used to record the vcrpy cassettes under tests/cassettes/.
+
+It follows /work/shared/reference/canvas-sis-import.md §3: multipart POST with an ``attachment`` field,
+root-account and SIS-enabled checks, option validation with Canvas's messages, a state that moves on with
+each GET, errors pages linked by ``Link`` headers, an errors file that appears a little after the end,
+``/sis_imports/importing``, abort, ``restore_states`` returning a Progress, and a paged list.
+
+It listens on 127.0.0.1 only, on a free port, in a daemon thread; every loop in it is bounded.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+TEST_TOKEN = "test-token-0123456789-not-a-secret"
+ROOT_ACCOUNT = "1"
+SUB_ACCOUNT = "2"
+SIS_DISABLED_ACCOUNT = "3"
+KNOWN_TERMS = frozenset({"7", "sis_term_id:T2025"})
+TERMINAL = frozenset(
+    {
+        "imported",
+        "imported_with_messages",
+        "failed",
+        "failed_with_messages",
+        "aborted",
+        "restored",
+        "partially_restored",
+    }
+)
+OPTION_KEYS = (
+    "batch_mode",
+    "batch_mode_term_id",
+    "multi_term_batch_mode",
+    "override_sis_stickiness",
+    "add_sis_stickiness",
+    "clear_sis_stickiness",
+    "diffing_data_set_identifier",
+    "diff_row_count_threshold",
+    "diffing_drop_status",
+    "skip_deletes",
+    "change_threshold",
+    "diffing_user_remove_status",
+    "update_sis_id_if_login_claimed",
+)
+WARNINGS = [
+    [
+        "users.csv",
+        "An existing Canvas user with the SIS ID U1 has already claimed U2's user_id requested login "
+        "information, skipping",
+    ],
+    ["users.csv", "The email address associated with user 'U3' is invalid (email: 'nope')"],
+    [
+        "enrollments.csv",
+        "Neither course nor section existed for user enrollment (Course ID: C9, Section ID: , User ID: U1)",
+    ],
+]
+MAX_PER_PAGE = 2
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in {"1", "true", "on", "yes"}
+
+
+@dataclass
+class FakeImport:
+    id: int
+    options: dict[str, Any]
+    script: list[tuple[str, int]]
+    attachment_delay_gets: int
+    gets: int = 0
+    gets_after_end: int = 0
+    state: str = "created"
+    progress: int = 0
+    created_at: str = "2025-01-06T10:00:00Z"
+
+
+@dataclass
+class FakeCanvas:
+    """The server's state. Tests configure it before requests arrive (the handler takes ``lock``)."""
+
+    script: list[tuple[str, int]] = field(
+        default_factory=lambda: [
+            ("created", 0),
+            ("importing", 40),
+            ("importing", 80),
+            ("imported_with_messages", 100),
+        ]
+    )
+    attachment_delay_gets: int = 2
+    running: list[int] = field(default_factory=list)
+    imports: dict[int, FakeImport] = field(default_factory=dict)
+    progresses: dict[int, dict[str, Any]] = field(default_factory=dict)
+    posted_forms: list[dict[str, str]] = field(default_factory=list)
+    next_id: int = 101
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def seed(self, count: int, state: str = "imported") -> None:
+        for _ in range(count):
+            item = FakeImport(self.next_id, {}, [(state, 100)], 0, state=state, progress=100)
+            self.imports[item.id] = item
+            self.next_id += 1
+
+    def sis_import_json(self, item: FakeImport, origin: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": item.id,
+            "created_at": item.created_at,
+            "started_at": None if item.state in {"created", "initializing"} else "2025-01-06T10:00:05Z",
+            "ended_at": "2025-01-06T10:03:00Z" if item.state in TERMINAL else None,
+            "updated_at": "2025-01-06T10:03:00Z",
+            "progress": item.progress,
+            "workflow_state": item.state,
+            "data": {"import_type": "instructure_csv"},
+        }
+        for key in OPTION_KEYS:
+            body[key] = item.options.get(key)
+        body["diffing_remaster"] = item.options.get("diffing_remaster_data_set")
+        body["diffed_against_import_id"] = None
+        body["skip_deletes"] = bool(item.options.get("skip_deletes"))
+        body["update_sis_id_if_login_claimed"] = bool(item.options.get("update_sis_id_if_login_claimed"))
+        if item.state in TERMINAL:
+            warnings = WARNINGS if item.state.endswith("_with_messages") else []
+            failures = (
+                [["bad.csv", "Couldn't find Canvas CSV import headers"]]
+                if item.state.startswith("failed")
+                else []
+            )
+            body["data"].update(
+                {
+                    "supplied_batches": ["user", "enrollment"],
+                    "completed_importers": ["user", "enrollment"],
+                    "running_immediately": True,
+                    "counts": {
+                        "accounts": 0,
+                        "terms": 0,
+                        "courses": 0,
+                        "sections": 0,
+                        "users": 3,
+                        "enrollments": 4,
+                        "error_count": len(failures),
+                        "warning_count": len(warnings),
+                    },
+                }
+            )
+            if warnings:
+                body["processing_warnings"] = warnings
+            if failures:
+                body["processing_errors"] = failures
+            if warnings and item.gets_after_end >= item.attachment_delay_gets:
+                body["errors_attachment"] = {
+                    "id": 9000 + item.id,
+                    "display_name": f"sis_errors_attachment_{item.id}.csv",
+                    "content-type": "text/csv",
+                    "url": f"{origin}/files/{9000 + item.id}/download?download_frd=1&verifier=v3r1f13r",
+                }
+        return body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read responses, not logs."""
+
+    @property
+    def canvas(self) -> FakeCanvas:
+        return self.server.canvas
+
+    @property
+    def origin(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _send(
+        self, status: int, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None
+    ) -> None:
+        payload = raw if raw is not None else orjson.dumps(body)
+        self.send_response(status)
+        content_type = "text/csv" if raw is not None else "application/json; charset=utf-8"
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _authorised(self) -> bool:
+        if self.headers.get("Authorization") == f"Bearer {TEST_TOKEN}":
+            return True
+        self._send(401, {"errors": [{"message": "Invalid access token."}]})
+        return False
+
+    def _account_ok(self, account: str) -> bool:
+        if account == SUB_ACCOUNT:
+            self._send(400, {"errors": ["SIS imports can only be executed on root accounts"]})
+            return False
+        if account == SIS_DISABLED_ACCOUNT:
+            self._send(403, {"errors": ["SIS imports are not enabled for this account"]})
+            return False
+        if account not in (ROOT_ACCOUNT, "self"):
+            self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+            return False
+        return True
+
+    def _route(self, method: str) -> None:
+        if not self._authorised():
+            return
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        path = parts.path
+        with self.canvas.lock:
+            if method == "GET" and (match := re.fullmatch(r"/files/(\d+)/download", path)):
+                return self._errors_file(int(match.group(1)))
+            if method == "GET" and (match := re.fullmatch(r"/api/v1/progress/(\d+)", path)):
+                return self._progress(int(match.group(1)))
+            match = re.fullmatch(
+                r"/api/v1/accounts/([^/]+)/sis_imports(?:/(importing|\d+))?(?:/([a-z_]+))?", path
+            )
+            if not match:
+                return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+            account, which, action = match.groups()
+            if not self._account_ok(account):
+                return None
+            base = f"{self.origin}/api/v1/accounts/{account}/sis_imports"
+            if method == "POST" and which is None:
+                return self._create()
+            if method == "GET" and which is None:
+                return self._list(base, query)
+            if method == "GET" and which == "importing":
+                running = [self.canvas.imports[i] for i in self.canvas.running]
+                return self._send(
+                    200, {"sis_imports": [self.canvas.sis_import_json(i, self.origin) for i in running]}
+                )
+            item = self.canvas.imports.get(int(which)) if which and which.isdigit() else None
+            if item is None:
+                return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+            if method == "GET" and action is None:
+                return self._show(item)
+            if method == "GET" and action == "sis_import_errors":
+                return self._errors(item, base, query)
+            if method == "PUT" and action == "abort":
+                return self._abort(item)
+            if method == "PUT" and action == "restore_states":
+                return self._restore(item)
+            return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def do_PUT(self) -> None:
+        self._route("PUT")
+
+    def _form(self) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            return {k: v[-1] for k, v in parse_qs(body.decode()).items()}, {}
+        if not content_type.startswith("multipart/form-data"):
+            return {}, {}
+        message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+        fields: dict[str, str] = {}
+        files: dict[str, tuple[str, bytes]] = {}
+        for part in message.iter_parts():
+            assert isinstance(part, Message)
+            name = part.get_param("name", header="content-disposition")
+            filename = part.get_filename()
+            payload = part.get_payload(decode=True)
+            assert isinstance(name, str)
+            assert isinstance(payload, bytes)
+            if filename is not None:
+                files[name] = (filename, payload)
+            else:
+                fields[name] = payload.decode()
+        return fields, files
+
+    def _create(self) -> None:
+        fields, files = self._form()
+        self.canvas.posted_forms.append(fields)
+        if "attachment" not in files:
+            return self._send(400, {"error": True, "error_message": "Missing attachment"})
+        if _truthy(fields.get("batch_mode")):
+            term = fields.get("batch_mode_term_id")
+            if term not in KNOWN_TERMS and "multi_term_batch_mode" not in fields:
+                message = "Batch mode specified, but the given batch_mode_term_id cannot be found."
+                return self._send(400, {"message": message})
+        if "multi_term_batch_mode" in fields and not fields.get("change_threshold"):
+            return self._send(400, {"message": "change_threshold is required to use multi term_batch mode."})
+        options: dict[str, Any] = {}
+        for key, value in fields.items():
+            if key in {"import_type", "extension"}:
+                continue
+            options[key] = int(value) if key.endswith("threshold") else (_truthy(value) or value)
+        item = FakeImport(
+            self.canvas.next_id, options, list(self.canvas.script), self.canvas.attachment_delay_gets
+        )
+        self.canvas.next_id += 1
+        self.canvas.imports[item.id] = item
+        self._send(200, self.canvas.sis_import_json(item, self.origin))
+
+    def _show(self, item: FakeImport) -> None:
+        if item.state in TERMINAL:
+            item.gets_after_end += 1
+        else:
+            item.state, item.progress = item.script[min(item.gets, len(item.script) - 1)]
+            item.gets += 1
+        self._send(200, self.canvas.sis_import_json(item, self.origin))
+
+    def _page(self, items: list[Any], url: str, query: dict[str, str]) -> tuple[list[Any], dict[str, str]]:
+        per_page = min(int(query.get("per_page", "10")), MAX_PER_PAGE)
+        page = int(query.get("page", "1"))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        links = [f'<{url}?page={page}&per_page={per_page}>; rel="current"']
+        if page * per_page < len(items):
+            links.append(f'<{url}?page={page + 1}&per_page={per_page}>; rel="next"')
+        if page > 1:
+            links.append(f'<{url}?page={page - 1}&per_page={per_page}>; rel="prev"')
+        links.append(f'<{url}?page=1&per_page={per_page}>; rel="first"')
+        return chunk, {"Link": ",".join(links)}
+
+    def _list(self, base: str, query: dict[str, str]) -> None:
+        newest_first = sorted(self.canvas.imports.values(), key=lambda i: -i.id)
+        items = [self.canvas.sis_import_json(i, self.origin) for i in newest_first]
+        chunk, headers = self._page(items, base, query)
+        self._send(200, {"sis_imports": chunk}, headers)
+
+    def _error_rows(self, item: FakeImport) -> list[dict[str, Any]]:
+        if not item.state.endswith("_with_messages"):
+            return []
+        return [
+            {"sis_import_id": item.id, "file": file, "message": message, "row": row, "row_info": None}
+            for row, (file, message) in enumerate(WARNINGS, start=2)
+        ]
+
+    def _errors(self, item: FakeImport, base: str, query: dict[str, str]) -> None:
+        chunk, headers = self._page(self._error_rows(item), f"{base}/{item.id}/sis_import_errors", query)
+        self._send(200, {"sis_import_errors": chunk}, headers)
+
+    def _errors_file(self, file_id: int) -> None:
+        item = self.canvas.imports.get(file_id - 9000)
+        if item is None:
+            return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+        lines = ["sis_import_id,file,message,row"]
+        for row in self._error_rows(item):
+            message = '"' + row["message"].replace('"', '""') + '"'
+            lines.append(f"{item.id},{row['file']},{message},{row['row']}")
+        self._send(200, None, raw=("\n".join(lines) + "\n").encode())
+
+    def _abort(self, item: FakeImport) -> None:
+        if item.state in TERMINAL:
+            return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+        item.state = "aborted"
+        self._send(200, self.canvas.sis_import_json(item, self.origin))
+
+    def _restore(self, item: FakeImport) -> None:
+        fields, _ = self._form()
+        if _truthy(fields.get("undelete_only")) and _truthy(fields.get("unconclude_only")):
+            return self._send(400, "cannot set both undelete_only and unconclude_only")
+        progress_id = len(self.canvas.progresses) + 1
+        filtered = any(_truthy(fields.get(k)) for k in ("batch_mode", "undelete_only", "unconclude_only"))
+        progress = {
+            "id": progress_id,
+            "context_id": item.id,
+            "context_type": "SisBatch",
+            "user_id": None,
+            "tag": "sis_batch_state_restore",
+            "completion": 0,
+            "workflow_state": "queued",
+            "updated_at": "2025-01-06T11:00:00Z",
+            "message": None,
+            "url": f"{self.origin}/api/v1/progress/{progress_id}",
+            "_script": [("running", 50), ("completed", 100)],
+            "_final_state": "partially_restored" if filtered else "restored",
+        }
+        self.canvas.progresses[progress_id] = progress
+        item.state = "restoring"
+        self._send(200, {k: v for k, v in progress.items() if not k.startswith("_")})
+
+    def _progress(self, progress_id: int) -> None:
+        progress = self.canvas.progresses.get(progress_id)
+        if progress is None:
+            return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+        if progress["_script"]:
+            progress["workflow_state"], progress["completion"] = progress["_script"].pop(0)
+            if progress["workflow_state"] == "completed":
+                self.canvas.imports[progress["context_id"]].state = progress["_final_state"]
+        self._send(200, {k: v for k, v in progress.items() if not k.startswith("_")})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    canvas: FakeCanvas
+
+
+class CanvasTestServer:
+    """``with CanvasTestServer() as server:`` a fake Canvas at ``server.base_url`` until the block ends."""
+
+    def __init__(self, canvas: FakeCanvas | None = None) -> None:
+        self.canvas = canvas or FakeCanvas()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.canvas = self.canvas
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> CanvasTestServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
