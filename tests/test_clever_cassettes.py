@@ -2,7 +2,8 @@
 
 The cassettes hold a whole pull of a small synthetic district (several pages per collection, a final empty
 page, a 429 from the fixed-window limit) and the error answers (HTML 404, 401), with Clever's headers.
-They replay without a server. Re-record with ``CLEVER2SIS_RECORD=1 pytest tests/test_clever_cassettes.py``;
+They replay without a server; a missing one is recorded on the next run, and
+``CLEVER2SIS_RECORD=1 pytest tests/test_clever_cassettes.py`` re-records them;
 the Authorization header is filtered out when recording, and a test checks that it stays out.
 """
 
@@ -43,42 +44,44 @@ def served_records() -> dict[str, list[dict[str, Any]]]:
 
 
 @contextmanager
-def clever_api(name: str, **server_options: Any) -> Iterator[str]:
-    """The API base to use: a live local server while recording, any local URL while replaying."""
+def clever_api(name: str, **server_options: Any) -> Iterator[tuple[str, bool]]:
+    """(API base, recording?): a live local server while recording, any local URL while replaying."""
     cassette = CASSETTES / f"{name}.yaml"
-    if RECORDING:
+    recording = RECORDING or not cassette.is_file()
+    if recording:
         cassette.unlink(missing_ok=True)
-    elif not cassette.is_file():
-        pytest.fail(f"{cassette} is missing; record it with CLEVER2SIS_RECORD=1")
     recorder = vcr.VCR(
         filter_headers=["authorization"],
         match_on=MATCH_ON,
-        record_mode="all" if RECORDING else "none",
+        record_mode="all" if recording else "none",
         decode_compressed_response=True,
     )
     with ExitStack() as stack:
-        if RECORDING:
+        if recording:
             lines = {n: [orjson.dumps(r) for r in records] for n, records in served_records().items()}
             server = stack.enter_context(CleverTestServer(lines, token=TOKEN, **server_options))
             base = server.url
         else:
             base = "http://127.0.0.1:8080"
         stack.enter_context(recorder.use_cassette(str(cassette)))
-        yield base
+        yield base, recording
 
 
 def no_sleep(seconds: float) -> None:
     """Replays need no waiting: the recorded resets are long past."""
 
 
-def replay_client(base: str) -> CleverClient:
-    sleep = time.sleep if RECORDING else no_sleep
+def replay_client(base: str, recording: bool) -> CleverClient:
+    sleep = time.sleep if recording else no_sleep
     return CleverClient(TOKEN, base, "v3.0", page_size=PAGE_SIZE, rng=random.Random(0), sleep=sleep)
 
 
 def test_a_recorded_pull_replays_to_exactly_the_served_records(tmp_path: Path) -> None:
     faults = Faults(throttled=0.1, seed=4)
-    with clever_api("pull_small_district", faults=faults) as base, replay_client(base) as client:
+    with (
+        clever_api("pull_small_district", faults=faults) as (base, recording),
+        replay_client(base, recording) as client,
+    ):
         manifest = pull_district(client, tmp_path / "snap", workers=1)
     snapshot = Snapshot.open(tmp_path / "snap")
     for name, records in served_records().items():
@@ -90,9 +93,9 @@ def test_a_recorded_pull_replays_to_exactly_the_served_records(tmp_path: Path) -
 
 
 def test_recorded_error_answers_map_to_clear_errors() -> None:
-    with clever_api("errors") as base:
+    with clever_api("errors") as (base, recording):
         with (
-            replay_client(base) as client,
+            replay_client(base, recording) as client,
             pytest.raises(CleverApiError, match=r"Cannot GET /v3\.0/resources"),
         ):
             list(client.iter_records("resources"))
