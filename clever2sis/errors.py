@@ -37,6 +37,24 @@ class StrictFindingsError(Clever2SisError):
     exit_code = 5
 
 
+class CleverError(Clever2SisError):
+    """The Clever API could not be read: it kept failing, or answered something the client cannot use."""
+
+    exit_code = 10
+
+
+class CleverApiError(CleverError):
+    """Clever answered with an error, an unexpected page, or kept failing after the bounded retries."""
+
+    exit_code = 10
+
+
+class CleverAuthError(CleverError):
+    """Clever refused the token (401/403): it is wrong, revoked, or lacks the scopes a pull needs."""
+
+    exit_code = 11
+
+
 # --- Canvas (upload and import follow-up) --------------------------------------------------------------
 # Exit codes 20-29 are import outcomes, 30-39 are problems a user can fix before trying again.
 

@@ -1,0 +1,164 @@
+"""pull_district against the local Clever test server: exact records, dangling references, no half-writes."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from clever2sis.clever.client import CleverClient
+from clever2sis.clever.pull import pull_district
+from clever2sis.clever.snapshot import COLLECTIONS, Snapshot
+from clever2sis.errors import CleverApiError, CleverAuthError, UsageError
+from tests.clever_server import CleverTestServer, Faults, district_from_snapshot
+from tests.synthetic import write_district
+
+TOKEN = "fedcba9876543210fedcba9876543210fedcba98"
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[bytes]]:
+    source = write_district(tmp_path_factory.mktemp("source") / "district", 240, seed=3, dangling=True)
+    return district_from_snapshot(source)
+
+
+def assert_snapshot_equals_served(dest: Path, server: CleverTestServer) -> Snapshot:
+    snapshot = Snapshot.open(dest)
+    for name in COLLECTIONS:
+        assert snapshot.read_bytes(name).splitlines() == server.served_lines(name), name
+    return snapshot
+
+
+def fast_client(server: CleverTestServer, **kwargs: object) -> CleverClient:
+    """A client whose backoff waits are short: the server's windows are real, so real sleep is used."""
+    return CleverClient(TOKEN, server.url, "v3.0", rng=random.Random(1), **kwargs)  # type: ignore[arg-type]
+
+
+def test_pull_writes_exactly_the_served_records_and_counts_dangling_references(
+    district: dict[str, list[bytes]], tmp_path: Path
+) -> None:
+    messages: list[str] = []
+    with CleverTestServer(district, token=TOKEN) as server, fast_client(server, page_size=37) as client:
+        manifest = pull_district(client, tmp_path / "snap", progress=messages.append)
+    snapshot = assert_snapshot_equals_served(tmp_path / "snap", server)
+    assert snapshot.manifest == manifest
+    assert manifest["source"] == "clever-api"
+    assert manifest["api_base"] == server.url
+    assert manifest["district"]["name"] == "Synthetic District 3"
+    assert manifest["started_at"] <= manifest["finished_at"]
+    assert manifest["dangling_references"] == {
+        "sections.students": 1,
+        "sections.teachers": 0,
+        "sections.teacher": 0,
+        "sections.course": 1,
+        "sections.term_id": 0,
+        "sections.school": 0,
+        "users.contact.student_relationships": 1,
+    }
+    users = manifest["collections"]["users"]["records"]
+    assert manifest["pull"]["pages"]["users"] == -(-users // 37)
+    assert manifest["pull"]["reserialised_records"] == 0
+    assert any(m.startswith("users: page 2,") for m in messages)
+    assert TOKEN not in orjson.dumps(manifest).decode()
+    assert [p.name for p in tmp_path.iterdir()] == ["snap"]
+
+
+def test_the_rate_limit_and_faults_are_survived_and_change_nothing(
+    district: dict[str, list[bytes]], tmp_path: Path
+) -> None:
+    faults = Faults(bad_gateway=0.08, dropped=0.08, throttled=0.03, seed=11)
+    with (
+        CleverTestServer(district, token=TOKEN, rate_limit=12, window_s=1, faults=faults) as server,
+        fast_client(server, page_size=40) as client,
+    ):
+        manifest = pull_district(client, tmp_path / "snap")
+    assert_snapshot_equals_served(tmp_path / "snap", server)
+    stats = manifest["pull"]
+    assert stats["requests"] == server.stats["requests"]
+    assert stats["throttled"] == server.stats["status_429"] > 0
+    assert stats["retries"] == server.stats["status_502"] + server.stats["dropped"] > 0
+
+
+def test_a_failed_collection_is_named_and_leaves_nothing_behind(
+    district: dict[str, list[bytes]], tmp_path: Path
+) -> None:
+    without_terms = {name: lines for name, lines in district.items() if name != "terms"}
+    with (
+        CleverTestServer(without_terms, token=TOKEN) as server,
+        fast_client(server) as client,
+        pytest.raises(CleverApiError, match=r"pulling terms failed: Clever has no /v3\.0/terms"),
+    ):
+        pull_district(client, tmp_path / "snap")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wrong_token_is_an_auth_error(district: dict[str, list[bytes]], tmp_path: Path) -> None:
+    with (
+        CleverTestServer(district, token=TOKEN) as server,
+        CleverClient("not-the-token", server.url) as client,
+        pytest.raises(CleverAuthError) as caught,
+    ):
+        pull_district(client, tmp_path / "snap", workers=1)
+    assert "not-the-token" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_destination_is_refused_before_any_request(tmp_path: Path) -> None:
+    (tmp_path / "snap").mkdir()
+    client = CleverClient(TOKEN, transport=httpx.MockTransport(lambda request: pytest.fail("no request")))
+    with pytest.raises(UsageError, match="already exists"):
+        pull_district(client, tmp_path / "snap")
+
+
+def test_replace_swaps_in_the_new_snapshot_only_when_whole(
+    district: dict[str, list[bytes]], tmp_path: Path
+) -> None:
+    dest = tmp_path / "snap"
+    dest.mkdir()
+    (dest / "old").write_text("old")
+    with CleverTestServer(district, token=TOKEN) as server, fast_client(server) as client:
+        pull_district(client, dest, replace=True)
+    assert not (dest / "old").exists()
+    assert_snapshot_equals_served(dest, server)
+
+
+def test_duplicates_across_pages_are_dropped(tmp_path: Path) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        collection = request.url.path.rsplit("/", 1)[1]
+        ids = ["a1", "a2", "a3"] if collection == "users" else [f"{collection}1"]
+        after = request.url.params.get("starting_after")
+        page = ids[:2] if after is None else ids[1:]  # the second page repeats "a2"
+        items = [{"data": {"id": i, "name": i}, "uri": f"/v3.0/{collection}/{i}"} for i in page]
+        links = (
+            [{"rel": "next", "uri": f"/v3.0/{collection}?starting_after={page[-1]}"}] if after is None else []
+        )
+        body = orjson.dumps({"data": items, "links": links})
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    client = CleverClient(TOKEN, transport=httpx.MockTransport(answer), sleep=lambda s: None)
+    manifest = pull_district(client, tmp_path / "snap", workers=2)
+    assert manifest["collections"]["users"]["records"] == 3
+    assert manifest["pull"]["duplicates_dropped"]["users"] == 1
+    lines = (tmp_path / "snap" / "users.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line)["id"] for line in lines] == ["a1", "a2", "a3"]
+
+
+def test_an_interrupted_pull_leaves_nothing_behind(district: dict[str, list[bytes]], tmp_path: Path) -> None:
+    calls = 0
+
+    def progress(message: str) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+
+    with CleverTestServer(district, token=TOKEN) as server, fast_client(server, page_size=10) as client:
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            pull_district(client, tmp_path / "snap", progress=progress)
+        assert time.monotonic() - started < 30
+    assert list(tmp_path.iterdir()) == []
