@@ -1,6 +1,6 @@
 """A local stand-in for Canvas's sis_imports API, used to record the vcrpy cassettes under tests/cassettes/.
 
-It follows /work/shared/reference/canvas-sis-import.md §3: multipart POST with an ``attachment`` field,
+It follows ../shared/reference/canvas-sis-import.md §3: multipart POST with an ``attachment`` field,
 root-account and SIS-enabled checks, option validation with Canvas's messages, a state that moves on with
 each GET, errors pages linked by ``Link`` headers, an errors file that appears a little after the end,
 ``/sis_imports/importing``, abort, ``restore_states`` returning a Progress, and a paged list.

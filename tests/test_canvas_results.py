@@ -16,10 +16,10 @@ from clever2sis.canvas.sis_import import TERMINAL_STATES, ImportOptions, SisImpo
 from clever2sis.canvas.upload import check_build_dir, follow_import, post_build
 from clever2sis.errors import CanvasUnavailableError
 from tests.canvas_server import FakeCanvas, FakeImport
-from tests.conftest import make_build_dir
+from tests.conftest import REFERENCE, make_build_dir
 from tests.test_sis_import import FakeTime
 
-FIXTURES = Path("/work/shared/reference/canvas-fixtures")
+FIXTURES = REFERENCE / "canvas-fixtures"
 TRANSCRIBED = FIXTURES / "canvas-lms_spec_sis_imports_api_expected_json_TRANSCRIBED.json"
 CANVASAPI = FIXTURES / "canvasapi_tests_fixtures_sis_import.json"
 ERRORS_CSV = FIXTURES / "CONSTRUCTED_sis_errors_attachment_example.csv"
@@ -27,7 +27,9 @@ ERRORS_CSV = FIXTURES / "CONSTRUCTED_sis_errors_attachment_example.csv"
 
 def _fixture(path: Path) -> Any:
     if not path.exists():
-        pytest.skip(f"reference payload {path} is not on this machine (see /work/shared/reference)")
+        pytest.skip(
+            f"reference payload {path} is not on this machine (see ../shared/reference beside the repository)"
+        )
     return json.loads(path.read_text())
 
 

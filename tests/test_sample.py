@@ -16,11 +16,12 @@ from clever2sis.clever.sample import generate_district
 from clever2sis.clever.snapshot import COLLECTIONS, Snapshot
 from clever2sis.cli import main
 from clever2sis.errors import UsageError
+from tests.conftest import REFERENCE
 
 STUDENTS, SEED = 600, 7
 AS_OF = "2026-09-01T06:00:00Z"
 AS_OF_EPOCH = 1788242400
-RECORDED = Path("/work/shared/reference/clever-recorded/extracted")
+RECORDED = REFERENCE / "clever-recorded" / "extracted"
 
 ID = re.compile(r"[0-9a-f]{24}")
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

@@ -1,6 +1,6 @@
 """The SIS import: its options, the object Canvas returns, the account's sis_imports API and the wait loop.
 
-Spec: /work/shared/reference/canvas-sis-import.md §3 (API, states) and §4 (what the options mean).
+Spec: ../shared/reference/canvas-sis-import.md §3 (API, states) and §4 (what the options mean).
 """
 
 from __future__ import annotations
