@@ -24,7 +24,7 @@ demo: $(STAMP)  ## build the bundled sample district into build/demo and print a
 sample-demo: $(STAMP)  ## regenerate samples/demo-district (synthetic: 600 students, seed 7)
 	$(BIN)/clever2sis sample --students 600 --seed 7 --out samples/demo-district --force
 
-golden: $(STAMP)  ## rewrite samples/demo-district.expected from the current code (review the diff!)
+golden: $(STAMP)  ## rewrite samples/demo-district.expected and tests/golden/ from the current code (review the diff!)
 	$(BIN)/python -m tests.regenerate_golden
 
 test: $(STAMP)  ## run the test suite

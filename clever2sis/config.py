@@ -210,6 +210,7 @@ KNOWN_TABLES: tuple[str, ...] = ("build", "terms", "ids", "names")
 #   base_url = "https://district.test.instructure.com"
 #   token_env = "CANVAS_TEST_TOKEN"     # the environment variable holding the token (default CANVAS_TOKEN)
 #   account_id = 1                      # the root account: an id, "self" or "sis_account_id:<id>"
+#   require_approval = true             # uploads need `clever2sis approve` first (default: production only)
 #
 #   [upload]
 #   profile = "test"                    # used when --profile is not given
@@ -223,7 +224,7 @@ ENV_BASE_URL = "CANVAS_BASE_URL"
 ENV_TOKEN = "CANVAS_TOKEN"
 ENV_ACCOUNT_ID = "CANVAS_ACCOUNT_ID"
 ENV_PROFILE_NAME = "env"
-PROFILE_KEYS = frozenset({"base_url", "token_env", "account_id"})
+PROFILE_KEYS = frozenset({"base_url", "token_env", "account_id", "require_approval"})
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_WAIT_TIMEOUT_S = 2 * 60 * 60
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -239,6 +240,7 @@ class CanvasProfile:
     base_url: str
     account_id: str
     token_env: str = ENV_TOKEN
+    require_approval: bool | None = None  # None: only a profile named "production" needs a sign-off
 
     def token(self, environ: Mapping[str, str]) -> str:
         token = environ.get(self.token_env, "").strip()
@@ -298,8 +300,13 @@ def parse_profiles(raw: RawConfig) -> dict[str, CanvasProfile]:
             base_url=check_base_url(base_url, f"{where}.base_url"),
             account_id=check_account_id(table["account_id"], f"{where}.account_id"),
             token_env=token_env,
+            require_approval=_optional_bool(raw, f"profiles.{name}", "require_approval", table),
         )
     return profiles
+
+
+def _optional_bool(raw: RawConfig, table: str, key: str, values: Mapping[str, Any]) -> bool | None:
+    return None if key not in values else bool(typed(raw, table, key, values[key], bool))
 
 
 def resolve_profile(raw: RawConfig, name: str | None, environ: Mapping[str, str]) -> CanvasProfile:

@@ -141,3 +141,31 @@ class WaitTimeoutError(ImportOutcomeError):
     """The job was still running when the wall-clock limit ran out; it may still finish."""
 
     exit_code = 23
+
+
+# --- Review and sign-off ---------------------------------------------------------------------------------
+# Exit codes 40-49.
+
+
+class ReviewError(Clever2SisError):
+    """A build directory to review (or to review against) is missing, incomplete or changed."""
+
+    exit_code = 40
+
+
+class ApprovalError(Clever2SisError):
+    """A sign-off cannot be recorded (for example the build has no zip matching its build.json)."""
+
+    exit_code = 41
+
+
+class ApprovalRequiredError(Clever2SisError):
+    """The profile needs a sign-off of this zip before upload, and there is none."""
+
+    exit_code = 42
+
+
+class ApprovalMismatchError(ApprovalRequiredError):
+    """A sign-off exists, but for other bytes: the zip changed since it was approved."""
+
+    exit_code = 43

@@ -330,3 +330,11 @@ def canvas_cassette(name: str, canvas: FakeCanvas | None = None) -> Iterator[Cas
     path.unlink(missing_ok=True)
     with CanvasTestServer(canvas) as server, canvas_vcr.use_cassette(path.name, record_mode="once"):
         yield Cassette(server.base_url, server.canvas, path)
+
+
+@pytest.fixture(scope="session")
+def review_pair(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The demo district built as bundled and after a night of changes (tests/review_district.py)."""
+    from tests.review_district import build_pair
+
+    return build_pair(tmp_path_factory.mktemp("review"))

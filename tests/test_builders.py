@@ -265,3 +265,38 @@ def test_example_config_documents_the_defaults() -> None:
     assert {k: v for k, v in vars(example).items() if not k.startswith("config_")} == {
         k: v for k, v in vars(defaults).items() if not k.startswith("config_")
     }
+
+
+def test_zip_members_read_back_with_zipfile_and_chunked_deflate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zipfile
+
+    from clever2sis.sis import writer
+
+    monkeypatch.setattr(writer, "ZIP_CHUNK_BYTES", 1 << 16)
+    big = pd.DataFrame({"user_id": pd.Series([f"{i:024x}" for i in range(20_000)], dtype="string")})
+    written = writer.write_csv(big, tmp_path / "users.csv")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    writer.write_zip(
+        [("users.csv", tmp_path / "users.csv"), ("empty.csv", tmp_path / "empty.csv")], tmp_path / "z.zip"
+    )
+    with zipfile.ZipFile(tmp_path / "z.zip") as archive:
+        assert archive.testzip() is None
+        assert [(i.filename, i.date_time, i.external_attr >> 16) for i in archive.infolist()] == [
+            ("users.csv", (1980, 1, 1, 0, 0, 0), 0o100644),
+            ("empty.csv", (1980, 1, 1, 0, 0, 0), 0o100644),
+        ]
+        assert archive.read("users.csv") == (tmp_path / "users.csv").read_bytes()
+    assert written.rows == 20_000
+    assert written.bytes == 8 + 20_000 * 25
+
+
+def test_csv_quotes_only_what_needs_quoting() -> None:
+    frame = pd.DataFrame(
+        {
+            "a": pd.Series(["x", "y,z", 'q"u', None, "é"], dtype="string"),
+            "b": pd.Series(["1", "", "3\n4", "4", "5"], dtype="string"),
+        }
+    )
+    assert csv_bytes(frame) == b'a,b\nx,1\n"y,z",\n"q""u","3\n4"\n,4\n\xc3\xa9,5\n'

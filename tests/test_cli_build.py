@@ -88,7 +88,11 @@ def test_strict_exits_5_and_keeps_the_build_for_review(tiny_snapshot: Path, tmp_
             2,
             "{c}: not valid TOML (Expected ']' at the end of a table declaration (at line 1, column 7))",
         ),
-        ("[colours]\nx = 1\n", 2, "{c}: unknown setting 'colours'; known tables: build, ids, names, profiles, terms, upload"),
+        (
+            "[colours]\nx = 1\n",
+            2,
+            "{c}: unknown setting 'colours'; known tables: build, ids, names, profiles, terms, upload",
+        ),
     ],
 )
 def test_bad_config_is_one_line_and_writes_nothing(

@@ -102,3 +102,13 @@ def test_not_a_snapshot(tmp_path: Path, setup, message: str) -> None:
 def test_unsupported_api_version(tmp_path: Path) -> None:
     with pytest.raises(SnapshotError, match=r"unsupported Clever API version 'v2.1'"):
         SnapshotWriter(tmp_path / "s", api_version="v2.1", source="t")
+
+
+def test_loading_frames_checks_the_bytes_it_parses(tmp_path: Path) -> None:
+    from clever2sis.clever.frames import load_district
+
+    path = write_snapshot(tmp_path / "s", tiny_district())
+    users = path / "users.jsonl"
+    users.write_bytes(users.read_bytes().replace(b"Okafor", b"Okafur"))
+    with pytest.raises(SnapshotError, match=r"users.jsonl: sha256 does not match the manifest"):
+        load_district(Snapshot.open(path))

@@ -62,6 +62,7 @@ def record_created(
     account_id: str,
     zip_sha256: str,
     form_fields: Iterable[tuple[str, str]],
+    signoff: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save the new import's id before anything else happens; returns its results directory."""
     directory = import_dir(build_dir, profile, sis_import.id)
@@ -75,6 +76,8 @@ def record_created(
         "form_fields": [list(pair) for pair in form_fields],
         "sis_import": sis_import.raw,
     }
+    if signoff is not None:
+        receipt["signoff"] = dict(signoff)
     atomic_write_bytes(directory / CREATED_NAME, _dump(receipt))
     latest = {k: receipt[k] for k in ("sis_import_id", "profile", "canvas", "account_id", "posted_at")}
     latest["results"] = str(directory.relative_to(build_dir))

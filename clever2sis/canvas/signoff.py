@@ -1,14 +1,173 @@
-"""The gate every upload passes before its zip is posted.
+"""Test → production sign-off: a person approves one exact zip for a profile; the upload gate checks it.
 
-Production sign-off (checking that a person approved this build for this profile) is another issue; it
-belongs here. Until then the gate lets every upload through. :func:`clever2sis.canvas.upload.upload_build`
-calls :func:`check_before_post` after every local check and before the first byte goes to Canvas.
+``clever2sis approve BUILD_DIR --profile production --by NAME`` writes::
+
+    BUILD_DIR/approvals/<profile>.json   zip sha256 and size, who, when (UTC), what was built from what, and
+                                         the result of this build's test-instance import when there is one
+
+:func:`clever2sis.canvas.upload.post_build` calls :func:`check_before_post` after every local check and
+before the first byte goes to Canvas. For a profile that needs a sign-off (``require_approval = true`` in
+its ``[profiles.<name>]`` table; true by default for a profile named ``production``) it refuses a zip
+without an approval, or whose bytes are not the ones approved. ``force`` lets the upload through with a
+loud warning; what let it through (the approval, or the override) goes into the import's created.json.
 """
 
 from __future__ import annotations
 
-from clever2sis.canvas.upload import BuildZip
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from clever2sis.atomic import atomic_write_bytes
+from clever2sis.canvas.results import CREATED_NAME, FINAL_NAME, IMPORTS_DIR_NAME, LATEST_NAME
+from clever2sis.canvas.upload import BUILD_INFO_NAME, BuildZip, check_build_dir
+from clever2sis.errors import ApprovalError, ApprovalMismatchError, ApprovalRequiredError, BuildDirError
+from clever2sis.progress import Progress, silent
+
+APPROVALS_DIR_NAME = "approvals"
+PRODUCTION_PROFILE = "production"
+TEST_PROFILE = "test"
+APPROVAL_FORMAT_VERSION = 1
+SHORT_SHA = 12
+
+Clock = Callable[[], dt.datetime]
 
 
-def check_before_post(profile: str, build: BuildZip) -> None:
-    """Raise a :class:`~clever2sis.errors.Clever2SisError` to stop an upload of ``build`` to ``profile``."""
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def approval_path(build_dir: Path, profile: str) -> Path:
+    return build_dir / APPROVALS_DIR_NAME / f"{profile}.json"
+
+
+def read_approval(build_dir: Path, profile: str) -> dict[str, Any] | None:
+    """The sign-off recorded for ``profile`` in ``build_dir``, or None."""
+    return _load(approval_path(build_dir, profile))
+
+
+def last_import_result(build_dir: Path, profile: str = TEST_PROFILE) -> dict[str, Any] | None:
+    """What the last import of this build into the ``profile`` instance did, from its saved results."""
+    latest = _load(build_dir / IMPORTS_DIR_NAME / profile / LATEST_NAME)
+    if latest is None:
+        return None
+    results = build_dir / str(latest.get("results", ""))
+    created = _load(results / CREATED_NAME) or {}
+    final = _load(results / FINAL_NAME)
+    return {
+        "profile": profile,
+        "sis_import_id": latest.get("sis_import_id"),
+        "canvas": latest.get("canvas"),
+        "posted_at": latest.get("posted_at"),
+        "zip_sha256": created.get("zip_sha256"),
+        "workflow_state": final.get("workflow_state") if final else None,
+        "followed_to_end": final is not None,
+        "counts": (final.get("data") or {}).get("counts") if final else None,
+        "ended_at": final.get("ended_at") if final else None,
+    }
+
+
+def approve(
+    build_dir: Path,
+    profile: str,
+    by: str,
+    *,
+    test_profile: str = TEST_PROFILE,
+    clock: Clock = utc_now,
+) -> dict[str, Any]:
+    """Record that ``by`` signed off this build's zip for ``profile``; returns the record written."""
+    who = by.strip()
+    if not who:
+        raise ApprovalError("--by must name the person signing off")
+    try:
+        build = check_build_dir(build_dir)
+    except BuildDirError as error:
+        raise ApprovalError(str(error)) from None
+    info = _load(build_dir / BUILD_INFO_NAME) or {}
+    snapshot = info.get("snapshot") or {}
+    record = {
+        "approval_format_version": APPROVAL_FORMAT_VERSION,
+        "profile": profile,
+        "zip_sha256": build.sha256,
+        "zip_bytes": build.size_bytes,
+        "approved_by": who,
+        "approved_at": _stamp(clock()),
+        "build": {
+            "built_at": info.get("built_at"),
+            "district_id": snapshot.get("district_id"),
+            "district_name": snapshot.get("district_name"),
+            "snapshot_finished_at": snapshot.get("finished_at"),
+            "snapshot_manifest_sha256": snapshot.get("manifest_sha256"),
+            "config_sha256": (info.get("config") or {}).get("sha256"),
+            "tool": info.get("tool"),
+        },
+        "test_import": last_import_result(build_dir, test_profile) if profile != test_profile else None,
+    }
+    atomic_write_bytes(approval_path(build_dir, profile), orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    return record
+
+
+def needs_approval(profile: str, require_approval: bool | None) -> bool:
+    """Whether uploads to ``profile`` need a sign-off: as configured, else only for ``production``."""
+    return require_approval if require_approval is not None else profile == PRODUCTION_PROFILE
+
+
+def check_before_post(
+    profile: str,
+    build: BuildZip,
+    *,
+    require_approval: bool | None = None,
+    force: bool = False,
+    warn: Progress = silent,
+    clock: Clock = utc_now,
+) -> dict[str, Any] | None:
+    """Stop an upload of ``build`` to ``profile`` that lacks a sign-off of these exact bytes.
+
+    Returns what let the upload through, for created.json: ``{"approval": ...}``, or ``{"override": ...}``
+    when ``force`` overrode a missing or stale sign-off; None when the profile needs no sign-off.
+    """
+    if not needs_approval(profile, require_approval):
+        return None
+    approval = read_approval(build.build_dir, profile)
+    problem: ApprovalRequiredError
+    if approval is None:
+        problem = ApprovalRequiredError(
+            f"{build.build_dir} has no sign-off for profile {profile!r}; review it "
+            f"(`clever2sis review {build.build_dir}`) and record one with "
+            f"`clever2sis approve {build.build_dir} --profile {profile} --by NAME`"
+        )
+    elif approval.get("zip_sha256") != build.sha256:
+        problem = ApprovalMismatchError(
+            f"{build.path} changed since {approval.get('approved_by')} signed it off for {profile!r} at "
+            f"{approval.get('approved_at')} (approved sha256 {str(approval.get('zip_sha256'))[:SHORT_SHA]}…, "
+            f"now {build.sha256[:SHORT_SHA]}…); review the new build and approve it"
+        )
+    else:
+        return {"approval": approval}
+    if not force:
+        raise problem
+    warn(f"WARNING: --force: uploading to {profile!r} WITHOUT a valid sign-off: {problem}")
+    warn("WARNING: this override is recorded in the import's created.json")
+    return {
+        "override": {
+            "forced": True,
+            "at": _stamp(clock()),
+            "reason": str(problem),
+            "approval_found": approval,
+        }
+    }

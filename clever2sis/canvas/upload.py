@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -86,13 +87,16 @@ def post_build(
     *,
     profile: str,
     queue: bool = False,
-    before_post: Callable[[str, BuildZip], None] = lambda _profile, _build: None,
+    before_post: Callable[[str, BuildZip], Mapping[str, Any] | None] = lambda _profile, _build: None,
     progress: Progress = silent,
 ) -> Posted:
-    """Check everything, post the zip, and record the new import's id in the build directory at once."""
+    """Check everything, post the zip, and record the new import's id in the build directory at once.
+
+    ``before_post`` is the last check (the sign-off gate); what it returns is saved in created.json.
+    """
     options.validate()
     ensure_nothing_running(api, queue=queue, progress=progress)
-    before_post(profile, build)
+    signoff = before_post(profile, build)
     progress(f"uploading {build.path} ({build.size_bytes} bytes)")
     sis_import = api.create(build.path, options)
     directory = record_created(
@@ -103,6 +107,7 @@ def post_build(
         account_id=api.account_id,
         zip_sha256=build.sha256,
         form_fields=options.form_fields(),
+        signoff=signoff,
     )
     return Posted(sis_import=sis_import, directory=directory)
 

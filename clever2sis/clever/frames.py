@@ -18,7 +18,6 @@ Frames (one row per record unless said otherwise):
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,16 +157,16 @@ class District:
 
 
 def _read_table(snapshot: Snapshot, collection: str) -> pa.Table:
-    data = snapshot.read_bytes(collection)
     schema = SCHEMAS[collection]
-    if not data.strip():
+    if snapshot.manifest["collections"][collection]["records"] == 0:
         return schema.empty_table()
     try:
-        return pajson.read_json(
-            io.BytesIO(data),
-            read_options=pajson.ReadOptions(block_size=_JSON_BLOCK_BYTES),
-            parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-        )
+        with snapshot.reader(collection) as stream:
+            return pajson.read_json(
+                stream,
+                read_options=pajson.ReadOptions(block_size=_JSON_BLOCK_BYTES),
+                parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+            )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         file = snapshot.path / snapshot.manifest["collections"][collection]["file"]
         raise SnapshotError(f"{file}: not Clever {collection} records ({error})") from None

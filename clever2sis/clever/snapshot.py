@@ -17,9 +17,11 @@ the manifest, written last, is complete; a directory without a valid manifest is
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Mapping
+import io
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -156,6 +158,26 @@ class SnapshotWriter:
         return manifest
 
 
+class _HashingReader(io.RawIOBase):
+    """Pass reads through from ``raw``, hashing and counting every byte."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        if count:
+            view = memoryview(buffer)[:count]
+            self.digest.update(view)
+            self.size += count
+        return int(count or 0)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A snapshot directory whose manifest has been read and checked against the files beside it."""
@@ -218,6 +240,21 @@ class Snapshot:
         if digest != entry["sha256"]:
             raise SnapshotError(f"{file}: sha256 does not match the manifest (changed or corrupt)")
         return data
+
+    @contextlib.contextmanager
+    def reader(self, collection: str) -> Iterator[IO[bytes]]:
+        """A binary stream of the collection's JSONL, hashed as it is read.
+
+        When the ``with`` block ends, the bytes read are checked against the manifest's size and sha256, so
+        a caller that parses the stream in one pass never acts on changed data without an error.
+        """
+        entry = self.manifest["collections"][collection]
+        file = self.path / entry["file"]
+        with file.open("rb", buffering=0) as raw:
+            hashing = _HashingReader(raw)
+            yield io.BufferedReader(hashing, buffer_size=_HASH_CHUNK_BYTES)
+        if hashing.size != entry["bytes"] or hashing.digest.hexdigest() != entry["sha256"]:
+            raise SnapshotError(f"{file}: sha256 does not match the manifest (changed or corrupt)")
 
     def iter_records(self, collection: str) -> Iterable[dict[str, Any]]:
         """Every record of a collection as a dict (checked against the manifest first)."""

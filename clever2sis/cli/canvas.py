@@ -7,6 +7,7 @@ clock and ``sleep`` through ``CliRunner.invoke(..., obj=CanvasRuntime(...))``.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -238,6 +239,11 @@ def _option_flags(function: Callable[..., Any]) -> Callable[..., Any]:
     help="Exit 0 for imported_with_messages (default: 20, or upload.messages_ok).",
 )
 @click.option("--dry-run", is_flag=True, help="Check everything and print the form fields; send nothing.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Upload to a profile that needs a sign-off without a valid one (warns; recorded in created.json).",
+)
 @_option_flags
 def upload_command(
     build_dir: Path,
@@ -250,13 +256,19 @@ def upload_command(
     timeout_s: float | None,
     messages_ok: bool | None,
     dry_run: bool,
+    force: bool,
     **option_flags: Any,
 ) -> None:
     """Post BUILD_DIR/sis_import.zip as a Canvas SIS import; print its id; with --wait, see it through.
 
     The import id is saved under BUILD_DIR/imports/<profile>/ as soon as Canvas returns it; the final state,
     every errors page and the errors CSV are saved beside it when --wait follows the job to its end.
+    A profile that needs a sign-off (production, or require_approval = true) takes only a zip recorded
+    by `clever2sis approve`.
     """
+
+    def loud(message: str) -> None:
+        click.echo(message, err=True)
 
     def action() -> None:
         build = check_build_dir(build_dir)
@@ -265,6 +277,14 @@ def upload_command(
         options.validate()
         if dry_run:
             target = resolve_profile(raw, profile, _runtime().environ)
+            gate = check_before_post(
+                target.name, build, require_approval=target.require_approval, force=force, warn=loud
+            )
+            if gate is not None and "approval" in gate:
+                approval = gate["approval"]
+                click.echo(
+                    f"signed off for {target.name} by {approval['approved_by']} at {approval['approved_at']}"
+                )
             click.echo(f"would POST {build.path} to {target.base_url} account {target.account_id} with:")
             for name, value in options.form_fields():
                 click.echo(f"  {name}={value}")
@@ -277,7 +297,12 @@ def upload_command(
                 options,
                 profile=session.profile.name,
                 queue=queue,
-                before_post=check_before_post,
+                before_post=functools.partial(
+                    check_before_post,
+                    require_approval=session.profile.require_approval,
+                    force=force,
+                    warn=loud,
+                ),
                 progress=session.progress,
             )
             sis_import = posted.sis_import

@@ -39,7 +39,7 @@ from clever2sis.sis.builders.terms import build_terms
 from clever2sis.sis.builders.users import build_users
 from clever2sis.sis.findings import WARNING, combine
 from clever2sis.sis.validate import check_references, clean_control_characters
-from clever2sis.sis.writer import csv_bytes, zip_bytes
+from clever2sis.sis.writer import WrittenFile, write_csv, write_zip
 
 BUILD_RECORD = "build.json"
 ZIP_NAME = "sis_import.zip"
@@ -109,9 +109,8 @@ def findings_summary(found: pd.DataFrame) -> dict[str, Any]:
 def build_record(
     snapshot: Snapshot,
     settings: BuildSettings,
-    csvs: Mapping[str, bytes],
-    frames: Mapping[str, pd.DataFrame],
-    archive: bytes,
+    written: Mapping[str, WrittenFile],
+    archive: Path,
     built: BuiltFiles,
 ) -> dict[str, Any]:
     return {
@@ -124,16 +123,24 @@ def build_record(
             "course_structure": settings.course_structure,
         },
         "files": {
-            name: {"rows": len(frames[name]), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-            for name, data in csvs.items()
+            name: {"rows": file.rows, "sha256": file.sha256, "bytes": file.bytes}
+            for name, file in written.items()
         },
         "skipped_files": built.skipped,
-        "zip": {"file": ZIP_NAME, "sha256": hashlib.sha256(archive).hexdigest(), "bytes": len(archive)},
+        "zip": {"file": ZIP_NAME, "sha256": _sha256_file(archive), "bytes": archive.stat().st_size},
         "findings": {
             **findings_summary(built.findings),
             "items": built.findings.to_dict(orient="records"),
         },
     }
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def build(
@@ -154,15 +161,15 @@ def build(
     district = load_district(snapshot)
     progress(f"loaded {len(district.users):,} users, {len(district.sections):,} sections")
     built = build_frames(district, settings, progress)
-    csvs = {name: csv_bytes(built.frames[name]) for name in files.FILE_ORDER if name in built.frames}
-    archive = zip_bytes(csvs)
-    progress(f"zipped {len(csvs)} files: {len(archive):,} bytes")
-    record = build_record(snapshot, settings, csvs, built.frames, archive, built)
+    del district
     with atomic_directory(out, replace=force) as tmp:
         (tmp / CSV_DIR).mkdir()
-        for name, data in csvs.items():
-            (tmp / CSV_DIR / name).write_bytes(data)
-        (tmp / ZIP_NAME).write_bytes(archive)
+        names = [name for name in files.FILE_ORDER if name in built.frames]
+        written = {name: write_csv(built.frames[name], tmp / CSV_DIR / name) for name in names}
+        progress(f"wrote {len(written)} CSV files: {sum(f.bytes for f in written.values()):,} bytes")
+        write_zip([(name, tmp / CSV_DIR / name) for name in names], tmp / ZIP_NAME)
+        progress(f"zipped: {(tmp / ZIP_NAME).stat().st_size:,} bytes")
+        record = build_record(snapshot, settings, written, tmp / ZIP_NAME, built)
         (tmp / BUILD_RECORD).write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
     if strict and record["findings"]["warnings"]:
         raise StrictFindingsError(

@@ -38,6 +38,9 @@ def clean_control_characters(name: str, frame: pd.DataFrame) -> tuple[pd.DataFra
         dirty = values.str.contains(CONTROL_CHARACTERS, regex=True).fillna(False).astype(bool)
         if not dirty.any():
             continue
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype("string")
+            out[column] = values
         out.loc[dirty, column] = (
             values[dirty].str.replace(f"{CONTROL_CHARACTERS}+", " ", regex=True).str.strip()
         )

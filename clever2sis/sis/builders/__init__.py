@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -95,6 +96,10 @@ def member(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
 
     Missing values are never members.
     """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = member(pd.Series(values.cat.categories, dtype="string"), of).to_numpy()
+        codes = values.cat.codes.to_numpy()
+        return pd.Series(np.where(codes >= 0, categories[codes], False), index=values.index)
     found = pc.is_in(_arrow(values), value_set=_arrow(of).unique(), skip_nulls=True)
     return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
 

@@ -1,0 +1,172 @@
+"""``review`` and ``approve``: look at a build before it goes to Canvas, then sign it off for a profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from clever2sis.canvas.signoff import TEST_PROFILE, approve
+from clever2sis.canvas.sis_import import SUCCESS_STATES
+from clever2sis.cli.canvas import CONFIG_ENV, _config_path
+from clever2sis.cli.common import StderrProgress, quiet_option, run_command, verbose_option
+from clever2sis.config import DEFAULT_CONFIG_NAME, load_raw_config, parse_upload
+from clever2sis.review.baseline import find_baseline
+from clever2sis.review.excel import write_spreadsheet_copies
+from clever2sis.review.facts import open_build, review_facts
+from clever2sis.review.report import write_report
+from clever2sis.sis import files
+
+DEFAULT_REVIEW_PROFILE = "production"
+EXAMPLES_PER_KIND = 2
+SHORT_SHA = 12
+
+
+def summary_lines(facts: dict[str, Any]) -> list[str]:
+    """The short terminal summary of a review."""
+    build = facts["build"]
+    lines = [
+        f"build {build['path']}: {build['district']['name'] or build['district']['id']}, "
+        f"snapshot {build['snapshot']['finished_at']}, zip sha256 {str(build['zip']['sha256'])[:SHORT_SHA]}…"
+    ]
+    rows = facts["counts"]["files"]
+    lines.append("  rows: " + ", ".join(f"{name.removesuffix('.csv')} {n:,}" for name, n in rows.items()))
+    found = facts["findings"]
+    kinds = ", ".join(f"{kind} {entry['count']:,}" for kind, entry in found["by_kind"].items())
+    lines.append(
+        f"  findings: {found['total']:,} ({found['warnings']:,} warnings){': ' + kinds if kinds else ''}"
+    )
+    against = facts["against"]
+    if against is None:
+        lines.append(
+            "  no older build to compare with (--against, or upload/approve a build beside this one)"
+        )
+        return lines
+    lines.append(f"against {against['path']} ({against['chosen_by']})")
+    for name in files.FILE_ORDER:
+        entry = facts["diff"][name]
+        if not (entry["added"] or entry["removed"] or entry["changed"]):
+            continue
+        fields = ", ".join(f"{field} {n:,}" for field, n in entry["fields_changed"].items())
+        lines.append(
+            f"  {name}: +{entry['added']:,} -{entry['removed']:,} ~{entry['changed']:,}"
+            + (f" ({fields})" if fields else "")
+        )
+    removals = facts["removals"]
+    acted = [(name, e) for name, e in removals["files"].items() if e["removed"]]
+    if acted:
+        lines.append(f"removals in Canvas ({removals['mode']}):")
+        lines += [f"  {name}: {e['removed']:,} removed: {e['effect']}" for name, e in acted]
+    return lines
+
+
+@click.command("review")
+@click.argument("build_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--against",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The older build to compare with (default: the last build uploaded to or approved for --profile).",
+)
+@click.option(
+    "--profile",
+    metavar="NAME",
+    help=f"Whose last upload to compare with, and whose import settings apply (default upload.profile, "
+    f"else {DEFAULT_REVIEW_PROFILE}).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=CONFIG_ENV,
+    help=f"Config file with the [upload] import settings (default ./{DEFAULT_CONFIG_NAME} when present).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the review facts as JSON on stdout.")
+@click.option("--excel", is_flag=True, help="Also write BUILD_DIR/review/: CSV copies safe for spreadsheets.")
+@quiet_option
+@verbose_option
+def review_command(
+    build_dir: Path,
+    against: Path | None,
+    profile: str | None,
+    config_path: Path | None,
+    as_json: bool,
+    excel: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Write BUILD_DIR/report.html: counts, findings, and what changed since an older build.
+
+    The report is one HTML file that opens offline. Without --against, the build beside BUILD_DIR last
+    uploaded to (or approved for) the profile is the one compared with.
+    """
+    progress = StderrProgress(quiet)
+
+    def action() -> None:
+        upload = parse_upload(load_raw_config(_config_path(config_path)))
+        upload.options.validate()
+        new = open_build(build_dir)
+        reason = "--against"
+        older = against
+        if older is None:
+            name = profile or upload.profile or DEFAULT_REVIEW_PROFILE
+            baseline = find_baseline(build_dir, name)
+            if baseline is not None:
+                older, reason = baseline.path, baseline.reason
+        old = open_build(older) if older is not None else None
+        facts = review_facts(new, old, options=upload.options, against_reason=reason)
+        report = write_report(build_dir, facts)
+        progress(f"report written: {report}")
+        if excel:
+            progress(f"spreadsheet copies written: {write_spreadsheet_copies(new, facts)}")
+        if not quiet:
+            for line in summary_lines(facts):
+                click.echo(line, err=True)
+        if as_json:
+            click.echo(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode())
+
+    run_command(action, verbose=verbose)
+
+
+@click.command("approve")
+@click.argument("build_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--profile", required=True, metavar="NAME", help="The profile this build is approved for.")
+@click.option("--by", "by", required=True, metavar="NAME", help="Who signs off (recorded).")
+@click.option(
+    "--test-profile",
+    default=TEST_PROFILE,
+    show_default=True,
+    metavar="NAME",
+    help="The profile whose import of this build is recorded as its test.",
+)
+@quiet_option
+@verbose_option
+def approve_command(
+    build_dir: Path, profile: str, by: str, test_profile: str, quiet: bool, verbose: bool
+) -> None:
+    """Sign off BUILD_DIR's exact zip for --profile: BUILD_DIR/approvals/<profile>.json.
+
+    `upload --profile production` (or any profile with require_approval = true) then takes this zip, and
+    only while its bytes are unchanged.
+    """
+
+    def action() -> None:
+        record = approve(build_dir, profile, by, test_profile=test_profile)
+        click.echo(
+            f"approved {build_dir / 'sis_import.zip'} (sha256 {record['zip_sha256'][:SHORT_SHA]}…) for "
+            f"{profile} by {record['approved_by']} at {record['approved_at']}"
+        )
+        tested = record["test_import"]
+        if tested is None and profile != test_profile:
+            click.echo(f"warning: this build was never imported with profile {test_profile!r}", err=True)
+        elif tested is not None:
+            state = tested["workflow_state"] or "not followed to its end"
+            click.echo(f"test import: sis_import {tested['sis_import_id']} on {tested['canvas']}: {state}")
+            if tested["workflow_state"] not in SUCCESS_STATES:
+                click.echo(f"warning: the test import did not end imported ({state})", err=True)
+
+    run_command(action, verbose=verbose)
+
+
+REVIEW_COMMANDS: list[click.Command] = [review_command, approve_command]

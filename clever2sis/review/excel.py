@@ -1,0 +1,119 @@
+"""CSV copies of a build and its review made for spreadsheets: ``BUILD_DIR/review/``. Never uploaded.
+
+Spreadsheets open a plain CSV by guessing: they read UTF-8 as another encoding, strip the leading zeros of
+an id such as ``00123``, turn long digit strings into rounded numbers and ``1E5`` into 100000, and run a
+cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula. The copies here are written so that none
+of that happens:
+
+- UTF-8 with a byte order mark, so the encoding is recognised;
+- a value a spreadsheet would read as a number or a date is written as the text formula ``="00123"``,
+  which shows exactly ``00123`` (quotes inside are doubled, so it can only ever be that text);
+- any other value starting with a formula character gets a leading apostrophe (``'=1+2``), so it is
+  shown, never run.
+
+Files: the six Canvas files (``accounts.csv`` ...), ``findings.csv`` and, with an older build,
+``changes.csv`` (one row per added row, removed row and changed field).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from clever2sis.atomic import atomic_directory
+from clever2sis.review.facts import DERIVED, BuildView
+from clever2sis.sis import files
+
+REVIEW_DIR_NAME = "review"
+FINDINGS_NAME = "findings.csv"
+CHANGES_NAME = "changes.csv"
+README_NAME = "README.txt"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+_NUMBER_OR_DATE = re.compile(
+    r"""\s*(
+        [-+]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?    # 00123, 1,234, 1.5, 1E5, 12%
+      | \d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?              # 2026-08-17, 8/17, 17.08.2026
+      | \d{1,2}:\d{2}(:\d{2})?                           # 10:30
+    )\s*""",
+    re.VERBOSE,
+)
+README = """\
+Spreadsheet copies made by `clever2sis review --excel`. Never uploaded: Canvas gets sis_import.zip.
+Values a spreadsheet would turn into numbers or dates are written as ="value" so they stay as sent;
+values starting with = + - @ are prefixed with an apostrophe so they are shown, not run.
+"""
+
+
+def spreadsheet_cell(value: Any) -> str:
+    """``value`` as a cell that a spreadsheet shows exactly and never evaluates."""
+    text = "" if value is None else str(value)
+    if not text:
+        return text
+    if _NUMBER_OR_DATE.fullmatch(text):
+        return '="' + text.replace('"', '""') + '"'
+    if text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+def spreadsheet_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """A CSV for spreadsheets: UTF-8 with BOM, CRLF line ends, every cell made safe."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([spreadsheet_cell(name) for name in header])
+    writer.writerows([spreadsheet_cell(value) for value in row] for row in rows)
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def _change_rows(diff: Mapping[str, Any]) -> Iterable[list[Any]]:
+    for name in files.FILE_ORDER:
+        entry = diff[name]
+        key = entry["key"]
+        for change in ("added", "removed"):
+            for row in entry["rows"][change]:
+                values = "; ".join(f"{c}={row[c]}" for c in row if c not in key)
+                before, after = ("", values) if change == "added" else (values, "")
+                yield [name, change, *(row.get(k, "") for k in key), "", before, after]
+        for row in entry["rows"]["changed"]:
+            for field in row["changes"]:
+                old = field.get("old_names") or field["old"]
+                new = field.get("new_names") or field["new"]
+                yield [name, "changed", *(row["key"].get(k, "") for k in key), field["field"], old, new]
+
+
+def write_spreadsheet_copies(view: BuildView, facts: Mapping[str, Any]) -> Path:
+    """Write ``BUILD_DIR/review/`` (replacing an older one once the new one is complete)."""
+    out = view.path / REVIEW_DIR_NAME
+    with atomic_directory(out, replace=True) as tmp:
+        (tmp / README_NAME).write_text(README, encoding="utf-8")
+        for name in files.FILE_ORDER:
+            if name not in view.record.get("files", {}):
+                continue
+            frame = view.frames[name]
+            columns = [c for c in frame.columns if c not in DERIVED.get(name, ())]
+            (tmp / name).write_bytes(spreadsheet_csv(columns, frame[columns].itertuples(index=False)))
+        findings = [
+            [kind, entry["severity"], item["file"], item["record_id"], item["name"], item["message"]]
+            for kind, entry in facts["findings"]["by_kind"].items()
+            for item in entry["items"]
+        ]
+        (tmp / FINDINGS_NAME).write_bytes(
+            spreadsheet_csv(["kind", "severity", "file", "record_id", "name", "message"], findings)
+        )
+        if facts.get("diff"):
+            header = ["file", "change", "key_1", "key_2", "key_3", "field", "before", "after"]
+            rows = [_padded(row) for row in _change_rows(facts["diff"])]
+            (tmp / CHANGES_NAME).write_bytes(spreadsheet_csv(header, rows))
+    return out
+
+
+def _padded(row: list[Any]) -> list[Any]:
+    """Line up key columns (one to three of them) under key_1..key_3."""
+    name, change, *rest = row
+    key_count = len(rest) - 3
+    keys = rest[:key_count] + [""] * (3 - key_count)
+    return [name, change, *keys, *rest[key_count:]]

@@ -1,0 +1,169 @@
+"""The report renders, escapes every value, and refers to nothing outside itself; the spreadsheet copies."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clever2sis.config import RawConfig, build_settings
+from clever2sis.review import report
+from clever2sis.review.excel import spreadsheet_cell, write_spreadsheet_copies
+from clever2sis.review.facts import open_build, review_facts
+from clever2sis.review.report import render_report, write_report
+from clever2sis.sis.build import build
+from tests.conftest import tiny_district, write_snapshot
+from tests.review_district import Changes
+
+HOSTILE = "<script>alert('x')</script>"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_TIMEOUT_S = 90
+
+
+def hostile_builds(tmp_path: Path) -> tuple[Path, Path]:
+    """The tiny district, then again with a student renamed to a script tag."""
+    settings = build_settings(RawConfig(data={}))
+    records = tiny_district()
+    build(write_snapshot(tmp_path / "s1", records), tmp_path / "b1", settings)
+    changed = copy.deepcopy(records)
+    changed["users"][0]["name"]["first"] = HOSTILE
+    changed["schools"][0]["name"] = 'Alder "High" & <b>Co</b>'
+    build(write_snapshot(tmp_path / "s2", changed), tmp_path / "b2", settings)
+    return tmp_path / "b1", tmp_path / "b2"
+
+
+def test_every_value_is_escaped(tmp_path: Path) -> None:
+    old, new = hostile_builds(tmp_path)
+    html = render_report(review_facts(open_build(new), open_build(old)))
+    assert HOSTILE not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert "<b>Co</b>" not in html
+    assert "Alder &#34;High&#34; &amp; &lt;b&gt;Co&lt;/b&gt;" in html
+    assert html.count("<script>") == 1  # the report's own search-and-sort script
+
+
+def test_the_report_refers_to_nothing_outside_itself(review_pair: tuple[Path, Path, Changes]) -> None:
+    old, new, _ = review_pair
+    html = render_report(review_facts(open_build(new), open_build(old)))
+    assert not re.search(r"""(src|href|action)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
+    assert "@import" not in html
+    assert "url(" not in html
+    assert not re.search(r"<(link|iframe|object|embed|img)\b", html, re.IGNORECASE)
+
+
+def test_the_report_shows_counts_findings_and_changes(review_pair: tuple[Path, Path, Changes]) -> None:
+    old, new, changes = review_pair
+    path = write_report(new, review_facts(open_build(new), open_build(old)))
+    html = path.read_text(encoding="utf-8")
+    assert path == new / "report.html"
+    assert "4,168" in html
+    assert "4,170" in html
+    assert 'id="finding-missing_login"' in html
+    assert 'id="finding-duplicate_login"' in html
+    assert "Amara" in html
+    assert "Okonkwo" in html
+    assert changes.new_last_name in html
+    assert "Sotomayor Middle School" in html
+    assert "Carver High School" in html
+    assert "<svg" in html
+    assert "What the removals would do in Canvas" in html
+
+
+def test_large_tables_are_capped(
+    review_pair: tuple[Path, Path, Changes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new, _ = review_pair
+    monkeypatch.setattr(report, "ROW_LIMIT", 5)
+    html = render_report(review_facts(open_build(new), open_build(old)))
+    assert "Showing the first 5 of 13 rows" in html
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("00123", '="00123"'),
+        ("123456789012345678", '="123456789012345678"'),
+        ("1E5", '="1E5"'),
+        ("2026-08-17", '="2026-08-17"'),
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1 555", "'+1 555"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("65f3e3e0956a26afbc4a057c", "65f3e3e0956a26afbc4a057c"),
+        ("Zoë O'Brien", "Zoë O'Brien"),
+        ("", ""),
+    ],
+)
+def test_spreadsheet_cells_are_kept_as_text_and_never_run(value: str, cell: str) -> None:
+    assert spreadsheet_cell(value) == cell
+
+
+def test_excel_copies(review_pair: tuple[Path, Path, Changes], tmp_path: Path) -> None:
+    old, new, changes = review_pair
+    new = shutil.copytree(new, tmp_path / "new")
+    view = open_build(new)
+    out = write_spreadsheet_copies(view, review_facts(view, open_build(old)))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.txt",
+        "accounts.csv",
+        "changes.csv",
+        "courses.csv",
+        "enrollments.csv",
+        "findings.csv",
+        "sections.csv",
+        "terms.csv",
+        "users.csv",
+    ]
+    users = (out / "users.csv").read_bytes()
+    assert users.startswith(b"\xef\xbb\xbfuser_id,login_id,first_name,last_name,email,status\r\n")
+    assert "schools" not in users.decode("utf-8-sig")
+    changed = (out / "changes.csv").read_text(encoding="utf-8-sig")
+    assert (
+        f"users.csv,changed,{changes.moved},,,schools,Sotomayor Middle School,Carver High School" in changed
+    )
+    terms = (out / "terms.csv").read_text(encoding="utf-8-sig")
+    assert '"=""2026-08-17T00:00:00Z"""' not in terms  # a timestamp with a zone is not read as a date
+
+
+def dump_dom(html: Path) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run(
+            [
+                str(CHROMIUM),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--dump-dom",
+                html.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=CHROMIUM_TIMEOUT_S,
+            check=True,
+        )
+    return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no headless browser: {CHROMIUM} is not installed")
+def test_a_browser_loads_the_report(review_pair: tuple[Path, Path, Changes], tmp_path: Path) -> None:
+    old, new, changes = review_pair
+    new = shutil.copytree(new, tmp_path / "new")
+    facts: dict[str, Any] = review_facts(open_build(new), open_build(old))
+    dom = dump_dom(write_report(new, facts))
+    assert "Review of the Canvas SIS import for Sierra Vista Unified School District" in dom
+    assert re.search(r"<td>enrollments\.csv</td><td class=\"n\">4,168</td>", dom)
+    assert re.search(rf"<tr class=\"new\"><td>{changes.arriving}</td>", dom)
+    assert 'type="search"' in dom  # added by the report's script, so it ran
+    assert "13 rows" in dom
