@@ -10,8 +10,8 @@ Frames (one row per record unless said otherwise):
 - ``terms``: id, name, start_date, end_date
 - ``courses``: id, name, number
 - ``sections``: id, school, name, sis_id, course, term_id, period, subject, grade, section_number, teacher
-- ``section_students``: section_id, user_id (one row per student listed on a section, in Clever's order)
-- ``section_teachers``: section_id, user_id, position (0 is the primary teacher)
+- ``section_students``: section (the section's row in ``sections``), user_id; one row per student listed
+- ``section_teachers``: section, user_id, position (0 is the primary teacher)
 - ``users``: id, first, middle, last, email, one ``is_<role>`` flag per role, and the role fields below
 - ``contact_links``: contact_id, student_id, relationship, type (one row per student_relationships entry)
 """
@@ -214,6 +214,31 @@ def _explode(table: pa.Table, list_column: str, owner: str, owner_name: str, ite
     )
 
 
+def _roster(table: pa.Table, list_column: str) -> pd.DataFrame:
+    """One row per user listed on a section: the section's row in ``sections``, the user id, its position.
+
+    Sections are named by row, not id: a district has millions of roster entries, and repeating each
+    section's id on every one of them would cost a copy of hundreds of megabytes for nothing.
+    """
+    lists = table.column(list_column).combine_chunks()
+    if len(lists) == 0:
+        return pd.DataFrame(
+            {
+                "section": pd.Series([], dtype="int32"),
+                "user_id": pd.Series([], dtype="string"),
+                "position": pd.Series([], dtype="int32"),
+            }
+        )
+    parents = pc.list_parent_indices(lists).to_numpy().astype("int32")
+    items = pc.list_flatten(lists)
+    offsets = lists.offsets.to_numpy()
+    positions = (np.arange(len(parents)) - offsets[parents]).astype("int32")
+    frame = pd.DataFrame(
+        {"section": parents, "user_id": pd.Series(items.to_pandas(), dtype="string"), "position": positions}
+    )
+    return frame.dropna(subset=["user_id"]) if items.null_count else frame
+
+
 def load_district(snapshot: Snapshot) -> District:
     """Parse every collection of ``snapshot`` into the frames of a :class:`District`."""
     tables = {name: _read_table(snapshot, name) for name in SCHEMAS}
@@ -227,8 +252,8 @@ def load_district(snapshot: Snapshot) -> District:
     sections_table = tables["sections"]
     scalar_section_columns = [n for n in SCHEMAS["sections"].names if n not in ("students", "teachers")]
     sections = _strings(sections_table, {n: n for n in scalar_section_columns})
-    section_students = _explode(sections_table, "students", "id", "section_id", "user_id")
-    section_teachers = _explode(sections_table, "teachers", "id", "section_id", "user_id")
+    section_students = _roster(sections_table, "students").drop(columns="position")
+    section_teachers = _roster(sections_table, "teachers")
 
     users_table = tables["users"]
     roles = users_table.column("roles").combine_chunks() if users_table.num_rows else None
@@ -262,8 +287,8 @@ def load_district(snapshot: Snapshot) -> District:
         terms=plain("terms"),
         courses=plain("courses"),
         sections=sections,
-        section_students=section_students.drop(columns="position").dropna(subset=["user_id"]),
-        section_teachers=section_teachers.dropna(subset=["user_id"]),
+        section_students=section_students,
+        section_teachers=section_teachers,
         users=users,
         contact_links=contact_links,
     )

@@ -7,6 +7,7 @@ Canvas section in it; a section without a Clever course becomes a course of its 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from clever2sis.clever.frames import District
@@ -26,8 +27,9 @@ def plan_sections(
     schools = district.schools.set_index("id")
     terms = district.terms.set_index("id")
     primary = district.section_teachers[district.section_teachers["position"] == 0]
-    teacher_of = pd.Series(primary["user_id"].to_numpy(), index=primary["section_id"].to_numpy())
-    teacher_id = lookup(sections["id"], teacher_of).fillna(sections["teacher"])
+    teacher_id = pd.Series(pd.NA, index=sections.index, dtype="string")
+    teacher_id.iloc[primary["section"].to_numpy()] = primary["user_id"].to_numpy()
+    teacher_id = teacher_id.fillna(sections["teacher"])
     teachers = district.users.set_index("id")[["first", "last", "email"]]
 
     def joined(keys: pd.Series, table: pd.DataFrame, namespace: str) -> pd.DataFrame:
@@ -55,6 +57,7 @@ def plan_sections(
     )
     plan = pd.DataFrame(
         {
+            "row": np.arange(len(sections)),
             "clever_id": sections["id"],
             "sis_id": sections["sis_id"],
             "section_id": template(settings, "ids.section_id").render(context),

@@ -54,57 +54,16 @@ def build_enrollments(
             np.where(teachers["position"].to_numpy() == 0, code["teacher"], code[settings.coteacher_role]),
         ),
     ]
+    plan_of_row = np.full(len(district.sections), -1, dtype=np.int64)
+    plan_of_row[plan["row"].to_numpy()] = np.arange(len(plan))
     found = []
     sections, users, role_codes = [], [], []
     for roster, role in parts:
-        section = _positions(roster["section_id"], plan["clever_id"])
+        section = plan_of_row[roster["section"].to_numpy()]
         user = _positions(roster["user_id"], user_map.index)
-        no_section = pd.Series(section < 0, index=roster.index)
-        no_user = pd.Series(user < 0, index=roster.index) & ~no_section
-        unknown = no_user.copy()
-        unknown[no_user] = ~member(roster.loc[no_user, "user_id"], district.users["id"])
-        role_name = pd.Series(np.asarray(roles)[role], index=roster.index, dtype="string")
-        who = (role_name, " ", roster["user_id"])
-        found += [
-            report(
-                "enrollment_unknown_user",
-                WARNING,
-                files.ENROLLMENTS,
-                unknown,
-                roster["user_id"],
-                "section ",
-                roster["section_id"],
-                ": ",
-                *who,
-                " is not in the snapshot's users; enrollment left out",
-            ),
-            report(
-                "enrollment_user_not_built",
-                WARNING,
-                files.ENROLLMENTS,
-                no_user & ~unknown,
-                roster["user_id"],
-                "section ",
-                roster["section_id"],
-                ": ",
-                *who,
-                " is not in users.csv (see that user's findings, or the user_roles setting); "
-                "enrollment left out",
-            ),
-            report(
-                "enrollment_section_not_built",
-                WARNING,
-                files.ENROLLMENTS,
-                no_section,
-                roster["section_id"],
-                "section ",
-                roster["section_id"],
-                " is not in sections.csv; ",
-                *who,
-                " not enrolled",
-            ),
-        ]
         keep = (section >= 0) & (user >= 0)
+        if not keep.all():
+            found += _left_out(district, roster[~keep], section[~keep] < 0, np.asarray(roles)[role[~keep]])
         sections.append(section[keep])
         users.append(user[keep])
         role_codes.append(role[keep])
@@ -139,6 +98,55 @@ def build_enrollments(
         }
     )
     return Built(frame.loc[:, list(enrollment_columns(settings))], combine(found))
+
+
+def _left_out(
+    district: District, rows: pd.DataFrame, no_section: np.ndarray, role_names: np.ndarray
+) -> list[pd.DataFrame]:
+    """Findings for roster entries that are not enrolled (only these rows are formatted)."""
+    section_id = pd.Series(district.sections["id"].to_numpy()[rows["section"].to_numpy()], index=rows.index)
+    no_section_mask = pd.Series(no_section, index=rows.index)
+    unknown = ~no_section_mask & ~member(rows["user_id"], district.users["id"])
+    not_built = ~no_section_mask & ~unknown
+    who = (pd.Series(role_names, index=rows.index, dtype="string"), " ", rows["user_id"])
+    return [
+        report(
+            "enrollment_unknown_user",
+            WARNING,
+            files.ENROLLMENTS,
+            unknown,
+            rows["user_id"],
+            "section ",
+            section_id,
+            ": ",
+            *who,
+            " is not in the snapshot's users; enrollment left out",
+        ),
+        report(
+            "enrollment_user_not_built",
+            WARNING,
+            files.ENROLLMENTS,
+            not_built,
+            rows["user_id"],
+            "section ",
+            section_id,
+            ": ",
+            *who,
+            " is not in users.csv (see that user's findings, or the user_roles setting); enrollment left out",
+        ),
+        report(
+            "enrollment_section_not_built",
+            WARNING,
+            files.ENROLLMENTS,
+            no_section_mask,
+            section_id,
+            "section ",
+            section_id,
+            " is not in sections.csv; ",
+            *who,
+            " not enrolled",
+        ),
+    ]
 
 
 def _ranks_with_ties(values: pd.Series) -> np.ndarray:
