@@ -189,29 +189,21 @@ def _strings(table: pa.Table, columns: dict[str, str]) -> pd.DataFrame:
     return frame.replace("", pd.NA)
 
 
-def _explode(table: pa.Table, list_column: str, owner: str, owner_name: str, item_name: str) -> pd.DataFrame:
-    """One row per item of a list column, with the owner's id and the item's position in its list."""
-    lists = table.column(list_column).combine_chunks()
-    if len(lists) == 0:
-        return pd.DataFrame(
-            {
-                owner_name: pd.Series([], dtype="string"),
-                item_name: pd.Series([], dtype="string"),
-                "position": pd.Series([], dtype="int32"),
-            }
-        )
-    parents = pc.list_parent_indices(lists).to_numpy()
-    items = pc.list_flatten(lists)
-    offsets = lists.offsets.to_numpy()
-    positions = (np.arange(len(parents)) - offsets[parents]).astype("int32")
-    owners = table.column(owner).combine_chunks().take(pa.array(parents))
-    return pd.DataFrame(
-        {
-            owner_name: pd.Series(owners.to_pandas(), dtype="string"),
-            item_name: pd.Series(items.to_pandas(), dtype="string"),
-            "position": positions,
-        }
-    )
+def _explode(lists: pa.ChunkedArray) -> tuple[np.ndarray, pa.ChunkedArray, np.ndarray]:
+    """Flatten a list column chunk by chunk (no copy of the values): each item's owning row, the items, and
+    each item's position in its list."""
+    parents, items, positions = [], [], []
+    base = 0
+    for chunk in lists.chunks:
+        local = pc.list_parent_indices(chunk).to_numpy().astype(np.int64)
+        offsets = chunk.offsets.to_numpy().astype(np.int64)
+        parents.append(local + base)
+        positions.append(np.arange(len(local)) - (offsets[local] - offsets[0]))
+        items.append(pc.list_flatten(chunk))
+        base += len(chunk)
+    if not items:
+        return np.zeros(0, np.int64), pa.chunked_array([], type=lists.type.value_type), np.zeros(0, np.int64)
+    return np.concatenate(parents), pa.chunked_array(items), np.concatenate(positions)
 
 
 def _roster(table: pa.Table, list_column: str) -> pd.DataFrame:
@@ -220,21 +212,15 @@ def _roster(table: pa.Table, list_column: str) -> pd.DataFrame:
     Sections are named by row, not id: a district has millions of roster entries, and repeating each
     section's id on every one of them would cost a copy of hundreds of megabytes for nothing.
     """
-    lists = table.column(list_column).combine_chunks()
-    if len(lists) == 0:
-        return pd.DataFrame(
-            {
-                "section": pd.Series([], dtype="int32"),
-                "user_id": pd.Series([], dtype="string"),
-                "position": pd.Series([], dtype="int32"),
-            }
-        )
-    parents = pc.list_parent_indices(lists).to_numpy().astype("int32")
-    items = pc.list_flatten(lists)
-    offsets = lists.offsets.to_numpy()
-    positions = (np.arange(len(parents)) - offsets[parents]).astype("int32")
+    parents, items, positions = _explode(table.column(list_column))
     frame = pd.DataFrame(
-        {"section": parents, "user_id": pd.Series(items.to_pandas(), dtype="string"), "position": positions}
+        {
+            "section": parents.astype("int32"),
+            "user_id": pd.Series(pd.arrays.ArrowStringArray(items.cast(pa.large_string())), dtype="string")
+            if len(items)
+            else pd.Series([], dtype="string"),
+            "position": positions.astype("int32"),
+        }
     )
     return frame.dropna(subset=["user_id"]) if items.null_count else frame
 
@@ -256,30 +242,27 @@ def load_district(snapshot: Snapshot) -> District:
     section_teachers = _roster(sections_table, "teachers")
 
     users_table = tables["users"]
-    roles = users_table.column("roles").combine_chunks() if users_table.num_rows else None
-    flat_users = _flatten(users_table.drop_columns(["roles"]) if roles is None else users_table)
-    users = _strings(flat_users, {k: v for k, v in _USER_COLUMNS.items() if k in flat_users.column_names})
+    roles = users_table.column("roles")
+    users = _strings(_flatten(users_table), {k: v for k, v in _USER_COLUMNS.items()})
     for role in ROLES:
-        flags = pc.is_valid(roles.field(role)).to_numpy(zero_copy_only=False) if roles is not None else []
+        flags = pc.is_valid(pc.struct_field(roles, role)).to_numpy()
         users[f"is_{role}"] = np.asarray(flags, dtype=bool)
-    if roles is not None:
-        contact_table = pa.table(
-            {"id": users_table.column("id"), "links": roles.field("contact").field("student_relationships")}
-        )
-        links = _explode(contact_table, "links", "id", "contact_id", "link")
-        structs = pc.list_flatten(contact_table.column("links").combine_chunks())
-        contact_links = pd.DataFrame(
-            {
-                "contact_id": links["contact_id"],
-                "student_id": pd.Series(structs.field("student").to_pandas(), dtype="string"),
-                "relationship": pd.Series(structs.field("relationship").to_pandas(), dtype="string"),
-                "type": pd.Series(structs.field("type").to_pandas(), dtype="string"),
-            }
-        ).replace("", pd.NA)
-    else:
-        contact_links = pd.DataFrame(
-            {c: pd.Series([], dtype="string") for c in ("contact_id", "student_id", "relationship", "type")}
-        )
+    relationships = pc.struct_field(pc.struct_field(roles, "contact"), "student_relationships")
+    owners, links, _ = _explode(relationships)
+
+    def field(name: str) -> pd.Series:
+        return pd.Series(pc.struct_field(links, name).to_pandas(), dtype="string")
+
+    contact_links = pd.DataFrame(
+        {
+            "contact_id": pd.Series(
+                users_table.column("id").take(pa.array(owners)).to_pandas(), dtype="string"
+            ),
+            "student_id": field("student"),
+            "relationship": field("relationship"),
+            "type": field("type"),
+        }
+    ).replace("", pd.NA)
 
     return District(
         district={k: v for k, v in districts[0].items() if v not in ("", None)},

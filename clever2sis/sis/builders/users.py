@@ -72,23 +72,23 @@ def assign_logins(candidates: list[tuple[str, pd.Series]]) -> tuple[pd.Series, p
     """
     index = candidates[0][1].index
     login = pd.Series(pd.NA, index=index, dtype="string")
-    contested: set[str] = set()
+    taken = pd.Series([], dtype="string")  # lower-cased logins given out, and values contested before
     collisions = []
     for field, values in candidates:
         open_ = login.isna() & values.notna()
         value = values[open_].str.strip()
         key = value.str.lower()
-        counts = key.map(key.value_counts())
-        taken = member(key, pd.Index([*login.dropna().str.lower(), *contested], dtype="string"))
-        clash = (counts > 1) | taken
+        shared = key.duplicated(keep=False)
+        clash = shared | member(key, taken)
         winners = clash.index[~clash]
         login[winners] = value[winners]
+        taken = pd.concat([taken, key[winners], key[shared].drop_duplicates()], ignore_index=True)
         losers = clash.index[clash]
-        contested |= set(key[counts > 1])
         if len(losers):
+            counts = key[losers].map(key[shared].value_counts())
             reason = pd.Series("is already another user's login", index=losers, dtype="string")
-            shared = counts[losers] > 1
-            reason[shared] = text("is shared by ", counts[losers][shared].astype(int).astype(str), " users")
+            many = counts.notna()
+            reason[many] = text("is shared by ", counts[many].astype(int).astype(str), " users")
             collisions.append(pd.DataFrame({"field": field, "value": value[losers], "reason": reason}))
     lost = pd.concat(collisions) if collisions else pd.DataFrame(columns=["field", "value", "reason"])
     return login, lost[~lost.index.duplicated()]
