@@ -95,3 +95,19 @@ def test_the_manifest_describes_the_pull(pulled_demo: PulledDemo) -> None:
     assert manifest["pull"]["pages"]["users"] > 1
     assert manifest["dangling_references"] == dangling_in(pulled_demo.served)
     assert "snapshot complete" in pulled_demo.stderr
+
+
+def test_building_the_pulled_snapshot_gives_the_same_zip_as_building_the_served_one(
+    pulled_demo: PulledDemo, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    for name, snapshot in (("served", pulled_demo.served), ("pulled", pulled_demo.pulled)):
+        result = runner.invoke(main, ["build", str(snapshot.path), "--out", str(tmp_path / name), "--quiet"])
+        assert result.exit_code == 0, result.stderr
+    served = (tmp_path / "served" / "sis_import.zip").read_bytes()
+    assert (tmp_path / "pulled" / "sis_import.zip").read_bytes() == served
+    expected = Path(__file__).resolve().parents[1] / "samples" / "demo-district.expected" / "build.json"
+    assert (
+        orjson.loads((tmp_path / "pulled" / "build.json").read_bytes())["zip"]
+        == orjson.loads(expected.read_bytes())["zip"]
+    )
