@@ -133,6 +133,16 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
     recovered = pd.Series(rows.index.isin(lost.index), index=rows.index) & ~no_login
     stranded = pd.Series(rows.index.isin(lost.index), index=rows.index) & no_login
     other = no_login & ~stranded
+    lost_login = (
+        "user ",
+        cid,
+        ": login_id '",
+        lost["value"].reindex(rows.index),
+        "' (",
+        lost["field"].reindex(rows.index),
+        ") ",
+        lost["reason"].reindex(rows.index),
+    )
     found = [
         report(
             "duplicate_login",
@@ -140,14 +150,7 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
             files.USERS,
             recovered,
             cid,
-            "user ",
-            cid,
-            ": login_id '",
-            lost["value"].reindex(rows.index),
-            "' (",
-            lost["field"].reindex(rows.index),
-            ") ",
-            lost["reason"].reindex(rows.index),
+            *lost_login,
             "; sent with login_id '",
             login,
             "' instead",
@@ -158,14 +161,7 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
             files.USERS,
             stranded,
             cid,
-            "user ",
-            cid,
-            ": login_id '",
-            lost["value"].reindex(rows.index),
-            "' (",
-            lost["field"].reindex(rows.index),
-            ") ",
-            lost["reason"].reindex(rows.index),
+            *lost_login,
             ", and no other login field is usable; left out",
         ),
         report(
