@@ -108,7 +108,8 @@ def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
     """``mapping[key]`` for each key, ``<NA>`` where the key is missing or unknown (first match wins)."""
     positions = pc.index_in(_arrow(keys), value_set=_arrow(mapping.index))
     taken = _arrow(mapping.reset_index(drop=True)).take(positions)
-    return pd.Series(taken.to_pandas(), index=keys.index, dtype="string")
+    # to_numpy, not to_pandas: a pandas Series would be re-aligned on its own RangeIndex.
+    return pd.Series(taken.to_numpy(zero_copy_only=False), index=keys.index, dtype="string")
 
 
 def blank(values: pd.Series) -> pd.Series:
