@@ -53,6 +53,7 @@ DIFF_KEYS: dict[str, tuple[str, ...]] = {
     files.SECTIONS: ("section_id",),
     files.USERS: ("user_id",),
     files.ENROLLMENTS: ("section_id", "user_id", "role"),
+    files.USER_OBSERVERS: ("observer_id", "student_id"),
 }
 SCHOOLS = "schools"
 TEACHERS = "teachers"

@@ -36,6 +36,7 @@ from clever2sis.sis.builders.courses import build_courses, plan_sections
 from clever2sis.sis.builders.enrollments import build_enrollments
 from clever2sis.sis.builders.sections import build_sections
 from clever2sis.sis.builders.terms import build_terms
+from clever2sis.sis.builders.user_observers import build_user_observers
 from clever2sis.sis.builders.users import build_users
 from clever2sis.sis.findings import WARNING, combine
 from clever2sis.sis.validate import check_references, clean_control_characters
@@ -63,7 +64,7 @@ def build_frames(district: District, settings: BuildSettings, progress: Progress
     courses = build_courses(plan.frame, settings)
     sections = build_sections(plan.frame, settings)
     progress(f"courses: {len(courses.frame):,}; sections: {len(sections.frame):,}")
-    users, user_map = build_users(district, settings)
+    users, user_map, observer_map = build_users(district, settings)
     progress(f"users: {len(users.frame):,}")
     enrollments = build_enrollments(district, settings, plan.frame, user_map)
     progress(f"enrollments: {len(enrollments.frame):,}")
@@ -75,6 +76,9 @@ def build_frames(district: District, settings: BuildSettings, progress: Progress
         files.USERS: users,
         files.ENROLLMENTS: enrollments,
     }
+    if settings.observers.enabled:
+        built[files.USER_OBSERVERS] = build_user_observers(district, settings, user_map, observer_map)
+        progress(f"user observers: {len(built[files.USER_OBSERVERS].frame):,}")
     found = [plan.findings, *(part.findings for part in built.values())]
     frames = {}
     for name, part in built.items():

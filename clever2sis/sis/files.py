@@ -14,9 +14,10 @@ COURSES = "courses.csv"
 SECTIONS = "sections.csv"
 USERS = "users.csv"
 ENROLLMENTS = "enrollments.csv"
+USER_OBSERVERS = "user_observers.csv"
 
 # Canvas processes files in a fixed order whatever the zip holds; we write and zip them in that order too.
-FILE_ORDER = (ACCOUNTS, TERMS, COURSES, SECTIONS, USERS, ENROLLMENTS)
+FILE_ORDER = (ACCOUNTS, TERMS, COURSES, SECTIONS, USERS, ENROLLMENTS, USER_OBSERVERS)
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     ACCOUNTS: ("account_id", "parent_account_id", "name", "status"),
@@ -25,6 +26,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     SECTIONS: ("section_id", "course_id", "name", "status"),
     USERS: ("user_id", "login_id", "first_name", "last_name", "email", "status"),
     ENROLLMENTS: ("course_id", "section_id", "user_id", "role", "status"),
+    USER_OBSERVERS: ("observer_id", "student_id", "status"),
 }
 
 # The key each file's rows are sorted by (so output is stable and diffs stay small).
@@ -35,4 +37,5 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
     SECTIONS: ("section_id",),
     USERS: ("user_id",),
     ENROLLMENTS: ("course_id", "section_id", "role", "user_id"),
+    USER_OBSERVERS: ("observer_id", "student_id"),
 }
