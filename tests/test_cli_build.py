@@ -144,7 +144,7 @@ def test_failed_rebuild_keeps_the_previous_build(tiny_snapshot: Path, tmp_path: 
     assert (out / "sis_import.zip").read_bytes() == before
 
 
-@pytest.mark.parametrize("command", ["build"])
+@pytest.mark.parametrize("command", ["build", "map-ids"])
 def test_help(command: str) -> None:
     code, stdout, _ = run(command, "--help")
     assert code == 0

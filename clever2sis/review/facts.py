@@ -47,6 +47,7 @@ REVIEW_FORMAT_VERSION = 1
 
 # How rows of each file are paired between two builds: the columns Canvas's diffing identifies them by.
 DIFF_KEYS: dict[str, tuple[str, ...]] = {
+    files.CHANGE_SIS_ID: ("type", "old_id"),
     files.ACCOUNTS: ("account_id",),
     files.TERMS: ("term_id",),
     files.COURSES: ("course_id",),
