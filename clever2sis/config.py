@@ -146,6 +146,7 @@ class BuildSettings:
     fallback_term_name: str = "No term"
     ids: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    observers: ObserverSettings = field(default_factory=lambda: ObserverSettings())
     config_source: str = "defaults"
     config_sha256: str = ""
 
@@ -195,13 +196,53 @@ def build_settings(raw: RawConfig) -> BuildSettings:
         fallback_term_name=typed(raw, "terms", "fallback_term_name", terms["fallback_term_name"], str),
         ids=ids,
         names=names,
+        observers=observer_settings(raw),
         config_source=raw.source,
         config_sha256=raw.sha256(),
     )
 
 
+# ---------------------------------------------------------------------------------------------------------
+# [observers]: Clever contacts (parents, guardians) as Canvas observers of their students. Opt-in.
+
+CONTACT_RELATIONSHIP_TYPES = ("Parent/Guardian", "Emergency", "Primary", "Secondary", "Family", "Other")
+DEFAULT_OBSERVERS: dict[str, Any] = {
+    "enabled": False,
+    "relationship_types": ["Parent/Guardian"],
+    "login_id": "{{ contact.email }}",
+    "user_id": "{{ contact.id }}",
+    "authentication_provider_id": "",
+}
+
+
+@dataclass(frozen=True)
+class ObserverSettings:
+    """The ``[observers]`` table: whether contacts become observers, which links count, their ids."""
+
+    enabled: bool = False
+    relationship_types: tuple[str, ...] = ("Parent/Guardian",)
+    login_id: str = "{{ contact.email }}"
+    user_id: str = "{{ contact.id }}"
+    authentication_provider_id: str = ""
+
+
+def observer_settings(raw: RawConfig) -> ObserverSettings:
+    values = {**DEFAULT_OBSERVERS, **check_keys(raw, "observers", DEFAULT_OBSERVERS)}
+    return ObserverSettings(
+        enabled=typed(raw, "observers", "enabled", values["enabled"], bool),
+        relationship_types=_choices(
+            raw, "observers", "relationship_types", values["relationship_types"], CONTACT_RELATIONSHIP_TYPES
+        ),
+        login_id=typed(raw, "observers", "login_id", values["login_id"], str),
+        user_id=typed(raw, "observers", "user_id", values["user_id"], str),
+        authentication_provider_id=typed(
+            raw, "observers", "authentication_provider_id", values["authentication_provider_id"], str
+        ),
+    )
+
+
 # Every top-level table a config file may hold; each has its parser above.
-KNOWN_TABLES: tuple[str, ...] = ("build", "terms", "ids", "names")
+KNOWN_TABLES: tuple[str, ...] = ("build", "terms", "ids", "names", "observers")
 
 
 # --- Canvas: [profiles.<name>] and [upload] --------------------------------------------------------------

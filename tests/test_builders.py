@@ -14,6 +14,7 @@ from clever2sis.sis import files
 from clever2sis.sis.build import BuiltFiles, build_frames
 from clever2sis.sis.builders.users import assign_logins
 from clever2sis.sis.writer import csv_bytes
+from tests.canvas_rules import canvas_messages
 
 
 def built(snapshot: Path, **tables: dict[str, object]) -> BuiltFiles:
@@ -27,6 +28,11 @@ def csv_text(result: BuiltFiles, name: str) -> str:
 
 def messages(result: BuiltFiles, kind: str) -> list[str]:
     return result.findings.loc[result.findings["kind"] == kind, "message"].tolist()
+
+
+def assert_canvas_accepts(result: BuiltFiles) -> None:
+    """Nothing in the build would draw a message from Canvas's importer (tests/canvas_rules.py)."""
+    assert canvas_messages(result.frames) == []
 
 
 def test_accounts_one_per_school_under_the_root(tiny_snapshot: Path) -> None:
@@ -300,3 +306,201 @@ def test_csv_quotes_only_what_needs_quoting() -> None:
         }
     )
     assert csv_bytes(frame) == b'a,b\nx,1\n"y,z",\n"q""u","3\n4"\n,4\n\xc3\xa9,5\n'
+
+
+def contact(uid: str, name: str, email: str, *links: tuple[str, str, str]) -> dict[str, object]:
+    """A Clever contact (whole name in name.last) linked to (student, relationship, type) ..."""
+    from tests.conftest import DISTRICT_ID
+
+    return {
+        "id": uid,
+        "district": DISTRICT_ID,
+        "name": {"first": "", "last": name},
+        "email": email,
+        "roles": {
+            "contact": {
+                "sis_id": "",
+                "student_relationships": [
+                    {"student": student, "relationship": relationship, "type": kind}
+                    for student, relationship, kind in links
+                ],
+            }
+        },
+    }
+
+
+def family_district() -> dict[str, list[dict[str, object]]]:
+    """The tiny district plus contacts covering every observer rule."""
+    from tests.conftest import tiny_district
+
+    records = tiny_district()
+    pat = records["users"][-1]
+    pat["roles"]["contact"]["student_relationships"].append(  # type: ignore[index]
+        {"student": "5f0000000000000000000101", "relationship": "Parent", "type": "Parent/Guardian"}
+    )
+    okafor = records["users"][4]
+    okafor["roles"]["contact"] = {  # type: ignore[index]
+        "student_relationships": [
+            {"student": "5f0000000000000000000102", "relationship": "Aunt/Uncle", "type": "Parent/Guardian"}
+        ]
+    }
+    guardian = ("Parent", "Parent/Guardian")
+    records["users"] += [
+        contact(
+            "5f0000000000000000000c02",
+            "Minh Nguyen",
+            "AN@example.org",
+            ("5f0000000000000000000102", *guardian),
+        ),
+        contact("5f0000000000000000000c03", "Sam Okafor", "", ("5f0000000000000000000101", *guardian)),
+        contact(
+            "5f0000000000000000000c04",
+            "Rosa Pérez",
+            "rosa@example.org",
+            ("5f0000000000000000000104", *guardian),
+        ),
+        contact(
+            "5f0000000000000000000c05",
+            "Ola Gran",
+            "gran@example.org",
+            ("5f0000000000000000000101", "Grandparent", "Emergency"),
+            ("5f0000000000000000000199", *guardian),
+        ),
+        contact(
+            "5f0000000000000000000c06",
+            "An Nguyen",
+            "an2@example.org",
+            ("5f0000000000000000000102", "Self", "Parent/Guardian"),
+        ),
+    ]
+    return records
+
+
+def test_observers_are_off_by_default(snapshot_factory) -> None:
+    result = built(snapshot_factory(family_district()))
+    assert files.USER_OBSERVERS not in result.frames
+    assert "full_name" not in result.frames[files.USERS]
+    assert messages(result, "contacts_not_built") == [
+        "6 contact(s) are not built as Canvas users (parents as observers are a separate option)"
+    ]
+
+
+def test_contacts_become_observers_of_their_students(snapshot_factory) -> None:
+    result = built(snapshot_factory(family_district()), observers={"enabled": True})
+    assert csv_text(result, files.USERS) == (
+        "user_id,login_id,first_name,last_name,full_name,email,status\n"
+        "5f0000000000000000000101,zobrien,Zoë,O'Brien,,zoe@example.org,active\n"
+        '5f0000000000000000000102,an@example.org,Nguyễn,"Văn, An",,an@example.org,active\n'
+        "5f0000000000000000000c01,pat@example.org,,,Pat O'Brien,pat@example.org,active\n"
+        "5f0000000000000000000f01,cokafor,Chidi,Okafor,,cokafor@example.org,active\n"
+        "5f0000000000000000000f02,glindqvist,Greta,Lindqvist,,glindqvist@example.org,active\n"
+    )
+    assert csv_text(result, files.USER_OBSERVERS) == (
+        "observer_id,student_id,status\n"
+        "5f0000000000000000000c01,5f0000000000000000000101,active\n"
+        "5f0000000000000000000f01,5f0000000000000000000102,active\n"
+    )
+    assert messages(result, "duplicate_login")[-1] == (
+        "user 5f0000000000000000000c02: login_id 'AN@example.org' (observers.login_id) is already another "
+        "user's login, and no other login field is usable; left out"
+    )
+    assert messages(result, "observer_missing_login") == [
+        "contact 5f0000000000000000000c03 has no usable login_id (observers.login_id '{{ contact.email }}' "
+        "renders empty); left out"
+    ]
+    assert messages(result, "observer_student_not_built") == [
+        "contact 5f0000000000000000000c04: student 5f0000000000000000000104 is not in users.csv (see that "
+        "user's findings, or the user_roles setting); link left out"
+    ]
+    assert messages(result, "observer_without_students") == [
+        "contact 5f0000000000000000000c04: none of the students it observes is in users.csv; left out"
+    ]
+    assert messages(result, "observer_unknown_student") == [
+        "contact 5f0000000000000000000c05: student 5f0000000000000000000199 is not a student in the "
+        "snapshot's users; link left out"
+    ]
+    assert messages(result, "observer_self") == [
+        "contact 5f0000000000000000000c06: the link to student 5f0000000000000000000102 would have the "
+        "student observe themself (relationship 'Self'); link left out"
+    ]
+    assert messages(result, "observer_not_built") == [
+        "contact 5f0000000000000000000c02 is not in users.csv (see its findings); link to student "
+        "5f0000000000000000000102 left out",
+        "contact 5f0000000000000000000c03 is not in users.csv (see its findings); link to student "
+        "5f0000000000000000000101 left out",
+    ]
+    assert messages(result, "duplicate_observer_link") == [
+        "contact 5f0000000000000000000c01: link to student 5f0000000000000000000101 is listed more than once "
+        "(relationship 'Parent', type 'Parent/Guardian'); sent once"
+    ]
+    assert messages(result, "contacts_not_built") == [
+        "2 contact(s) have no relationship of type Parent/Guardian to a student of the build"
+    ]
+    assert_canvas_accepts(result)
+
+
+def test_observer_settings_types_ids_and_provider(snapshot_factory) -> None:
+    result = built(
+        snapshot_factory(family_district()),
+        observers={
+            "enabled": True,
+            "relationship_types": ["Parent/Guardian", "Emergency"],
+            "user_id": "parent-{{ contact.id }}",
+            "login_id": "{{ contact.email|lower }}",
+            "authentication_provider_id": "canvas",
+        },
+    )
+    users = csv_text(result, files.USERS).splitlines()
+    assert users[0] == (
+        "user_id,integration_id,login_id,authentication_provider_id,first_name,last_name,full_name,email,status"
+    )
+    assert (
+        users[1]
+        == "5f0000000000000000000101,5f0000000000000000000101,zobrien,,Zoë,O'Brien,,zoe@example.org,active"
+    )
+    assert "parent-5f0000000000000000000c05,5f0000000000000000000c05,gran@example.org,canvas,,,Ola Gran," in (
+        csv_text(result, files.USERS)
+    )
+    assert (
+        "parent-5f0000000000000000000c05,5f0000000000000000000101,active"
+        in csv_text(result, files.USER_OBSERVERS).splitlines()
+    )
+    assert_canvas_accepts(result)
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        (
+            {"observers": {"relationship_types": ["Parent"]}},
+            "defaults: observers.relationship_types = 'Parent'; use one of: Parent/Guardian, Emergency, "
+            "Primary, Secondary, Family, Other",
+        ),
+        ({"observers": {"enabled": "yes"}}, "defaults: observers.enabled must be a bool, not 'yes'"),
+    ],
+)
+def test_bad_observer_settings_name_the_key(tables: dict[str, object], message: str) -> None:
+    from clever2sis.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        build_settings(RawConfig(data=tables))
+    assert str(error.value) == message
+
+
+def test_observer_templates_see_only_the_contact() -> None:
+    from clever2sis.errors import ConfigError
+    from clever2sis.sis.builders import check_templates
+
+    with pytest.raises(ConfigError) as error:
+        check_templates(build_settings(RawConfig(data={"observers": {"login_id": "{{ user.email }}"}})))
+    assert str(error.value) == (
+        "observers.login_id: unknown template variable 'user' in '{{ user.email }}'; available here: contact"
+    )
+
+
+def test_lookup_keeps_the_keys_index() -> None:
+    from clever2sis.sis.builders import lookup
+
+    keys = pd.Series(["b", "x", "a"], index=[7, 3, 5], dtype="string")
+    mapping = pd.Series(["B", "A"], index=["b", "a"], dtype="string")
+    assert lookup(keys, mapping).fillna("-").to_dict() == {7: "B", 3: "-", 5: "A"}

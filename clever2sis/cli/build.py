@@ -46,6 +46,12 @@ def summary_lines(record: dict[str, Any], out: Path) -> list[str]:
 @click.option(
     "--force", is_flag=True, help="Replace BUILD_DIR if it exists (only once the new build is whole)."
 )
+@click.option(
+    "--id-map",
+    "id_map",
+    type=click.Path(path_type=Path),
+    help="A mapping from `clever2sis map-ids`: adds change_sis_id.csv (for the first import only).",
+)
 @click.option("--strict", is_flag=True, help="Exit non-zero (5) when the build has warning findings.")
 @click.option("--json", "as_json", is_flag=True, help="Print build.json on stdout.")
 @quiet_option
@@ -55,6 +61,7 @@ def build_command(
     out: Path,
     config: Path | None,
     force: bool,
+    id_map: Path | None,
     strict: bool,
     as_json: bool,
     quiet: bool,
@@ -71,7 +78,9 @@ def build_command(
         settings = build_settings(load_raw_config(config))
         record: dict[str, Any] = {}
         try:
-            record = build(snapshot_dir, out, settings, force=force, strict=strict, progress=progress)
+            record = build(
+                snapshot_dir, out, settings, force=force, strict=strict, progress=progress, id_map=id_map
+            )
         finally:
             if record or (strict and (out / BUILD_RECORD).exists()):
                 _report(record or orjson.loads((out / BUILD_RECORD).read_bytes()), out, quiet, as_json)

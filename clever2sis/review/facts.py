@@ -47,12 +47,14 @@ REVIEW_FORMAT_VERSION = 1
 
 # How rows of each file are paired between two builds: the columns Canvas's diffing identifies them by.
 DIFF_KEYS: dict[str, tuple[str, ...]] = {
+    files.CHANGE_SIS_ID: ("type", "old_id"),
     files.ACCOUNTS: ("account_id",),
     files.TERMS: ("term_id",),
     files.COURSES: ("course_id",),
     files.SECTIONS: ("section_id",),
     files.USERS: ("user_id",),
     files.ENROLLMENTS: ("section_id", "user_id", "role"),
+    files.USER_OBSERVERS: ("observer_id", "student_id"),
 }
 SCHOOLS = "schools"
 TEACHERS = "teachers"

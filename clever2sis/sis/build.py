@@ -32,12 +32,15 @@ from clever2sis.progress import Progress, silent
 from clever2sis.sis import files
 from clever2sis.sis.builders import check_templates
 from clever2sis.sis.builders.accounts import build_accounts
+from clever2sis.sis.builders.change_sis_id import build_change_sis_id
 from clever2sis.sis.builders.courses import build_courses, plan_sections
 from clever2sis.sis.builders.enrollments import build_enrollments
 from clever2sis.sis.builders.sections import build_sections
 from clever2sis.sis.builders.terms import build_terms
+from clever2sis.sis.builders.user_observers import build_user_observers
 from clever2sis.sis.builders.users import build_users
 from clever2sis.sis.findings import WARNING, combine
+from clever2sis.sis.id_map import read_id_map
 from clever2sis.sis.validate import check_references, clean_control_characters
 from clever2sis.sis.writer import WrittenFile, write_csv, write_zip
 
@@ -55,15 +58,24 @@ class BuiltFiles:
     skipped: dict[str, str]
 
 
-def build_frames(district: District, settings: BuildSettings, progress: Progress = silent) -> BuiltFiles:
-    """Run every builder, then the validation that spans files. Pure: no I/O."""
+def build_frames(
+    district: District,
+    settings: BuildSettings,
+    progress: Progress = silent,
+    *,
+    id_map: pd.DataFrame | None = None,
+) -> BuiltFiles:
+    """Run every builder, then the validation that spans files. Pure: no I/O.
+
+    ``id_map`` (from ``clever2sis map-ids``) adds change_sis_id.csv: old SIS ids changed to this build's.
+    """
     accounts, school_accounts = build_accounts(district, settings)
     terms, term_map = build_terms(district, settings)
     plan = plan_sections(district, settings, school_accounts, term_map)
     courses = build_courses(plan.frame, settings)
     sections = build_sections(plan.frame, settings)
     progress(f"courses: {len(courses.frame):,}; sections: {len(sections.frame):,}")
-    users, user_map = build_users(district, settings)
+    users, user_map, observer_map = build_users(district, settings)
     progress(f"users: {len(users.frame):,}")
     enrollments = build_enrollments(district, settings, plan.frame, user_map)
     progress(f"enrollments: {len(enrollments.frame):,}")
@@ -75,6 +87,14 @@ def build_frames(district: District, settings: BuildSettings, progress: Progress
         files.USERS: users,
         files.ENROLLMENTS: enrollments,
     }
+    if settings.observers.enabled:
+        built[files.USER_OBSERVERS] = build_user_observers(district, settings, user_map, observer_map)
+        progress(f"user observers: {len(built[files.USER_OBSERVERS].frame):,}")
+    if id_map is not None:
+        built[files.CHANGE_SIS_ID] = build_change_sis_id(
+            district, settings, id_map, plan.frame, user_map, observer_map
+        )
+        progress(f"SIS ids changed: {len(built[files.CHANGE_SIS_ID].frame):,}")
     found = [plan.findings, *(part.findings for part in built.values())]
     frames = {}
     for name, part in built.items():
@@ -112,6 +132,7 @@ def build_record(
     written: Mapping[str, WrittenFile],
     archive: Path,
     built: BuiltFiles,
+    id_map: Path | None = None,
 ) -> dict[str, Any]:
     return {
         "tool": {"name": "clever2sis", "version": __version__},
@@ -121,6 +142,7 @@ def build_record(
             "source": settings.config_source,
             "sha256": settings.config_sha256,
             "course_structure": settings.course_structure,
+            **({"id_map": {"source": str(id_map), "sha256": _sha256_file(id_map)}} if id_map else {}),
         },
         "files": {
             name: {"rows": file.rows, "sha256": file.sha256, "bytes": file.bytes}
@@ -151,16 +173,22 @@ def build(
     force: bool = False,
     strict: bool = False,
     progress: Progress = silent,
+    id_map: Path | None = None,
 ) -> dict[str, Any]:
-    """Build ``snapshot_dir`` into ``out`` and return the build record (also saved as build.json)."""
+    """Build ``snapshot_dir`` into ``out`` and return the build record (also saved as build.json).
+
+    ``id_map``: a mapping from ``clever2sis map-ids``, for the first import into a Canvas that already has
+    SIS ids from an older feed (adds change_sis_id.csv).
+    """
     if out.exists() and not force:
         raise UsageError(f"{out} already exists; use --force to replace it")
     check_templates(settings)
+    id_changes = read_id_map(id_map) if id_map is not None else None
     snapshot = Snapshot.open(snapshot_dir)
     progress(f"reading snapshot {snapshot_dir} (district {snapshot.district_id})")
     district = load_district(snapshot)
     progress(f"loaded {len(district.users):,} users, {len(district.sections):,} sections")
-    built = build_frames(district, settings, progress)
+    built = build_frames(district, settings, progress, id_map=id_changes)
     del district
     with atomic_directory(out, replace=force) as tmp:
         (tmp / CSV_DIR).mkdir()
@@ -169,7 +197,7 @@ def build(
         progress(f"wrote {len(written)} CSV files: {sum(f.bytes for f in written.values()):,} bytes")
         write_zip([(name, tmp / CSV_DIR / name) for name in names], tmp / ZIP_NAME)
         progress(f"zipped: {(tmp / ZIP_NAME).stat().st_size:,} bytes")
-        record = build_record(snapshot, settings, written, tmp / ZIP_NAME, built)
+        record = build_record(snapshot, settings, written, tmp / ZIP_NAME, built, id_map)
         (tmp / BUILD_RECORD).write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
     if strict and record["findings"]["warnings"]:
         raise StrictFindingsError(

@@ -8,31 +8,37 @@ so courses and enrollments never carry ``name``, and accounts always carry ``par
 
 from __future__ import annotations
 
+CHANGE_SIS_ID = "change_sis_id.csv"
 ACCOUNTS = "accounts.csv"
 TERMS = "terms.csv"
 COURSES = "courses.csv"
 SECTIONS = "sections.csv"
 USERS = "users.csv"
 ENROLLMENTS = "enrollments.csv"
+USER_OBSERVERS = "user_observers.csv"
 
 # Canvas processes files in a fixed order whatever the zip holds; we write and zip them in that order too.
-FILE_ORDER = (ACCOUNTS, TERMS, COURSES, SECTIONS, USERS, ENROLLMENTS)
+FILE_ORDER = (CHANGE_SIS_ID, ACCOUNTS, TERMS, COURSES, SECTIONS, USERS, ENROLLMENTS, USER_OBSERVERS)
 
 COLUMNS: dict[str, tuple[str, ...]] = {
+    CHANGE_SIS_ID: ("old_id", "new_id", "type"),
     ACCOUNTS: ("account_id", "parent_account_id", "name", "status"),
     TERMS: ("term_id", "name", "status", "start_date", "end_date"),
     COURSES: ("course_id", "short_name", "long_name", "account_id", "term_id", "status"),
     SECTIONS: ("section_id", "course_id", "name", "status"),
     USERS: ("user_id", "login_id", "first_name", "last_name", "email", "status"),
     ENROLLMENTS: ("course_id", "section_id", "user_id", "role", "status"),
+    USER_OBSERVERS: ("observer_id", "student_id", "status"),
 }
 
 # The key each file's rows are sorted by (so output is stable and diffs stay small).
 SORT_KEYS: dict[str, tuple[str, ...]] = {
+    CHANGE_SIS_ID: ("type", "old_id"),
     ACCOUNTS: ("account_id",),
     TERMS: ("term_id",),
     COURSES: ("course_id",),
     SECTIONS: ("section_id",),
     USERS: ("user_id",),
     ENROLLMENTS: ("course_id", "section_id", "role", "user_id"),
+    USER_OBSERVERS: ("observer_id", "student_id"),
 }

@@ -37,6 +37,7 @@ NAMESPACES: dict[str, tuple[str, ...]] = {
         "staff_id",
         "grade",
     ),
+    "contact": ("id", "sis_id", "name", "email"),
     "canvas": ("account_id", "term_id"),
 }
 SECTION_SCOPE = ("section", "course", "school", "term", "teacher", "canvas")
@@ -51,13 +52,18 @@ SETTING_SCOPES: dict[str, tuple[str, ...]] = {
     "names.course_long_name": SECTION_SCOPE,
     "names.course_short_name": SECTION_SCOPE,
     "names.section": SECTION_SCOPE,
+    "observers.user_id": ("contact",),
+    "observers.login_id": ("contact",),
 }
 
 
 def template(settings: BuildSettings, setting: str) -> Template:
     """The compiled template for ``setting`` (e.g. ``"names.term"``), checked against its namespaces."""
     table, key = setting.split(".", 1)
-    source = (settings.ids if table == "ids" else settings.names)[key]
+    if table == "observers":
+        source = {"user_id": settings.observers.user_id, "login_id": settings.observers.login_id}[key]
+    else:
+        source = (settings.ids if table == "ids" else settings.names)[key]
     scope = {name: NAMESPACES[name] for name in SETTING_SCOPES[setting]}
     return Template(setting, source, scope)
 
@@ -108,7 +114,8 @@ def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
     """``mapping[key]`` for each key, ``<NA>`` where the key is missing or unknown (first match wins)."""
     positions = pc.index_in(_arrow(keys), value_set=_arrow(mapping.index))
     taken = _arrow(mapping.reset_index(drop=True)).take(positions)
-    return pd.Series(taken.to_pandas(), index=keys.index, dtype="string")
+    # to_numpy, not to_pandas: a pandas Series would be re-aligned on its own RangeIndex.
+    return pd.Series(taken.to_numpy(zero_copy_only=False), index=keys.index, dtype="string")
 
 
 def blank(values: pd.Series) -> pd.Series:

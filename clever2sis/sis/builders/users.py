@@ -7,6 +7,15 @@ claim the other's account, so the rule is:
   A login_id that several users would share is given to none of them. Each of them falls back to its next
   login field, as long as that value is usable and unique too. A user left with no usable unique login is
   not sent, and is listed in the findings with the users it collided with.
+
+With ``[observers] enabled``, contacts who are not built users already and have a relationship of a chosen
+type to a student of the build become users too (the observers of user_observers.csv). Their login is the
+``observers.login_id`` template, taken as one more login field after all of ``login_id_fields``: built
+users are served first, so a parent's email can never take a student's or teacher's login, and a value
+contested once (two parents sharing an email) is given to none of them. Clever keeps a contact's whole name
+in ``name.last``, so observers are sent with ``full_name`` (Canvas then infers the sortable name) and empty
+first and last names; the column is in the header whenever observers are enabled, empty for other users.
+A contact whose students all end up left out of users.csv is left out too.
 """
 
 from __future__ import annotations
@@ -17,19 +26,27 @@ from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
 from clever2sis.sis.builders import Built, blank, member, ordered, prefixed, template
-from clever2sis.sis.findings import INFO, WARNING, combine, findings, report, text
+from clever2sis.sis.builders.user_observers import is_self, observer_links
+from clever2sis.sis.findings import INFO, WARNING, combine, findings, no_findings, report, text
 from clever2sis.sis.templates import is_identity
+
+OBSERVER_LOGIN_FIELD = "observers.login_id"
 
 # A pragmatic address check: one @, something before it, a dot in the domain, no spaces.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 def user_columns(settings: BuildSettings) -> tuple[str, ...]:
+    observers = settings.observers
     columns = list(files.COLUMNS[files.USERS])
-    if not is_identity(settings.ids["user_id"], "user"):
+    if not is_identity(settings.ids["user_id"], "user") or (
+        observers.enabled and not is_identity(observers.user_id, "contact")
+    ):
         columns.insert(1, "integration_id")
-    if settings.authentication_provider_id:
+    if settings.authentication_provider_id or (observers.enabled and observers.authentication_provider_id):
         columns.insert(columns.index("login_id") + 1, "authentication_provider_id")
+    if observers.enabled:
+        columns.insert(columns.index("last_name") + 1, "full_name")
     return tuple(columns)
 
 
@@ -60,6 +77,26 @@ def user_fields(users: pd.DataFrame) -> pd.DataFrame:
             "grade": users["grade"],
         }
     )
+
+
+def contact_fields(contacts: pd.DataFrame) -> pd.DataFrame:
+    """The ``contact`` template namespace. Clever puts a contact's full name in ``name.last``."""
+    name = (contacts["first"].fillna("") + " " + contacts["last"].fillna("")).str.strip()
+    return pd.DataFrame(
+        {
+            "id": contacts["id"],
+            "sis_id": contacts["contact_sis_id"],
+            "name": name.where(name != ""),
+            "email": contacts["email"],
+        }
+    )
+
+
+def _checked_email(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The stripped email where it is a usable address (else ``<NA>``), and where one was invalid."""
+    email = values.str.strip()
+    email_ok = email.str.fullmatch(EMAIL_PATTERN).fillna(False).astype(bool)
+    return email.where(email_ok), email.notna() & ~email_ok
 
 
 def assign_logins(candidates: list[tuple[str, pd.Series]]) -> tuple[pd.Series, pd.DataFrame]:
@@ -94,45 +131,90 @@ def assign_logins(candidates: list[tuple[str, pd.Series]]) -> tuple[pd.Series, p
     return login, lost[~lost.index.duplicated()]
 
 
-def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.Series]:
-    """The users file, and each built Clever user id's Canvas user_id (for enrollments)."""
+def _observer_candidates(district: District, settings: BuildSettings, wanted: pd.Series) -> pd.DataFrame:
+    """Contacts not built as users already, with a chosen relationship to a student the build wants."""
+    all_users = district.users
+    links = observer_links(district, settings)
+    students = all_users.loc[wanted & all_users["is_student"], "id"]
+    links = links[member(links["student_id"], students) & ~is_self(links)]
+    return all_users[all_users["is_contact"] & ~wanted & member(all_users["id"], links["contact_id"])]
+
+
+def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.Series, pd.Series]:
+    """The users file; each built Clever user id's Canvas user_id (for enrollments); the same for the
+    contacts built only as observers (so a roster naming a contact never enrolls them)."""
     all_users = district.users
     wanted = pd.Series(False, index=all_users.index)
     for role in settings.user_roles:
         wanted |= all_users[f"is_{role}"]
     users = all_users[wanted]
     fields = user_fields(users)
-    email = fields["email"].str.strip()
-    email_ok = email.str.fullmatch(EMAIL_PATTERN).fillna(False).astype(bool)
-    invalid_email = email.notna() & ~email_ok
+    given_email = fields["email"]
+    email, invalid_email = _checked_email(given_email)
 
-    values = {**{name: fields[name] for name in fields}, "email": email.where(email_ok)}
+    values = {**{name: fields[name] for name in fields}, "email": email}
     candidates = [(field, values[field].where(~blank(values[field]))) for field in settings.login_id_fields]
-    login, lost = assign_logins(candidates)
-
     rows = pd.DataFrame(
         {
             "clever_id": users["id"],
             "user_id": template(settings, "ids.user_id").render(prefixed(fields, "user")),
             "integration_id": users["id"],
-            "login_id": login,
             "authentication_provider_id": settings.authentication_provider_id,
             "first_name": users["first"],
             "last_name": users["last"],
-            "email": email.where(email_ok),
+            "full_name": pd.Series(pd.NA, index=users.index, dtype="string"),
+            "email": email,
             "status": "active",
         }
     )
+    observer = pd.Series(False, index=users.index)
+    if settings.observers.enabled:
+        contacts = _observer_candidates(district, settings, wanted)
+        namespace = contact_fields(contacts)
+        contact_email, contact_invalid = _checked_email(namespace["email"])
+        namespace = prefixed(namespace.assign(email=contact_email), "contact")
+        contact_login = template(settings, "observers.login_id").render(namespace)
+        rows = pd.concat(
+            [
+                rows,
+                pd.DataFrame(
+                    {
+                        "clever_id": contacts["id"],
+                        "user_id": template(settings, "observers.user_id").render(namespace),
+                        "integration_id": contacts["id"],
+                        "authentication_provider_id": settings.observers.authentication_provider_id,
+                        "first_name": pd.Series(pd.NA, index=contacts.index, dtype="string"),
+                        "last_name": pd.Series(pd.NA, index=contacts.index, dtype="string"),
+                        "full_name": namespace["contact.name"],
+                        "email": contact_email,
+                        "status": "active",
+                    }
+                ),
+            ]
+        )
+        candidates = [(field, column.reindex(rows.index)) for field, column in candidates]
+        candidates.append(
+            (OBSERVER_LOGIN_FIELD, contact_login.where(~blank(contact_login)).reindex(rows.index))
+        )
+        invalid_email = pd.concat([invalid_email, contact_invalid])
+        given_email = pd.concat([given_email, contacts["email"]])
+        observer = pd.Series(rows.index.isin(contacts.index), index=rows.index)
+    login, lost = assign_logins(candidates)
+    rows.insert(3, "login_id", login)
+
     no_user_id = blank(rows["user_id"])
     duplicate_id = rows["user_id"].duplicated() & ~no_user_id
     no_login = rows["login_id"].isna()
     sent = ~no_user_id & ~duplicate_id & ~no_login
+    sent_students = sent & ~observer & all_users["is_student"].reindex(rows.index, fill_value=False)
+    without_students = observer & sent & ~_observes_a_sent_student(district, settings, rows, sent_students)
+    sent &= ~without_students
 
     cid = rows["clever_id"]
     field_list = ", ".join(settings.login_id_fields)
     recovered = pd.Series(rows.index.isin(lost.index), index=rows.index) & ~no_login
     stranded = pd.Series(rows.index.isin(lost.index), index=rows.index) & no_login
-    other = no_login & ~stranded
+    other = no_login & ~stranded & ~observer
     lost_login = (
         "user ",
         cid,
@@ -175,6 +257,27 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
             f" has no usable login_id ({field_list}); left out",
         ),
         report(
+            "observer_missing_login",
+            WARNING,
+            files.USERS,
+            no_login & ~stranded & observer,
+            cid,
+            "contact ",
+            cid,
+            f" has no usable login_id ({OBSERVER_LOGIN_FIELD} '{settings.observers.login_id}' renders "
+            "empty); left out",
+        ),
+        report(
+            "observer_without_students",
+            INFO,
+            files.USERS,
+            without_students,
+            cid,
+            "contact ",
+            cid,
+            ": none of the students it observes is in users.csv; left out",
+        ),
+        report(
             "invalid_email",
             WARNING,
             files.USERS,
@@ -183,7 +286,7 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
             "user ",
             cid,
             ": email '",
-            fields["email"],
+            given_email,
             "' is not a valid address; sent without an email",
         ),
         report(
@@ -209,26 +312,43 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
             "' is already used by another user; left out",
         ),
     ]
-    roles_left_out = [role for role in ("contact",) if role not in settings.user_roles]
-    if roles_left_out:
-        only_contacts = all_users["is_contact"] & ~wanted
-        count = int(only_contacts.sum())
-        if count:
-            found.append(
-                findings(
-                    "contacts_not_built",
-                    INFO,
-                    files.USERS,
-                    pd.Series([district.district.get("id", "")]),
-                    pd.Series(
-                        [
-                            f"{count} contact(s) are not built as Canvas users (parents as observers "
-                            "are a separate option)"
-                        ]
-                    ),
-                )
-            )
+    found.append(_contacts_not_built(district, settings, wanted, observer))
     kept = rows[sent]
-    user_map = pd.Series(kept["user_id"].to_numpy(), index=kept["clever_id"].to_numpy(), dtype="string")
     frame = ordered(kept, user_columns(settings), files.SORT_KEYS[files.USERS])
-    return Built(frame, combine(found)), user_map
+    return Built(frame, combine(found)), _id_map(rows[sent & ~observer]), _id_map(rows[sent & observer])
+
+
+def _id_map(rows: pd.DataFrame) -> pd.Series:
+    return pd.Series(rows["user_id"].to_numpy(), index=rows["clever_id"].to_numpy(), dtype="string")
+
+
+def _observes_a_sent_student(
+    district: District, settings: BuildSettings, rows: pd.DataFrame, sent_users: pd.Series
+) -> pd.Series:
+    """For each row, whether it is the contact of a chosen link to a student who is sent."""
+    links = observer_links(district, settings)
+    students = rows.loc[sent_users, "clever_id"]
+    observed = links[member(links["student_id"], students) & ~is_self(links)]
+    return member(rows["clever_id"], observed["contact_id"])
+
+
+def _contacts_not_built(
+    district: District, settings: BuildSettings, wanted: pd.Series, observer: pd.Series
+) -> pd.DataFrame:
+    """One info finding counting the contacts that are not Canvas users (not observers, not built users)."""
+    all_users = district.users
+    count = int((all_users["is_contact"] & ~wanted).sum()) - int(observer.sum())
+    if not count:
+        return no_findings()
+    if settings.observers.enabled:
+        types = ", ".join(settings.observers.relationship_types)
+        why = f"have no relationship of type {types} to a student of the build"
+    else:
+        why = "are not built as Canvas users (parents as observers are a separate option)"
+    return findings(
+        "contacts_not_built",
+        INFO,
+        files.USERS,
+        pd.Series([district.district.get("id", "")]),
+        pd.Series([f"{count} contact(s) {why}"]),
+    )
