@@ -14,6 +14,7 @@ from clever2sis.cli.canvas import CANVAS_COMMANDS
 from clever2sis.cli.pull import pull_command
 from clever2sis.cli.review import REVIEW_COMMANDS
 from clever2sis.cli.sample import sample_command
+from clever2sis.cli.sync import SYNC_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +29,7 @@ COMMANDS: list[click.Command] = [
     build_command,
     *REVIEW_COMMANDS,
     *CANVAS_COMMANDS,
+    *SYNC_COMMANDS,
 ]
 
 for _command in COMMANDS:
