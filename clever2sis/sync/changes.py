@@ -75,18 +75,22 @@ def read_recorded(build_dir: Path, kind: str) -> Frames:
     return out
 
 
-def _keys(frame: pd.DataFrame, name: str) -> pd.Series:
+def row_keys(frame: pd.DataFrame, name: str) -> pd.Series:
+    """Each row's identity in ``name`` (its diff key columns joined), vectorised."""
     key = list(DIFF_KEYS[name])
     if frame.empty:
         return pd.Series([], dtype="str")
-    return frame[key].astype(str).agg("\x1f".join, axis=1)
+    joined = frame[key[0]].astype("str")
+    for column in key[1:]:
+        joined = joined + "\x1f" + frame[column].astype("str")
+    return joined
 
 
 def _without(frame: pd.DataFrame, other: pd.DataFrame, name: str) -> pd.DataFrame:
     """Rows of ``frame`` whose key is not in ``other``."""
     if frame.empty or other.empty:
         return frame
-    return frame.loc[~_keys(frame, name).isin(set(_keys(other, name))).to_numpy()]
+    return frame.loc[~row_keys(frame, name).isin(row_keys(other, name)).to_numpy()]
 
 
 def present(frames: Mapping[str, pd.DataFrame], removed: Mapping[str, pd.DataFrame] | None = None) -> Frames:

@@ -20,8 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from clever2sis.review.facts import DIFF_KEYS
 from clever2sis.sis import files
+from clever2sis.sync.changes import row_keys
 
 STUDENTS = "students"
 TEACHERS = "teachers"
@@ -78,9 +78,7 @@ class Verdict:
 
 
 def _keys(frame: pd.DataFrame, name: str) -> set[str]:
-    if frame.empty:
-        return set()
-    return set(frame[list(DIFF_KEYS[name])].astype(str).agg("\x1f".join, axis=1))
+    return set(row_keys(frame, name))
 
 
 def _people(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

@@ -469,19 +469,21 @@ def _stages(
             "If the district really changed this much, re-run with --allow-large-change"
         )
 
-    if job.sync.deletion_mode == "explicit" and old is not None:
+    is_remaster = remaster_due(run.history, job, now, asked=remaster)
+    options = import_options(job, district_id=district_id, remaster=is_remaster)
+    # A remaster applies the files without diffing, so what vanished since the last run would never be
+    # removed: on those nights the removals are sent as rows, as explicit mode always does.
+    if old is not None and (job.sync.deletion_mode == "explicit" or is_remaster):
         removed = removal_rows(
             old,
             amended.frames,
-            enrollment_status=job.sync.enrollment_remove_status,
-            user_status=job.sync.user_remove_status,
+            enrollment_status=options.diffing_drop_status or job.sync.enrollment_remove_status,
+            user_status=options.diffing_user_remove_status or job.sync.user_remove_status,
         )
         frames = {name: append_rows(amended.frames[name], removed[name]) for name in amended.frames}
         amended = dataclasses.replace(amended, frames=frames, removed=removed)
-        log(f"explicit removals: { {n: len(f) for n, f in removed.items() if len(f)} }")
+        log(f"removals sent as rows: { {n: len(f) for n, f in removed.items() if len(f)} }")
 
-    is_remaster = remaster_due(run.history, job, now, asked=remaster)
-    options = import_options(job, district_id=district_id, remaster=is_remaster)
     try:
         record = rewrite_build(
             build_dir,
