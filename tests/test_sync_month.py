@@ -58,14 +58,14 @@ def sync_job(base_url: str, runs_dir: Path, **sync: object) -> SyncJob:
     )
 
 
-def run_month(tmp: Path, **sync: object) -> Month:
+def run_month(tmp: Path, *, count: int = NIGHTS, allow_large_change: bool = False, **sync: object) -> Month:
     district = NightlyDistrict(tmp)
     runs_dir = tmp / "runs"
     canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], roster=CanvasRoster())
     nights, results, codes, import_of_night = [], [], [], {}
     with CanvasTestServer(canvas) as server:
         job = sync_job(server.base_url, runs_dir, **sync)
-        for number in range(NIGHTS):
+        for number in range(count):
             if number:
                 district.advance(number)
             night = district.night(number)
@@ -85,6 +85,7 @@ def run_month(tmp: Path, **sync: object) -> Month:
                     sleep=lambda _s: None,
                     attachment_wait_s=0,
                     secrets=(CLEVER_TOKEN, TEST_TOKEN),
+                    allow_large_change=allow_large_change,
                 )
             results.append(result.summary)
             codes.append(result.exit_code)
