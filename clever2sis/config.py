@@ -416,3 +416,135 @@ def parse_upload(raw: RawConfig) -> UploadSettings:
 
 
 KNOWN_TABLES = (*KNOWN_TABLES, "profiles", "upload")
+
+
+# --- The nightly job: [sync] -----------------------------------------------------------------------------
+#
+#   [sync]
+#   runs_dir = "runs"                      # a run directory per run, the lock and history.sqlite live here
+#   deletion_mode = "diffing"              # "diffing" (default), "explicit" or "batch"
+#   remaster_every_days = 7                # diffing: re-send everything (a remaster) this often
+#   max_shrink_percent = 10                # the local guard: a file may lose at most this share of its rows
+#   max_shrink_percent_by_file = { enrollments = 15 }   # per-file exceptions (file names without .csv)
+#   change_threshold = 10                  # Canvas's own threshold, unless [upload] sets change_threshold
+#   enrollment_remove_status = "inactive"  # what a vanished enrollment becomes (diffing_drop_status, ...)
+#   user_remove_status = "suspended"       # what a vanished user becomes (diffing_user_remove_status, ...)
+#   term_rollover = true                   # enrollments of ended terms are concluded (completed), not dropped
+#   diffing_data_set_identifier = "..."    # default "clever2sis:<district id>:<profile>"
+
+DELETION_MODES = ("diffing", "explicit", "batch")
+SYNC_ENROLLMENT_REMOVE_STATUSES = ("inactive", "completed", "deleted", "deleted_last_completed")
+SYNC_USER_REMOVE_STATUSES = ("suspended", "deleted")
+SYNC_SHRINK_FILES = ("accounts", "terms", "courses", "sections", "users", "enrollments")
+DEFAULT_RUNS_DIR = "runs"
+DEFAULT_REMASTER_EVERY_DAYS = 7
+DEFAULT_MAX_SHRINK_PERCENT = 10.0
+DEFAULT_SYNC_CHANGE_THRESHOLD_PERCENT = 10
+SYNC_KEYS = set(
+    {
+        "runs_dir",
+        "deletion_mode",
+        "remaster_every_days",
+        "max_shrink_percent",
+        "max_shrink_percent_by_file",
+        "change_threshold",
+        "enrollment_remove_status",
+        "user_remove_status",
+        "term_rollover",
+        "diffing_data_set_identifier",
+    }
+)
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """The ``[sync]`` table: where runs live, how removals reach Canvas, and the local guard's limits."""
+
+    runs_dir: Path = Path(DEFAULT_RUNS_DIR)
+    deletion_mode: str = "diffing"
+    remaster_every_days: int = DEFAULT_REMASTER_EVERY_DAYS
+    max_shrink_percent: float = DEFAULT_MAX_SHRINK_PERCENT
+    max_shrink_percent_by_file: dict[str, float] = field(default_factory=dict)
+    change_threshold: int = DEFAULT_SYNC_CHANGE_THRESHOLD_PERCENT
+    enrollment_remove_status: str = "inactive"
+    user_remove_status: str = "suspended"
+    term_rollover: bool = True
+    diffing_data_set_identifier: str | None = None
+
+    def shrink_limit_percent(self, file_name: str) -> float:
+        """The guard's limit for ``file_name`` (``users.csv`` or ``users``)."""
+        return self.max_shrink_percent_by_file.get(file_name.removesuffix(".csv"), self.max_shrink_percent)
+
+
+def _percent(raw: RawConfig, key: str, value: Any) -> float:
+    number = typed(raw, "sync", key, value, (int, float))
+    if not 0 <= number <= 100:
+        raise ConfigError(f"{raw.source}: sync.{key} is a percentage from 0 to 100, not {number!r}")
+    return float(number)
+
+
+def parse_sync(raw: RawConfig) -> SyncSettings:
+    """Read ``[sync]``; unknown keys and bad values are errors, like every other table."""
+    values = check_keys(raw, "sync", SYNC_KEYS)
+    defaults = SyncSettings()
+    runs_dir = typed(raw, "sync", "runs_dir", values.get("runs_dir", DEFAULT_RUNS_DIR), str)
+    if not runs_dir.strip():
+        raise ConfigError(f"{raw.source}: sync.runs_dir must name a directory")
+    path = Path(runs_dir).expanduser()
+    if not path.is_absolute() and raw.path is not None:
+        path = raw.path.parent / path
+    remaster = typed(raw, "sync", "remaster_every_days", values.get("remaster_every_days", 7), int)
+    if remaster < 1:
+        raise ConfigError(f"{raw.source}: sync.remaster_every_days must be 1 or more days, not {remaster}")
+    by_file_raw = typed(
+        raw, "sync", "max_shrink_percent_by_file", values.get("max_shrink_percent_by_file", {}), dict
+    )
+    by_file: dict[str, float] = {}
+    for name, limit in by_file_raw.items():
+        if name not in SYNC_SHRINK_FILES:
+            raise ConfigError(
+                f"{raw.source}: sync.max_shrink_percent_by_file.{name}: use one of "
+                f"{', '.join(SYNC_SHRINK_FILES)}"
+            )
+        by_file[name] = _percent(raw, f"max_shrink_percent_by_file.{name}", limit)
+    threshold = typed(
+        raw, "sync", "change_threshold", values.get("change_threshold", defaults.change_threshold), int
+    )
+    if not 1 <= threshold <= 100:
+        raise ConfigError(
+            f"{raw.source}: sync.change_threshold is a percentage from 1 to 100, not {threshold}"
+        )
+    identifier = values.get("diffing_data_set_identifier")
+    if identifier is not None:
+        typed(raw, "sync", "diffing_data_set_identifier", identifier, str)
+    return SyncSettings(
+        runs_dir=path,
+        deletion_mode=_choice(
+            raw, "sync", "deletion_mode", values.get("deletion_mode", defaults.deletion_mode), DELETION_MODES
+        ),
+        remaster_every_days=remaster,
+        max_shrink_percent=_percent(
+            raw, "max_shrink_percent", values.get("max_shrink_percent", defaults.max_shrink_percent)
+        ),
+        max_shrink_percent_by_file=by_file,
+        change_threshold=threshold,
+        enrollment_remove_status=_choice(
+            raw,
+            "sync",
+            "enrollment_remove_status",
+            values.get("enrollment_remove_status", defaults.enrollment_remove_status),
+            SYNC_ENROLLMENT_REMOVE_STATUSES,
+        ),
+        user_remove_status=_choice(
+            raw,
+            "sync",
+            "user_remove_status",
+            values.get("user_remove_status", defaults.user_remove_status),
+            SYNC_USER_REMOVE_STATUSES,
+        ),
+        term_rollover=typed(raw, "sync", "term_rollover", values.get("term_rollover", True), bool),
+        diffing_data_set_identifier=identifier,
+    )
+
+
+KNOWN_TABLES = (*KNOWN_TABLES, "sync")

@@ -169,3 +169,43 @@ class ApprovalMismatchError(ApprovalRequiredError):
     """A sign-off exists, but for other bytes: the zip changed since it was approved."""
 
     exit_code = 43
+
+
+# --- The nightly job (sync) ------------------------------------------------------------------------------
+# Exit codes 50-59. Upload and import outcomes inside a sync keep the Canvas codes (20-39).
+
+
+class SyncError(Clever2SisError):
+    """A sync run could not go on."""
+
+    exit_code = 59
+
+
+class SyncLockedError(SyncError):
+    """Another sync holds the runs directory's lock; this run did nothing."""
+
+    exit_code = 50
+
+
+class GuardStoppedError(SyncError):
+    """The new build lost too much against the last successful run; nothing was uploaded."""
+
+    exit_code = 51
+
+
+class SyncPullError(SyncError):
+    """The pull from Clever failed (the cause is in the message and the run's log)."""
+
+    exit_code = 52
+
+
+class SyncBuildError(SyncError):
+    """The build (or the sync's own changes to it) failed."""
+
+    exit_code = 53
+
+
+class RunsDirError(SyncError):
+    """The runs directory or its history database cannot be used."""
+
+    exit_code = 54

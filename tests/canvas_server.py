@@ -10,8 +10,11 @@ It listens on 127.0.0.1 only, on a free port, in a daemon thread; every loop in 
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
@@ -66,6 +69,156 @@ WARNINGS = [
     ],
 ]
 MAX_PER_PAGE = 2
+# What Canvas's diffing pairs rows by (../shared/reference/canvas-sis-import.md §4.3, §1.7).
+ROSTER_KEYS = {
+    "accounts.csv": ("account_id",),
+    "terms.csv": ("term_id",),
+    "courses.csv": ("course_id",),
+    "sections.csv": ("section_id",),
+    "users.csv": ("user_id",),
+    "enrollments.csv": ("course_id", "section_id", "user_id", "role"),
+}
+BATCH_TYPES = ("courses.csv", "sections.csv", "enrollments.csv")
+Row = dict[str, str]
+Key = tuple[str, ...]
+
+
+@dataclass
+class RosterImport:
+    """What one import did to the roster: its mode and every row it gave a status other than active."""
+
+    id: int
+    mode: str
+    changed_status: dict[str, dict[Key, str]]
+    threshold_exceeded: bool = False
+    aborted: bool = False
+
+
+@dataclass
+class CanvasRoster:
+    """A model of the objects SIS imports create, so a test can see what each import would remove.
+
+    Imports apply as §4 describes: diffing against the identifier's last import (vanished rows sent as
+    ``deleted``, enrollments as ``diffing_drop_status``, users as ``diffing_user_remove_status``; a remaster
+    or a first import applies the whole files; a ``change_threshold`` exceeded by the uncompressed sizes
+    applies the whole files without deletes), multi-term batch mode (courses, sections and enrollments of
+    the zip's terms that the zip left out are removed, unless that exceeds ``change_threshold``), and
+    plain imports (each row's own status).
+    """
+
+    rows: dict[str, dict[Key, Row]] = field(default_factory=lambda: {name: {} for name in ROSTER_KEYS})
+    baselines: dict[str, dict[str, dict[Key, Row]]] = field(default_factory=dict)
+    baseline_sizes: dict[str, dict[str, int]] = field(default_factory=dict)
+    imports: list[RosterImport] = field(default_factory=list)
+
+    def status(self, name: str, key: Key) -> str | None:
+        row = self.rows[name].get(key)
+        return row["status"] if row else None
+
+    def apply(self, import_id: int, options: dict[str, Any], archive: bytes) -> RosterImport:
+        files = _read_zip(archive)
+        identifier = options.get("diffing_data_set_identifier")
+        changed: dict[str, dict[Key, str]] = {name: {} for name in ROSTER_KEYS}
+        record = RosterImport(import_id, "plain", changed)
+        emitted: dict[str, list[Row]] = {name: list(rows.values()) for name, (rows, _) in files.items()}
+        if identifier:
+            previous = self.baselines.get(identifier)
+            sizes = {name: size for name, (_, size) in files.items()}
+            record.mode = "diffing"
+            if previous is None or options.get("diffing_remaster_data_set"):
+                record.mode = "remaster" if previous is not None else "first"
+            else:
+                threshold = options.get("change_threshold")
+                old_sizes = self.baseline_sizes[identifier]
+                for name, size in sizes.items():
+                    old = old_sizes.get(name)
+                    if threshold and old and abs(1 - size / old) * 100 > threshold:
+                        record.threshold_exceeded = True
+                if not record.threshold_exceeded:
+                    emitted = self._diff(files, previous, options)
+            if not record.threshold_exceeded:
+                self.baselines[identifier] = {name: rows for name, (rows, _) in files.items()}
+                self.baseline_sizes[identifier] = sizes
+        for name in ROSTER_KEYS:
+            for row in emitted.get(name, []):
+                key = _key(name, row)
+                self.rows[name][key] = row
+                if row.get("status", "active") != "active":
+                    changed[name][key] = row["status"]
+        if options.get("batch_mode"):
+            record.mode = "batch"
+            self._batch_cleanup(files, options, record)
+        self.imports.append(record)
+        return record
+
+    def _diff(
+        self,
+        files: dict[str, tuple[dict[Key, Row], int]],
+        previous: dict[str, dict[Key, Row]],
+        options: dict[str, Any],
+    ) -> dict[str, list[Row]]:
+        status_for = {
+            "users.csv": options.get("diffing_user_remove_status") or "deleted",
+            "enrollments.csv": options.get("diffing_drop_status") or "deleted",
+        }
+        emitted: dict[str, list[Row]] = {}
+        for name, (rows, _) in files.items():
+            old = previous.get(name, {})
+            out = [row for key, row in rows.items() if old.get(key) != row]
+            for key, row in old.items():
+                if key not in rows:
+                    out.append({**row, "status": status_for.get(name, "deleted")})
+            emitted[name] = out
+        return emitted
+
+    def _batch_cleanup(
+        self, files: dict[str, tuple[dict[Key, Row], int]], options: dict[str, Any], record: RosterImport
+    ) -> None:
+        if options.get("multi_term_batch_mode"):
+            terms = {key[0] for key in files.get("terms.csv", ({}, 0))[0]}
+        else:
+            terms = {str(options.get("batch_mode_term_id", "")).removeprefix("sis_term_id:")}
+        course_term = {key[0]: row.get("term_id", "") for key, row in self.rows["courses.csv"].items()}
+        section_course = {key[0]: row.get("course_id", "") for key, row in self.rows["sections.csv"].items()}
+        drop = {"enrollments.csv": options.get("batch_mode_enrollment_drop_status") or "deleted"}
+        threshold = options.get("change_threshold") or 100
+        plans: dict[str, list[Key]] = {}
+        for name in BATCH_TYPES:
+            if name not in files:
+                continue
+            in_scope = []
+            for key, row in self.rows[name].items():
+                course = row.get("course_id") if name != "sections.csv" else section_course.get(key[0], "")
+                term = row.get("term_id") if name == "courses.csv" else course_term.get(course or "", "")
+                if term in terms and row.get("status") == "active":
+                    in_scope.append(key)
+            gone = [key for key in in_scope if key not in files[name][0]]
+            if in_scope and len(gone) / len(in_scope) * 100 > threshold:
+                record.aborted = True
+                return
+            plans[name] = gone
+        for name, gone in plans.items():
+            for key in gone:
+                status = drop.get(name, "deleted")
+                self.rows[name][key] = {**self.rows[name][key], "status": status}
+                record.changed_status[name][key] = status
+
+
+def _key(name: str, row: Row) -> Key:
+    return tuple(row.get(column, "") for column in ROSTER_KEYS[name])
+
+
+def _read_zip(archive: bytes) -> dict[str, tuple[dict[Key, Row], int]]:
+    """Each CSV of the zip: its rows by key, and its uncompressed size."""
+    out: dict[str, tuple[dict[Key, Row], int]] = {}
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        for info in zipped.infolist():
+            if info.filename not in ROSTER_KEYS:
+                continue
+            text = zipped.read(info).decode("utf-8")
+            rows = {_key(info.filename, row): row for row in csv.DictReader(io.StringIO(text))}
+            out[info.filename] = (rows, info.file_size)
+    return out
 
 
 def _truthy(value: str | None) -> bool:
@@ -104,6 +257,7 @@ class FakeCanvas:
     posted_forms: list[dict[str, str]] = field(default_factory=list)
     next_id: int = 101
     lock: threading.Lock = field(default_factory=threading.Lock)
+    roster: CanvasRoster | None = None  # set it to model what each import does to the roster
 
     def seed(self, count: int, state: str = "imported") -> None:
         for _ in range(count):
@@ -307,6 +461,10 @@ class _Handler(BaseHTTPRequestHandler):
         item = FakeImport(
             self.canvas.next_id, options, list(self.canvas.script), self.canvas.attachment_delay_gets
         )
+        if self.canvas.roster is not None:
+            applied = self.canvas.roster.apply(item.id, options, files["attachment"][1])
+            if applied.aborted:
+                item.script = [("aborted", 100)]
         self.canvas.next_id += 1
         self.canvas.imports[item.id] = item
         self._send(200, self.canvas.sis_import_json(item, self.origin))

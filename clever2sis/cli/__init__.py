@@ -15,6 +15,7 @@ from clever2sis.cli.map_ids import map_ids_command
 from clever2sis.cli.pull import pull_command
 from clever2sis.cli.review import REVIEW_COMMANDS
 from clever2sis.cli.sample import sample_command
+from clever2sis.cli.sync import SYNC_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,6 +31,7 @@ COMMANDS: list[click.Command] = [
     map_ids_command,
     *REVIEW_COMMANDS,
     *CANVAS_COMMANDS,
+    *SYNC_COMMANDS,
 ]
 
 for _command in COMMANDS:

@@ -1,0 +1,2 @@
+"""The nightly job: pull → build → guard → upload → wait as one run, with a lock, a run directory
+and history."""

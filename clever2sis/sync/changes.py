@@ -1,0 +1,291 @@
+"""What a sync run changes in a build, and how it compares with the last run Canvas applied.
+
+All functions here are pure (frames in, frames out) except :func:`read_build_frames` and
+:func:`rewrite_build`. A "frames" value maps every Canvas file name to its rows as string columns (an empty
+frame with the file's columns when the build has no such file).
+
+* **Term rollover** (:func:`carry_ended_terms`): when a term has ended, Clever drops its sections sooner or
+  later; under diffing or batch mode Canvas would then delete the courses and drop the enrollments. So
+  rows of ended terms that the last applied run sent are carried into the new build, and every enrollment
+  of an ended term is sent as ``completed`` (concluded, grades kept).
+* **Explicit deletion mode** (:func:`removal_rows`): the rows the last applied run sent that are gone now,
+  as rows with a removal status: courses and sections ``deleted``, enrollments and users as configured
+  (``inactive`` and ``suspended`` by default). Accounts and terms are never removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from clever2sis.atomic import atomic_write_bytes
+from clever2sis.errors import ReviewError, SyncBuildError
+from clever2sis.review.facts import DIFF_KEYS, SCHOOLS, TEACHERS, diff_file, open_build
+from clever2sis.sis import files
+from clever2sis.sis.build import BUILD_RECORD, CSV_DIR, ZIP_NAME
+from clever2sis.sis.writer import write_csv, write_zip
+
+Frames = dict[str, pd.DataFrame]
+
+SYNC_DIR = "sync"
+REMOVED_DIR = "removed"
+CARRIED_DIR = "carried"
+ACTIVE = "active"
+COMPLETED = "completed"
+DELETED = "deleted"
+# Statuses a sync writes for something that is gone; such a row is not "present" in the next comparison.
+REMOVAL_STATUSES = frozenset({"deleted", "inactive", "suspended", "deleted_last_completed"})
+STUDENT_ROLE = "student"
+_HASH_CHUNK_BYTES = 8 << 20
+
+
+def empty_frames() -> Frames:
+    return {
+        name: pd.DataFrame({c: pd.Series([], dtype="str") for c in files.COLUMNS[name]})
+        for name in files.FILE_ORDER
+    }
+
+
+def read_build_frames(build_dir: Path) -> Frames:
+    """Every Canvas file of ``build_dir``, read from its zip after checking the zip against build.json."""
+    try:
+        view = open_build(build_dir)
+    except ReviewError as error:
+        raise SyncBuildError(str(error)) from None
+    frames = dict(view.frames)
+    frames[files.USERS] = frames[files.USERS].drop(columns=[SCHOOLS])
+    frames[files.SECTIONS] = frames[files.SECTIONS].drop(columns=[TEACHERS])
+    return frames
+
+
+def read_recorded(build_dir: Path, kind: str) -> Frames:
+    """The rows a sync recorded as ``kind`` (removed or carried) in ``build_dir/sync/kind/``."""
+    out = empty_frames()
+    for name in files.FILE_ORDER:
+        path = build_dir / SYNC_DIR / kind / name
+        if path.is_file():
+            out[name] = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return out
+
+
+def row_keys(frame: pd.DataFrame, name: str) -> pd.Series:
+    """Each row's identity in ``name`` (its diff key columns joined), vectorised."""
+    key = list(DIFF_KEYS[name])
+    if frame.empty:
+        return pd.Series([], dtype="str")
+    joined = frame[key[0]].astype("str")
+    for column in key[1:]:
+        joined = joined + "\x1f" + frame[column].astype("str")
+    return joined
+
+
+def _without(frame: pd.DataFrame, other: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows of ``frame`` whose key is not in ``other``."""
+    if frame.empty or other.empty:
+        return frame
+    return frame.loc[~row_keys(frame, name).isin(row_keys(other, name)).to_numpy()]
+
+
+def present(frames: Mapping[str, pd.DataFrame], removed: Mapping[str, pd.DataFrame] | None = None) -> Frames:
+    """The rows a build says exist: not sent with a removal status, nor recorded as a removal."""
+    out: Frames = {}
+    for name in files.FILE_ORDER:
+        frame = frames[name]
+        if "status" in frame.columns and not frame.empty:
+            frame = frame.loc[~frame["status"].isin(REMOVAL_STATUSES).to_numpy()]
+        if removed is not None:
+            frame = _without(frame, removed[name], name)
+        out[name] = frame.reset_index(drop=True)
+    return out
+
+
+def _parse_moment(text: str) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def ended_terms(*term_frames: pd.DataFrame, now: dt.datetime) -> set[str]:
+    """Term ids whose end_date is before ``now``."""
+    ended: set[str] = set()
+    for frame in term_frames:
+        for term_id, end_date in zip(frame["term_id"], frame["end_date"], strict=True):
+            moment = _parse_moment(str(end_date)) if end_date else None
+            if moment is not None and moment < now:
+                ended.add(str(term_id))
+    return ended
+
+
+def append_rows(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
+    if extra.empty:
+        return frame
+    if frame.empty:
+        return extra.reset_index(drop=True)
+    return pd.concat([frame, extra[list(frame.columns)]], ignore_index=True)
+
+
+@dataclass(frozen=True)
+class Amended:
+    """The new build's frames after the sync's changes, and the rows it added for each reason."""
+
+    frames: Frames
+    carried: Frames = field(default_factory=empty_frames)
+    removed: Frames = field(default_factory=empty_frames)
+    completed_enrollments: int = 0
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "carried": {n: len(f) for n, f in self.carried.items() if len(f)},
+            "removed": {n: len(f) for n, f in self.removed.items() if len(f)},
+            "completed_enrollments": self.completed_enrollments,
+        }
+
+
+def carry_ended_terms(
+    old: Mapping[str, pd.DataFrame], new: Mapping[str, pd.DataFrame], *, now: dt.datetime
+) -> Amended:
+    """Keep the ended terms' rows ``old`` sent that ``new`` lacks, and conclude every ended-term enrollment.
+
+    ``old`` is what the last applied run sent (present rows only); ``new`` the new build's frames.
+    """
+    ended = ended_terms(old[files.TERMS], new[files.TERMS], now=now)
+    frames = {name: frame.copy() for name, frame in new.items()}
+    carried = empty_frames()
+    if not ended:
+        return Amended(frames=frames)
+    courses = old[files.COURSES]
+    carried_courses = _without(
+        courses.loc[courses["term_id"].isin(ended).to_numpy()], new[files.COURSES], files.COURSES
+    )
+    ended_courses = set(carried_courses["course_id"]) | set(
+        new[files.COURSES].loc[new[files.COURSES]["term_id"].isin(ended).to_numpy(), "course_id"]
+    )
+    terms = old[files.TERMS]
+    carried[files.TERMS] = _without(
+        terms.loc[terms["term_id"].isin(set(carried_courses["term_id"]) | ended).to_numpy()],
+        new[files.TERMS],
+        files.TERMS,
+    )
+    accounts = old[files.ACCOUNTS]
+    carried[files.ACCOUNTS] = _without(
+        accounts.loc[accounts["account_id"].isin(set(carried_courses["account_id"])).to_numpy()],
+        new[files.ACCOUNTS],
+        files.ACCOUNTS,
+    )
+    carried[files.COURSES] = carried_courses
+    sections = old[files.SECTIONS]
+    carried[files.SECTIONS] = _without(
+        sections.loc[sections["course_id"].isin(ended_courses).to_numpy()],
+        new[files.SECTIONS],
+        files.SECTIONS,
+    )
+    enrollments = old[files.ENROLLMENTS]
+    carried[files.ENROLLMENTS] = _without(
+        enrollments.loc[enrollments["course_id"].isin(ended_courses).to_numpy()],
+        new[files.ENROLLMENTS],
+        files.ENROLLMENTS,
+    )
+    for name in files.FILE_ORDER:
+        carried[name] = carried[name].reset_index(drop=True)
+        frames[name] = append_rows(frames[name], carried[name])
+    enrollments = frames[files.ENROLLMENTS]
+    concluding = (enrollments["course_id"].isin(ended_courses) & (enrollments["status"] == ACTIVE)).to_numpy()
+    enrollments.loc[concluding, "status"] = COMPLETED
+    return Amended(frames=frames, carried=carried, completed_enrollments=int(concluding.sum()))
+
+
+def removal_rows(
+    old: Mapping[str, pd.DataFrame],
+    new: Mapping[str, pd.DataFrame],
+    *,
+    enrollment_status: str,
+    user_status: str,
+) -> Frames:
+    """Rows ``old`` (present rows of the last applied run) sent that ``new`` lacks, with a removal status.
+
+    Courses and sections become ``deleted``, enrollments ``enrollment_status``, users ``user_status``;
+    accounts and terms are never removed (a school or term that vanishes is the guard's business).
+    """
+    statuses = {
+        files.COURSES: DELETED,
+        files.SECTIONS: DELETED,
+        files.ENROLLMENTS: enrollment_status,
+        files.USERS: user_status,
+    }
+    out = empty_frames()
+    for name, status in statuses.items():
+        gone = _without(old[name], new[name], name).copy()
+        gone["status"] = status
+        out[name] = gone.reset_index(drop=True)
+    return out
+
+
+def change_counts(
+    old: Mapping[str, pd.DataFrame], new: Mapping[str, pd.DataFrame]
+) -> dict[str, dict[str, int]]:
+    """Per file: rows added, removed and changed between two builds (rows paired as Canvas's diffing does)."""
+    out = {}
+    for name in files.FILE_ORDER:
+        diff = diff_file(name, old[name], new[name])
+        out[name] = {"added": len(diff.added), "removed": len(diff.removed), "changed": diff.changed_rows}
+    return out
+
+
+def row_counts(frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    return {name: len(frame) for name, frame in frames.items() if len(frame)}
+
+
+def _sorted(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(files.SORT_KEYS[name]), ignore_index=True, kind="stable")
+
+
+def rewrite_build(build_dir: Path, amended: Amended, sync_facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Write ``amended``'s frames as the build's CSVs and zip, and update build.json; return the record.
+
+    Rows are sorted as the build sorts them, so the same inputs give the same bytes. A file is never written
+    header-only (Canvas takes that as "delete them all" in batch mode). The rows the sync carried and
+    removed are kept for people under ``build_dir/sync/``.
+    """
+    record = orjson.loads((build_dir / BUILD_RECORD).read_bytes())
+    csv_dir = build_dir / CSV_DIR
+    names = [name for name in files.FILE_ORDER if len(amended.frames[name])]
+    written = {}
+    for name in names:
+        written[name] = write_csv(_sorted(name, amended.frames[name]), csv_dir / name)
+    for name in files.FILE_ORDER:
+        if name not in names:
+            (csv_dir / name).unlink(missing_ok=True)
+    zip_path = build_dir / ZIP_NAME
+    partial = build_dir / f".{ZIP_NAME}.partial"
+    write_zip([(name, csv_dir / name) for name in names], partial)
+    partial.replace(zip_path)
+    for kind, frames in ((CARRIED_DIR, amended.carried), (REMOVED_DIR, amended.removed)):
+        for name, frame in frames.items():
+            if len(frame):
+                (build_dir / SYNC_DIR / kind).mkdir(parents=True, exist_ok=True)
+                write_csv(_sorted(name, frame), build_dir / SYNC_DIR / kind / name)
+    record["files"] = {
+        name: {"rows": file.rows, "sha256": file.sha256, "bytes": file.bytes}
+        for name, file in written.items()
+    }
+    record["zip"] = {"file": ZIP_NAME, "sha256": _sha256(zip_path), "bytes": zip_path.stat().st_size}
+    record["sync"] = {**sync_facts, **amended.counts()}
+    atomic_write_bytes(build_dir / BUILD_RECORD, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+    return dict(record)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()

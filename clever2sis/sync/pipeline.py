@@ -1,0 +1,539 @@
+"""One sync run: pull → build → term rollover → guard → (explicit removals) → upload → wait.
+
+:func:`run_sync` wires the library stages together. It takes its clients (Clever, Canvas), its clock and its
+sleep as arguments and reports progress through a callback; it never prints and never exits. It always
+returns a :class:`RunResult` (the JSON line a scheduler reads and the exit code it acts on), and records
+the run in ``RUNS_DIR/history.sqlite`` and ``RUNS_DIR/<run_id>/run.json``. Only a config error found before
+anything starts is raised (:class:`~clever2sis.errors.UsageError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from clever2sis.atomic import atomic_write_bytes
+from clever2sis.canvas.signoff import needs_approval
+from clever2sis.canvas.sis_import import (
+    BATCH_ENROLLMENT_DROP_STATUSES,
+    ImportOptions,
+    SisImport,
+    SisImports,
+    WaitPolicy,
+    check_outcome,
+)
+from clever2sis.canvas.upload import BuildZip, check_build_dir, follow_import, post_build
+from clever2sis.clever.client import CleverClient
+from clever2sis.clever.pull import pull_district
+from clever2sis.config import BuildSettings, CanvasProfile, SyncSettings, UploadSettings
+from clever2sis.errors import (
+    ApprovalRequiredError,
+    BuildError,
+    CanvasError,
+    Clever2SisError,
+    CleverError,
+    ConfigError,
+    GuardStoppedError,
+    RunsDirError,
+    SnapshotError,
+    SyncBuildError,
+    SyncError,
+    SyncLockedError,
+    SyncPullError,
+    UsageError,
+    WaitTimeoutError,
+)
+from clever2sis.progress import Progress, silent
+from clever2sis.sis.build import build
+from clever2sis.sync import guard as guards
+from clever2sis.sync.changes import (
+    REMOVED_DIR,
+    Amended,
+    Frames,
+    append_rows,
+    carry_ended_terms,
+    change_counts,
+    empty_frames,
+    present,
+    read_build_frames,
+    read_recorded,
+    removal_rows,
+    rewrite_build,
+)
+from clever2sis.sync.history import History, RunRow
+from clever2sis.sync.runs import (
+    BUILD_DIR_NAME,
+    RUN_LOG_NAME,
+    RUN_RECORD_NAME,
+    SNAPSHOT_DIR_NAME,
+    RunLock,
+    RunLog,
+    new_run_dir,
+    stamp,
+    utc_now,
+)
+
+EXIT_OK = 0
+SECONDS_PER_DAY = 24 * 60 * 60
+DIFFING_IDENTIFIER_TEMPLATE = "clever2sis:{district_id}:{profile}"
+
+# Outcomes (history, run.json, the JSON line).
+IMPORTED = "imported"
+LOCKED = "locked"
+GUARD_STOPPED = "guard_stopped"
+PULL_FAILED = "pull_failed"
+BUILD_FAILED = "build_failed"
+UPLOAD_FAILED = "upload_failed"
+IMPORT_NOT_FOLLOWED = "import_not_followed"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SyncJob:
+    """Everything a run needs from the config: where to upload, how to build, and the sync's own settings."""
+
+    profile: CanvasProfile
+    sync: SyncSettings
+    build: BuildSettings
+    upload: UploadSettings
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: ``summary`` is the one JSON line for stdout; ``exit_code`` what the scheduler gets."""
+
+    run_id: str
+    exit_code: int
+    outcome: str
+    message: str
+    summary: dict[str, Any]
+    run_dir: Path | None = None
+
+    def json_line(self) -> bytes:
+        return orjson.dumps(self.summary, option=orjson.OPT_SORT_KEYS)
+
+
+def import_options(job: SyncJob, *, district_id: str, remaster: bool) -> ImportOptions:
+    """The import options of a run: ``[upload]``'s, with the safe defaults of the deletion mode filled in."""
+    base = job.upload.options
+    sync = job.sync
+    mode = sync.deletion_mode
+    batch = base.batch_mode or base.multi_term_batch_mode
+    diffing = base.diffing_data_set_identifier is not None
+    if mode != "batch" and batch:
+        raise ConfigError(f'[upload] turns batch mode on; set [sync] deletion_mode = "batch" (now {mode!r})')
+    if mode != "diffing" and diffing:
+        raise ConfigError(f'[upload] turns diffing on; set [sync] deletion_mode = "diffing" (now {mode!r})')
+    if remaster and mode != "diffing":
+        raise UsageError(f"--remaster applies to diffing only; [sync] deletion_mode is {mode!r}")
+    if mode == "diffing":
+        identifier = (
+            base.diffing_data_set_identifier
+            or sync.diffing_data_set_identifier
+            or DIFFING_IDENTIFIER_TEMPLATE.format(district_id=district_id, profile=job.profile.name)
+        )
+        options = dataclasses.replace(
+            base,
+            diffing_data_set_identifier=identifier,
+            diffing_drop_status=base.diffing_drop_status or sync.enrollment_remove_status,
+            diffing_user_remove_status=base.diffing_user_remove_status or sync.user_remove_status,
+            change_threshold=base.change_threshold or sync.change_threshold,
+            diffing_remaster_data_set=base.diffing_remaster_data_set or remaster,
+        )
+    elif mode == "batch":
+        drop = base.batch_mode_enrollment_drop_status or sync.enrollment_remove_status
+        if drop not in BATCH_ENROLLMENT_DROP_STATUSES:
+            raise ConfigError(
+                f"[sync] enrollment_remove_status = {drop!r} does not exist in batch mode; use one of "
+                f"{', '.join(BATCH_ENROLLMENT_DROP_STATUSES)}"
+            )
+        options = dataclasses.replace(
+            base,
+            batch_mode=True,
+            multi_term_batch_mode=base.batch_mode_term_id is None,
+            batch_mode_enrollment_drop_status=drop,
+            change_threshold=base.change_threshold or sync.change_threshold,
+        )
+    else:
+        options = base
+    options.validate()
+    return options
+
+
+def check_job(job: SyncJob, *, remaster: bool = False) -> None:
+    """Refuse, before anything starts, a job that could never upload (bad options, a sign-off gate)."""
+    import_options(job, district_id="district", remaster=remaster)
+    if needs_approval(job.profile.name, job.profile.require_approval):
+        raise ApprovalRequiredError(
+            f"profile {job.profile.name!r} needs a person's sign-off for every upload, and sync uploads "
+            f"unattended; to let the sync's guard stand in for it, set require_approval = false in "
+            f"[profiles.{job.profile.name}]"
+        )
+
+
+def remaster_due(history: History, job: SyncJob, now: dt.datetime, *, asked: bool) -> bool:
+    """Diffing: re-send everything when asked, on a first run, or when the last remaster is old enough."""
+    if job.sync.deletion_mode != "diffing":
+        return False
+    if asked:
+        return True
+    last = history.last_remaster(job.profile.name)
+    if last is None:
+        return True
+    last_at = dt.datetime.fromisoformat(str(last["started"]).replace("Z", "+00:00"))
+    return (now - last_at).total_seconds() >= job.sync.remaster_every_days * SECONDS_PER_DAY
+
+
+@dataclass
+class _Run:
+    """The facts of the run in progress; what history, run.json and the JSON line are made of."""
+
+    facts: dict[str, Any]
+    history: History
+    log: Progress
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, **facts: Any) -> None:
+        self.facts.update(facts)
+        self.history.record({"run_id": self.facts["run_id"], **facts})
+
+
+def run_sync(
+    job: SyncJob,
+    clever: CleverClient,
+    canvas: SisImports,
+    *,
+    runs_dir: Path | None = None,
+    clock: Callable[[], dt.datetime] = utc_now,
+    progress: Progress = silent,
+    remaster: bool = False,
+    allow_large_change: bool = False,
+    wait_policy: WaitPolicy | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    attachment_wait_s: float | None = None,
+    secrets: Iterable[str] = (),
+) -> RunResult:
+    """Run one sync of ``job`` (see the module docstring); ``clock`` is "now" for run ids, terms, history."""
+    check_job(job, remaster=remaster)
+    runs_dir = runs_dir or job.sync.runs_dir
+    started = clock()
+    base_facts: dict[str, Any] = {
+        "profile": job.profile.name,
+        "started": stamp(started),
+        "deletion_mode": job.sync.deletion_mode,
+        "allow_large_change": allow_large_change,
+    }
+    try:
+        history = History(runs_dir)
+    except RunsDirError as error:
+        return _unrecorded(started, base_facts, error)
+    with history:
+        try:
+            lock = RunLock(runs_dir).__enter__()
+        except SyncError as error:
+            result = _unrecorded(started, base_facts, error)
+            if isinstance(error, SyncLockedError):
+                history.record({**result.summary, "finished": result.summary["started"], "run_dir": None})
+            return result
+        try:
+            return _locked_run(
+                job,
+                clever,
+                canvas,
+                history,
+                runs_dir,
+                base_facts,
+                clock=clock,
+                progress=progress,
+                remaster=remaster,
+                allow_large_change=allow_large_change,
+                wait_policy=wait_policy,
+                monotonic=monotonic,
+                sleep=sleep,
+                attachment_wait_s=attachment_wait_s,
+                secrets=tuple(secrets),
+            )
+        finally:
+            lock.__exit__(None, None, None)
+
+
+def _unrecorded(started: dt.datetime, facts: Mapping[str, Any], error: SyncError) -> RunResult:
+    outcome = LOCKED if isinstance(error, SyncLockedError) else FAILED
+    run_id = f"{started.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{outcome}"
+    summary = {
+        **facts,
+        "run_id": run_id,
+        "outcome": outcome,
+        "exit_code": error.exit_code,
+        "message": str(error),
+    }
+    return RunResult(run_id, error.exit_code, outcome, str(error), summary)
+
+
+def _locked_run(
+    job: SyncJob,
+    clever: CleverClient,
+    canvas: SisImports,
+    history: History,
+    runs_dir: Path,
+    base_facts: dict[str, Any],
+    *,
+    clock: Callable[[], dt.datetime],
+    progress: Progress,
+    remaster: bool,
+    allow_large_change: bool,
+    wait_policy: WaitPolicy | None,
+    monotonic: Callable[[], float],
+    sleep: Callable[[float], None],
+    attachment_wait_s: float | None,
+    secrets: tuple[str, ...],
+) -> RunResult:
+    started = clock()
+    run_id, run_dir = new_run_dir(runs_dir, started)
+    log = RunLog(run_dir / RUN_LOG_NAME, clock=clock, secrets=secrets, echo=progress)
+    run = _Run(facts={"run_id": run_id, **base_facts, "run_dir": str(run_dir)}, history=history, log=log)
+    history.start(
+        run_id,
+        profile=job.profile.name,
+        started=base_facts["started"],
+        run_dir=run_dir,
+        deletion_mode=job.sync.deletion_mode,
+        allow_large_change=allow_large_change,
+    )
+    log(f"sync run {run_id} for profile {job.profile.name} ({job.sync.deletion_mode} mode) in {run_dir}")
+    outcome, exit_code, message = IMPORTED, EXIT_OK, "ok"
+    try:
+        _stages(
+            job,
+            clever,
+            canvas,
+            run,
+            run_dir,
+            started,
+            remaster=remaster,
+            allow=allow_large_change,
+            wait_policy=wait_policy,
+            monotonic=monotonic,
+            sleep=sleep,
+            attachment_wait_s=attachment_wait_s,
+        )
+        outcome = str(run.facts.get("import_state") or IMPORTED)
+        message = f"sis_import {run.facts.get('sis_import_id')} ended {outcome}"
+    except Clever2SisError as error:
+        outcome, exit_code, message = _outcome_of(error, run.facts), error.exit_code, log.redact(str(error))
+    except Exception as error:  # a bug: record the run as failed rather than leave it "running"
+        outcome, exit_code, message = (
+            FAILED,
+            SyncError.exit_code,
+            log.redact(f"{type(error).__name__}: {error}"),
+        )
+        log(f"error: {message}")
+        _finish(run, run_dir, clock, outcome, exit_code, message)
+        log.close()
+        raise
+    log(("done: " if exit_code == EXIT_OK else "stopped: ") + message)
+    result = _finish(run, run_dir, clock, outcome, exit_code, message)
+    log.close()
+    return result
+
+
+def _outcome_of(error: Clever2SisError, facts: Mapping[str, Any]) -> str:
+    if isinstance(error, GuardStoppedError):
+        return GUARD_STOPPED
+    if isinstance(error, SyncPullError):
+        return PULL_FAILED
+    if isinstance(error, SyncBuildError):
+        return BUILD_FAILED
+    if isinstance(error, WaitTimeoutError):
+        return IMPORT_NOT_FOLLOWED
+    if facts.get("import_state"):
+        return str(facts["import_state"])
+    if isinstance(error, CanvasError | ApprovalRequiredError):
+        return UPLOAD_FAILED
+    return FAILED
+
+
+def _finish(
+    run: _Run, run_dir: Path, clock: Callable[[], dt.datetime], outcome: str, exit_code: int, message: str
+) -> RunResult:
+    run.record(finished=stamp(clock()), outcome=outcome, exit_code=exit_code, message=message)
+    summary = {
+        key: run.facts.get(key)
+        for key in (
+            "run_id",
+            "profile",
+            "district_id",
+            "started",
+            "finished",
+            "outcome",
+            "exit_code",
+            "message",
+            "deletion_mode",
+            "remaster",
+            "allow_large_change",
+            "guard",
+            "rows",
+            "changes",
+            "sis_import_id",
+            "import_state",
+            "run_dir",
+        )
+    }
+    record = {**summary, **run.details}
+    atomic_write_bytes(run_dir / RUN_RECORD_NAME, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+    return RunResult(str(summary["run_id"]), exit_code, outcome, message, summary, run_dir)
+
+
+def _baseline_frames(run: _Run, baseline: RunRow | None, allow: bool) -> Frames | None:
+    """The present rows of the last applied run's build (None: no such run, or it is gone and allowed)."""
+    if baseline is None:
+        return None
+    build_dir = Path(str(baseline["run_dir"])) / BUILD_DIR_NAME
+    try:
+        frames = read_build_frames(build_dir)
+    except SyncBuildError as error:
+        if not allow:
+            raise RunsDirError(
+                f"the last applied run {baseline['run_id']} has no readable build to compare with ({error}); "
+                "restore it, or re-run with --allow-large-change to upload without the comparison"
+            ) from None
+        run.log(f"warning: no build of run {baseline['run_id']} to compare with; going on as allowed")
+        return None
+    return present(frames, read_recorded(build_dir, REMOVED_DIR))
+
+
+def _stages(
+    job: SyncJob,
+    clever: CleverClient,
+    canvas: SisImports,
+    run: _Run,
+    run_dir: Path,
+    now: dt.datetime,
+    *,
+    remaster: bool,
+    allow: bool,
+    wait_policy: WaitPolicy | None,
+    monotonic: Callable[[], float],
+    sleep: Callable[[float], None],
+    attachment_wait_s: float | None,
+) -> None:
+    log = run.log
+    snapshot_dir = run_dir / SNAPSHOT_DIR_NAME
+    build_dir = run_dir / BUILD_DIR_NAME
+    try:
+        manifest = pull_district(clever, snapshot_dir, progress=log)
+    except (CleverError, SnapshotError, UsageError) as error:
+        raise SyncPullError(f"pull failed: {error}") from error
+    district_id = str(manifest["district"]["id"])
+    run.record(district_id=district_id)
+
+    try:
+        build(snapshot_dir, build_dir, job.build, progress=log)
+        new = read_build_frames(build_dir)
+    except (BuildError, SnapshotError, UsageError) as error:
+        raise SyncBuildError(f"build failed: {error}") from error
+
+    baseline = run.history.last_baseline(job.profile.name)
+    old = _baseline_frames(run, baseline, allow)
+    if baseline is not None and old is not None:
+        log(f"comparing with run {baseline['run_id']} (sis_import {baseline['sis_import_id']})")
+    amended = (
+        carry_ended_terms(old if old is not None else empty_frames(), new, now=now)
+        if job.sync.term_rollover
+        else Amended(frames=new)
+    )
+    if amended.completed_enrollments or any(len(f) for f in amended.carried.values()):
+        carried = {name: len(frame) for name, frame in amended.carried.items() if len(frame)}
+        log(f"term rollover: {amended.completed_enrollments} enrollments concluded; carried {carried}")
+
+    verdict = guards.check_shrink(
+        old, amended.frames, limit_percent=job.sync.shrink_limit_percent, allow=allow
+    )
+    changes = change_counts(old if old is not None else empty_frames(), amended.frames)
+    run.details["guard_details"] = verdict.as_dict()
+    run.record(guard=verdict.verdict, guard_details=verdict.as_dict(), changes=changes)
+    if verdict.shrinks:
+        log(f"guard ({verdict.verdict}): {verdict.message()}")
+    if verdict.stops:
+        raise GuardStoppedError(
+            f"nothing was uploaded: against run {baseline['run_id'] if baseline else '?'}, "
+            f"{verdict.message()}. "
+            "If the district really changed this much, re-run with --allow-large-change"
+        )
+
+    is_remaster = remaster_due(run.history, job, now, asked=remaster)
+    options = import_options(job, district_id=district_id, remaster=is_remaster)
+    # A remaster applies the files without diffing, so what vanished since the last run would never be
+    # removed: on those nights the removals are sent as rows, as explicit mode always does.
+    if old is not None and (job.sync.deletion_mode == "explicit" or is_remaster):
+        removed = removal_rows(
+            old,
+            amended.frames,
+            enrollment_status=options.diffing_drop_status or job.sync.enrollment_remove_status,
+            user_status=options.diffing_user_remove_status or job.sync.user_remove_status,
+        )
+        frames = {name: append_rows(amended.frames[name], removed[name]) for name in amended.frames}
+        amended = dataclasses.replace(amended, frames=frames, removed=removed)
+        log(f"removals sent as rows: { {n: len(f) for n, f in removed.items() if len(f)} }")
+
+    try:
+        record = rewrite_build(
+            build_dir,
+            amended,
+            {
+                "run_id": run.facts["run_id"],
+                "deletion_mode": job.sync.deletion_mode,
+                "baseline_run_id": baseline["run_id"] if baseline else None,
+                "guard": verdict.as_dict(),
+                "remaster": is_remaster,
+            },
+        )
+    except OSError as error:
+        raise SyncBuildError(f"cannot rewrite the build in {build_dir}: {error}") from error
+    rows = {name: int(entry["rows"]) for name, entry in record["files"].items()}
+    run.details["import_options"] = options.form_fields()
+    run.details["sync_changes"] = amended.counts()
+    run.record(rows=rows, remaster=is_remaster)
+    if is_remaster:
+        log("remaster: Canvas applies the whole files and restarts the diff chain")
+
+    zip_file: BuildZip = check_build_dir(build_dir)
+    posted = post_build(
+        canvas,
+        zip_file,
+        options,
+        profile=job.profile.name,
+        before_post=lambda _profile, _zip: {
+            "sync": {"run_id": run.facts["run_id"], "guard": verdict.verdict}
+        },
+        progress=log,
+    )
+    run.record(sis_import_id=posted.sis_import.id, import_state=posted.sis_import.workflow_state)
+    log(f"sis_import {posted.sis_import.id} posted; following it")
+
+    def on_update(sis_import: SisImport) -> None:
+        run.facts["import_state"] = sis_import.workflow_state
+
+    results = follow_import(
+        canvas,
+        posted,
+        policy=wait_policy or WaitPolicy(timeout_s=job.upload.wait_timeout_s),
+        clock=monotonic,
+        sleep=sleep,
+        on_update=on_update,
+        progress=log,
+        attachment_wait_s=attachment_wait_s,
+    )
+    final = results.sis_import
+    run.record(import_state=final.workflow_state)
+    run.details["import_counts"] = dict(final.counts)
+    log(f"sis_import {final.id} ended {final.workflow_state}: {dict(final.counts)}")
+    check_outcome(final, messages_ok=job.upload.messages_ok)

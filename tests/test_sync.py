@@ -1,0 +1,220 @@
+"""The sync's parts: settings, import options per deletion mode, the lock, the guard, the other deletion
+modes over a few nights, and the ``sync`` command's JSON line and exit codes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from clever2sis.canvas.sis_import import ImportOptions
+from clever2sis.cli import main
+from clever2sis.config import CanvasProfile, RawConfig, UploadSettings, parse_sync
+from clever2sis.errors import ApprovalRequiredError, ConfigError, SyncLockedError, UsageError
+from clever2sis.sync.history import History
+from clever2sis.sync.pipeline import check_job, import_options
+from clever2sis.sync.runs import RunLock
+from tests.canvas_server import TEST_TOKEN, CanvasTestServer, FakeCanvas
+from tests.clever_server import CleverTestServer
+from tests.nightly_district import VANISH_NIGHT, NightlyDistrict
+from tests.test_sync_month import CLEVER_TOKEN, run_month, sync_job
+
+
+def raw(**tables: object) -> RawConfig:
+    return RawConfig(data=tables, path=Path("/etc/clever2sis/clever2sis.toml"))
+
+
+def test_sync_settings_defaults_and_strictness() -> None:
+    settings = parse_sync(raw())
+    assert settings.deletion_mode == "diffing"
+    assert settings.remaster_every_days == 7
+    assert settings.enrollment_remove_status == "inactive"
+    assert settings.user_remove_status == "suspended"
+    assert settings.term_rollover is True
+    assert settings.runs_dir == Path("/etc/clever2sis/runs")
+    tuned = parse_sync(raw(sync={"max_shrink_percent": 5, "max_shrink_percent_by_file": {"enrollments": 20}}))
+    assert tuned.shrink_limit_percent("enrollments.csv") == 20
+    assert tuned.shrink_limit_percent("users.csv") == 5
+    with pytest.raises(ConfigError, match=r"unknown key sync\.max_shrink"):
+        parse_sync(raw(sync={"max_shrink": 5}))
+    with pytest.raises(ConfigError, match="deletion_mode"):
+        parse_sync(raw(sync={"deletion_mode": "wipe"}))
+    with pytest.raises(ConfigError, match=r"max_shrink_percent_by_file\.pupils"):
+        parse_sync(raw(sync={"max_shrink_percent_by_file": {"pupils": 5}}))
+    with pytest.raises(ConfigError, match="user_remove_status"):
+        parse_sync(raw(sync={"user_remove_status": "inactive"}))
+
+
+def test_import_options_per_deletion_mode(tmp_path: Path) -> None:
+    job = sync_job("https://canvas.example.edu", tmp_path)
+    diffing = import_options(job, district_id="D1", remaster=False)
+    assert diffing.diffing_data_set_identifier == "clever2sis:D1:nightly"
+    assert (diffing.diffing_drop_status, diffing.diffing_user_remove_status) == ("inactive", "suspended")
+    assert diffing.change_threshold == 10
+    assert import_options(job, district_id="D1", remaster=True).diffing_remaster_data_set
+    chosen = dataclasses.replace(
+        job, upload=UploadSettings(options=ImportOptions(diffing_drop_status="completed", change_threshold=5))
+    )
+    options = import_options(chosen, district_id="D1", remaster=False)
+    assert (options.diffing_drop_status, options.change_threshold) == ("completed", 5)
+
+    batch = sync_job("https://canvas.example.edu", tmp_path, deletion_mode="batch")
+    options = import_options(batch, district_id="D1", remaster=False)
+    assert options.batch_mode
+    assert options.multi_term_batch_mode
+    assert (options.change_threshold, options.batch_mode_enrollment_drop_status) == (10, "inactive")
+
+    explicit = sync_job("https://canvas.example.edu", tmp_path, deletion_mode="explicit")
+    assert import_options(explicit, district_id="D1", remaster=False).form_fields() == [
+        ("import_type", "instructure_csv")
+    ]
+    with pytest.raises(UsageError, match="--remaster applies to diffing only"):
+        import_options(explicit, district_id="D1", remaster=True)
+    mixed = dataclasses.replace(
+        explicit, upload=UploadSettings(options=ImportOptions(diffing_data_set_identifier="x"))
+    )
+    with pytest.raises(ConfigError, match='deletion_mode = "diffing"'):
+        import_options(mixed, district_id="D1", remaster=False)
+
+
+def test_a_profile_that_needs_sign_off_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    job = sync_job("https://canvas.example.edu", tmp_path)
+    production = dataclasses.replace(job, profile=CanvasProfile("production", "https://c.example.edu", "1"))
+    with pytest.raises(ApprovalRequiredError, match="require_approval = false"):
+        check_job(production)
+    check_job(
+        dataclasses.replace(
+            job, profile=CanvasProfile("production", "https://c.example.edu", "1", require_approval=False)
+        )
+    )
+
+
+def test_the_lock_keeps_a_second_run_out_and_a_stale_lock_file_does_not(tmp_path: Path) -> None:
+    (tmp_path / ".lock").write_text("pid 99999\n")  # left behind by a killed run: no flock on it
+    with RunLock(tmp_path), pytest.raises(SyncLockedError, match="another sync is running"):
+        RunLock(tmp_path).__enter__()
+    with RunLock(tmp_path):
+        pass
+
+
+def test_a_locked_out_run_exits_50_and_is_recorded(tmp_path: Path) -> None:
+    with RunLock(tmp_path / "runs"):
+        month = run_month(tmp_path, count=1)
+    assert month.exit_codes == [50]
+    assert month.results[0]["outcome"] == "locked"
+    assert month.forms == []
+    with History(tmp_path / "runs") as history:
+        assert [run["outcome"] for run in history.runs()] == ["locked"]
+
+
+def test_allow_large_change_lets_the_vanishing_school_through(tmp_path: Path) -> None:
+    district = NightlyDistrict(tmp_path / "d")
+    canvas = FakeCanvas(script=[("imported", 100)])
+    from clever2sis.canvas.client import CanvasClient
+    from clever2sis.canvas.sis_import import SisImports
+    from clever2sis.clever.client import CleverClient
+    from clever2sis.sync.pipeline import run_sync
+    from tests.test_sync_month import FAST
+
+    results = []
+    with CanvasTestServer(canvas) as server:
+        job = sync_job(server.base_url, tmp_path / "runs")
+        for number, allow in ((0, False), (VANISH_NIGHT, False), (VANISH_NIGHT, True)):
+            night = district.night(number)
+            with (
+                CleverTestServer(night.served(), token=CLEVER_TOKEN) as clever_server,
+                CleverClient(CLEVER_TOKEN, clever_server.url) as clever,
+                CanvasClient(server.base_url, TEST_TOKEN) as client,
+            ):
+                results.append(
+                    run_sync(
+                        job,
+                        clever,
+                        SisImports(client, "1"),
+                        clock=lambda night=night, allow=allow: night.now.replace(hour=6 + allow),
+                        wait_policy=FAST,
+                        sleep=lambda _s: None,
+                        attachment_wait_s=0,
+                        allow_large_change=allow,
+                    )
+                )
+    assert [r.exit_code for r in results] == [0, 51, 0]
+    assert [r.summary["guard"] for r in results] == ["first_run", "stopped", "allowed"]
+    assert "accounts.csv lost 1 of 3 rows" in results[1].message
+    assert len(canvas.posted_forms) == 2
+    run_json = orjson.loads((results[2].run_dir / "run.json").read_bytes())  # type: ignore[operator]
+    assert run_json["allow_large_change"] is True
+    assert {s["kind"] for s in run_json["guard_details"]["shrinks"]} >= {"file", "school"}
+
+
+@pytest.mark.parametrize("mode", ["explicit", "batch"])
+def test_other_deletion_modes_over_a_few_nights(tmp_path: Path, mode: str) -> None:
+    month = run_month(tmp_path, count=4, deletion_mode=mode)
+    assert month.exit_codes == [0, 0, 0, 0]
+    for number, import_id in month.import_of_night.items():
+        night = month.nights[number]
+        done = next(i for i in month.roster.imports if i.id == import_id)
+        assert done.mode == ("batch" if mode == "batch" else "plain")
+        assert not done.aborted
+        for name, changes in done.changed_status.items():
+            assert "deleted" not in changes.values(), (mode, number, name)
+        for (user_id,), _status in done.changed_status["users.csv"].items():
+            assert user_id not in night.user_ids
+        for (_c, section, user_id, _r), status in done.changed_status["enrollments.csv"].items():
+            assert status == "inactive"
+            assert (section, user_id) not in night.places
+    if mode == "explicit":
+        suspended = [k for k, row in month.roster.rows["users.csv"].items() if row["status"] == "suspended"]
+        assert len(suspended) >= 4
+        removed = (
+            month.runs_dir / str(month.results[1]["run_id"]) / "build" / "sync" / "removed" / "users.csv"
+        )
+        assert removed.is_file()
+    else:
+        assert {form.get("multi_term_batch_mode") for form in month.forms} == {"true"}
+        assert {form.get("change_threshold") for form in month.forms} == {"10"}
+
+
+def test_the_sync_command_prints_one_json_line(tmp_path: Path) -> None:
+    district = NightlyDistrict(tmp_path / "d")
+    night = district.night(0)
+    with (
+        CanvasTestServer(FakeCanvas(script=[("imported", 100)])) as canvas,
+        CleverTestServer(night.served(), token=CLEVER_TOKEN) as clever,
+    ):
+        config = tmp_path / "clever2sis.toml"
+        config.write_text(
+            f'[profiles.nightly]\nbase_url = "{canvas.base_url}"\naccount_id = 1\ntoken_env = "CANVAS_NIGHTLY"\n'
+            '[sync]\nruns_dir = "runs"\n'
+        )
+        env = {"CLEVER_TOKEN": CLEVER_TOKEN, "CLEVER_API_BASE": clever.url, "CANVAS_NIGHTLY": TEST_TOKEN}
+        args = ["sync", "--profile", "nightly", "--config", str(config), "--quiet"]
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert len(lines) == 1
+        summary = orjson.loads(lines[0])
+        assert summary["outcome"] == "imported"
+        assert summary["sis_import_id"] == 101
+        assert summary["rows"]["users.csv"] > 300
+        assert (tmp_path / "runs" / summary["run_id"] / "run.log").is_file()
+
+        with RunLock(tmp_path / "runs"):
+            locked = CliRunner().invoke(main, args, env=env)
+        assert locked.exit_code == 50
+        assert orjson.loads(locked.stdout)["outcome"] == "locked"
+        assert "another sync is running" in locked.stderr
+
+        missing = CliRunner().invoke(main, args, env={**env, "CANVAS_NIGHTLY": ""})
+        assert missing.exit_code == 30
+        assert orjson.loads(missing.stdout)["outcome"] == "not_started"
+
+
+@pytest.mark.parametrize("command", ["sync", "history"])
+def test_every_sync_command_has_help(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output

@@ -1,0 +1,228 @@
+"""A month of nightly syncs against local servers, from a district that changes every night.
+
+Each night the changed district is served by the local Clever server and synced (default settings:
+diffing with the safe removal statuses) into a FakeCanvas that models what each import does to the
+roster. The clock is injected, so thirty nights take seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from clever2sis.canvas.client import CanvasClient
+from clever2sis.canvas.sis_import import SisImports, WaitPolicy
+from clever2sis.clever.client import CleverClient
+from clever2sis.cli import main
+from clever2sis.config import CanvasProfile, RawConfig, SyncSettings, UploadSettings, build_settings
+from clever2sis.errors import GuardStoppedError
+from clever2sis.sync.history import History
+from clever2sis.sync.pipeline import SyncJob, run_sync
+from tests.canvas_server import TEST_TOKEN, CanvasRoster, CanvasTestServer, FakeCanvas
+from tests.clever_server import CleverTestServer
+from tests.nightly_district import (
+    NIGHTS,
+    ROLLOVER_NIGHT,
+    TEACHER_CHANGE_NIGHT,
+    VANISH_NIGHT,
+    Night,
+    NightlyDistrict,
+)
+
+CLEVER_TOKEN = "month-clever-token-0123456789abcdef"
+FAST = WaitPolicy(timeout_s=60, first_interval_s=0.01, max_interval_s=0.01)
+
+
+@dataclass(frozen=True)
+class Month:
+    nights: list[Night]
+    results: list[dict[str, object]]
+    exit_codes: list[int]
+    import_of_night: dict[int, int]
+    roster: CanvasRoster
+    forms: list[dict[str, str]]
+    runs_dir: Path
+    district: NightlyDistrict
+
+
+def sync_job(base_url: str, runs_dir: Path, **sync: object) -> SyncJob:
+    return SyncJob(
+        profile=CanvasProfile("nightly", base_url, "1"),
+        sync=SyncSettings(runs_dir=runs_dir, **sync),  # type: ignore[arg-type]
+        build=build_settings(RawConfig({})),
+        upload=UploadSettings(),
+    )
+
+
+def run_month(tmp: Path, *, count: int = NIGHTS, allow_large_change: bool = False, **sync: object) -> Month:
+    district = NightlyDistrict(tmp)
+    runs_dir = tmp / "runs"
+    canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], roster=CanvasRoster())
+    nights, results, codes, import_of_night = [], [], [], {}
+    with CanvasTestServer(canvas) as server:
+        job = sync_job(server.base_url, runs_dir, **sync)
+        for number in range(count):
+            if number:
+                district.advance(number)
+            night = district.night(number)
+            nights.append(night)
+            before = len(canvas.roster.imports) if canvas.roster else 0
+            with (
+                CleverTestServer(night.served(), token=CLEVER_TOKEN) as clever_server,
+                CleverClient(CLEVER_TOKEN, clever_server.url) as clever,
+                CanvasClient(server.base_url, TEST_TOKEN, sleep=lambda _s: None) as client,
+            ):
+                result = run_sync(
+                    job,
+                    clever,
+                    SisImports(client, "1"),
+                    clock=lambda night=night: night.now,
+                    wait_policy=FAST,
+                    sleep=lambda _s: None,
+                    attachment_wait_s=0,
+                    secrets=(CLEVER_TOKEN, TEST_TOKEN),
+                    allow_large_change=allow_large_change,
+                )
+            results.append(result.summary)
+            codes.append(result.exit_code)
+            assert canvas.roster is not None
+            if len(canvas.roster.imports) > before:
+                import_of_night[number] = canvas.roster.imports[-1].id
+    assert canvas.roster is not None
+    return Month(
+        nights, results, codes, import_of_night, canvas.roster, canvas.posted_forms, runs_dir, district
+    )
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory: pytest.TempPathFactory) -> Month:
+    return run_month(tmp_path_factory.mktemp("month"))
+
+
+def test_every_night_ran_and_only_the_vanishing_school_stopped_one(month: Month) -> None:
+    expected = [0] * NIGHTS
+    expected[VANISH_NIGHT] = GuardStoppedError.exit_code
+    assert month.exit_codes == expected, [r["message"] for r in month.results]
+    assert sorted(month.import_of_night) == [n for n in range(NIGHTS) if n != VANISH_NIGHT]
+    stopped = month.results[VANISH_NIGHT]
+    assert stopped["outcome"] == "guard_stopped"
+    assert stopped["sis_import_id"] is None
+    assert "school" in str(stopped["message"])
+    assert str(month.district.vanished_school) in str(stopped["message"])
+    assert "--allow-large-change" in str(stopped["message"])
+
+
+def test_nothing_is_deleted_and_every_removal_is_real(month: Month) -> None:
+    removed_users = removed_places = 0
+    for number, import_id in month.import_of_night.items():
+        night = month.nights[number]
+        done = next(i for i in month.roster.imports if i.id == import_id)
+        for name, changes in done.changed_status.items():
+            assert "deleted" not in changes.values(), (number, name)
+        for (user_id,), status in done.changed_status["users.csv"].items():
+            assert status == "suspended"
+            assert user_id not in night.user_ids, (
+                f"night {number}: user {user_id} suspended but still in Clever"
+            )
+            removed_users += 1
+        for (_course, section, user_id, _role), status in done.changed_status["enrollments.csv"].items():
+            if status == "inactive":
+                assert (section, user_id) not in night.places, f"night {number}: {section}/{user_id}"
+                removed_places += 1
+            else:
+                assert status == "completed", (number, status)
+    # The district really lost students every night: the removals happened, they were not just avoided.
+    assert removed_users >= (NIGHTS - 2) * 2
+    assert removed_places > removed_users
+
+
+def test_students_who_left_are_suspended_and_joiners_active(month: Month) -> None:
+    statuses = [month.roster.status("users.csv", (user_id,)) for user_id in month.district.left]
+    # None: a student the build never sent (the sample's users without a unique login).
+    assert set(statuses) <= {"suspended", None}
+    assert statuses.count("suspended") >= len(statuses) - 4
+    last = month.nights[-1]
+    joiners = [u for u in last.records["users"] if u["id"].startswith("7f")]
+    assert len(joiners) > NIGHTS  # some joiners left again, later in the month
+    for user in joiners:
+        assert month.roster.status("users.csv", (user["id"],)) == "active"
+
+
+def test_the_changed_teacher_is_replaced_not_deleted(month: Month) -> None:
+    section = month.district.changed_section
+    assert section is not None
+    teachers = {
+        key: row["status"]
+        for key, row in month.roster.rows["enrollments.csv"].items()
+        if key[1] == section and key[3] == "teacher"
+    }
+    assert sorted(teachers.values()) == ["active", "inactive"], teachers
+    changed = month.results[TEACHER_CHANGE_NIGHT]["changes"]
+    assert isinstance(changed, dict)
+    assert changed["enrollments.csv"]["added"] >= 1
+
+
+def test_the_ended_term_is_concluded_not_deleted(month: Month) -> None:
+    ended = month.district.ended_term_ids
+    ended_courses = {
+        key[0] for key, row in month.roster.rows["courses.csv"].items() if "_2027-01-15_" in row["term_id"]
+    }
+    assert ended
+    assert ended_courses
+    for key in ended_courses:
+        assert month.roster.status("courses.csv", (key,)) == "active"
+    statuses = {
+        row["status"]
+        for key, row in month.roster.rows["enrollments.csv"].items()
+        if key[0] in ended_courses and row["user_id"] not in month.district.left
+    }
+    assert statuses == {"completed"}
+    # The district dropped the term's sections on the rollover night; the sync carried them, and the
+    # guard did not take the rollover for a disaster.
+    assert month.exit_codes[ROLLOVER_NIGHT] == 0
+    carried = orjson.loads(
+        (Path(str(month.results[ROLLOVER_NIGHT]["run_dir"])) / "build" / "build.json").read_bytes()
+    )
+    assert carried["sync"]["carried"]["sections.csv"] > 0
+
+
+def test_remasters_come_every_seven_days(month: Month) -> None:
+    remastered = [n for n in range(NIGHTS) if month.results[n]["remaster"]]
+    assert remastered == [0, 7, 14, 21, 28]
+    forms = [form for form in month.forms]
+    assert all(form["diffing_data_set_identifier"].endswith(":nightly") for form in forms)
+    assert {form["diffing_drop_status"] for form in forms} == {"inactive"}
+    assert {form["diffing_user_remove_status"] for form in forms} == {"suspended"}
+    assert {form["change_threshold"] for form in forms} == {"10"}
+
+
+def test_history_shows_each_night(month: Month) -> None:
+    with History(month.runs_dir) as history:
+        runs = history.runs(profile="nightly")
+    assert len(runs) == NIGHTS
+    assert [run["run_id"] for run in reversed(runs)] == [r["run_id"] for r in month.results]
+    outcomes = [run["outcome"] for run in reversed(runs)]
+    assert outcomes.count("imported") == NIGHTS - 1
+    assert outcomes[VANISH_NIGHT] == "guard_stopped"
+    result = CliRunner().invoke(main, ["history", "--runs-dir", str(month.runs_dir), "--limit", "100"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == NIGHTS
+    assert "guard_stopped" in lines[NIGHTS - 1 - VANISH_NIGHT]
+    assert "users +2 -2" in lines[0]
+    as_json = CliRunner().invoke(
+        main, ["history", "--runs-dir", str(month.runs_dir), "--json", "--limit", "1"]
+    )
+    assert orjson.loads(as_json.stdout)["changes"]["users.csv"] == {"added": 2, "removed": 2, "changed": 0}
+
+
+def test_no_token_in_any_run_file(month: Month) -> None:
+    for path in month.runs_dir.rglob("*"):
+        if path.is_file() and path.suffix in {".json", ".log", ".sqlite"}:
+            data = path.read_bytes()
+            assert CLEVER_TOKEN.encode() not in data, path
+            assert TEST_TOKEN.encode() not in data, path
