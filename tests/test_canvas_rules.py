@@ -1,8 +1,8 @@
 """The built files as Canvas's importer would take them (../shared/reference/canvas-sis-import.md §1.0-1.1).
 
 Canvas decides a file's type from its header alone, testing each importer's predicate in a fixed order;
-a stray column can make a courses file look like a terms file. These tests run that detection, written
-out from the spec, over every file of builds made with the settings that change headers.
+a stray column can make a courses file look like a terms file. These tests run that detection (restated
+from the spec in tests/canvas_rules.py) over every file of builds made with the settings that change headers.
 """
 
 from __future__ import annotations
@@ -12,47 +12,12 @@ import io
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from clever2sis.config import RawConfig, build_settings
 from clever2sis.sis.build import build
-
-EXPECTED_TYPE = {
-    "accounts.csv": "account",
-    "terms.csv": "term",
-    "courses.csv": "course",
-    "sections.csv": "section",
-    "users.csv": "user",
-    "enrollments.csv": "enrollment",
-}
-
-
-def canvas_file_type(header: list[str]) -> str | None:
-    """The importer Canvas would pick for a CSV with this header (first match in importer order)."""
-    h = {column.strip().lower() for column in header}
-    predicates = [
-        ("change_sis_id", "old_id" in h or "old_integration_id" in h),
-        ("account", {"account_id", "parent_account_id"} <= h),
-        ("term", {"term_id", "name"} <= h),
-        ("abstract_course", {"abstract_course_id", "short_name"} <= h and "course_id" not in h),
-        ("course", {"course_id", "short_name"} <= h),
-        ("section", {"section_id", "name"} <= h),
-        ("xlist", {"xlist_course_id", "section_id"} <= h),
-        (
-            "user",
-            {"user_id", "login_id"} <= h
-            and not h & {"existing_user_id", "existing_integration_id", "existing_canvas_user_id"},
-        ),
-        ("login", bool(h & {"existing_user_id", "existing_integration_id", "existing_canvas_user_id"})),
-        (
-            "enrollment",
-            bool(h & {"section_id", "course_id"}) and bool(h & {"user_id", "user_integration_id"}),
-        ),
-        ("admin", {"account_id", "user_id"} <= h),
-        ("user_observer", {"observer_id", "student_id"} <= h),
-    ]
-    return next((name for name, matches in predicates if matches), None)
-
+from tests.canvas_rules import FILE_TYPES, detect
 
 SETTINGS = [
     {},
@@ -74,14 +39,21 @@ def test_every_file_is_detected_as_its_type_and_follows_the_format_rules(
 ) -> None:
     build(tiny_snapshot, tmp_path / "b", build_settings(RawConfig(data=tables)))
     with zipfile.ZipFile(tmp_path / "b" / "sis_import.zip") as archive:
-        assert sorted(archive.namelist()) == sorted(EXPECTED_TYPE)
+        assert archive.namelist() == [
+            "accounts.csv",
+            "terms.csv",
+            "courses.csv",
+            "sections.csv",
+            "users.csv",
+            "enrollments.csv",
+        ]
         for name in archive.namelist():
             data = archive.read(name)
             assert not data.startswith(b"\xef\xbb\xbf"), f"{name} has a BOM"
             text = data.decode("utf-8")
             rows = list(csv.reader(io.StringIO(text, newline="")))
             header = rows[0]
-            assert canvas_file_type(header) == EXPECTED_TYPE[name], (name, header)
+            assert detect(pd.Index(header)) == FILE_TYPES[name], (name, header)
             assert header == [column.strip() for column in header]
             assert len(rows) > 1, f"{name} is header-only"
             assert all(len(row) == len(header) for row in rows), name
