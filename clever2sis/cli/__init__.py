@@ -16,12 +16,14 @@ from clever2sis.cli.pull import pull_command
 from clever2sis.cli.review import REVIEW_COMMANDS
 from clever2sis.cli.sample import sample_command
 from clever2sis.cli.sync import SYNC_COMMANDS
+from clever2sis.memory import use_returning_allocator
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="clever2sis")
 def main() -> None:
     """Roster Canvas from Clever: pull a district, build SIS Import CSVs, upload them, follow the import."""
+    use_returning_allocator()
 
 
 COMMANDS: list[click.Command] = [

@@ -28,6 +28,7 @@ from clever2sis.clever.frames import District, load_district
 from clever2sis.clever.snapshot import Snapshot, utc_timestamp
 from clever2sis.config import BuildSettings
 from clever2sis.errors import StrictFindingsError, UsageError
+from clever2sis.memory import release_freed_memory
 from clever2sis.progress import Progress, silent
 from clever2sis.sis import files
 from clever2sis.sis.builders import check_templates
@@ -190,6 +191,7 @@ def build(
     progress(f"loaded {len(district.users):,} users, {len(district.sections):,} sections")
     built = build_frames(district, settings, progress, id_map=id_changes)
     del district
+    release_freed_memory()
     with atomic_directory(out, replace=force) as tmp:
         (tmp / CSV_DIR).mkdir()
         names = [name for name in files.FILE_ORDER if name in built.frames]
