@@ -319,7 +319,10 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
 
 
 def _id_map(rows: pd.DataFrame) -> pd.Series:
-    return pd.Series(rows["user_id"].to_numpy(), index=rows["clever_id"].to_numpy(), dtype="string")
+    """Canvas user_id by Clever id, kept as Arrow strings (``to_numpy`` would make a Python object each)."""
+    return pd.Series(
+        rows["user_id"].astype("string").array, index=pd.Index(rows["clever_id"].astype("string").array)
+    )
 
 
 def _observes_a_sent_student(
