@@ -43,7 +43,7 @@ from clever2sis.sis.builders.users import build_users
 from clever2sis.sis.findings import WARNING, combine
 from clever2sis.sis.id_map import read_id_map
 from clever2sis.sis.validate import check_references, clean_control_characters
-from clever2sis.sis.writer import WrittenFile, write_csv, write_zip
+from clever2sis.sis.writer import WrittenFile, ZipWriter, write_csv
 
 BUILD_RECORD = "build.json"
 ZIP_NAME = "sis_import.zip"
@@ -195,10 +195,14 @@ def build(
     with atomic_directory(out, replace=force) as tmp:
         (tmp / CSV_DIR).mkdir()
         names = [name for name in files.FILE_ORDER if name in built.frames]
-        written = {name: write_csv(built.frames[name], tmp / CSV_DIR / name) for name in names}
-        progress(f"wrote {len(written)} CSV files: {sum(f.bytes for f in written.values()):,} bytes")
-        write_zip([(name, tmp / CSV_DIR / name) for name in names], tmp / ZIP_NAME)
-        progress(f"zipped: {(tmp / ZIP_NAME).stat().st_size:,} bytes")
+        written = {}
+        with ZipWriter(tmp / ZIP_NAME) as archive:
+            for name in names:
+                with archive.member(name) as add_to_zip:
+                    written[name] = write_csv(built.frames[name], tmp / CSV_DIR / name, also=add_to_zip)
+        csv_bytes = sum(f.bytes for f in written.values())
+        zip_bytes = (tmp / ZIP_NAME).stat().st_size
+        progress(f"wrote {len(written)} CSV files ({csv_bytes:,} bytes) and the zip ({zip_bytes:,} bytes)")
         record = build_record(snapshot, settings, written, tmp / ZIP_NAME, built, id_map)
         (tmp / BUILD_RECORD).write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
     if strict and record["findings"]["warnings"]:

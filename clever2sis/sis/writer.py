@@ -11,6 +11,7 @@ but the last ends with a sync flush, which is how parallel gzip tools make one v
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -113,8 +115,11 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return b"".join(csv_chunks(frame))
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> WrittenFile:
-    """Stream ``frame`` to ``path`` as CSV; return its row count, size and sha256."""
+def write_csv(frame: pd.DataFrame, path: Path, *, also: Callable[[bytes], None] | None = None) -> WrittenFile:
+    """Stream ``frame`` to ``path`` as CSV; return its row count, size and sha256.
+
+    ``also`` receives every chunk too (a zip member being written), so the CSV is rendered once.
+    """
     digest = hashlib.sha256()
     size = 0
     with path.open("wb") as handle:
@@ -122,6 +127,8 @@ def write_csv(frame: pd.DataFrame, path: Path) -> WrittenFile:
             handle.write(chunk)
             digest.update(chunk)
             size += len(chunk)
+            if also is not None:
+                also(chunk)
     return WrittenFile(rows=len(frame), bytes=size, sha256=digest.hexdigest())
 
 
@@ -130,44 +137,87 @@ def _deflate(data: bytes, last: bool) -> bytes:
     return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
-def _read_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(ZIP_CHUNK_BYTES):
-            yield chunk
+class _Member:
+    """One zip member being written: data is cut into ``ZIP_CHUNK_BYTES`` blocks deflated on the pool.
+
+    The blocks depend only on the member's bytes, never on how they arrive, so a zip streamed while its
+    CSVs are rendered and one made later from the files are identical.
+    """
+
+    def __init__(self, out: IO[bytes], pool: ThreadPoolExecutor, name: str) -> None:
+        self.out = out
+        self.pool = pool
+        self.name = name.encode("utf-8")
+        self.offset = out.tell()
+        self.crc = 0
+        self.size = 0
+        self.compressed = 0
+        self.buffer = bytearray()
+        self.pending: list[Future[bytes]] = []
+        out.write(_local_header(self.name, crc=0, compressed=0, size=0))
+
+    def write(self, data: bytes) -> None:
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+        if self.size > _ZIP32_LIMIT:
+            raise ValueError(
+                f"{self.name.decode()} is over {_ZIP32_LIMIT} bytes; zip64 members are not supported yet"
+            )
+        self.buffer += data
+        while len(self.buffer) > ZIP_CHUNK_BYTES:
+            self._submit(bytes(self.buffer[:ZIP_CHUNK_BYTES]), last=False)
+            del self.buffer[:ZIP_CHUNK_BYTES]
+
+    def _submit(self, block: bytes, *, last: bool) -> None:
+        self.pending.append(self.pool.submit(_deflate, block, last))
+        while len(self.pending) > ZIP_THREADS:
+            self.compressed += self.out.write(self.pending.pop(0).result())
+
+    def close(self) -> tuple[bytes, int, int, int, int]:
+        self._submit(bytes(self.buffer), last=True)
+        for future in self.pending:
+            self.compressed += self.out.write(future.result())
+        end = self.out.tell()
+        self.out.seek(self.offset)
+        self.out.write(_local_header(self.name, crc=self.crc, compressed=self.compressed, size=self.size))
+        self.out.seek(end)
+        return self.name, self.crc, self.compressed, self.size, self.offset
 
 
-def write_zip(members: Sequence[tuple[str, Path]], dest: Path) -> None:
-    """Zip the files ``members`` (name in the zip, file on disk) into ``dest``, deterministically."""
-    central = []
-    with dest.open("wb") as out, ThreadPoolExecutor(ZIP_THREADS) as pool:
-        for name, path in members:
-            size = path.stat().st_size
-            if size > _ZIP32_LIMIT:
-                raise ValueError(f"{name} is {size} bytes; zip64 members are not supported yet")
-            encoded = name.encode("utf-8")
-            offset = out.tell()
-            out.write(_local_header(encoded, crc=0, compressed=0, size=0))
-            crc = 0
-            compressed = 0
-            remaining = size
-            pending: list[Future[bytes]] = []
-            for chunk in _read_chunks(path):
-                remaining -= len(chunk)
-                crc = zlib.crc32(chunk, crc)
-                pending.append(pool.submit(_deflate, chunk, remaining == 0))
-                while len(pending) > ZIP_THREADS:
-                    compressed += out.write(pending.pop(0).result())
-            if size == 0:
-                pending.append(pool.submit(_deflate, b"", True))
-            for future in pending:
-                compressed += out.write(future.result())
-            end = out.tell()
-            out.seek(offset)
-            out.write(_local_header(encoded, crc=crc, compressed=compressed, size=size))
-            out.seek(end)
-            central.append((encoded, crc, compressed, size, offset))
+class ZipWriter:
+    """A deterministic zip written member by member::
+
+    with ZipWriter(dest) as archive, archive.member("users.csv") as write:
+        write(chunk)
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self._central: list[tuple[bytes, int, int, int, int]] = []
+
+    def __enter__(self) -> ZipWriter:
+        self._out = self.dest.open("wb")
+        self._pool = ThreadPoolExecutor(ZIP_THREADS)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        try:
+            if exc_type is None:
+                self._write_central_directory()
+        finally:
+            self._pool.shutdown()
+            self._out.close()
+
+    @contextlib.contextmanager
+    def member(self, name: str) -> Iterator[Callable[[bytes], None]]:
+        member = _Member(self._out, self._pool, name)
+        yield member.write
+        self._central.append(member.close())
+
+    def _write_central_directory(self) -> None:
+        out = self._out
         start = out.tell()
-        for encoded, crc, compressed, size, offset in central:
+        for encoded, crc, compressed, size, offset in self._central:
             out.write(
                 struct.pack(
                     "<IHHHHHHIIIHHHHHII",
@@ -192,7 +242,17 @@ def write_zip(members: Sequence[tuple[str, Path]], dest: Path) -> None:
                 + encoded
             )
         length = out.tell() - start
-        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), length, start, 0))
+        count = len(self._central)
+        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count, length, start, 0))
+
+
+def write_zip(members: Sequence[tuple[str, Path]], dest: Path) -> None:
+    """Zip the files ``members`` (name in the zip, file on disk) into ``dest``, deterministically."""
+    with ZipWriter(dest) as archive:
+        for name, path in members:
+            with archive.member(name) as write, path.open("rb") as handle:
+                while chunk := handle.read(ZIP_CHUNK_BYTES):
+                    write(chunk)
 
 
 def _local_header(name: bytes, *, crc: int, compressed: int, size: int) -> bytes:
