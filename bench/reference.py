@@ -50,7 +50,9 @@ def fetch(base: str, token: str, page_size: int = 10_000) -> dict[str, list[dict
     """Every record of every collection, following the ``next`` links."""
     out: dict[str, list[dict[str, Any]]] = {}
     for name in COLLECTIONS:
-        url: str | None = f"{base}/v3.0/{name}" if name == "districts" else f"{base}/v3.0/{name}?limit={page_size}"
+        url: str | None = (
+            f"{base}/v3.0/{name}" if name == "districts" else f"{base}/v3.0/{name}?limit={page_size}"
+        )
         records: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             if url is None:
@@ -207,7 +209,10 @@ def build(records: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, 
     for user in users:
         roles = user.get("roles", {})
         username = first_of(
-            *(s(roles.get(role, {}).get("credentials", {}).get("district_username")) for role in BUILD_ROLES[:3])
+            *(
+                s(roles.get(role, {}).get("credentials", {}).get("district_username"))
+                for role in BUILD_ROLES[:3]
+            )
         )
         email = s(user.get("email")).strip()
         email = email if EMAIL_PATTERN.fullmatch(email) else ""
@@ -254,7 +259,11 @@ def build(records: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, 
         roster = [(user_id, "student") for user_id in section.get("students") or []]
         roster += [(user_id, "teacher") for user_id in section.get("teachers") or []]
         for user_id, role in roster:
-            if isinstance(user_id, str) and user_id in built_users and (section_id, role, user_id) not in seen:
+            if (
+                isinstance(user_id, str)
+                and user_id in built_users
+                and (section_id, role, user_id) not in seen
+            ):
                 seen.add((section_id, role, user_id))
                 enrollments.append(
                     {

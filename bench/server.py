@@ -18,6 +18,7 @@ prints ``ready <url> <pages> <bytes>`` on stdout once it listens, and serves unt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 import time
@@ -185,7 +186,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("snapshot", type=Path)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--page-size", type=int, default=PAGE_SIZE)
@@ -193,10 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     pages = render_pages(args.snapshot, page_size=args.page_size)
     server = PrerenderedServer(pages, latency_s=args.latency_ms / 1000)
     print(f"ready {server.url} {len(pages)} {sum(map(len, pages.values()))}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
