@@ -24,6 +24,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html import unescape
 from typing import Any
@@ -294,24 +295,30 @@ class CleverClient:
     def iter_pages(self, collection: str, schema: pa.Schema = ID_SCHEMA) -> Iterator[Page]:
         """The pages of ``collection``, following ``next`` links until none is left or a page is empty.
 
-        Each page's records are parsed by Arrow into ``schema`` (fields not in it are skipped).
+        Each page's records are parsed by Arrow into ``schema`` (fields not in it are skipped). The next page
+        is requested as soon as this one's ``next`` link is read, so it downloads while the caller handles
+        this one (one request in flight per collection, never more).
         """
         url = self.collection_url(collection)
         seen = {url}
-        for number in range(1, MAX_PAGES_PER_COLLECTION + 1):
-            body = self._get_body(url)
-            lines, count, table, next_uri = self._split_page(body, self._path(url), schema)
-            if not count:
-                return
-            yield Page(collection=collection, number=number, lines=lines, count=count, table=table)
-            if next_uri is None:
-                return
-            url = self._join(next_uri, self._path(url))
-            if url in seen:
-                raise CleverApiError(
-                    f"{collection}: Clever's next link {next_uri} repeats a page already read"
-                )
-            seen.add(url)
+        with ThreadPoolExecutor(1, thread_name_prefix=f"clever-{collection}") as prefetch:
+            pending = prefetch.submit(self._get_body, url)
+            for number in range(1, MAX_PAGES_PER_COLLECTION + 1):
+                path = self._path(url)
+                answer = _read_answer(pending.result(), path)
+                if answer.empty:
+                    return
+                if answer.next_uri is not None:
+                    url = self._join(answer.next_uri, path)
+                    if url in seen:
+                        raise CleverApiError(
+                            f"{collection}: Clever's next link {answer.next_uri} repeats a page already read"
+                        )
+                    seen.add(url)
+                    pending = prefetch.submit(self._get_body, url)
+                yield self._page(collection, number, answer, path, schema)
+                if answer.next_uri is None:
+                    return
         raise CleverApiError(f"{collection}: more than {MAX_PAGES_PER_COLLECTION} pages; giving up")
 
     def _join(self, uri: str, path: str) -> str:
@@ -337,29 +344,27 @@ class CleverClient:
         step: float = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2.0 ** (retry - 1))
         return step / 2 + self._rng.uniform(0, step / 2)
 
-    def _split_page(
-        self, body: bytes, path: str, schema: pa.Schema
-    ) -> tuple[bytes, int, pa.Table | None, str | None]:
-        """A list answer's records as JSON Lines, their count, their Arrow table and the next link.
+    def _page(self, collection: str, number: int, answer: _Answer, path: str, schema: pa.Schema) -> Page:
+        """The answer's records as JSON Lines, with their Arrow table.
 
-        The fast path (:func:`split_list_body`) cuts the records out of a compact answer without building a
+        The fast path (:func:`_cut_records`) cuts the records out of a compact answer without building a
         Python object per record; Arrow's parse of the cut records then proves the cut right. Any other
         answer is parsed whole with orjson and its records found by :func:`raw_record_spans`.
         """
-        fast = split_list_body(body)
-        if fast is not None and b"\r" not in fast[0]:
-            lines, count, links = fast
-            table = _records_table(lines, count, schema)
-            if table is not None:
-                return lines, count, table, _next_link(links, path)
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise CleverApiError(f"GET {path}: Clever's answer is not valid JSON ({error})") from None
-        records, next_uri = _parse_list(document, path)
-        raw = self._raw_records(body, records)
+        if answer.items is not None:
+            cut = _cut_records(answer.body, *answer.items)
+            if cut is not None and b"\r" not in cut[0]:
+                lines, count = cut
+                table = _records_table(lines, count, schema)
+                if table is not None:
+                    return Page(collection=collection, number=number, lines=lines, count=count, table=table)
+        records = answer.records
+        if records is None:
+            records, _ = _parse_list(_loads(answer.body, path), path)
+        raw = self._raw_records(answer.body, records)
         lines = b"\n".join(raw)
-        return lines, len(records), _records_table(lines, len(records), schema), next_uri
+        table = _records_table(lines, len(records), schema)
+        return Page(collection=collection, number=number, lines=lines, count=len(records), table=table)
 
     def _get_body(self, url: str) -> bytes:
         """GET ``url`` with the retry and rate-limit policy; return the body of a 200 JSON answer."""
@@ -521,30 +526,80 @@ _BETWEEN_ITEMS = re.compile(rb'\},"uri":"[^"\\]*"\},\{"data":')
 _LAST_ITEM_END = re.compile(rb'\},"uri":"[^"\\]*"\}')
 
 
-def split_list_body(body: bytes) -> tuple[bytes, int, Any] | None:
-    """A compact list answer's records as JSON Lines, their count and its links; None if it is not one.
+@dataclass(frozen=True)
+class _Answer:
+    """A list answer read just far enough to know whether it is empty and where it leads.
 
-    Clever writes ``{"data":[{"data":{...},"uri":"..."},...],"links":[...]}`` with no spaces; each record is
-    cut out with its bytes as sent. The cut is only right if every line then parses as one JSON object,
-    which the caller checks (:func:`_records_table`).
+    ``items`` is where a compact answer's data array lies in ``body`` (see :func:`_envelope`); otherwise the
+    body was parsed whole and ``records`` holds its records.
+    """
+
+    body: bytes
+    empty: bool
+    next_uri: str | None
+    items: tuple[int, int] | None = None
+    records: list[dict[str, Any]] | None = None
+
+
+def _loads(body: bytes, path: str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise CleverApiError(f"GET {path}: Clever's answer is not valid JSON ({error})") from None
+
+
+def _read_answer(body: bytes, path: str) -> _Answer:
+    envelope = _envelope(body)
+    if envelope is not None:
+        start, end, links = envelope
+        return _Answer(body, start == end, _next_link(links, path), items=(start, end))
+    records, next_uri = _parse_list(_loads(body, path), path)
+    return _Answer(body, not records, next_uri, records=records)
+
+
+def _envelope(body: bytes) -> tuple[int, int, Any] | None:
+    """Where a compact list answer's data array lies, and its links; None if it is not one.
+
+    Clever writes ``{"data":[{"data":{...},"uri":"..."},...],"links":[...]}`` with no spaces. The links are
+    the last ``],"links":`` to the end: one nested in the links would leave an unbalanced tail that orjson
+    refuses, and a quote inside a JSON string is escaped, so the key cannot be inside a string.
     """
     if not body.startswith(_LIST_HEAD) or not body.endswith(b"}"):
         return None
     at = body.rfind(_LINKS_KEY)
-    if at < 0:
+    if at < len(_LIST_HEAD):
         return None
     try:
         links = orjson.loads(body[at + len(_LINKS_KEY) : -1])
     except orjson.JSONDecodeError:
         return None
-    items = body[len(_LIST_HEAD) : at]
+    return len(_LIST_HEAD), at, links
+
+
+def _cut_records(body: bytes, start: int, end: int) -> tuple[bytes, int] | None:
+    """The records of the data array ``body[start:end]`` as JSON Lines, each with its bytes as sent.
+
+    The cut is only right if every line then parses as one JSON object, which the caller checks
+    (:func:`_records_table`). None if the array does not look like compact items at all.
+    """
+    items = body[start:end]
     if not items:
-        return b"", 0, links
+        return b"", 0
     last = items.rfind(b'},"uri":"')
     if not items.startswith(_ITEM_HEAD) or last < 0 or not _LAST_ITEM_END.fullmatch(items, last):
         return None
     lines, joins = _BETWEEN_ITEMS.subn(b"}\n", items[len(_ITEM_HEAD) : last + 1])
-    return lines, joins + 1, links
+    return lines, joins + 1
+
+
+def split_list_body(body: bytes) -> tuple[bytes, int, Any] | None:
+    """A compact list answer's records as JSON Lines (unchecked), their count and its links; else None."""
+    envelope = _envelope(body)
+    if envelope is None:
+        return None
+    start, end, links = envelope
+    cut = _cut_records(body, start, end)
+    return None if cut is None else (*cut, links)
 
 
 def _records_table(lines: bytes, count: int, schema: pa.Schema) -> pa.Table | None:

@@ -354,14 +354,21 @@ def _the_district(pulled: _Pulled) -> dict[str, Any]:
 
 
 def _dangling_references(pulled: dict[str, _Pulled]) -> dict[str, int]:
-    """Count references to ids that are not in the pulled collections (with Arrow, from the noted ids)."""
-    known: dict[str, pa.Array] = {}
+    """Count references to ids that are not in the pulled collections (with Arrow, from the noted ids).
+
+    All references to one collection are looked up together, so its ids are hashed once.
+    """
     counts = {}
-    for reference in REFERENCES:
-        if reference.target not in known:
-            arrays = pulled[reference.target].id_arrays
-            known[reference.target] = pa.chunked_array(arrays, type=_S).combine_chunks()
-        named = pa.chunked_array(pulled[reference.source].referenced[reference.key], type=_S)
-        found = pc.sum(pc.is_in(named, value_set=known[reference.target])).as_py() or 0
-        counts[reference.key] = len(named) - found
-    return counts
+    for target in dict.fromkeys(reference.target for reference in REFERENCES):
+        references = [reference for reference in REFERENCES if reference.target == target]
+        named = [pulled[reference.source].referenced[reference.key] for reference in references]
+        known = pa.chunked_array(pulled[target].id_arrays, type=_S).combine_chunks()
+        found = pc.is_in(
+            pa.chunked_array([array for arrays in named for array in arrays], type=_S), value_set=known
+        )
+        start = 0
+        for reference, arrays in zip(references, named, strict=True):
+            length = sum(len(array) for array in arrays)
+            counts[reference.key] = length - (pc.sum(found.slice(start, length)).as_py() or 0)
+            start += length
+    return {reference.key: counts[reference.key] for reference in REFERENCES}
