@@ -321,6 +321,7 @@ def _take_record_page(
 ) -> str:
     """Keep a page record by record (its records do not fit the Arrow schema): the same rules, in Python."""
     lines: list[bytes] = []
+    kept: list[str] = []
     referenced: dict[str, list[str]] = {reference.key: [] for reference in references}
     for record, raw in zip(page.records, page.raw, strict=True):
         record_id = record.get("id")
@@ -333,11 +334,12 @@ def _take_record_page(
             result.out_of_order += 1
         result.ids.add(record_id)
         last_id = record_id
+        kept.append(record_id)
         lines.append(raw)
         for reference in references:
             referenced[reference.key].extend(reference.ids(record))
     write(b"\n".join(lines), len(lines))
-    result.id_arrays.append(pa.array(list(result.ids), type=_S))
+    result.id_arrays.append(pa.array(kept, type=_S))
     for key, ids in referenced.items():
         result.referenced[key].append(pa.array(ids, type=_S))
     return last_id
