@@ -39,6 +39,9 @@ def run(step: str, args: argparse.Namespace) -> dict[str, Any]:
 
         generate_district(args.out, students=args.students, seed=args.seed)
     elif step == "pull":
+        # What `clever2sis pull` has imported before it pulls (pandas among it, which pyarrow's compute
+        # functions would otherwise import on first use, inside the clock).
+        import clever2sis.cli  # noqa: F401
         from clever2sis.clever.client import CleverClient
         from clever2sis.clever.pull import pull_district
 
