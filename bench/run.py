@@ -300,10 +300,11 @@ def verdicts(sizes: Sequence[Size]) -> list[tuple[str, str, bool | None]]:
         before = sizes[-2]
         growth = _ratio(build, before.median("build"))
         scale = largest.students / before.students
+        apart = " (measured in different runs)" if before.measured != largest.measured else ""
         rows.append(
             (
                 f"linear growth: the {largest.students:,} build ≤ {BUILD_GROWTH_MAX * scale / 10:g}x the "
-                f"{before.students:,} build",
+                f"{before.students:,} build{apart}",
                 f"{growth:.1f}x" if growth else "–",
                 check(growth, (growth or 0) <= BUILD_GROWTH_MAX * scale / 10),
             )
@@ -353,8 +354,8 @@ def render(sizes: Sequence[Size], args: argparse.Namespace, info: dict[str, str]
         lines += [
             f"## {size.students:,} students",
             "",
-            f"Measured {size.measured} (UTC): {len(size.runs.get('build', []))} run(s) of each figure "
-            f"({len(size.runs.get('build-reference', []))} of the reference build). "
+            f"Measured in the run of {size.measured} (UTC): {len(size.runs.get('build', []))} run(s) of "
+            f"each figure ({len(size.runs.get('build-reference', []))} of the reference build). "
             f"Served: {size.pages} pages, {mb:,.0f} MB of JSON.",
             "",
             "| figure | clever2sis | reference | floor | reference / ours | ours / floor | load |",
@@ -428,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--json", type=Path, help="raw results (default: --out with .json)")
     parser.add_argument(
+        "--report-only", action="store_true", help="measure nothing: write the report of --merge again"
+    )
+    parser.add_argument(
         "--merge",
         type=Path,
         help="the raw results of an earlier run: its sizes not measured now are reported beside these",
@@ -435,10 +439,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.reference_repeats = min(args.reference_repeats or args.repeats, args.repeats)
     students = sorted(int(value.replace("_", "")) for value in args.sizes.split(","))
+    if args.report_only:
+        if not args.merge:
+            parser.error("--report-only needs --merge")
+        students = []
     if args.repeats < 1 or any(n < 50 for n in students):
         parser.error("--repeats must be 1 or more and every size at least 50 students")
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     info = machine()
+    if args.report_only:
+        started = orjson.loads(args.merge.read_bytes())["started"]
     args.cache.mkdir(parents=True, exist_ok=True)
     earlier: list[Size] = []
     if args.merge:
@@ -446,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         earlier = [Size.from_dict(raw, previous["started"]) for raw in previous["sizes"]]
     sizes = [Size(n, district(n, args.cache)) for n in students]
     for size in sizes:
-        size.measured = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
+        size.measured = started
         with tempfile.TemporaryDirectory(prefix="bench-", dir=args.cache) as work:
             measure(size, args.repeats, args.reference_repeats, args.latency_ms, Path(work))
     sizes += [size for size in earlier if size.students not in students]
