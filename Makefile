@@ -27,16 +27,21 @@ sample-demo: $(STAMP)  ## regenerate samples/demo-district (synthetic: 600 stude
 golden: $(STAMP)  ## rewrite samples/demo-district.expected and tests/golden/ from the current code (review the diff!)
 	$(BIN)/python -m tests.regenerate_golden
 
+SIZES ?= 10000,100000,1000000
+REPEATS ?= 3
+bench: $(STAMP)  ## issue 7's benchmark into docs/benchmarks.md (make bench SIZES=10000,100000 REPEATS=3)
+	$(BIN)/python -m bench.run --sizes $(SIZES) --repeats $(REPEATS) $(BENCH_ARGS)
+
 test: $(STAMP)  ## run the test suite
 	$(BIN)/pytest -q
 
 lint: $(STAMP)  ## ruff format check and lint
-	$(BIN)/ruff format --check clever2sis tests
-	$(BIN)/ruff check clever2sis tests
+	$(BIN)/ruff format --check clever2sis tests bench
+	$(BIN)/ruff check clever2sis tests bench
 
 format: $(STAMP)  ## apply ruff formatting and safe fixes
-	$(BIN)/ruff format clever2sis tests
-	$(BIN)/ruff check --fix clever2sis tests
+	$(BIN)/ruff format clever2sis tests bench
+	$(BIN)/ruff check --fix clever2sis tests bench
 
 typecheck: $(STAMP)  ## mypy, strict on the package
 	$(BIN)/mypy

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from clever2sis.clever.client import CLEVER_MAX_PAGE_SIZE, CleverClient, raw_record_spans
+from clever2sis.clever.client import CLEVER_MAX_PAGE_SIZE, CleverClient, raw_record_spans, split_list_body
 from clever2sis.errors import CleverApiError, CleverAuthError, UsageError
 
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
@@ -280,6 +280,50 @@ def test_records_keep_the_bytes_clever_sent_even_when_escaped_or_spaced() -> Non
     ]
     assert page.records[0]["name"] == "José"
     assert client.stats.reserialised_records == 0
+
+
+def test_a_compact_page_is_cut_into_json_lines_with_the_bytes_as_sent() -> None:
+    records = [record(1), {"id": "2", "name": 'Zoë "Z" O\'Neil', "tags": ["}", "{"]}, record(3)]
+    body = envelope(records, [{"rel": "next", "uri": "/v3.0/users?starting_after=3"}])
+    lines, count, links = split_list_body(body) or (b"", 0, [])
+    assert lines.split(b"\n") == [orjson.dumps(r) for r in records]
+    assert count == 3
+    assert links == [{"rel": "next", "uri": "/v3.0/users?starting_after=3"}]
+    client, _ = make_client(Recorder(lambda r: ok(envelope(records, []))))
+    (page,) = client.iter_pages("users")
+    assert page.table is not None
+    assert page.table.column("id").to_pylist() == [r["id"] for r in records]
+    assert page.records == records
+
+
+def test_a_record_that_looks_like_the_envelope_inside_is_still_cut_right() -> None:
+    trap = {"id": "2", "list": [{"data": {}, "uri": "x"}, {"data": {"uri": "y"}}], "uri": "z"}
+    records = [record(1), trap, record(3)]
+    client, _ = make_client(Recorder(lambda r: ok(envelope(records, []))))
+    (page,) = client.iter_pages("users")
+    assert page.raw == [orjson.dumps(r) for r in records]
+    assert page.records == records
+
+
+def test_items_in_another_order_take_the_slow_path_and_keep_their_bytes() -> None:
+    body = b'{"data":[{"uri":"/v3.0/users/1","data":{"id":"1"}},{"uri":"/v3.0/users/2","data":{"id":"2"}}],"links":[]}'
+    client, _ = make_client(Recorder(lambda r: ok(body)))
+    (page,) = client.iter_pages("users")
+    assert page.raw == [b'{"id":"1"}', b'{"id":"2"}']
+    assert page.table is not None
+    assert page.table.column("id").to_pylist() == ["1", "2"]
+
+
+def test_the_next_page_is_requested_while_this_one_is_read_but_never_after_an_empty_page() -> None:
+    handler = Recorder(
+        lambda r: ok(envelope([record(1)], [{"rel": "next", "uri": "/v3.0/users?starting_after=1"}])),
+        lambda r: ok(envelope([], [{"rel": "next", "uri": "/v3.0/users?starting_after=2"}])),
+    )
+    client, _ = make_client(handler)
+    pages = client.iter_pages("users")
+    next(pages)
+    assert list(pages) == []
+    assert len(handler.requests) == 2
 
 
 def test_compact_utf8_records_are_found_without_the_tokenizer() -> None:

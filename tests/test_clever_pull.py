@@ -147,6 +147,32 @@ def test_duplicates_across_pages_are_dropped(tmp_path: Path) -> None:
     assert [orjson.loads(line)["id"] for line in lines] == ["a1", "a2", "a3"]
 
 
+def test_records_that_do_not_fit_the_arrow_schema_are_kept_and_counted_the_same(tmp_path: Path) -> None:
+    odd = {
+        "users": [{"id": "u1", "roles": {"student": {}}}, {"id": "u2", "roles": "not an object"}],
+        "sections": [
+            {"id": "s1", "students": "u1", "teachers": ["u2", 7, ""], "course": "gone"},
+            {"id": "s2", "students": ["u1", "u9", None]},
+        ],
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        collection = request.url.path.rsplit("/", 1)[1]
+        records = odd.get(collection, [{"id": f"{collection}1", "name": collection}])
+        items = [{"data": r, "uri": f"/v3.0/{collection}/{r['id']}"} for r in records]
+        body = orjson.dumps({"data": items, "links": []})
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    client = CleverClient(TOKEN, transport=httpx.MockTransport(answer), sleep=lambda s: None)
+    manifest = pull_district(client, tmp_path / "snap")
+    lines = (tmp_path / "snap" / "sections.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line) for line in lines] == odd["sections"]
+    assert manifest["collections"]["users"]["records"] == 2
+    assert manifest["dangling_references"]["sections.students"] == 1
+    assert manifest["dangling_references"]["sections.teachers"] == 0
+    assert manifest["dangling_references"]["sections.course"] == 1
+
+
 def test_an_interrupted_pull_leaves_nothing_behind(district: dict[str, list[bytes]], tmp_path: Path) -> None:
     calls = 0
 

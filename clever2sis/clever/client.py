@@ -18,11 +18,13 @@ Protocol notes (see the README and the Clever reference notes, §1-4):
 
 from __future__ import annotations
 
+import io
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html import unescape
 from typing import Any
@@ -30,6 +32,8 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import orjson
+import pyarrow as pa
+import pyarrow.json as pajson
 
 from clever2sis import __version__
 from clever2sis.errors import CleverApiError, CleverAuthError, UsageError
@@ -92,14 +96,34 @@ class ClientStats:
         }
 
 
+# The fields a page's records are parsed into when the caller asks for none.
+ID_SCHEMA = pa.schema([("id", pa.string())])
+# Arrow parses a page's records in blocks of this size on its own threads; a record must fit in one.
+_ARROW_BLOCK_BYTES = 4 << 20
+
+
 @dataclass(frozen=True)
 class Page:
-    """One page of a collection: the records, and each record's JSON exactly as Clever sent it."""
+    """One page of a collection: its records as JSON Lines, each exactly as Clever sent it.
+
+    ``lines`` holds ``count`` records joined by ``\\n`` (no trailing newline). ``table`` is the records parsed
+    by Arrow into the fields the caller asked for (``ID_SCHEMA`` by default), or None when they do not fit
+    those types; ``raw`` and ``records`` give the records one by one.
+    """
 
     collection: str
     number: int
-    records: list[dict[str, Any]]
-    raw: list[bytes] = field(repr=False)
+    lines: bytes = field(repr=False)
+    count: int
+    table: pa.Table | None = field(repr=False)
+
+    @property
+    def raw(self) -> list[bytes]:
+        return self.lines.split(b"\n") if self.count else []
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in self.raw]
 
 
 class RateLimiter:
@@ -268,25 +292,33 @@ class CleverClient:
         for page in self.iter_pages(collection):
             yield from page.records
 
-    def iter_pages(self, collection: str) -> Iterator[Page]:
-        """The pages of ``collection``, following ``next`` links until none is left or a page is empty."""
+    def iter_pages(self, collection: str, schema: pa.Schema = ID_SCHEMA) -> Iterator[Page]:
+        """The pages of ``collection``, following ``next`` links until none is left or a page is empty.
+
+        Each page's records are parsed by Arrow into ``schema`` (fields not in it are skipped). The next page
+        is requested as soon as this one's ``next`` link is read, so it downloads while the caller handles
+        this one (one request in flight per collection, never more).
+        """
         url = self.collection_url(collection)
         seen = {url}
-        for number in range(1, MAX_PAGES_PER_COLLECTION + 1):
-            body, document = self._get_json(url)
-            records, next_uri = _parse_list(document, self._path(url))
-            if not records:
-                return
-            raw = self._raw_records(body, records)
-            yield Page(collection=collection, number=number, records=records, raw=raw)
-            if next_uri is None:
-                return
-            url = self._join(next_uri, self._path(url))
-            if url in seen:
-                raise CleverApiError(
-                    f"{collection}: Clever's next link {next_uri} repeats a page already read"
-                )
-            seen.add(url)
+        with ThreadPoolExecutor(1, thread_name_prefix=f"clever-{collection}") as prefetch:
+            pending = prefetch.submit(self._get_body, url)
+            for number in range(1, MAX_PAGES_PER_COLLECTION + 1):
+                path = self._path(url)
+                answer = _read_answer(pending.result(), path)
+                if answer.empty:
+                    return
+                if answer.next_uri is not None:
+                    url = self._join(answer.next_uri, path)
+                    if url in seen:
+                        raise CleverApiError(
+                            f"{collection}: Clever's next link {answer.next_uri} repeats a page already read"
+                        )
+                    seen.add(url)
+                    pending = prefetch.submit(self._get_body, url)
+                yield self._page(collection, number, answer, path, schema)
+                if answer.next_uri is None:
+                    return
         raise CleverApiError(f"{collection}: more than {MAX_PAGES_PER_COLLECTION} pages; giving up")
 
     def _join(self, uri: str, path: str) -> str:
@@ -312,8 +344,30 @@ class CleverClient:
         step: float = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2.0 ** (retry - 1))
         return step / 2 + self._rng.uniform(0, step / 2)
 
-    def _get_json(self, url: str) -> tuple[bytes, Any]:
-        """GET ``url`` with the retry and rate-limit policy; return the body and its parsed JSON."""
+    def _page(self, collection: str, number: int, answer: _Answer, path: str, schema: pa.Schema) -> Page:
+        """The answer's records as JSON Lines, with their Arrow table.
+
+        The fast path (:func:`_cut_records`) cuts the records out of a compact answer without building a
+        Python object per record; Arrow's parse of the cut records then proves the cut right. Any other
+        answer is parsed whole with orjson and its records found by :func:`raw_record_spans`.
+        """
+        if answer.items is not None:
+            cut = _cut_records(answer.body, *answer.items)
+            if cut is not None and b"\r" not in cut[0]:
+                lines, count = cut
+                table = _records_table(lines, count, schema)
+                if table is not None:
+                    return Page(collection=collection, number=number, lines=lines, count=count, table=table)
+        records = answer.records
+        if records is None:
+            records, _ = _parse_list(_loads(answer.body, path), path)
+        raw = self._raw_records(answer.body, records)
+        lines = b"\n".join(raw)
+        table = _records_table(lines, len(records), schema)
+        return Page(collection=collection, number=number, lines=lines, count=len(records), table=table)
+
+    def _get_body(self, url: str) -> bytes:
+        """GET ``url`` with the retry and rate-limit policy; return the body of a 200 JSON answer."""
         path = self._path(url)
         retries = 0
         throttled = 0
@@ -363,8 +417,14 @@ class CleverClient:
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "[token]")
 
-    def _decode(self, response: httpx.Response, path: str) -> tuple[bytes, Any]:
+    def _decode(self, response: httpx.Response, path: str) -> bytes:
         status = response.status_code
+        if status == 200:
+            if not _is_json(response):
+                content_type = response.headers.get("content-type") or "no content type"
+                raise CleverApiError(f"GET {path}: Clever answered 200 with {content_type}, not JSON")
+            return response.content
+        # Only an error's body is read for a reason: a page's body is megabytes of records.
         detail = self._scrub(_detail(response))
         if status in (401, 403):
             raise CleverAuthError(
@@ -381,23 +441,23 @@ class CleverClient:
             raise CleverApiError(
                 f"GET {path}: Clever refused the page size (413); use at most {CLEVER_MAX_PAGE_SIZE}"
             )
-        if status != 200:
-            raise CleverApiError(f"GET {path}: Clever answered {status}{detail}")
-        if not _is_json(response):
-            content_type = response.headers.get("content-type") or "no content type"
-            raise CleverApiError(f"GET {path}: Clever answered 200 with {content_type}, not JSON")
-        body = response.content
-        try:
-            return body, orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise CleverApiError(f"GET {path}: Clever's answer is not valid JSON ({error})") from None
+        raise CleverApiError(f"GET {path}: Clever answered {status}{detail}")
 
     def _raw_records(self, body: bytes, records: list[dict[str, Any]]) -> list[bytes]:
-        """Each record's bytes exactly as served (see :func:`raw_record_spans`)."""
+        """Each record's bytes exactly as served (see :func:`raw_record_spans`).
+
+        A record sent over several lines is re-serialised (compactly, in its field order), since a snapshot
+        holds one record per line.
+        """
         raw = raw_record_spans(body, records)
         if raw is None:
             self._count(reserialised_records=len(records))
             return [orjson.dumps(record) for record in records]
+        multiline = [i for i, span in enumerate(raw) if b"\n" in span or b"\r" in span]
+        for i in multiline:
+            raw[i] = orjson.dumps(records[i])
+        if multiline:
+            self._count(reserialised_records=len(multiline))
         return raw
 
 
@@ -442,13 +502,119 @@ def _parse_list(document: Any, path: str) -> tuple[list[dict[str, Any]], str | N
         if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
             raise CleverApiError(f"GET {path}: a list item has no data object")
         records.append(item["data"])
-    links = document.get("links") or []
+    return records, _next_link(document.get("links"), path)
+
+
+def _next_link(links: Any, path: str) -> str | None:
+    links = links or []
     if not isinstance(links, list):
         raise CleverApiError(f"GET {path}: links is not a list")
     for link in links:
         if isinstance(link, dict) and link.get("rel") == "next" and isinstance(link.get("uri"), str):
-            return records, link["uri"]
-    return records, None
+            return str(link["uri"])
+    return None
+
+
+_LIST_HEAD = b'{"data":['
+_ITEM_HEAD = b'{"data":'
+_LINKS_KEY = b'],"links":'
+# Between two records of a compact answer: the end of one item (its uri holds no quote or backslash) and
+# the start of the next. ``,"`` cannot occur inside a JSON string (a quote in one is escaped), so a match
+# is always at a real item boundary or at a ``"uri"`` key nested inside a record; the latter leaves an
+# unbalanced record that Arrow refuses, and the page then takes the slow path.
+_BETWEEN_ITEMS = re.compile(rb'\},"uri":"[^"\\]*"\},\{"data":')
+_LAST_ITEM_END = re.compile(rb'\},"uri":"[^"\\]*"\}')
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A list answer read just far enough to know whether it is empty and where it leads.
+
+    ``items`` is where a compact answer's data array lies in ``body`` (see :func:`_envelope`); otherwise the
+    body was parsed whole and ``records`` holds its records.
+    """
+
+    body: bytes
+    empty: bool
+    next_uri: str | None
+    items: tuple[int, int] | None = None
+    records: list[dict[str, Any]] | None = None
+
+
+def _loads(body: bytes, path: str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise CleverApiError(f"GET {path}: Clever's answer is not valid JSON ({error})") from None
+
+
+def _read_answer(body: bytes, path: str) -> _Answer:
+    envelope = _envelope(body)
+    if envelope is not None:
+        start, end, links = envelope
+        return _Answer(body, start == end, _next_link(links, path), items=(start, end))
+    records, next_uri = _parse_list(_loads(body, path), path)
+    return _Answer(body, not records, next_uri, records=records)
+
+
+def _envelope(body: bytes) -> tuple[int, int, Any] | None:
+    """Where a compact list answer's data array lies, and its links; None if it is not one.
+
+    Clever writes ``{"data":[{"data":{...},"uri":"..."},...],"links":[...]}`` with no spaces. The links are
+    the last ``],"links":`` to the end: one nested in the links would leave an unbalanced tail that orjson
+    refuses, and a quote inside a JSON string is escaped, so the key cannot be inside a string.
+    """
+    if not body.startswith(_LIST_HEAD) or not body.endswith(b"}"):
+        return None
+    at = body.rfind(_LINKS_KEY)
+    if at < len(_LIST_HEAD):
+        return None
+    try:
+        links = orjson.loads(body[at + len(_LINKS_KEY) : -1])
+    except orjson.JSONDecodeError:
+        return None
+    return len(_LIST_HEAD), at, links
+
+
+def _cut_records(body: bytes, start: int, end: int) -> tuple[bytes, int] | None:
+    """The records of the data array ``body[start:end]`` as JSON Lines, each with its bytes as sent.
+
+    The cut is only right if every line then parses as one JSON object, which the caller checks
+    (:func:`_records_table`). None if the array does not look like compact items at all.
+    """
+    items = body[start:end]
+    if not items:
+        return b"", 0
+    last = items.rfind(b'},"uri":"')
+    if not items.startswith(_ITEM_HEAD) or last < 0 or not _LAST_ITEM_END.fullmatch(items, last):
+        return None
+    lines, joins = _BETWEEN_ITEMS.subn(b"}\n", items[len(_ITEM_HEAD) : last + 1])
+    return lines, joins + 1
+
+
+def split_list_body(body: bytes) -> tuple[bytes, int, Any] | None:
+    """A compact list answer's records as JSON Lines (unchecked), their count and its links; else None."""
+    envelope = _envelope(body)
+    if envelope is None:
+        return None
+    start, end, links = envelope
+    cut = _cut_records(body, start, end)
+    return None if cut is None else (*cut, links)
+
+
+def _records_table(lines: bytes, count: int, schema: pa.Schema) -> pa.Table | None:
+    """``lines`` parsed by Arrow into ``schema``; None unless each line is one JSON object of those types."""
+    if count == 0:
+        return schema.empty_table()
+    try:
+        table = pajson.read_json(
+            io.BytesIO(lines),
+            read_options=pajson.ReadOptions(block_size=_ARROW_BLOCK_BYTES),
+            parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    return table if table.num_rows == count else None
 
 
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:,]', re.DOTALL)

@@ -19,16 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from clever2sis.clever.client import CleverClient
+from clever2sis.clever.client import ID_SCHEMA, CleverClient, Page
 from clever2sis.clever.snapshot import COLLECTIONS, SnapshotWriter, utc_timestamp
-from clever2sis.errors import CleverApiError, CleverError, SnapshotError, UsageError
+from clever2sis.errors import CleverApiError, CleverError, UsageError
 from clever2sis.progress import Progress, silent
 
 SNAPSHOT_SOURCE = "clever-api"
 DEFAULT_WORKERS = 3
 # Largest first, so the long pulls start at once and the small ones fill in beside them.
 PULL_ORDER = ("users", "sections", "districts", "schools", "terms", "courses")
+
+
+_S = pa.string()
 
 
 def _ids(value: Any) -> Iterator[str]:
@@ -55,27 +60,80 @@ def _contact_students(record: dict[str, Any]) -> Iterator[str]:
             yield from _ids(relationship.get("student"))
 
 
+def _present(values: pa.Array) -> pa.Array:
+    """The non-null, non-empty strings of ``values``."""
+    return values.filter(pc.and_kleene(pc.is_valid(values), pc.not_equal(values, "")).fill_null(False))
+
+
+def _column_ids(name: str) -> Callable[[pa.Table], pa.Array]:
+    def ids(table: pa.Table) -> pa.Array:
+        column = table.column(name).combine_chunks()
+        return _present(pc.list_flatten(column) if pa.types.is_list(column.type) else column)
+
+    return ids
+
+
+def _arrow_contact_students(table: pa.Table) -> pa.Array:
+    # StructArray.flatten() and list_flatten() honour the parents' nulls (a user without a contact role).
+    (contact,) = table.column("roles").combine_chunks().flatten()
+    (relationships,) = contact.flatten()
+    (students,) = pc.list_flatten(relationships).flatten()
+    return _present(students)
+
+
 @dataclass(frozen=True)
 class Reference:
-    """A field of ``source`` records that names records of ``target``; ``key`` is its manifest name."""
+    """A field of ``source`` records that names records of ``target``; ``key`` is its manifest name.
+
+    ``ids`` reads the referenced ids from one record; ``arrow_ids`` from a page's Arrow table.
+    """
 
     key: str
     source: str
     target: str
     ids: Callable[[dict[str, Any]], Iterable[str]]
-    # Lines without these bytes cannot hold the reference and are not parsed again.
-    marker: bytes = b""
+    arrow_ids: Callable[[pa.Table], pa.Array]
 
 
 REFERENCES: tuple[Reference, ...] = (
-    Reference("sections.students", "sections", "users", _field("students")),
-    Reference("sections.teachers", "sections", "users", _field("teachers")),
-    Reference("sections.teacher", "sections", "users", _field("teacher")),
-    Reference("sections.course", "sections", "courses", _field("course")),
-    Reference("sections.term_id", "sections", "terms", _field("term_id")),
-    Reference("sections.school", "sections", "schools", _field("school")),
-    Reference("users.contact.student_relationships", "users", "users", _contact_students, b'"contact"'),
+    Reference("sections.students", "sections", "users", _field("students"), _column_ids("students")),
+    Reference("sections.teachers", "sections", "users", _field("teachers"), _column_ids("teachers")),
+    Reference("sections.teacher", "sections", "users", _field("teacher"), _column_ids("teacher")),
+    Reference("sections.course", "sections", "courses", _field("course"), _column_ids("course")),
+    Reference("sections.term_id", "sections", "terms", _field("term_id"), _column_ids("term_id")),
+    Reference("sections.school", "sections", "schools", _field("school"), _column_ids("school")),
+    Reference(
+        "users.contact.student_relationships", "users", "users", _contact_students, _arrow_contact_students
+    ),
 )
+
+# What each page's records are parsed into: the id, and the fields of REFERENCES.
+PULL_SCHEMAS: dict[str, pa.Schema] = {
+    "sections": pa.schema(
+        [
+            ("id", _S),
+            ("students", pa.list_(_S)),
+            ("teachers", pa.list_(_S)),
+            *((name, _S) for name in ("teacher", "course", "term_id", "school")),
+        ]
+    ),
+    "users": pa.schema(
+        [
+            ("id", _S),
+            (
+                "roles",
+                pa.struct(
+                    [
+                        (
+                            "contact",
+                            pa.struct([("student_relationships", pa.list_(pa.struct([("student", _S)])))]),
+                        )
+                    ]
+                ),
+            ),
+        ]
+    ),
+}
 
 
 @dataclass
@@ -87,6 +145,12 @@ class _Pulled:
     duplicates: int = 0
     out_of_order: int = 0
     first: dict[str, Any] | None = None
+    # The ids of every page, and the ids each of this collection's references name (for the dangling count).
+    id_arrays: list[pa.Array] = field(default_factory=list)
+    referenced: dict[str, list[pa.Array]] = field(default_factory=dict)
+
+
+Write = Callable[[bytes, int], None]
 
 
 class _Cancelled(Exception):
@@ -115,7 +179,7 @@ def pull_district(
         ) as snapshot:
             pulled = _pull_all(client, snapshot, progress, workers)
             district = _the_district(pulled["districts"])
-            dangling = _dangling_references(snapshot, pulled)
+            dangling = _dangling_references(pulled)
             for key, count in dangling.items():
                 if count:
                     progress(f"warning: {count} dangling {key} reference(s) (ids missing from the pull)")
@@ -145,14 +209,14 @@ def pull_district(
 def _pull_all(
     client: CleverClient, snapshot: SnapshotWriter, progress: Progress, workers: int
 ) -> dict[str, _Pulled]:
-    files = {name: snapshot.collection(name) for name in COLLECTIONS}
+    writers = {name: _page_writer(snapshot, name) for name in COLLECTIONS}
     stop = threading.Event()
     pulled: dict[str, _Pulled] = {}
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clever-pull")
     futures: dict[Future[_Pulled], str] = {}
     try:
         for name in PULL_ORDER:
-            futures[pool.submit(_pull_collection, client, name, files[name].write_raw, progress, stop)] = name
+            futures[pool.submit(_pull_collection, client, name, writers[name], progress, stop)] = name
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in done:
             error = future.exception()
@@ -171,37 +235,114 @@ def _pull_all(
     return pulled
 
 
+def _page_writer(snapshot: SnapshotWriter, name: str) -> Write:
+    """Append a page's JSON Lines (``count`` records, no trailing newline) to the collection's file at once.
+
+    ``write_raw`` appends a newline to each item it is given and counts items as records; a page goes in as
+    one item (one write and one hash update instead of one per record), so its record count is corrected.
+    """
+    file = snapshot.collection(name)
+
+    def write(lines: bytes, count: int) -> None:
+        if count:
+            file.write_raw([lines])
+            file.records += count - 1
+
+    return write
+
+
 def _pull_collection(
     client: CleverClient,
     name: str,
-    write: Callable[[Iterable[bytes]], None],
+    write: Write,
     progress: Progress,
     stop: threading.Event,
 ) -> _Pulled:
     result = _Pulled()
+    references = [reference for reference in REFERENCES if reference.source == name]
+    result.referenced = {reference.key: [] for reference in references}
     last_id = ""
-    for page in client.iter_pages(name):
+    for page in client.iter_pages(name, PULL_SCHEMAS.get(name, ID_SCHEMA)):
         if stop.is_set():
             raise _Cancelled(name)
-        lines: list[bytes] = []
-        for record, raw in zip(page.records, page.raw, strict=True):
-            record_id = record.get("id")
-            if not isinstance(record_id, str) or not record_id:
-                raise CleverApiError(f"a record on page {page.number} has no id")
-            if record_id in result.ids:
+        if page.table is not None:
+            last_id = _take_table_page(page, result, references, last_id, write)
+        else:
+            last_id = _take_record_page(page, result, references, last_id, write)
+        if result.first is None:
+            result.first = orjson.loads(page.lines.split(b"\n", 1)[0])
+        result.pages = page.number
+        progress(f"{name}: page {page.number}, {len(result.ids)} records")
+    return result
+
+
+def _take_table_page(
+    page: Page, result: _Pulled, references: list[Reference], last_id: str, write: Write
+) -> str:
+    """Keep a page whose records Arrow parsed: de-duplicate by id, write it, note its references."""
+    table = page.table
+    assert table is not None
+    id_column = table.column("id")
+    if id_column.null_count or pc.any(pc.equal(id_column, "")).as_py():
+        raise CleverApiError(f"a record on page {page.number} has no id")
+    ids: list[str] = id_column.to_pylist()
+    fresh = set(ids)
+    if len(fresh) == len(ids) and result.ids.isdisjoint(fresh):
+        result.out_of_order += sum(
+            1 for before, after in zip([last_id, *ids], ids, strict=False) if after < before
+        )
+        result.ids |= fresh
+        write(page.lines, page.count)
+        kept = table
+        last_id = ids[-1]
+    else:
+        keep = []
+        for record_id in ids:
+            duplicate = record_id in result.ids
+            keep.append(not duplicate)
+            if duplicate:
                 result.duplicates += 1
                 continue
             if record_id < last_id:
                 result.out_of_order += 1
             result.ids.add(record_id)
             last_id = record_id
-            lines.append(raw)
-            if result.first is None:
-                result.first = record
-        write(lines)
-        result.pages = page.number
-        progress(f"{name}: page {page.number}, {len(result.ids)} records")
-    return result
+        lines = [line for line, kept_line in zip(page.raw, keep, strict=True) if kept_line]
+        write(b"\n".join(lines), len(lines))
+        kept = table.filter(pa.array(keep))
+    result.id_arrays.append(id_column.combine_chunks())
+    for reference in references:
+        result.referenced[reference.key].append(reference.arrow_ids(kept))
+    return last_id
+
+
+def _take_record_page(
+    page: Page, result: _Pulled, references: list[Reference], last_id: str, write: Write
+) -> str:
+    """Keep a page record by record (its records do not fit the Arrow schema): the same rules, in Python."""
+    lines: list[bytes] = []
+    kept: list[str] = []
+    referenced: dict[str, list[str]] = {reference.key: [] for reference in references}
+    for record, raw in zip(page.records, page.raw, strict=True):
+        record_id = record.get("id")
+        if not isinstance(record_id, str) or not record_id:
+            raise CleverApiError(f"a record on page {page.number} has no id")
+        if record_id in result.ids:
+            result.duplicates += 1
+            continue
+        if record_id < last_id:
+            result.out_of_order += 1
+        result.ids.add(record_id)
+        last_id = record_id
+        kept.append(record_id)
+        lines.append(raw)
+        for reference in references:
+            referenced[reference.key].extend(reference.ids(record))
+    write(b"\n".join(lines), len(lines))
+    result.id_arrays.append(pa.array(kept, type=_S))
+    for key, ids in referenced.items():
+        result.referenced[key].append(pa.array(ids, type=_S))
+    return last_id
 
 
 def _the_district(pulled: _Pulled) -> dict[str, Any]:
@@ -214,25 +355,22 @@ def _the_district(pulled: _Pulled) -> dict[str, Any]:
     return pulled.first
 
 
-def _dangling_references(snapshot: SnapshotWriter, pulled: dict[str, _Pulled]) -> dict[str, int]:
-    """Count references to ids that are not in the pulled collections, reading the written files back."""
-    counts = {reference.key: 0 for reference in REFERENCES}
-    for source in dict.fromkeys(reference.source for reference in REFERENCES):
-        references = [reference for reference in REFERENCES if reference.source == source]
-        markers = {reference.marker for reference in references}
-        file = snapshot.collection(source)
-        file.close()  # complete: flush it to read it back (finish() closes it again, harmlessly)
-        with file.path.open("rb") as lines:
-            for line in lines:
-                if b"" not in markers and not any(marker in line for marker in markers):
-                    continue
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError as error:
-                    raise SnapshotError(
-                        f"{file.path}: unreadable line written during the pull ({error})"
-                    ) from None
-                for reference in references:
-                    known = pulled[reference.target].ids
-                    counts[reference.key] += sum(1 for i in reference.ids(record) if i not in known)
-    return counts
+def _dangling_references(pulled: dict[str, _Pulled]) -> dict[str, int]:
+    """Count references to ids that are not in the pulled collections (with Arrow, from the noted ids).
+
+    All references to one collection are looked up together, so its ids are hashed once.
+    """
+    counts = {}
+    for target in dict.fromkeys(reference.target for reference in REFERENCES):
+        references = [reference for reference in REFERENCES if reference.target == target]
+        named = [pulled[reference.source].referenced[reference.key] for reference in references]
+        known = pa.chunked_array(pulled[target].id_arrays, type=_S).combine_chunks()
+        found = pc.is_in(
+            pa.chunked_array([array for arrays in named for array in arrays], type=_S), value_set=known
+        )
+        start = 0
+        for reference, arrays in zip(references, named, strict=True):
+            length = sum(len(array) for array in arrays)
+            counts[reference.key] = length - (pc.sum(found.slice(start, length)).as_py() or 0)
+            start += length
+    return {reference.key: counts[reference.key] for reference in REFERENCES}
