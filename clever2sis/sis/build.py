@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from clever2sis import __version__
 from clever2sis.atomic import atomic_directory
@@ -153,7 +154,7 @@ def build_record(
         "zip": {"file": ZIP_NAME, "sha256": _sha256_file(archive), "bytes": archive.stat().st_size},
         "findings": {
             **findings_summary(built.findings),
-            "items": built.findings.to_dict(orient="records"),
+            "items": pa.Table.from_pandas(built.findings, preserve_index=False).to_pylist(),
         },
     }
 

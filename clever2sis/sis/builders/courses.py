@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
@@ -30,13 +32,31 @@ def plan_sections(
     teacher_id = pd.Series(pd.NA, index=sections.index, dtype="string")
     teacher_id.iloc[primary["section"].to_numpy()] = primary["user_id"].to_numpy()
     teacher_id = teacher_id.fillna(sections["teacher"])
-    teachers = district.users.set_index("id")[["first", "last", "email"]]
+    teachers = district.users.loc[district.users["is_teacher"], ["id", "first", "last", "email"]].set_index(
+        "id"
+    )
 
     def joined(keys: pd.Series, table: pd.DataFrame, namespace: str) -> pd.DataFrame:
-        known = member(keys, table.index)
-        rows = table.reindex(keys.where(known).fillna("")).reset_index(drop=True)
-        rows.index = keys.index
-        rows.insert(0, "id", keys.where(known))
+        """``table``'s row for each key (all missing where the key is unknown), by one Arrow lookup."""
+        positions = pc.index_in(
+            pa.array(keys, from_pandas=True), value_set=pa.array(table.index, from_pandas=True)
+        )
+        rows = pd.DataFrame(
+            {
+                column: pd.Series(
+                    pa.array(table[column], from_pandas=True).take(positions).to_pandas(),
+                    index=keys.index,
+                    dtype="string",
+                )
+                for column in table.columns
+            },
+            index=keys.index,
+        )
+        rows.insert(
+            0,
+            "id",
+            keys.where(pd.Series(positions.is_valid().to_numpy(zero_copy_only=False), index=keys.index)),
+        )
         return prefixed(rows, namespace)
 
     account_id = lookup(sections["school"], school_accounts)

@@ -207,7 +207,11 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
     no_login = rows["login_id"].isna()
     sent = ~no_user_id & ~duplicate_id & ~no_login
     sent_students = sent & ~observer & all_users["is_student"].reindex(rows.index, fill_value=False)
-    without_students = observer & sent & ~_observes_a_sent_student(district, settings, rows, sent_students)
+    without_students = (
+        observer & sent & ~_observes_a_sent_student(district, settings, rows, sent_students)
+        if observer.any()
+        else observer
+    )
     sent &= ~without_students
 
     cid = rows["clever_id"]
