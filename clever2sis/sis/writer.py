@@ -62,15 +62,15 @@ def _csv_field(values: pa.Array) -> pa.Array:
     return pc.if_else(needs, quoted, values)
 
 
-def _joined_bytes(lines: pa.Array) -> bytes:
-    """The UTF-8 bytes of every value of a string array, back to back (its data buffer, in order)."""
+def _joined_bytes(lines: pa.Array) -> memoryview:
+    """The UTF-8 bytes of every value of a string array, back to back: a view of its data buffer, no copy."""
     lines = lines.cast(pa.large_string())
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
     if len(lines) == 0:
-        return b""
+        return memoryview(b"")
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64, count=len(lines) + 1, offset=lines.offset * 8)
-    return memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])].tobytes()
+    return memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
 def _header(columns: Sequence[str]) -> bytes:
@@ -99,7 +99,7 @@ def _column(values: pd.Series) -> Callable[[int, int], pa.Array]:
     return lambda start, length: _csv_field(strings.slice(start, length))
 
 
-def csv_chunks(frame: pd.DataFrame, rows_per_chunk: int = CSV_ROWS_PER_CHUNK) -> Iterator[bytes]:
+def csv_chunks(frame: pd.DataFrame, rows_per_chunk: int = CSV_ROWS_PER_CHUNK) -> Iterator[bytes | memoryview]:
     """``frame`` (string columns, in order) as CSV: the header, then rows a chunk at a time."""
     yield _header([str(column) for column in frame.columns])
     columns = [_column(frame[column]) for column in frame.columns]
@@ -115,7 +115,9 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return b"".join(csv_chunks(frame))
 
 
-def write_csv(frame: pd.DataFrame, path: Path, *, also: Callable[[bytes], None] | None = None) -> WrittenFile:
+def write_csv(
+    frame: pd.DataFrame, path: Path, *, also: Callable[[bytes | memoryview], None] | None = None
+) -> WrittenFile:
     """Stream ``frame`` to ``path`` as CSV; return its row count, size and sha256.
 
     ``also`` receives every chunk too (a zip member being written), so the CSV is rendered once.
@@ -156,7 +158,7 @@ class _Member:
         self.pending: list[Future[bytes]] = []
         out.write(_local_header(self.name, crc=0, compressed=0, size=0))
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.crc = zlib.crc32(data, self.crc)
         self.size += len(data)
         if self.size > _ZIP32_LIMIT:
@@ -164,9 +166,12 @@ class _Member:
                 f"{self.name.decode()} is over {_ZIP32_LIMIT} bytes; zip64 members are not supported yet"
             )
         self.buffer += data
-        while len(self.buffer) > ZIP_CHUNK_BYTES:
-            self._submit(bytes(self.buffer[:ZIP_CHUNK_BYTES]), last=False)
-            del self.buffer[:ZIP_CHUNK_BYTES]
+        start = 0
+        with memoryview(self.buffer) as view:
+            while len(view) - start > ZIP_CHUNK_BYTES:
+                self._submit(bytes(view[start : start + ZIP_CHUNK_BYTES]), last=False)
+                start += ZIP_CHUNK_BYTES
+        del self.buffer[:start]
 
     def _submit(self, block: bytes, *, last: bool) -> None:
         self.pending.append(self.pool.submit(_deflate, block, last))
@@ -209,7 +214,7 @@ class ZipWriter:
             self._out.close()
 
     @contextlib.contextmanager
-    def member(self, name: str) -> Iterator[Callable[[bytes], None]]:
+    def member(self, name: str) -> Iterator[Callable[[bytes | memoryview], None]]:
         member = _Member(self._out, self._pool, name)
         yield member.write
         self._central.append(member.close())
