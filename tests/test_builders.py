@@ -504,3 +504,25 @@ def test_lookup_keeps_the_keys_index() -> None:
     keys = pd.Series(["b", "x", "a"], index=[7, 3, 5], dtype="string")
     mapping = pd.Series(["B", "A"], index=["b", "a"], dtype="string")
     assert lookup(keys, mapping).fillna("-").to_dict() == {7: "B", 3: "-", 5: "A"}
+
+
+def test_control_character_scan_handles_chunked_and_categorical_columns() -> None:
+    import pyarrow as pa
+
+    from clever2sis.sis.validate import clean_control_characters
+
+    chunked = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["ok", "fine"], ["bad\x00", "ok"]])))
+    frame = pd.DataFrame(
+        {
+            "user_id": pd.Series(["u1", "u2", "u3", "u4"], dtype="string"),
+            "first_name": chunked,
+            "role": pd.Series(pd.Categorical(["a", "b\t", "a", "a"])),
+        }
+    )
+    cleaned, found = clean_control_characters("users.csv", frame)
+    assert cleaned["first_name"].tolist() == ["ok", "fine", "bad", "ok"]
+    assert cleaned["role"].tolist() == ["a", "b", "a", "a"]
+    assert found["message"].tolist() == [
+        "users.csv user_id u2: control characters removed from role",
+        "users.csv user_id u3: control characters removed from first_name",
+    ]

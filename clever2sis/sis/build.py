@@ -29,7 +29,7 @@ from clever2sis.clever.frames import District, load_district
 from clever2sis.clever.snapshot import Snapshot, utc_timestamp
 from clever2sis.config import BuildSettings
 from clever2sis.errors import StrictFindingsError, UsageError
-from clever2sis.memory import release_freed_memory
+from clever2sis.memory import release_freed_memory, use_returning_allocator
 from clever2sis.progress import Progress, silent
 from clever2sis.sis import files
 from clever2sis.sis.builders import check_templates
@@ -185,6 +185,7 @@ def build(
     if out.exists() and not force:
         raise UsageError(f"{out} already exists; use --force to replace it")
     check_templates(settings)
+    use_returning_allocator()
     id_changes = read_id_map(id_map) if id_map is not None else None
     snapshot = Snapshot.open(snapshot_dir)
     progress(f"reading snapshot {snapshot_dir} (district {snapshot.district_id})")

@@ -7,7 +7,10 @@ with a finding, so no row reaches Canvas only to be skipped with a warning there
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
+import pyarrow as pa
 
 from clever2sis.sis import files
 from clever2sis.sis.builders import member
@@ -30,6 +33,25 @@ REFERENCES: tuple[tuple[str, str, str, str, bool], ...] = (
 )
 
 
+_CONTROL_BYTES = re.compile(CONTROL_CHARACTERS.encode())
+
+
+def _may_hold_control_characters(values: pd.Series) -> bool:
+    """A quick scan of the column's bytes (its categories for a categorical column); false means clean.
+
+    UTF-8 never uses the bytes 0x00-0x1f and 0x7f inside a multi-byte character, so a byte scan finds
+    exactly the characters the regex would.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = pd.Series(values.cat.categories, dtype="string")
+    strings = pa.array(values, type=pa.large_string(), from_pandas=True)
+    chunks = strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]
+    return any(
+        chunk.buffers()[2] is not None and _CONTROL_BYTES.search(memoryview(chunk.buffers()[2])) is not None
+        for chunk in chunks
+    )
+
+
 def clean_control_characters(name: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Replace control characters with a space (runs of them with one) and report each value changed."""
     found = []
@@ -37,6 +59,8 @@ def clean_control_characters(name: str, frame: pd.DataFrame) -> tuple[pd.DataFra
     record = frame.iloc[:, 0]
     for column in frame.columns:
         values = frame[column]
+        if not _may_hold_control_characters(values):
+            continue
         dirty = values.str.contains(CONTROL_CHARACTERS, regex=True).fillna(False).astype(bool)
         if not dirty.any():
             continue
