@@ -70,6 +70,9 @@ _COLUMNS = (
     "import_state",
     "run_dir",
 )
+# The facts of a run as its JSON line and run.json give them: the history columns, JSON ones by their fact
+# name (the guard's details stay in history and run.json's details, not in the one-line summary).
+SUMMARY_FIELDS = tuple(_JSON_COLUMNS.get(column, column) for column in _COLUMNS if column != "guard_json")
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ from clever2sis.sync.changes import (
     removal_rows,
     rewrite_build,
 )
-from clever2sis.sync.history import History, RunRow
+from clever2sis.sync.history import SUMMARY_FIELDS, History, RunRow
 from clever2sis.sync.runs import (
     BUILD_DIR_NAME,
     RUN_LOG_NAME,
@@ -365,28 +365,7 @@ def _finish(
     run: _Run, run_dir: Path, clock: Callable[[], dt.datetime], outcome: str, exit_code: int, message: str
 ) -> RunResult:
     run.record(finished=stamp(clock()), outcome=outcome, exit_code=exit_code, message=message)
-    summary = {
-        key: run.facts.get(key)
-        for key in (
-            "run_id",
-            "profile",
-            "district_id",
-            "started",
-            "finished",
-            "outcome",
-            "exit_code",
-            "message",
-            "deletion_mode",
-            "remaster",
-            "allow_large_change",
-            "guard",
-            "rows",
-            "changes",
-            "sis_import_id",
-            "import_state",
-            "run_dir",
-        )
-    }
+    summary = {key: run.facts.get(key) for key in SUMMARY_FIELDS}
     record = {**summary, **run.details}
     atomic_write_bytes(run_dir / RUN_RECORD_NAME, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
     return RunResult(str(summary["run_id"]), exit_code, outcome, message, summary, run_dir)
