@@ -54,7 +54,12 @@ def test_the_closed_section_comes_out_complete(recorded_build: Path) -> None:
 
     users = {row["user_id"]: row for row in rows(recorded_build, files.USERS)}
     assert all(users[student]["login_id"] for student in students)
-    assert users[record["teacher"]]["login_id"] == "madison.samantha"
+    recorded_users = json.loads((EXTRACTED / "users.json").read_text())["data"]
+    (teacher,) = [item["data"] for item in recorded_users if item["data"]["id"] == record["teacher"]]
+    assert (
+        users[record["teacher"]]["login_id"]
+        == teacher["roles"]["teacher"]["credentials"]["district_username"]
+    )
 
     (course,) = [row for row in rows(recorded_build, files.COURSES) if row["course_id"] == CLOSED_SECTION]
     assert course == {
