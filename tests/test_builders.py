@@ -526,3 +526,27 @@ def test_control_character_scan_handles_chunked_and_categorical_columns() -> Non
         "users.csv user_id u2: control characters removed from role",
         "users.csv user_id u3: control characters removed from first_name",
     ]
+
+
+def test_write_csv_renders_in_small_chunks_and_raises_what_the_writing_thread_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clever2sis.sis import writer
+
+    monkeypatch.setattr(writer, "CSV_ROWS_PER_CHUNK", 7)
+    monkeypatch.setattr(writer, "CSV_CHUNKS_AHEAD", 2)
+    frame = pd.DataFrame({"a": pd.Series([f"x{i}" for i in range(100)], dtype="string"), "b": "y,z"})
+    seen: list[bytes] = []
+    written = writer.write_csv(frame, tmp_path / "f.csv", also=lambda chunk: seen.append(bytes(chunk)))
+    expected = "a,b\n" + "".join(f'x{i},"y,z"\n' for i in range(100))
+    assert (tmp_path / "f.csv").read_text() == expected == b"".join(seen).decode()
+    assert (written.rows, written.bytes) == (100, len(expected))
+
+    def refuse(chunk: bytes | memoryview) -> None:
+        if len(seen) > 3:
+            raise OSError("disk full")
+        seen.append(bytes(chunk))
+
+    seen.clear()
+    with pytest.raises(OSError, match="disk full"):
+        writer.write_csv(frame, tmp_path / "g.csv", also=refuse)
