@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
-from clever2sis.sis.builders import Built, member
+from clever2sis.sis.builders import Built
 from clever2sis.sis.findings import WARNING, combine, report
 
 
@@ -26,15 +26,20 @@ def enrollment_columns(settings: BuildSettings) -> tuple[str, ...]:
     return files.COLUMNS[files.ENROLLMENTS]
 
 
-def _positions(values: pd.Series, of: pd.Series | pd.Index) -> np.ndarray:
+def _strings(values: pd.Series | pd.Index) -> pa.ChunkedArray:
+    """The Arrow strings behind a string column, without a copy where they are Arrow already."""
+    return pa.chunked_array([pa.array(values, type=pa.large_string(), from_pandas=True)])
+
+
+def _positions(values: pa.ChunkedArray, of: pa.ChunkedArray) -> np.ndarray:
     """Each value's position in ``of`` (-1 where absent), by Arrow's hash lookup."""
-    found = pc.index_in(pa.array(values, from_pandas=True), value_set=pa.array(of, from_pandas=True))
-    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    found = pc.index_in(values, value_set=of)
+    return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int64)
 
 
-def _ranks(values: pd.Series) -> np.ndarray:
+def _ranks(values: pa.ChunkedArray) -> np.ndarray:
     """The rank of each string in sorted order (ties broken by position; values here are unique)."""
-    order = pc.sort_indices(pa.array(values, from_pandas=True)).to_numpy()
+    order = pc.sort_indices(values).to_numpy()
     ranks = np.empty(len(order), dtype=np.int64)
     ranks[order] = np.arange(len(order))
     return ranks
@@ -54,13 +59,15 @@ def build_enrollments(
             np.where(teachers["position"].to_numpy() == 0, code["teacher"], code[settings.coteacher_role]),
         ),
     ]
+    built_ids = _strings(user_map.index)
+    canvas_ids = _strings(pd.Series(user_map.array))
     plan_of_row = np.full(len(district.sections), -1, dtype=np.int64)
     plan_of_row[plan["row"].to_numpy()] = np.arange(len(plan))
     found = []
     sections, users, role_codes = [], [], []
     for roster, role in parts:
         section = plan_of_row[roster["section"].to_numpy()]
-        user = _positions(roster["user_id"], user_map.index)
+        user = _positions(_strings(roster["user_id"]), built_ids)
         keep = (section >= 0) & (user >= 0)
         if not keep.all():
             found += _left_out(district, roster[~keep], section[~keep] < 0, np.asarray(roles)[role[~keep]])
@@ -70,10 +77,10 @@ def build_enrollments(
 
     # One key per enrollment that sorts like (course_id, section_id, role, user_id) and is unique per
     # (section, role, user): np.unique then both de-duplicates and orders.
-    section_order = np.lexsort((_ranks(plan["section_id"]), _ranks_with_ties(plan["course_id"])))
+    section_order = np.lexsort((_ranks(_strings(plan["section_id"])), _ranks_with_ties(plan["course_id"])))
     section_rank = np.empty(len(plan), dtype=np.int64)
     section_rank[section_order] = np.arange(len(plan))
-    user_rank = _ranks(pd.Series(user_map.to_numpy(), dtype="string"))
+    user_rank = _ranks(canvas_ids)
     n_users, n_roles = max(len(user_map), 1), len(roles)
     key = np.sort(
         (section_rank[np.concatenate(sections)] * n_roles + np.concatenate(role_codes)) * n_users
@@ -92,7 +99,7 @@ def build_enrollments(
         {
             "course_id": categorical(course_codes[section], course_ids),
             "section_id": categorical(section, plan["section_id"]),
-            "user_id": categorical(user, pd.Index(user_map.to_numpy(), dtype="string")),
+            "user_id": categorical(user, pd.Index(user_map.array)),
             "role": categorical(role, roles),
             "status": categorical(np.zeros(len(key), dtype=np.int64), ["active"]),
         }
@@ -106,7 +113,7 @@ def _left_out(
     """Findings for roster entries that are not enrolled (only these rows are formatted)."""
     section_id = pd.Series(district.sections["id"].to_numpy()[rows["section"].to_numpy()], index=rows.index)
     no_section_mask = pd.Series(no_section, index=rows.index)
-    unknown = ~no_section_mask & ~member(rows["user_id"], district.users["id"])
+    unknown = ~no_section_mask & ~_known(rows["user_id"], district.users["id"])
     not_built = ~no_section_mask & ~unknown
     who = (pd.Series(role_names, index=rows.index, dtype="string"), " ", rows["user_id"])
     return [
@@ -147,6 +154,14 @@ def _left_out(
             " not enrolled",
         ),
     ]
+
+
+def _known(values: pd.Series, ids: pd.Series) -> pd.Series:
+    """``values.isin(ids)`` for a few values against millions of ids: the ids are probed against the values'
+    distinct set, which is far cheaper than hashing every id into a set."""
+    wanted = pc.unique(_strings(values))
+    present = _strings(ids).filter(pc.is_in(_strings(ids), value_set=wanted))
+    return pd.Series(pc.is_in(_strings(values), value_set=present).to_numpy(), index=values.index)
 
 
 def _ranks_with_ties(values: pd.Series) -> np.ndarray:
