@@ -28,7 +28,8 @@ def enrollment_columns(settings: BuildSettings) -> tuple[str, ...]:
 
 def _strings(values: pd.Series | pd.Index) -> pa.ChunkedArray:
     """The Arrow strings behind a string column, without a copy where they are Arrow already."""
-    return pa.chunked_array([pa.array(values, type=pa.large_string(), from_pandas=True)])
+    array = pa.array(values.array, type=pa.large_string(), from_pandas=True)
+    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
 
 
 def _positions(values: pa.ChunkedArray, of: pa.ChunkedArray) -> np.ndarray:
