@@ -14,7 +14,8 @@ Everything is written into a temporary directory first and renamed into place wh
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from clever2sis.errors import StrictFindingsError, UsageError
 from clever2sis.memory import release_freed_memory, use_returning_allocator
 from clever2sis.progress import Progress, silent
 from clever2sis.sis import files
-from clever2sis.sis.builders import check_templates
+from clever2sis.sis.builders import Built, check_templates
 from clever2sis.sis.builders.accounts import build_accounts
 from clever2sis.sis.builders.change_sis_id import build_change_sis_id
 from clever2sis.sis.builders.courses import build_courses, plan_sections
@@ -60,16 +61,23 @@ class BuiltFiles:
     skipped: dict[str, str]
 
 
+Ready = Callable[[str, pd.DataFrame], None]
+
+
 def build_frames(
     district: District,
     settings: BuildSettings,
     progress: Progress = silent,
     *,
     id_map: pd.DataFrame | None = None,
+    ready: Ready | None = None,
 ) -> BuiltFiles:
     """Run every builder, then the validation that spans files. Pure: no I/O.
 
     ``id_map`` (from ``clever2sis map-ids``) adds change_sis_id.csv: old SIS ids changed to this build's.
+
+    ``ready`` is given each file with rows as soon as it is final, in processing order. Every file before
+    enrollments.csv is final before the enrollments are built, so a caller can write them meanwhile.
     """
     accounts, school_accounts = build_accounts(district, settings)
     terms, term_map = build_terms(district, settings)
@@ -79,41 +87,57 @@ def build_frames(
     progress(f"courses: {len(courses.frame):,}; sections: {len(sections.frame):,}")
     users, user_map, observer_map = build_users(district, settings)
     progress(f"users: {len(users.frame):,}")
-    enrollments = build_enrollments(district, settings, plan.frame, user_map)
-    progress(f"enrollments: {len(enrollments.frame):,}")
-    built = {
+    first = {
         files.ACCOUNTS: accounts,
         files.TERMS: terms,
         files.COURSES: courses,
         files.SECTIONS: sections,
         files.USERS: users,
-        files.ENROLLMENTS: enrollments,
     }
-    if settings.observers.enabled:
-        built[files.USER_OBSERVERS] = build_user_observers(district, settings, user_map, observer_map)
-        progress(f"user observers: {len(built[files.USER_OBSERVERS].frame):,}")
     if id_map is not None:
-        built[files.CHANGE_SIS_ID] = build_change_sis_id(
+        first[files.CHANGE_SIS_ID] = build_change_sis_id(
             district, settings, id_map, plan.frame, user_map, observer_map
         )
-        progress(f"SIS ids changed: {len(built[files.CHANGE_SIS_ID].frame):,}")
-    found = [plan.findings, *(part.findings for part in built.values())]
-    frames = {}
-    for name, part in built.items():
-        frames[name], cleaned = clean_control_characters(name, part.frame)
-        found.append(cleaned)
-    frames, dangling = check_references(frames)
-    found.append(dangling)
-    skipped = {
-        name: "no rows (Canvas would take a header-only file as 'delete all')"
-        for name, frame in frames.items()
-        if frame.empty
-    }
-    return BuiltFiles(
-        frames={name: frame for name, frame in frames.items() if not frame.empty},
-        findings=combine(found),
-        skipped=skipped,
-    )
+        progress(f"SIS ids changed: {len(first[files.CHANGE_SIS_ID].frame):,}")
+    final = _Validated(ready)
+    final.add(first)
+    final.found.append(plan.findings)
+    del first, accounts, terms, courses, sections, users
+    rest = {files.ENROLLMENTS: build_enrollments(district, settings, plan.frame, user_map)}
+    progress(f"enrollments: {len(rest[files.ENROLLMENTS].frame):,}")
+    if settings.observers.enabled:
+        rest[files.USER_OBSERVERS] = build_user_observers(district, settings, user_map, observer_map)
+        progress(f"user observers: {len(rest[files.USER_OBSERVERS].frame):,}")
+    final.add(rest)
+    return BuiltFiles(frames=final.frames, findings=combine(final.found), skipped=final.skipped)
+
+
+class _Validated:
+    """Built files made final a batch at a time, in processing order: control characters cleaned, then rows
+    whose references are not in the build dropped (each file's targets come before it, so are final)."""
+
+    def __init__(self, ready: Ready | None) -> None:
+        self.ready = ready
+        self.frames: dict[str, pd.DataFrame] = {}
+        self.found: list[pd.DataFrame] = []
+        self.skipped: dict[str, str] = {}
+
+    def add(self, built: Mapping[str, Built]) -> None:
+        names = [name for name in files.FILE_ORDER if name in built]
+        frames = dict(self.frames)
+        for name in names:
+            self.found.append(built[name].findings)
+            frames[name], cleaned = clean_control_characters(name, built[name].frame)
+            self.found.append(cleaned)
+        frames, dangling = check_references(frames, only=names)
+        self.found.append(dangling)
+        for name in names:
+            if frames[name].empty:
+                self.skipped[name] = "no rows (Canvas would take a header-only file as 'delete all')"
+                continue
+            self.frames[name] = frames[name]
+            if self.ready is not None:
+                self.ready(name, frames[name])
 
 
 def findings_summary(found: pd.DataFrame) -> dict[str, Any]:
@@ -159,6 +183,34 @@ def build_record(
     }
 
 
+class _FileWriter:
+    """Writes each file handed over (in processing order) to CSV and to the zip, on a thread of its own."""
+
+    def __init__(self, archive: ZipWriter, csv_dir: Path) -> None:
+        self.archive = archive
+        self.csv_dir = csv_dir
+        self.written: dict[str, WrittenFile] = {}
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="csv-files")
+        self.pending: list[Future[None]] = []
+
+    def __enter__(self) -> _FileWriter:
+        return self
+
+    def write(self, name: str, frame: pd.DataFrame) -> None:
+        self.pending.append(self.pool.submit(self._write, name, frame))
+
+    def _write(self, name: str, frame: pd.DataFrame) -> None:
+        with self.archive.member(name) as add_to_zip:
+            self.written[name] = write_csv(frame, self.csv_dir / name, also=add_to_zip)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        """Wait for every file; raise the first error a write raised (unless one is on its way already)."""
+        self.pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+        if exc_type is None:
+            for future in self.pending:
+                future.result()
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -191,17 +243,13 @@ def build(
     progress(f"reading snapshot {snapshot_dir} (district {snapshot.district_id})")
     district = load_district(snapshot)
     progress(f"loaded {len(district.users):,} users, {len(district.sections):,} sections")
-    built = build_frames(district, settings, progress, id_map=id_changes)
-    del district
-    release_freed_memory()
     with atomic_directory(out, replace=force) as tmp:
         (tmp / CSV_DIR).mkdir()
-        names = [name for name in files.FILE_ORDER if name in built.frames]
-        written = {}
-        with ZipWriter(tmp / ZIP_NAME) as archive:
-            for name in names:
-                with archive.member(name) as add_to_zip:
-                    written[name] = write_csv(built.frames[name], tmp / CSV_DIR / name, also=add_to_zip)
+        with ZipWriter(tmp / ZIP_NAME) as archive, _FileWriter(archive, tmp / CSV_DIR) as writer:
+            built = build_frames(district, settings, progress, id_map=id_changes, ready=writer.write)
+            del district
+            release_freed_memory()
+        written = writer.written
         csv_bytes = sum(f.bytes for f in written.values())
         zip_bytes = (tmp / ZIP_NAME).stat().st_size
         progress(f"wrote {len(written)} CSV files ({csv_bytes:,} bytes) and the zip ({zip_bytes:,} bytes)")

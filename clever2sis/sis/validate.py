@@ -8,6 +8,7 @@ with a finding, so no row reaches Canvas only to be skipped with a warning there
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 import pandas as pd
 import pyarrow as pa
@@ -85,12 +86,17 @@ def clean_control_characters(name: str, frame: pd.DataFrame) -> tuple[pd.DataFra
     return out, combine(found)
 
 
-def check_references(built: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Drop rows whose references are not in the build (in processing order, so removals cascade)."""
+def check_references(
+    built: dict[str, pd.DataFrame], only: Collection[str] | None = None
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Drop rows whose references are not in the build (in processing order, so removals cascade).
+
+    ``only``: check just these files (their targets, earlier in processing order, must be in ``built``).
+    """
     out = dict(built)
     found = []
     for name, column, target, target_column, blank_ok in REFERENCES:
-        if name not in out:
+        if name not in out or (only is not None and name not in only):
             continue
         frame = out[name]
         known = out[target][target_column] if target in out else pd.Series([], dtype="string")
