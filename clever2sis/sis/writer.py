@@ -43,6 +43,7 @@ ZIP_CHUNK_BYTES = 16 << 20
 ZIP_COMPRESSION_LEVEL = 1  # ISA-L's levels are 0-3; 1 is its default
 ZIP_THREADS = max(1, min(4, os.cpu_count() or 1))
 _NEEDS_QUOTES = r'[",\r\n]'
+_QUOTE_BYTES = (b",", b'"', b"\r", b"\n")
 
 # Zip format constants (PKWARE APPNOTE 6.3): 1980-01-01 00:00 as a DOS date, Unix "made by", rw-r--r--.
 _DOS_DATE = (0 << 9) | (1 << 5) | 1
@@ -61,8 +62,21 @@ class WrittenFile:
     sha256: str
 
 
-def _csv_field(values: pa.Array) -> pa.Array:
+def _value_bytes(values: pa.Array | pa.ChunkedArray) -> Iterator[bytes]:
+    """The UTF-8 bytes of a large_string array's values, back to back, a chunk at a time."""
+    for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        data = chunk.buffers()[2]
+        if len(chunk) and data is not None:
+            offsets = np.frombuffer(
+                chunk.buffers()[1], np.int64, count=len(chunk) + 1, offset=chunk.offset * 8
+            )
+            yield bytes(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
+
+
+def _csv_field(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     values = pc.fill_null(values.cast(pa.large_string()), "")
+    if not any(byte in data for data in _value_bytes(values) for byte in _QUOTE_BYTES):
+        return values  # most columns hold no comma, quote or line break at all: a memchr scan tells
     needs = pc.match_substring_regex(values, _NEEDS_QUOTES)
     if not pc.any(needs).as_py():
         return values
