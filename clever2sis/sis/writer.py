@@ -39,6 +39,7 @@ from isal import isal_zlib
 
 CSV_ROWS_PER_CHUNK = 1 << 14
 CSV_CHUNKS_AHEAD = 16  # rendered chunks that may wait for the writing thread
+CSV_RENDER_THREADS = max(1, min(2, os.cpu_count() or 1))
 ZIP_CHUNK_BYTES = 16 << 20
 ZIP_COMPRESSION_LEVEL = 1  # ISA-L's levels are 0-3; 1 is its default
 ZIP_THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -105,14 +106,18 @@ def _header(columns: Sequence[str]) -> bytes:
     return (",".join(fields) + "\n").encode("utf-8")
 
 
-def _column(values: pd.Series) -> Callable[[int, int], pa.Array]:
-    """A function giving rows [start, start + length) of ``values`` as CSV fields.
+def _column(values: pd.Series, end: str = "") -> Callable[[int, int], pa.Array | pa.ChunkedArray]:
+    """A function giving rows [start, start + length) of ``values`` as CSV fields, each followed by ``end``.
 
     A categorical column is rendered once per category and then gathered by code, so an id that a million
     enrollments share is quoted and encoded once.
     """
+    tail = pa.scalar(end, pa.large_string())
+    empty = pa.scalar("", pa.large_string())
     if isinstance(values.dtype, pd.CategoricalDtype):
         categories = _csv_field(pa.array(values.cat.categories, type=pa.large_string(), from_pandas=True))
+        if end:
+            categories = pc.binary_join_element_wise(categories, tail, empty)
         codes = pa.array(values.cat.codes.to_numpy())
 
         def gather(start: int, length: int) -> pa.Array:
@@ -120,19 +125,42 @@ def _column(values: pd.Series) -> Callable[[int, int], pa.Array]:
 
         return gather
     strings = pa.array(values, type=pa.large_string(), from_pandas=True)
-    return lambda start, length: _csv_field(strings.slice(start, length))
+
+    def render(start: int, length: int) -> pa.Array | pa.ChunkedArray:
+        fields = _csv_field(strings.slice(start, length))
+        return pc.binary_join_element_wise(fields, tail, empty) if end else fields
+
+    return render
 
 
 def csv_chunks(frame: pd.DataFrame) -> Iterator[bytes | memoryview]:
-    """``frame`` (string columns, in order) as CSV: the header, then rows a chunk at a time."""
+    """``frame`` (string columns, in order) as CSV: the header, then rows a chunk at a time.
+
+    Chunks are rendered on ``CSV_RENDER_THREADS`` threads (Arrow's kernels release the GIL) and come out in
+    order.
+    """
     rows_per_chunk = CSV_ROWS_PER_CHUNK
     yield _header([str(column) for column in frame.columns])
-    columns = [_column(frame[column]) for column in frame.columns]
-    for start in range(0, len(frame), rows_per_chunk):
+    names = list(frame.columns)
+    columns = [_column(frame[name], "\n" if i == len(names) - 1 else "") for i, name in enumerate(names)]
+    comma = pa.scalar(",", pa.large_string())
+
+    def render(start: int) -> memoryview:
         fields = [column(start, rows_per_chunk) for column in columns]
-        comma, empty, newline = (pa.scalar(text, pa.large_string()) for text in (",", "", "\n"))
-        line = pc.binary_join_element_wise(*fields, comma) if len(fields) > 1 else fields[0]
-        yield _joined_bytes(pc.binary_join_element_wise(line, empty, newline))
+        return _joined_bytes(pc.binary_join_element_wise(*fields, comma) if len(fields) > 1 else fields[0])
+
+    starts = range(0, len(frame), rows_per_chunk)
+    if len(starts) < 2:
+        yield from map(render, starts)
+        return
+    with ThreadPoolExecutor(CSV_RENDER_THREADS, thread_name_prefix="csv-render") as pool:
+        pending: collections.deque[Future[memoryview]] = collections.deque()
+        for start in starts:
+            pending.append(pool.submit(render, start))
+            if len(pending) > CSV_CHUNKS_AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -146,21 +174,26 @@ def write_csv(
     """Stream ``frame`` to ``path`` as CSV; return its row count, size and sha256.
 
     ``also`` receives every chunk too (a zip member being written), so the CSV is rendered once. It is
-    called on the writing thread, in order, and never after this function returns.
+    called on a thread of its own (the file is written and hashed on another), in order, and never after
+    this function returns.
     """
     digest = hashlib.sha256()
     size = 0
-    with path.open("wb") as handle, _InOrder(CSV_CHUNKS_AHEAD) as later:
+    with (
+        path.open("wb") as handle,
+        _InOrder(CSV_CHUNKS_AHEAD) as to_file,
+        _InOrder(CSV_CHUNKS_AHEAD) as to_zip,
+    ):
 
-        def take(chunk: bytes | memoryview) -> None:
+        def keep(chunk: bytes | memoryview) -> None:
             handle.write(chunk)
             digest.update(chunk)
-            if also is not None:
-                also(chunk)
 
         for chunk in csv_chunks(frame):
             size += len(chunk)
-            later(take, chunk)
+            to_file(keep, chunk)
+            if also is not None:
+                to_zip(also, chunk)
     return WrittenFile(rows=len(frame), bytes=size, sha256=digest.hexdigest())
 
 
