@@ -27,92 +27,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from clever2sis.clever.schemas import SCHEMAS
 from clever2sis.clever.snapshot import Snapshot
 from clever2sis.errors import SnapshotError
 
 ROLES = ("student", "teacher", "staff", "district_admin", "contact")
-_S = pa.string()
-_CREDENTIALS = pa.struct([("district_username", _S)])
 _JSON_BLOCK_BYTES = 16 << 20
-
-
-def _fields(*names: str) -> list[tuple[str, pa.DataType]]:
-    return [(name, _S) for name in names]
-
-
-SCHEMAS: dict[str, pa.Schema] = {
-    "districts": pa.schema(_fields("id", "name")),
-    "schools": pa.schema(
-        _fields("id", "name", "sis_id", "school_number", "state_id", "nces_id", "low_grade", "high_grade")
-    ),
-    "terms": pa.schema(_fields("id", "name", "start_date", "end_date")),
-    "courses": pa.schema(_fields("id", "name", "number")),
-    "sections": pa.schema(
-        [
-            *_fields(
-                "id",
-                "school",
-                "name",
-                "sis_id",
-                "course",
-                "term_id",
-                "period",
-                "subject",
-                "grade",
-                "section_number",
-                "teacher",
-            ),
-            ("students", pa.list_(_S)),
-            ("teachers", pa.list_(_S)),
-        ]
-    ),
-    "users": pa.schema(
-        [
-            ("id", _S),
-            ("email", _S),
-            ("name", pa.struct(_fields("first", "middle", "last"))),
-            (
-                "roles",
-                pa.struct(
-                    [
-                        (
-                            "student",
-                            pa.struct(
-                                [
-                                    *_fields("school", "sis_id", "student_number", "state_id", "grade"),
-                                    ("credentials", _CREDENTIALS),
-                                ]
-                            ),
-                        ),
-                        (
-                            "teacher",
-                            pa.struct(
-                                [
-                                    *_fields("school", "sis_id", "teacher_number", "state_id", "title"),
-                                    ("credentials", _CREDENTIALS),
-                                ]
-                            ),
-                        ),
-                        ("staff", pa.struct([*_fields("staff_id", "title"), ("credentials", _CREDENTIALS)])),
-                        ("district_admin", pa.struct(_fields("title"))),
-                        (
-                            "contact",
-                            pa.struct(
-                                [
-                                    *_fields("sis_id"),
-                                    (
-                                        "student_relationships",
-                                        pa.list_(pa.struct(_fields("student", "relationship", "type"))),
-                                    ),
-                                ]
-                            ),
-                        ),
-                    ]
-                ),
-            ),
-        ]
-    ),
-}
 
 # Flattened Arrow column -> frame column, for the users frame.
 _USER_COLUMNS = {
