@@ -1,7 +1,9 @@
 """Load a snapshot into pandas DataFrames, once, reading only the fields a build uses.
 
-Each collection's JSONL is parsed by Arrow's multithreaded JSON reader against an explicit schema (unknown
-fields are skipped), then flattened into string columns. Clever's ``""`` means "no value" and becomes
+Each collection is read from the snapshot's columnar copy (an Arrow IPC file already in the collection's
+schema, see :mod:`clever2sis.clever.schemas`) when it has one; otherwise its JSONL is parsed by Arrow's
+multithreaded JSON reader against that schema (unknown fields are skipped). Either way the same table is
+then flattened into string columns. Clever's ``""`` means "no value" and becomes
 ``<NA>`` here, so every later step has one notion of missing.
 
 Frames (one row per record unless said otherwise):
@@ -28,11 +30,10 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from clever2sis.clever.schemas import SCHEMAS
-from clever2sis.clever.snapshot import Snapshot
+from clever2sis.clever.snapshot import JSON_BLOCK_BYTES, Snapshot
 from clever2sis.errors import SnapshotError
 
 ROLES = ("student", "teacher", "staff", "district_admin", "contact")
-_JSON_BLOCK_BYTES = 16 << 20
 
 # Flattened Arrow column -> frame column, for the users frame.
 _USER_COLUMNS = {
@@ -77,14 +78,19 @@ class District:
 
 
 def _read_table(snapshot: Snapshot, collection: str) -> pa.Table:
+    """The collection's records in its schema: from the columnar copy if the snapshot has one this
+    clever2sis reads, otherwise parsed from the JSONL (the same table either way)."""
     schema = SCHEMAS[collection]
     if snapshot.manifest["collections"][collection]["records"] == 0:
         return schema.empty_table()
+    table = snapshot.read_columnar(collection)
+    if table is not None:
+        return table
     try:
         with snapshot.reader(collection) as stream:
             return pajson.read_json(
                 stream,
-                read_options=pajson.ReadOptions(block_size=_JSON_BLOCK_BYTES),
+                read_options=pajson.ReadOptions(block_size=JSON_BLOCK_BYTES),
                 parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
             )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
