@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from bench.reference import compare
-from clever2sis.clever.snapshot import COLLECTIONS, Snapshot, add_columnar_copy
+from clever2sis.clever.snapshot import Snapshot, add_columnar_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / "cache"
@@ -122,7 +122,7 @@ def district(students: int, cache: Path) -> Path:
     if not (path / "manifest.json").is_file():
         log(f"generating the {students:,}-student district into {path}")
         step("generate", "--students", str(students), "--seed", str(SEED), "--out", str(path))
-    elif any(Snapshot.open(path).columnar_entry(name) is None for name in COLLECTIONS):
+    elif not Snapshot.open(path).has_columnar_copy:
         log(f"adding the columnar copy to {path} (parsing its JSONL)")
         add_columnar_copy(path)
     return path

@@ -62,6 +62,7 @@ def assert_same_district(left: District, right: District) -> None:
 def test_every_snapshot_has_a_copy_of_every_collection(snapshot_path: Path) -> None:
     snapshot = Snapshot.open(snapshot_path)
     assert snapshot.manifest["columnar"]["schema"] == SCHEMA_FINGERPRINT
+    assert snapshot.has_columnar_copy
     for name in COLLECTIONS:
         entry = snapshot.columnar_entry(name)
         assert entry is not None
@@ -88,7 +89,7 @@ def test_each_copy_is_the_table_arrow_parses_from_the_jsonl(snapshot_path: Path)
 
 def test_the_copy_and_the_jsonl_give_the_same_frames(snapshot_path: Path, tmp_path: Path) -> None:
     jsonl_only = without_copy(snapshot_path, tmp_path / "jsonl-only")
-    assert Snapshot.open(jsonl_only).columnar_entry("users") is None
+    assert not Snapshot.open(jsonl_only).has_columnar_copy
     assert_same_district(
         load_district(Snapshot.open(snapshot_path)), load_district(Snapshot.open(jsonl_only))
     )
@@ -153,6 +154,7 @@ def test_a_copy_written_with_other_schemas_is_ignored(snapshot_path: Path, tmp_p
     flip_a_byte(snapshot_path / "users.arrow")
     (snapshot_path / "sections.arrow").unlink()
     snapshot = Snapshot.open(snapshot_path)
+    assert not snapshot.has_columnar_copy
     assert snapshot.columnar_entry("users") is None
     assert snapshot.read_columnar("users") is None
     assert_same_district(load_district(snapshot), expected)

@@ -4,7 +4,7 @@ Layout (documented in the README)::
 
     SNAPSHOT_DIR/
       manifest.json        what, when, from where; per collection: file, record count, bytes, sha256;
-                           and the ``columnar`` section: the schemas' fingerprint and the same per .arrow file
+                           and the ``columnar`` section: the schemas' fingerprint, and the same four per copy
       districts.jsonl      one Clever record per line: the inner ``data`` object of the list envelope,
       schools.jsonl        byte-for-byte the JSON Clever sent for it (fields in Clever's order), so
       terms.jsonl          nothing is lost; lines in ascending id order
@@ -284,7 +284,10 @@ class SnapshotWriter:
             ...
             snap.finish(started_at=..., extra={...})
 
-    Leaving the ``with`` block without ``finish()`` (or with an exception) discards everything.
+    A caller that has parsed its records into the collection's schema (the pull) gives their table with
+    ``write_lines``, and the columnar copy is written as they come; otherwise ``finish()`` makes it by parsing
+    the collection's JSONL. Leaving the ``with`` block without ``finish()`` (or with an exception) discards
+    everything.
     """
 
     def __init__(self, dest: Path, *, api_version: str, source: str, replace: bool = False) -> None:
@@ -458,6 +461,13 @@ class Snapshot:
         if hashing.size != entry["bytes"] or hashing.digest.hexdigest() != entry["sha256"]:
             raise SnapshotError(f"{file}: sha256 does not match the manifest (changed or corrupt)")
 
+    @property
+    def has_columnar_copy(self) -> bool:
+        """Whether the snapshot has a columnar section this clever2sis reads (a collection whose records did
+        not fit the schema has no entry in it)."""
+        section = self.manifest.get(COLUMNAR_SECTION)
+        return isinstance(section, dict) and section.get("schema") == SCHEMA_FINGERPRINT
+
     def columnar_entry(self, collection: str) -> dict[str, Any] | None:
         """The manifest's entry for the collection's columnar copy; None if there is none this clever2sis
         reads (none written, or written with other schemas)."""
@@ -552,7 +562,7 @@ def add_columnar_copy(path: Path) -> dict[str, Any]:
     was, perhaps beside unlisted files that nothing reads. The manifest's sha256 changes.
     """
     snapshot = Snapshot.open(path)
-    if all(snapshot.columnar_entry(name) is not None for name in COLLECTIONS):
+    if snapshot.has_columnar_copy:
         return snapshot.manifest
     entries: dict[str, Any] = {}
     for name in COLLECTIONS:
