@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ import pytest
 import vcr
 import yaml
 
-from clever2sis.clever.snapshot import COLLECTIONS, SnapshotWriter
+from clever2sis.clever.snapshot import COLLECTIONS, SnapshotWriter, add_columnar_copy
 from tests.canvas_server import CanvasTestServer, FakeCanvas
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
@@ -34,6 +35,24 @@ def write_snapshot(dest: Path, records: Records, *, replace: bool = False) -> Pa
             snap.collection(name).write(sorted(records.get(name, []), key=lambda r: r["id"]))
         district = (records.get("districts") or [{"id": DISTRICT_ID, "name": "Test District"}])[0]
         snap.finish(district=district, started_at="2026-09-01T06:00:00Z", finished_at="2026-09-01T06:05:00Z")
+    return dest
+
+
+def drop_columnar(path: Path) -> Path:
+    """Make the snapshot at ``path`` one written before the columnar copy existed: no section, no files."""
+    manifest = orjson.loads((path / "manifest.json").read_bytes())
+    for entry in manifest.pop("columnar")["collections"].values():
+        (path / entry["file"]).unlink()
+    (path / "manifest.json").write_bytes(
+        orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
+    return path
+
+
+def reparsed(path: Path, dest: Path) -> Path:
+    """A copy of the snapshot at ``path`` whose columnar copy was made afresh by parsing its JSONL."""
+    shutil.copytree(path, dest)
+    add_columnar_copy(drop_columnar(dest))
     return dest
 
 

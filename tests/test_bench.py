@@ -8,6 +8,7 @@ the reference's rows equal ours, and the report renders.
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from bench.floors import csv_bytes_of, download_and_parse, zip_only
 from bench.reference import build as reference_build
 from bench.reference import compare, fetch, load_snapshot, write
 from bench.run import Size, render, verdicts
+from bench.run import district as cached_district
 from bench.server import PrerenderedServer, render_pages
 from clever2sis.clever.client import CleverClient
 from clever2sis.clever.pull import pull_district
@@ -23,6 +25,7 @@ from clever2sis.clever.sample import generate_district
 from clever2sis.clever.snapshot import COLLECTIONS, Snapshot
 from clever2sis.config import build_settings, load_raw_config
 from clever2sis.sis.build import build
+from tests.conftest import drop_columnar
 
 TOKEN = "b3nch5m0k3b3nch5m0k3b3nch5m0k3b3nch5m0k"
 
@@ -72,3 +75,15 @@ def test_the_reference_build_gives_our_rows_and_the_report_renders(district: Pat
     assert dict((target, ok) for target, _, ok in verdicts([size]))[
         "build ≥ 5x faster than the reference's parse + build + zip"
     ]
+
+
+def test_a_cached_district_without_the_columnar_copy_is_given_it(district: Path, tmp_path: Path) -> None:
+    cached = tmp_path / "district-2000-seed7"
+    drop_columnar(Path(shutil.copytree(district, cached)))
+    assert cached_district(2_000, tmp_path) == cached
+    snapshot = Snapshot.open(cached)
+    assert snapshot.has_columnar_copy
+    assert snapshot.manifest["columnar"] == Snapshot.open(district).manifest["columnar"]
+    manifest = (cached / "manifest.json").read_bytes()
+    cached_district(2_000, tmp_path)
+    assert (cached / "manifest.json").read_bytes() == manifest

@@ -90,6 +90,7 @@ def test_a_recorded_pull_replays_to_exactly_the_served_records(tmp_path: Path) -
     assert manifest["pull"]["pages"]["users"] == 7
     assert manifest["dangling_references"]["sections.students"] == 1
     assert set(manifest["collections"]) == set(COLLECTIONS)
+    assert set(manifest["columnar"]["collections"]) == set(COLLECTIONS)
 
 
 def test_recorded_error_answers_map_to_clear_errors() -> None:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import orjson
+import pyarrow as pa
 import pytest
 
-from clever2sis.clever.client import CleverClient
+from clever2sis.clever.client import CleverClient, Page
 from clever2sis.clever.pull import pull_district
 from clever2sis.clever.snapshot import COLLECTIONS, Snapshot
 from clever2sis.errors import CleverApiError, CleverAuthError, UsageError
 from tests.clever_server import CleverTestServer, Faults, district_from_snapshot
+from tests.conftest import reparsed
 from tests.synthetic import write_district
 
 TOKEN = "fedcba9876543210fedcba9876543210fedcba98"
@@ -31,6 +35,15 @@ def assert_snapshot_equals_served(dest: Path, server: CleverTestServer) -> Snaps
     for name in COLLECTIONS:
         assert snapshot.read_bytes(name).splitlines() == server.served_lines(name), name
     return snapshot
+
+
+def assert_columnar_copy_is_the_jsonl_parsed(dest: Path, tmp_path: Path) -> None:
+    """Every collection's columnar copy is byte for byte the one parsing its JSONL gives."""
+    again = reparsed(dest, tmp_path / "reparsed")
+    manifest = Snapshot.open(dest).manifest
+    assert manifest["columnar"] == Snapshot.open(again).manifest["columnar"]
+    for name in manifest["columnar"]["collections"]:
+        assert (dest / f"{name}.arrow").read_bytes() == (again / f"{name}.arrow").read_bytes(), name
 
 
 def fast_client(server: CleverTestServer, **kwargs: object) -> CleverClient:
@@ -65,6 +78,43 @@ def test_pull_writes_exactly_the_served_records_and_counts_dangling_references(
     assert any(m.startswith("users: page 2,") for m in messages)
     assert TOKEN not in orjson.dumps(manifest).decode()
     assert [p.name for p in tmp_path.iterdir()] == ["snap"]
+    assert set(manifest["columnar"]["collections"]) == set(COLLECTIONS)
+    assert_columnar_copy_is_the_jsonl_parsed(tmp_path / "snap", tmp_path)
+
+
+class RecordPagesClient(CleverClient):
+    """A client whose ``fallback`` pages come without their Arrow table, as pages Arrow cannot parse do."""
+
+    def __init__(self, *args: object, fallback: set[tuple[str, int]], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fallback = fallback
+
+    def iter_pages(self, collection: str, schema: pa.Schema) -> Iterator[Page]:  # type: ignore[override]
+        for page in super().iter_pages(collection, schema):
+            if (collection, page.number) in self.fallback:
+                page = dataclasses.replace(page, table=None)
+            yield page
+
+
+def test_a_page_kept_record_by_record_still_gives_the_copy_the_jsonl_gives(
+    district: dict[str, list[bytes]], tmp_path: Path
+) -> None:
+    fallback = {("users", 2), ("sections", 1), ("terms", 1)}
+    with (
+        CleverTestServer(district, token=TOKEN) as server,
+        RecordPagesClient(TOKEN, server.url, "v3.0", page_size=37, fallback=fallback) as client,
+    ):
+        manifest = pull_district(client, tmp_path / "snap")
+    assert_snapshot_equals_served(tmp_path / "snap", server)
+    assert set(manifest["columnar"]["collections"]) == set(COLLECTIONS)
+    assert_columnar_copy_is_the_jsonl_parsed(tmp_path / "snap", tmp_path)
+    assert sorted(p.name for p in (tmp_path / "snap").iterdir()) == sorted(
+        [
+            *(f"{name}.jsonl" for name in COLLECTIONS),
+            *(f"{name}.arrow" for name in COLLECTIONS),
+            "manifest.json",
+        ]
+    )
 
 
 def test_the_rate_limit_and_faults_are_survived_and_change_nothing(
@@ -132,7 +182,13 @@ def test_duplicates_across_pages_are_dropped(tmp_path: Path) -> None:
         ids = ["a1", "a2", "a3"] if collection == "users" else [f"{collection}1"]
         after = request.url.params.get("starting_after")
         page = ids[:2] if after is None else ids[1:]  # the second page repeats "a2"
-        items = [{"data": {"id": i, "name": i}, "uri": f"/v3.0/{collection}/{i}"} for i in page]
+        items = [
+            {
+                "data": {"id": i, "name": {"first": i} if collection == "users" else i},
+                "uri": f"/v3.0/{collection}/{i}",
+            }
+            for i in page
+        ]
         links = (
             [{"rel": "next", "uri": f"/v3.0/{collection}?starting_after={page[-1]}"}] if after is None else []
         )
@@ -145,6 +201,10 @@ def test_duplicates_across_pages_are_dropped(tmp_path: Path) -> None:
     assert manifest["pull"]["duplicates_dropped"]["users"] == 1
     lines = (tmp_path / "snap" / "users.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["id"] for line in lines] == ["a1", "a2", "a3"]
+    users = Snapshot.open(tmp_path / "snap").read_columnar("users")
+    assert users is not None
+    assert users.column("id").to_pylist() == ["a1", "a2", "a3"]
+    assert_columnar_copy_is_the_jsonl_parsed(tmp_path / "snap", tmp_path)
 
 
 def test_records_that_do_not_fit_the_arrow_schema_are_kept_and_counted_the_same(tmp_path: Path) -> None:
@@ -171,6 +231,9 @@ def test_records_that_do_not_fit_the_arrow_schema_are_kept_and_counted_the_same(
     assert manifest["dangling_references"]["sections.students"] == 1
     assert manifest["dangling_references"]["sections.teachers"] == 0
     assert manifest["dangling_references"]["sections.course"] == 1
+    # Records that do not fit the build's schema get no columnar copy (the build reports them from the JSONL).
+    assert set(manifest["columnar"]["collections"]) == {"districts", "schools", "terms", "courses"}
+    assert not (tmp_path / "snap" / "users.arrow").exists()
 
 
 def test_an_interrupted_pull_leaves_nothing_behind(district: dict[str, list[bytes]], tmp_path: Path) -> None:

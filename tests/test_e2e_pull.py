@@ -86,6 +86,14 @@ def test_the_pulled_snapshot_holds_exactly_the_served_records(pulled_demo: Pulle
         assert pulled_entry["sha256"] == served_entry["sha256"]
 
 
+def test_the_pulled_columnar_copy_is_byte_for_byte_the_generated_one(pulled_demo: PulledDemo) -> None:
+    assert pulled_demo.pulled.manifest["columnar"] == pulled_demo.served.manifest["columnar"]
+    for name in COLLECTIONS:
+        assert (pulled_demo.pulled.path / f"{name}.arrow").read_bytes() == (
+            pulled_demo.served.path / f"{name}.arrow"
+        ).read_bytes(), name
+
+
 def test_the_manifest_describes_the_pull(pulled_demo: PulledDemo) -> None:
     manifest = pulled_demo.pulled.manifest
     assert manifest == pulled_demo.manifest

@@ -9,7 +9,7 @@ import pytest
 
 from clever2sis.clever.snapshot import Snapshot, SnapshotWriter
 from clever2sis.errors import SnapshotError
-from tests.conftest import tiny_district, write_snapshot
+from tests.conftest import drop_columnar, tiny_district, write_snapshot
 
 
 def test_round_trip_keeps_every_record_byte_for_byte(tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_unsupported_api_version(tmp_path: Path) -> None:
 def test_loading_frames_checks_the_bytes_it_parses(tmp_path: Path) -> None:
     from clever2sis.clever.frames import load_district
 
-    path = write_snapshot(tmp_path / "s", tiny_district())
+    path = drop_columnar(write_snapshot(tmp_path / "s", tiny_district()))
     users = path / "users.jsonl"
     users.write_bytes(users.read_bytes().replace(b"Okafor", b"Okafur"))
     with pytest.raises(SnapshotError, match=r"users.jsonl: sha256 does not match the manifest"):

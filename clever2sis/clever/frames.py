@@ -1,7 +1,9 @@
 """Load a snapshot into pandas DataFrames, once, reading only the fields a build uses.
 
-Each collection's JSONL is parsed by Arrow's multithreaded JSON reader against an explicit schema (unknown
-fields are skipped), then flattened into string columns. Clever's ``""`` means "no value" and becomes
+Each collection is read from the snapshot's columnar copy (an Arrow IPC file already in the collection's
+schema, see :mod:`clever2sis.clever.schemas`) when it has one; otherwise its JSONL is parsed by Arrow's
+multithreaded JSON reader against that schema (unknown fields are skipped). Either way the same table is
+then flattened into string columns. Clever's ``""`` means "no value" and becomes
 ``<NA>`` here, so every later step has one notion of missing.
 
 Frames (one row per record unless said otherwise):
@@ -27,92 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from clever2sis.clever.snapshot import Snapshot
+from clever2sis.clever.schemas import SCHEMAS
+from clever2sis.clever.snapshot import JSON_BLOCK_BYTES, Snapshot
 from clever2sis.errors import SnapshotError
 
 ROLES = ("student", "teacher", "staff", "district_admin", "contact")
-_S = pa.string()
-_CREDENTIALS = pa.struct([("district_username", _S)])
-_JSON_BLOCK_BYTES = 16 << 20
-
-
-def _fields(*names: str) -> list[tuple[str, pa.DataType]]:
-    return [(name, _S) for name in names]
-
-
-SCHEMAS: dict[str, pa.Schema] = {
-    "districts": pa.schema(_fields("id", "name")),
-    "schools": pa.schema(
-        _fields("id", "name", "sis_id", "school_number", "state_id", "nces_id", "low_grade", "high_grade")
-    ),
-    "terms": pa.schema(_fields("id", "name", "start_date", "end_date")),
-    "courses": pa.schema(_fields("id", "name", "number")),
-    "sections": pa.schema(
-        [
-            *_fields(
-                "id",
-                "school",
-                "name",
-                "sis_id",
-                "course",
-                "term_id",
-                "period",
-                "subject",
-                "grade",
-                "section_number",
-                "teacher",
-            ),
-            ("students", pa.list_(_S)),
-            ("teachers", pa.list_(_S)),
-        ]
-    ),
-    "users": pa.schema(
-        [
-            ("id", _S),
-            ("email", _S),
-            ("name", pa.struct(_fields("first", "middle", "last"))),
-            (
-                "roles",
-                pa.struct(
-                    [
-                        (
-                            "student",
-                            pa.struct(
-                                [
-                                    *_fields("school", "sis_id", "student_number", "state_id", "grade"),
-                                    ("credentials", _CREDENTIALS),
-                                ]
-                            ),
-                        ),
-                        (
-                            "teacher",
-                            pa.struct(
-                                [
-                                    *_fields("school", "sis_id", "teacher_number", "state_id", "title"),
-                                    ("credentials", _CREDENTIALS),
-                                ]
-                            ),
-                        ),
-                        ("staff", pa.struct([*_fields("staff_id", "title"), ("credentials", _CREDENTIALS)])),
-                        ("district_admin", pa.struct(_fields("title"))),
-                        (
-                            "contact",
-                            pa.struct(
-                                [
-                                    *_fields("sis_id"),
-                                    (
-                                        "student_relationships",
-                                        pa.list_(pa.struct(_fields("student", "relationship", "type"))),
-                                    ),
-                                ]
-                            ),
-                        ),
-                    ]
-                ),
-            ),
-        ]
-    ),
-}
 
 # Flattened Arrow column -> frame column, for the users frame.
 _USER_COLUMNS = {
@@ -157,14 +78,19 @@ class District:
 
 
 def _read_table(snapshot: Snapshot, collection: str) -> pa.Table:
+    """The collection's records in its schema: from the columnar copy if the snapshot has one this
+    clever2sis reads, otherwise parsed from the JSONL (the same table either way)."""
     schema = SCHEMAS[collection]
     if snapshot.manifest["collections"][collection]["records"] == 0:
         return schema.empty_table()
+    table = snapshot.read_columnar(collection)
+    if table is not None:
+        return table
     try:
         with snapshot.reader(collection) as stream:
             return pajson.read_json(
                 stream,
-                read_options=pajson.ReadOptions(block_size=_JSON_BLOCK_BYTES),
+                read_options=pajson.ReadOptions(block_size=JSON_BLOCK_BYTES),
                 parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
             )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
@@ -178,50 +104,70 @@ def _flatten(table: pa.Table) -> pa.Table:
     return table
 
 
+def _without_empty(chunk: pa.Array) -> pa.Array:
+    """A string chunk as large strings (what pandas keeps) with ``""`` made null, characters not copied: the
+    validity bitmap is replaced by one of the non-empty values, beside the same offsets and data."""
+    large = chunk.cast(pa.large_string())
+    if large.offset:
+        large = pa.concat_arrays([large])
+    if not len(large):
+        return large
+    present = pc.greater(pc.binary_length(large), 0)
+    if present.null_count:
+        present = pc.fill_null(present, False)
+    _, offsets, data = large.buffers()
+    return pa.Array.from_buffers(pa.large_string(), len(large), [present.buffers()[1], offsets, data])
+
+
+def _string_series(values: pa.ChunkedArray) -> pd.Series:
+    """Arrow strings as a pandas string column, with ``""`` turned into ``<NA>``."""
+    chunks = pa.chunked_array([_without_empty(chunk) for chunk in values.chunks], type=pa.large_string())
+    return pd.Series(pd.arrays.ArrowStringArray(chunks), dtype="string", copy=False)
+
+
 def _strings(table: pa.Table, columns: dict[str, str]) -> pd.DataFrame:
     """Take ``columns`` (Arrow name -> frame name) as pandas strings, with ``""`` turned into ``<NA>``."""
-    frame = pd.DataFrame(
-        {
-            target: pd.Series(table.column(source).to_pandas(), dtype="string")
-            for source, target in columns.items()
-        }
-    )
-    return frame.replace("", pd.NA)
+    return pd.DataFrame({target: _string_series(table.column(source)) for source, target in columns.items()})
 
 
-def _explode(lists: pa.ChunkedArray) -> tuple[np.ndarray, pa.ChunkedArray, np.ndarray]:
+def _explode(
+    lists: pa.ChunkedArray, *, positions: bool = True
+) -> tuple[np.ndarray, pa.ChunkedArray, np.ndarray | None]:
     """Flatten a list column chunk by chunk (no copy of the values): each item's owning row, the items, and
-    each item's position in its list."""
-    parents, items, positions = [], [], []
+    (unless not wanted) each item's position in its list; rows and positions as int32."""
+    parents, items, where = [], [], []
     base = 0
     for chunk in lists.chunks:
-        local = pc.list_parent_indices(chunk).to_numpy().astype(np.int64)
-        offsets = chunk.offsets.to_numpy().astype(np.int64)
-        parents.append(local + base)
-        positions.append(np.arange(len(local)) - (offsets[local] - offsets[0]))
+        local = pc.list_parent_indices(chunk).to_numpy()
+        parents.append((local + base).astype(np.int32))
+        if positions:
+            offsets = chunk.offsets.to_numpy()
+            where.append(np.arange(len(local), dtype=np.int32) - (offsets[local] - offsets[0]))
         items.append(pc.list_flatten(chunk))
         base += len(chunk)
     if not items:
-        return np.zeros(0, np.int64), pa.chunked_array([], type=lists.type.value_type), np.zeros(0, np.int64)
-    return np.concatenate(parents), pa.chunked_array(items), np.concatenate(positions)
+        empty = np.zeros(0, np.int32)
+        return empty, pa.chunked_array([], type=lists.type.value_type), empty if positions else None
+    return np.concatenate(parents), pa.chunked_array(items), np.concatenate(where) if positions else None
 
 
-def _roster(table: pa.Table, list_column: str) -> pd.DataFrame:
-    """One row per user listed on a section: the section's row in ``sections``, the user id, its position.
+def _roster(table: pa.Table, list_column: str, *, positions: bool = True) -> pd.DataFrame:
+    """One row per user listed on a section: the section's row in ``sections``, the user id, and (unless not
+    wanted) its position.
 
     Sections are named by row, not id: a district has millions of roster entries, and repeating each
     section's id on every one of them would cost a copy of hundreds of megabytes for nothing.
     """
-    parents, items, positions = _explode(table.column(list_column))
-    frame = pd.DataFrame(
-        {
-            "section": parents.astype("int32"),
-            "user_id": pd.Series(pd.arrays.ArrowStringArray(items.cast(pa.large_string())), dtype="string")
-            if len(items)
-            else pd.Series([], dtype="string"),
-            "position": positions.astype("int32"),
-        }
-    )
+    parents, items, where = _explode(table.column(list_column), positions=positions)
+    columns: dict[str, Any] = {
+        "section": parents,
+        "user_id": pd.Series(pd.arrays.ArrowStringArray(items.cast(pa.large_string())), dtype="string")
+        if len(items)
+        else pd.Series([], dtype="string"),
+    }
+    if where is not None:
+        columns["position"] = where
+    frame = pd.DataFrame(columns)
     return frame.dropna(subset=["user_id"]) if items.null_count else frame
 
 
@@ -238,7 +184,7 @@ def load_district(snapshot: Snapshot) -> District:
     sections_table = tables["sections"]
     scalar_section_columns = [n for n in SCHEMAS["sections"].names if n not in ("students", "teachers")]
     sections = _strings(sections_table, {n: n for n in scalar_section_columns})
-    section_students = _roster(sections_table, "students").drop(columns="position")
+    section_students = _roster(sections_table, "students", positions=False)
     section_teachers = _roster(sections_table, "teachers")
 
     users_table = tables["users"]
@@ -250,19 +196,14 @@ def load_district(snapshot: Snapshot) -> District:
     relationships = pc.struct_field(pc.struct_field(roles, "contact"), "student_relationships")
     owners, links, _ = _explode(relationships)
 
-    def field(name: str) -> pd.Series:
-        return pd.Series(pc.struct_field(links, name).to_pandas(), dtype="string")
-
     contact_links = pd.DataFrame(
         {
-            "contact_id": pd.Series(
-                users_table.column("id").take(pa.array(owners)).to_pandas(), dtype="string"
-            ),
-            "student_id": field("student"),
-            "relationship": field("relationship"),
-            "type": field("type"),
+            "contact_id": _string_series(users_table.column("id").take(pa.array(owners))),
+            "student_id": _string_series(pc.struct_field(links, "student")),
+            "relationship": _string_series(pc.struct_field(links, "relationship")),
+            "type": _string_series(pc.struct_field(links, "type")),
         }
-    ).replace("", pd.NA)
+    )
 
     return District(
         district={k: v for k, v in districts[0].items() if v not in ("", None)},

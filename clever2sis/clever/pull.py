@@ -2,10 +2,15 @@
 
 Each collection streams page by page into its ``.jsonl`` file (records are never all held in memory), in
 parallel threads that share one client and so one rate limit. Records are written byte for byte as Clever
-sent them, de-duplicated by id. When every collection is in, references between them are checked (a section
-naming a student missing from ``/users`` happens while a district sync runs): they are counted in the
-manifest, not fatal. Only then is the snapshot finished and renamed into place; any failure or interruption
-before that leaves nothing at ``dest``.
+sent them, de-duplicated by id. Each page is parsed by Arrow into the collection's build schema
+(:data:`~clever2sis.clever.schemas.SCHEMAS`, which holds every field a reference check reads), and the
+records kept go to the snapshot's columnar copy as well, so a build never parses the JSON again; a
+collection with a page Arrow could not parse gets its copy from its JSONL when the snapshot is finished.
+
+When every collection is in, references between them are checked (a section naming a student missing from
+``/users`` happens while a district sync runs): they are counted in the manifest, not fatal. Only then is
+the snapshot finished and renamed into place; any failure or interruption before that leaves nothing at
+``dest``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clever2sis.clever.client import ID_SCHEMA, CleverClient, Page
+from clever2sis.clever.client import CleverClient, Page
+from clever2sis.clever.schemas import SCHEMAS
 from clever2sis.clever.snapshot import COLLECTIONS, SnapshotWriter, utc_timestamp
 from clever2sis.errors import CleverApiError, CleverError, UsageError
 from clever2sis.progress import Progress, silent
@@ -74,11 +80,10 @@ def _column_ids(name: str) -> Callable[[pa.Table], pa.Array]:
 
 
 def _arrow_contact_students(table: pa.Table) -> pa.Array:
-    # StructArray.flatten() and list_flatten() honour the parents' nulls (a user without a contact role).
-    (contact,) = table.column("roles").combine_chunks().flatten()
-    (relationships,) = contact.flatten()
-    (students,) = pc.list_flatten(relationships).flatten()
-    return _present(students)
+    # struct_field() and list_flatten() honour the parents' nulls (a user without a contact role).
+    roles = table.column("roles").combine_chunks()
+    relationships = pc.struct_field(roles, ["contact", "student_relationships"])
+    return _present(pc.struct_field(pc.list_flatten(relationships), "student"))
 
 
 @dataclass(frozen=True)
@@ -107,34 +112,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
 )
 
-# What each page's records are parsed into: the id, and the fields of REFERENCES.
-PULL_SCHEMAS: dict[str, pa.Schema] = {
-    "sections": pa.schema(
-        [
-            ("id", _S),
-            ("students", pa.list_(_S)),
-            ("teachers", pa.list_(_S)),
-            *((name, _S) for name in ("teacher", "course", "term_id", "school")),
-        ]
-    ),
-    "users": pa.schema(
-        [
-            ("id", _S),
-            (
-                "roles",
-                pa.struct(
-                    [
-                        (
-                            "contact",
-                            pa.struct([("student_relationships", pa.list_(pa.struct([("student", _S)])))]),
-                        )
-                    ]
-                ),
-            ),
-        ]
-    ),
-}
-
 
 @dataclass
 class _Pulled:
@@ -150,7 +127,9 @@ class _Pulled:
     referenced: dict[str, list[pa.Array]] = field(default_factory=dict)
 
 
-Write = Callable[[bytes, int], None]
+# Appends a page's kept records to its collection in one write: their JSON Lines, their count, and their
+# Arrow table when Arrow parsed the page (SnapshotWriter's write_lines).
+Write = Callable[[bytes, int, pa.Table | None], None]
 
 
 class _Cancelled(Exception):
@@ -209,7 +188,7 @@ def pull_district(
 def _pull_all(
     client: CleverClient, snapshot: SnapshotWriter, progress: Progress, workers: int
 ) -> dict[str, _Pulled]:
-    writers = {name: _page_writer(snapshot, name) for name in COLLECTIONS}
+    writers: dict[str, Write] = {name: snapshot.collection(name).write_lines for name in COLLECTIONS}
     stop = threading.Event()
     pulled: dict[str, _Pulled] = {}
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clever-pull")
@@ -235,22 +214,6 @@ def _pull_all(
     return pulled
 
 
-def _page_writer(snapshot: SnapshotWriter, name: str) -> Write:
-    """Append a page's JSON Lines (``count`` records, no trailing newline) to the collection's file at once.
-
-    ``write_raw`` appends a newline to each item it is given and counts items as records; a page goes in as
-    one item (one write and one hash update instead of one per record), so its record count is corrected.
-    """
-    file = snapshot.collection(name)
-
-    def write(lines: bytes, count: int) -> None:
-        if count:
-            file.write_raw([lines])
-            file.records += count - 1
-
-    return write
-
-
 def _pull_collection(
     client: CleverClient,
     name: str,
@@ -262,7 +225,7 @@ def _pull_collection(
     references = [reference for reference in REFERENCES if reference.source == name]
     result.referenced = {reference.key: [] for reference in references}
     last_id = ""
-    for page in client.iter_pages(name, PULL_SCHEMAS.get(name, ID_SCHEMA)):
+    for page in client.iter_pages(name, SCHEMAS[name]):
         if stop.is_set():
             raise _Cancelled(name)
         if page.table is not None:
@@ -292,7 +255,7 @@ def _take_table_page(
             1 for before, after in zip([last_id, *ids], ids, strict=False) if after < before
         )
         result.ids |= fresh
-        write(page.lines, page.count)
+        write(page.lines, page.count, table)
         kept = table
         last_id = ids[-1]
     else:
@@ -308,8 +271,8 @@ def _take_table_page(
             result.ids.add(record_id)
             last_id = record_id
         lines = [line for line, kept_line in zip(page.raw, keep, strict=True) if kept_line]
-        write(b"\n".join(lines), len(lines))
         kept = table.filter(pa.array(keep))
+        write(b"\n".join(lines), len(lines), kept)
     result.id_arrays.append(id_column.combine_chunks())
     for reference in references:
         result.referenced[reference.key].append(reference.arrow_ids(kept))
@@ -338,7 +301,7 @@ def _take_record_page(
         lines.append(raw)
         for reference in references:
             referenced[reference.key].extend(reference.ids(record))
-    write(b"\n".join(lines), len(lines))
+    write(b"\n".join(lines), len(lines), None)
     result.id_arrays.append(pa.array(kept, type=_S))
     for key, ids in referenced.items():
         result.referenced[key].append(pa.array(ids, type=_S))

@@ -1,11 +1,12 @@
 """A synthetic Clever district: a snapshot shaped exactly like a real v3.0 pull, at any size, from a seed.
 
-``generate_district`` writes the same six collections a pull writes (see :mod:`clever2sis.clever.snapshot`),
-with Clever's record shapes and field order, realistic proportions (per 1,000,000 students: ~1,000,000
-contacts, ~60,000 teachers, ~15,000 staff, ~50 district admins, ~2,000 schools, ~250,000 sections and
-~6.5 enrollments per student) and, on purpose, the quirks real districts have (duplicate term names,
-sections without a term or course, dangling ids, co-teachers, cross-school enrollments, multi-role users,
-awkward names and emails). ``QUIRKS`` in the tests lists what a build must survive.
+``generate_district`` writes the same six collections a pull writes (see :mod:`clever2sis.clever.snapshot`;
+their columnar copy is made from the JSONL when the snapshot is finished), with Clever's record shapes and
+field order, realistic proportions (per 1,000,000 students: ~1,000,000 contacts, ~60,000 teachers, ~15,000
+staff, ~50 district admins, ~2,000 schools, ~250,000 sections and ~6.5 enrollments per student) and, on
+purpose, the quirks real districts have (duplicate term names, sections without a term or course, dangling
+ids, co-teachers, cross-school enrollments, multi-role users, awkward names and emails). ``QUIRKS`` in the
+tests lists what a build must survive.
 
 Everything random comes from one ``numpy.random.Generator(PCG64(seed))``, drawn in a fixed order, so a seed
 always gives byte-identical files. Choices are made on whole numpy arrays (names, schools, rosters by
