@@ -6,7 +6,7 @@
   (``starting_after`` the last id of the page before) make the pages of one collection a chain that no
   client can fetch out of order, so this is the floor for any client of the protocol.
 * Zip floor: the CSV bytes our build wrote, already in memory, zipped with the standard ``zipfile`` module
-  (deflate at zlib's default level, which is the level the build uses) to a file, nothing else.
+  (deflate at zlib's default level, as the issue defines the floor; the build itself deflates with ISA-L) to a
 """
 
 from __future__ import annotations

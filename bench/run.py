@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from bench.reference import compare
-from clever2sis.clever.snapshot import Snapshot, add_columnar_copy
+from clever2sis.clever.snapshot import COLUMNAR_SECTION, MANIFEST_NAME, Snapshot, add_columnar_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / "cache"
@@ -128,6 +128,18 @@ def district(students: int, cache: Path) -> Path:
     return path
 
 
+def jsonl_only(snapshot: Path, dest: Path) -> Path:
+    """``snapshot`` without its columnar copy (its JSONL hard-linked, the manifest's columnar section left
+    out): what a build reads when the snapshot came from an older clever2sis, measured for comparison."""
+    dest.mkdir(parents=True)
+    manifest = orjson.loads((snapshot / MANIFEST_NAME).read_bytes())
+    manifest.pop(COLUMNAR_SECTION, None)
+    for entry in manifest["collections"].values():
+        os.link(snapshot / entry["file"], dest / entry["file"])
+    (dest / MANIFEST_NAME).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    return dest
+
+
 class Server:
     """bench.server in its own process (so it never shares the client's GIL)."""
 
@@ -180,8 +192,13 @@ def measure(size: Size, repeats: int, reference_repeats: int, latency_ms: float,
         finally:
             server.close()
     ours, theirs = work / "build", work / "build-reference"
+    plain = jsonl_only(size.snapshot, work / "jsonl-only")
     for repeat in range(repeats):
         size.add("build", step("build", "--snapshot", str(size.snapshot), "--out", str(ours)))
+        if repeat < reference_repeats:
+            size.add(
+                "build-jsonl", step("build", "--snapshot", str(plain), "--out", str(work / "build-jsonl"))
+            )
         if repeat < reference_repeats:
             shutil.rmtree(theirs, ignore_errors=True)
             size.add(
@@ -336,10 +353,14 @@ def render(sizes: Sequence[Size], args: argparse.Namespace, info: dict[str, str]
         "page). Ours is `clever2sis pull` (3 collections at once, snapshot written and checked); the "
         "reference fetch keeps the records in memory and writes nothing; the floor fetches and parses "
         "every page (httpx + orjson) and does nothing else. MB/s is the served JSON over the wall time.",
-        "Build: ours is `clever2sis build` with default settings (CSVs, zip, build.json); the reference "
-        "parses the snapshot with `json`, builds dicts, writes with `csv.DictWriter`, zips with `zipfile`; "
-        "the zip floor zips our CSV bytes (already in memory) with `zipfile`. Times are the work after "
-        "imports; peak RSS is the step's process.",
+        "Build: ours is `clever2sis build` with default settings (CSVs, zip, build.json), reading the "
+        "snapshot's columnar copy (`<collection>.arrow`, which the pull writes from the pages it parses: "
+        "its cost is in the pull's figures). 'From the JSONL alone' is the same build of the same "
+        "snapshot without that copy, as a snapshot of an older clever2sis would be read. The reference "
+        "parses the JSONL with `json`, builds dicts, writes with `csv.DictWriter`, zips with `zipfile`; "
+        "the zip floor zips our CSV bytes (already in memory) with `zipfile` at its default level (our "
+        "zip is deflated by ISA-L, level 1). 'Pull + build' adds the two medians, for the whole of the "
+        "work either way. Times are the work after imports; peak RSS is the step's process.",
         "",
     ]
     for size in sizes:
@@ -351,6 +372,7 @@ def render(sizes: Sequence[Size], args: argparse.Namespace, info: dict[str, str]
             size.median("build-reference"),
             size.median("zip-floor"),
         )
+        jsonl = size.median("build-jsonl")
 
         def rate(seconds: float | None, mb: float = mb) -> str:
             return "–" if not seconds else f"{mb / seconds:,.0f} MB/s"
@@ -379,6 +401,11 @@ def render(sizes: Sequence[Size], args: argparse.Namespace, info: dict[str, str]
             f"| build, wall | {_s(build)} | {_s(ref_build)} | {_s(zip_floor)} (zip only) | "
             f"{times(_ratio(ref_build, build))} | {times(_ratio(build, zip_floor))} | "
             f"{_loads(size, 'build', 'build-reference', 'zip-floor')} |",
+            f"| build, from the JSONL alone | {_s(jsonl)} | {_s(ref_build)} | | "
+            f"{times(_ratio(ref_build, jsonl))} | {times(_ratio(jsonl, zip_floor))} | "
+            f"{_loads(size, 'build-jsonl')} |",
+            f"| pull + build | {_s(_sum(pull, build))} | {_s(_sum(ref_pull, ref_build))} | | "
+            f"{times(_ratio(_sum(ref_pull, ref_build), _sum(pull, build)))} | | |",
             f"| build, peak RSS | {_rss(size, 'build')} | {_rss(size, 'build-reference')} | "
             f"{_rss(size, 'zip-floor')} | | | |",
             f"| zip size | {_size(size.median('build', 'zip_bytes'))} | "
@@ -412,6 +439,10 @@ def render(sizes: Sequence[Size], args: argparse.Namespace, info: dict[str, str]
 
 def _rss(size: Size, name: str) -> str:
     return _mb(size.median(name, "peak_rss_mb"))
+
+
+def _sum(*values: float | None) -> float | None:
+    return None if any(value is None for value in values) else sum(value or 0 for value in values)
 
 
 def _n(value: float | None) -> str:

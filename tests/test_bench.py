@@ -16,7 +16,7 @@ import pytest
 from bench.floors import csv_bytes_of, download_and_parse, zip_only
 from bench.reference import build as reference_build
 from bench.reference import compare, fetch, load_snapshot, write
-from bench.run import Size, render, verdicts
+from bench.run import Size, jsonl_only, render, verdicts
 from bench.run import district as cached_district
 from bench.server import PrerenderedServer, render_pages
 from clever2sis.clever.client import CleverClient
@@ -66,12 +66,22 @@ def test_the_reference_build_gives_our_rows_and_the_report_renders(district: Pat
     assert zip_only(csv_bytes_of(ours / "csv"), tmp_path / "floor.zip") > 0
 
     size = Size(2_000, district, served_bytes=1_000_000, pages=9, rows=rows)
-    for name, seconds in [("build", 1.0), ("build-reference", 6.0), ("zip-floor", 0.6), ("pull", 1.0)]:
+    runs = [
+        ("build", 1.0),
+        ("build-jsonl", 2.0),
+        ("build-reference", 6.0),
+        ("zip-floor", 0.6),
+        ("pull", 1.0),
+        ("pull-reference", 3.0),
+    ]
+    for name, seconds in runs:
         size.add(name, {"seconds": seconds, "peak_rss_mb": 100.0, "load": 0.5})
     args = argparse.Namespace(repeats=1, reference_repeats=1, latency_ms=200.0)
     info = dict.fromkeys(("cpu", "cores", "memory", "os", "python", "libraries"), "x")
     report = render([size], args, info, "2026-01-01 00:00")
     assert "| build, wall | 1.00 s | 6.00 s | 0.60 s (zip only) | 6.00x | 1.67x |" in report
+    assert "| build, from the JSONL alone | 2.00 s | 6.00 s | | 3.00x | 3.33x | 0.50–0.50 |" in report
+    assert "| pull + build | 2.00 s | 9.00 s | | 4.50x | | |" in report
     assert dict((target, ok) for target, _, ok in verdicts([size]))[
         "build ≥ 5x faster than the reference's parse + build + zip"
     ]
@@ -87,3 +97,14 @@ def test_a_cached_district_without_the_columnar_copy_is_given_it(district: Path,
     manifest = (cached / "manifest.json").read_bytes()
     cached_district(2_000, tmp_path)
     assert (cached / "manifest.json").read_bytes() == manifest
+
+
+def test_the_jsonl_only_twin_builds_the_same_zip_from_the_jsonl(district: Path, tmp_path: Path) -> None:
+    twin = jsonl_only(district, tmp_path / "twin")
+    assert not Snapshot.open(twin).has_columnar_copy
+    assert sorted(path.name for path in twin.iterdir()) == sorted(
+        ["manifest.json", *(f"{name}.jsonl" for name in COLLECTIONS)]
+    )
+    settings = build_settings(load_raw_config(None))
+    ours, theirs = build(district, tmp_path / "a", settings), build(twin, tmp_path / "b", settings)
+    assert ours["zip"]["sha256"] == theirs["zip"]["sha256"]
