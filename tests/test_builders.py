@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from clever2sis.clever.frames import load_district
@@ -12,7 +15,7 @@ from clever2sis.clever.snapshot import Snapshot
 from clever2sis.config import RawConfig, build_settings
 from clever2sis.sis import files
 from clever2sis.sis.build import BuiltFiles, build_frames
-from clever2sis.sis.builders.users import assign_logins
+from clever2sis.sis.builders.users import EMAIL_PATTERN, UNICODE_WHITESPACE, _checked_email, assign_logins
 from clever2sis.sis.writer import csv_bytes
 from tests.canvas_rules import canvas_messages
 
@@ -191,6 +194,29 @@ def test_login_value_contested_once_is_never_given_to_anyone() -> None:
         "is shared by 2 users",
         "is already another user's login",
     ]
+
+
+def test_whitespace_spelled_out_for_arrow_is_pythons() -> None:
+    characters = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000]
+    matched = pc.match_substring_regex(pa.array(characters, pa.large_string()), f"^[{UNICODE_WHITESPACE}]$")
+    spaces = [c for c, is_space in zip(characters, matched.to_pylist(), strict=True) if is_space]
+    assert spaces == [c for c in characters if c.isspace()]
+
+
+def test_email_check_is_the_python_pattern() -> None:
+    values = pd.Series(
+        [
+            *("a@b.co", " a@b.co ", "a b@c.de", "a@b@c.de", "a@.bc", "a@bc.", "@b.c", "a@b..c", "a@b.c.d"),
+            *("a\u00a0b@c.de", "a@b\u2003c.de", "a\x0b@b.c", "a@b\x1c.c", "a@b.c\n", "a@b.c\u2028x"),
+            *("ü@bä.example", "a@b.c\u200b", "a\x85b@c.de", "", " ", pd.NA),
+        ],
+        dtype="string",
+    )
+    email, invalid = _checked_email(values)
+    stripped = values.str.strip()
+    valid = stripped.str.fullmatch(EMAIL_PATTERN).fillna(False).astype(bool)  # Python's re, value by value
+    assert email.tolist() == stripped.where(valid).tolist()
+    assert invalid.tolist() == (stripped.notna() & ~valid).tolist()
 
 
 def test_enrollments_primary_teacher_coteachers_and_left_out_users(tiny_snapshot: Path) -> None:

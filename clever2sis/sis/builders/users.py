@@ -20,12 +20,17 @@ A contact whose students all end up left out of users.csv is left out too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
-from clever2sis.sis.builders import Built, blank, member, ordered, prefixed, template
+from clever2sis.sis.builders import NAMESPACES, Built, blank, member, ordered, prefixed, template
 from clever2sis.sis.builders.user_observers import is_self, observer_links
 from clever2sis.sis.findings import INFO, WARNING, combine, findings, no_findings, report, text
 from clever2sis.sis.templates import is_identity
@@ -34,6 +39,29 @@ OBSERVER_LOGIN_FIELD = "observers.login_id"
 
 # A pragmatic address check: one @, something before it, a dot in the domain, no spaces.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# Python's \s (every character str.isspace accepts) spelled out for Arrow's regex engine, RE2, whose \s is
+# ASCII whitespace only. Given \s itself, pandas matches one value at a time with Python's re (3x slower).
+UNICODE_WHITESPACE = (
+    r"\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+)
+_EMAIL_RE2 = EMAIL_PATTERN.replace(r"\s", UNICODE_WHITESPACE)
+
+# Where each field of the ``user`` namespace comes from: the first present value among these columns of the
+# users frame (for a user with several roles: student first, then teacher, then staff).
+USER_FIELD_SOURCES: dict[str, tuple[str, ...]] = {
+    "id": ("id",),
+    "first": ("first",),
+    "middle": ("middle",),
+    "last": ("last",),
+    "email": ("email",),
+    "district_username": ("student_username", "teacher_username", "staff_username"),
+    "sis_id": ("student_sis_id", "teacher_sis_id", "staff_id"),
+    "student_number": ("student_number",),
+    "state_id": ("student_state_id", "teacher_state_id"),
+    "teacher_number": ("teacher_number",),
+    "staff_id": ("staff_id",),
+    "grade": ("grade",),
+}
 
 
 def user_columns(settings: BuildSettings) -> tuple[str, ...]:
@@ -51,31 +79,17 @@ def user_columns(settings: BuildSettings) -> tuple[str, ...]:
 
 
 def _first_of(*columns: pd.Series) -> pd.Series:
-    out = columns[0]
-    for column in columns[1:]:
-        out = out.fillna(column)
-    return out
+    if len(columns) == 1:
+        return columns[0]
+    merged = pc.coalesce(*(pa.array(column, type=pa.large_string(), from_pandas=True) for column in columns))
+    return pd.Series(pd.arrays.ArrowStringArray(merged), index=columns[0].index)
 
 
-def user_fields(users: pd.DataFrame) -> pd.DataFrame:
-    """The ``user`` template namespace: role-specific fields merged (student first, then teacher, staff)."""
+def user_fields(users: pd.DataFrame, names: Sequence[str] = NAMESPACES["user"]) -> pd.DataFrame:
+    """The ``user`` template namespace, or the ``names`` of it a build uses (see ``USER_FIELD_SOURCES``)."""
     return pd.DataFrame(
-        {
-            "id": users["id"],
-            "first": users["first"],
-            "middle": users["middle"],
-            "last": users["last"],
-            "email": users["email"],
-            "district_username": _first_of(
-                users["student_username"], users["teacher_username"], users["staff_username"]
-            ),
-            "sis_id": _first_of(users["student_sis_id"], users["teacher_sis_id"], users["staff_id"]),
-            "student_number": users["student_number"],
-            "state_id": _first_of(users["student_state_id"], users["teacher_state_id"]),
-            "teacher_number": users["teacher_number"],
-            "staff_id": users["staff_id"],
-            "grade": users["grade"],
-        }
+        {name: _first_of(*(users[column] for column in USER_FIELD_SOURCES[name])) for name in names},
+        index=users.index,
     )
 
 
@@ -95,7 +109,8 @@ def contact_fields(contacts: pd.DataFrame) -> pd.DataFrame:
 def _checked_email(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """The stripped email where it is a usable address (else ``<NA>``), and where one was invalid."""
     email = values.str.strip()
-    email_ok = email.str.fullmatch(EMAIL_PATTERN).fillna(False).astype(bool)
+    matched = pc.match_substring_regex(pa.array(email, type=pa.large_string(), from_pandas=True), _EMAIL_RE2)
+    email_ok = pd.Series(pc.fill_null(matched, False).to_numpy(zero_copy_only=False), index=email.index)
     return email.where(email_ok), email.notna() & ~email_ok
 
 
@@ -108,27 +123,58 @@ def assign_logins(candidates: list[tuple[str, pd.Series]]) -> tuple[pd.Series, p
     ``jsmith`` as a username cannot be signed into the account of someone whose email is ``jsmith``.
     """
     index = candidates[0][1].index
-    login = pd.Series(pd.NA, index=index, dtype="string")
-    taken = pd.Series([], dtype="string")  # lower-cased logins given out, and values contested before
+    open_ = np.ones(len(index), dtype=bool)  # users without a login so far
+    given: list[tuple[np.ndarray, pa.Array]] = []  # for each field: the users it gave a login, and the logins
+    taken: list[pa.Array] = []  # lower-cased logins given out, and values contested before
     collisions = []
     for field, values in candidates:
-        open_ = login.isna() & values.notna()
-        value = values[open_].str.strip()
-        key = value.str.lower()
-        shared = key.duplicated(keep=False)
-        clash = shared | member(key, taken)
-        winners = clash.index[~clash]
-        login[winners] = value[winners]
-        taken = pd.concat([taken, key[winners], key[shared].drop_duplicates()], ignore_index=True)
-        losers = clash.index[clash]
-        if len(losers):
-            counts = key[losers].map(key[shared].value_counts())
-            reason = pd.Series("is already another user's login", index=losers, dtype="string")
-            many = counts.notna()
-            reason[many] = text("is shared by ", counts[many].astype(int).astype(str), " users")
-            collisions.append(pd.DataFrame({"field": field, "value": value[losers], "reason": reason}))
+        asked = open_ & values.notna().to_numpy()
+        positions = np.flatnonzero(asked)
+        value = pc.utf8_trim_whitespace(
+            pa.array(values, type=pa.large_string(), from_pandas=True).filter(asked)
+        )
+        key = pc.utf8_lower(value)
+        # One hash of the keys gives both who shares a value and how many share it.
+        codes = pc.dictionary_encode(key).indices.to_numpy(zero_copy_only=False)
+        counts = np.bincount(codes)[codes] if len(codes) else np.zeros(0, dtype=np.int64)
+        shared = counts > 1
+        clash = shared | _among(key, taken)
+        won = ~clash
+        given.append((positions[won], value.filter(won)))
+        open_[positions[won]] = False
+        taken += [key.filter(won), key.filter(shared)]
+        if clash.any():
+            reason = text("is shared by ", pd.Series(counts[clash]).astype("string"), " users").where(
+                pd.Series(shared[clash]), "is already another user's login"
+            )
+            collisions.append(
+                pd.DataFrame(
+                    {"field": field, "value": _series(value.filter(clash)), "reason": reason}
+                ).set_axis(index[positions[clash]])
+            )
     lost = pd.concat(collisions) if collisions else pd.DataFrame(columns=["field", "value", "reason"])
-    return login, lost[~lost.index.duplicated()]
+    return _placed(given, index), lost[~lost.index.duplicated()]
+
+
+def _among(key: pa.Array, taken: list[pa.Array]) -> np.ndarray:
+    """Which keys are in ``taken`` (member() looks the many taken values up among a later field's keys)."""
+    earlier = pa.chunked_array(taken, type=pa.large_string()).combine_chunks()
+    if not len(key) or not len(earlier):
+        return np.zeros(len(key), dtype=bool)
+    return np.asarray(member(_series(key), _series(earlier)), dtype=bool)
+
+
+def _series(strings: pa.Array) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(strings), dtype="string")
+
+
+def _placed(given: list[tuple[np.ndarray, pa.Array]], index: pd.Index) -> pd.Series:
+    """The logins of ``given`` (positions and values, field by field) as one column over ``index``."""
+    positions = np.concatenate([where for where, _ in given])
+    logins = pa.chunked_array([login for _, login in given], type=pa.large_string()).combine_chunks()
+    slot = np.full(len(index), -1, dtype=np.int64)
+    slot[positions] = np.arange(len(positions))
+    return _series(logins.take(pa.array(slot, mask=slot < 0))).set_axis(index)
 
 
 def _observer_candidates(district: District, settings: BuildSettings, wanted: pd.Series) -> pd.DataFrame:
@@ -147,9 +193,19 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
     wanted = pd.Series(False, index=all_users.index)
     for role in settings.user_roles:
         wanted |= all_users[f"is_{role}"]
-    users = all_users[wanted]
-    fields = user_fields(users)
-    given_email = fields["email"]
+    user_id = template(settings, "ids.user_id")
+    used = [
+        name
+        for name in NAMESPACES["user"]
+        if f"user.{name}" in user_id.variables or name in settings.login_id_fields
+    ]
+    # Only the columns this build reads are copied out of the million-row users frame.
+    sources = dict.fromkeys(
+        ["id", "first", "last", "email", *(c for n in used for c in USER_FIELD_SOURCES[n])]
+    )
+    users = all_users.loc[wanted, list(sources)]
+    fields = user_fields(users, used)
+    given_email = users["email"]
     email, invalid_email = _checked_email(given_email)
 
     values = {**{name: fields[name] for name in fields}, "email": email}
@@ -157,7 +213,7 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
     rows = pd.DataFrame(
         {
             "clever_id": users["id"],
-            "user_id": template(settings, "ids.user_id").render(prefixed(fields, "user")),
+            "user_id": user_id.render(fields.add_prefix("user.")),
             "integration_id": users["id"],
             "authentication_provider_id": settings.authentication_provider_id,
             "first_name": users["first"],
