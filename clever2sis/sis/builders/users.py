@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
-from clever2sis.sis.builders import NAMESPACES, Built, blank, member, ordered, prefixed, template
+from clever2sis.sis.builders import NAMESPACES, Built, blank, member, prefixed, template
 from clever2sis.sis.builders.user_observers import is_self, observer_links
 from clever2sis.sis.findings import INFO, WARNING, combine, findings, no_findings, report, text
 from clever2sis.sis.templates import is_identity
@@ -108,10 +108,13 @@ def contact_fields(contacts: pd.DataFrame) -> pd.DataFrame:
 
 def _checked_email(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """The stripped email where it is a usable address (else ``<NA>``), and where one was invalid."""
-    email = values.str.strip()
-    matched = pc.match_substring_regex(pa.array(email, type=pa.large_string(), from_pandas=True), _EMAIL_RE2)
-    email_ok = pd.Series(pc.fill_null(matched, False).to_numpy(zero_copy_only=False), index=email.index)
-    return email.where(email_ok), email.notna() & ~email_ok
+    email = _strings(values.str.strip())
+    email_ok = pc.fill_null(pc.match_substring_regex(email, _EMAIL_RE2), False)
+    invalid = pc.and_(pc.is_valid(email), pc.invert(email_ok))
+    return (
+        _series(pc.if_else(email_ok, email, pa.scalar(None, pa.large_string())), values.index),
+        pd.Series(invalid.to_numpy(zero_copy_only=False), index=values.index),
+    )
 
 
 def assign_logins(candidates: list[tuple[str, pd.Series]]) -> tuple[pd.Series, pd.DataFrame]:
@@ -130,9 +133,7 @@ def assign_logins(candidates: list[tuple[str, pd.Series]]) -> tuple[pd.Series, p
     for field, values in candidates:
         asked = open_ & values.notna().to_numpy()
         positions = np.flatnonzero(asked)
-        value = pc.utf8_trim_whitespace(
-            pa.array(values, type=pa.large_string(), from_pandas=True).filter(asked)
-        )
+        value = pc.utf8_trim_whitespace(_strings(values).filter(asked))
         key = pc.utf8_lower(value)
         # One hash of the keys gives both who shares a value and how many share it.
         codes = pc.dictionary_encode(key).indices.to_numpy(zero_copy_only=False)
@@ -164,10 +165,6 @@ def _among(key: pa.Array, taken: list[pa.Array]) -> np.ndarray:
     return np.asarray(member(_series(key), _series(earlier)), dtype=bool)
 
 
-def _series(strings: pa.Array) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowStringArray(strings), dtype="string")
-
-
 def _placed(given: list[tuple[np.ndarray, pa.Array]], index: pd.Index) -> pd.Series:
     """The logins of ``given`` (positions and values, field by field) as one column over ``index``."""
     positions = np.concatenate([where for where, _ in given])
@@ -188,7 +185,10 @@ def _observer_candidates(district: District, settings: BuildSettings, wanted: pd
 
 def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.Series, pd.Series]:
     """The users file; each built Clever user id's Canvas user_id (for enrollments); the same for the
-    contacts built only as observers (so a roster naming a contact never enrolls them)."""
+    contacts built only as observers (so a roster naming a contact never enrolls them).
+
+    A district has a million users, so each intermediate column is let go as soon as it has been used.
+    """
     all_users = district.users
     wanted = pd.Series(False, index=all_users.index)
     for role in settings.user_roles:
@@ -199,110 +199,105 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
         for name in NAMESPACES["user"]
         if f"user.{name}" in user_id.variables or name in settings.login_id_fields
     ]
-    # Only the columns this build reads are copied out of the million-row users frame.
-    sources = dict.fromkeys(
-        ["id", "first", "last", "email", *(c for n in used for c in USER_FIELD_SOURCES[n])]
-    )
-    users = all_users.loc[wanted, list(sources)]
+    # Only the columns this build reads are copied out of the users frame.
+    sources = ["id", "first", "last", "email", *(c for n in used for c in USER_FIELD_SOURCES[n])]
+    users = _rows_of(all_users, wanted, list(dict.fromkeys(sources)))
     fields = user_fields(users, used)
-    given_email = users["email"]
-    email, invalid_email = _checked_email(given_email)
+    email, invalid_email = _checked_email(users["email"])
+    found = [_invalid_emails(users["id"], users["email"], invalid_email)]
 
     values = {**{name: fields[name] for name in fields}, "email": email}
-    candidates = [(field, values[field].where(~blank(values[field]))) for field in settings.login_id_fields]
+    candidates = [(field, _unless_blank(values[field])) for field in settings.login_id_fields]
     rows = pd.DataFrame(
         {
             "clever_id": users["id"],
             "user_id": user_id.render(fields.add_prefix("user.")),
-            "integration_id": users["id"],
-            "authentication_provider_id": settings.authentication_provider_id,
             "first_name": users["first"],
             "last_name": users["last"],
-            "full_name": pd.Series(pd.NA, index=users.index, dtype="string"),
             "email": email,
-            "status": "active",
         }
     )
-    observer = pd.Series(False, index=users.index)
+    del users, fields, values, email
+    observer = pd.Series(False, index=rows.index)
     if settings.observers.enabled:
         contacts = _observer_candidates(district, settings, wanted)
         namespace = contact_fields(contacts)
         contact_email, contact_invalid = _checked_email(namespace["email"])
+        found.append(_invalid_emails(contacts["id"], contacts["email"], contact_invalid))
         namespace = prefixed(namespace.assign(email=contact_email), "contact")
         contact_login = template(settings, "observers.login_id").render(namespace)
+        no_name = pd.Series(pd.NA, index=contacts.index, dtype="string")
         rows = pd.concat(
             [
-                rows,
+                rows.assign(full_name=pd.Series(pd.NA, index=rows.index, dtype="string")),
                 pd.DataFrame(
                     {
                         "clever_id": contacts["id"],
                         "user_id": template(settings, "observers.user_id").render(namespace),
-                        "integration_id": contacts["id"],
-                        "authentication_provider_id": settings.observers.authentication_provider_id,
-                        "first_name": pd.Series(pd.NA, index=contacts.index, dtype="string"),
-                        "last_name": pd.Series(pd.NA, index=contacts.index, dtype="string"),
-                        "full_name": namespace["contact.name"],
+                        "first_name": no_name,
+                        "last_name": no_name,
                         "email": contact_email,
-                        "status": "active",
+                        "full_name": namespace["contact.name"],
                     }
                 ),
             ]
         )
         candidates = [(field, column.reindex(rows.index)) for field, column in candidates]
-        candidates.append(
-            (OBSERVER_LOGIN_FIELD, contact_login.where(~blank(contact_login)).reindex(rows.index))
-        )
-        invalid_email = pd.concat([invalid_email, contact_invalid])
-        given_email = pd.concat([given_email, contacts["email"]])
+        candidates.append((OBSERVER_LOGIN_FIELD, _unless_blank(contact_login).reindex(rows.index)))
         observer = pd.Series(rows.index.isin(contacts.index), index=rows.index)
     login, lost = assign_logins(candidates)
-    rows.insert(3, "login_id", login)
+    del candidates
+    rows["login_id"] = login
 
     no_user_id = blank(rows["user_id"])
-    duplicate_id = rows["user_id"].duplicated() & ~no_user_id
-    no_login = rows["login_id"].isna()
+    # One stable sort by user_id (users.csv's sort key) finds repeated ids and orders the file.
+    order = pc.sort_indices(_strings(rows["user_id"])).to_numpy()
+    duplicate_id = _repeated(rows["user_id"], order) & ~no_user_id
+    no_login = login.isna()
     sent = ~no_user_id & ~duplicate_id & ~no_login
-    sent_students = sent & ~observer & all_users["is_student"].reindex(rows.index, fill_value=False)
-    without_students = (
-        observer & sent & ~_observes_a_sent_student(district, settings, rows, sent_students)
-        if observer.any()
-        else observer
-    )
+    if observer.any():
+        sent_students = sent & ~observer & all_users["is_student"].reindex(rows.index, fill_value=False)
+        without_students = (
+            observer & sent & ~_observes_a_sent_student(district, settings, rows, sent_students)
+        )
+    else:
+        without_students = observer
     sent &= ~without_students
 
     cid = rows["clever_id"]
     field_list = ", ".join(settings.login_id_fields)
-    recovered = pd.Series(rows.index.isin(lost.index), index=rows.index) & ~no_login
     stranded = pd.Series(rows.index.isin(lost.index), index=rows.index) & no_login
     other = no_login & ~stranded & ~observer
+    # The users who lost a login to a collision are few: their messages are made from their rows only.
+    lost_cid = cid.loc[lost.index]
     lost_login = (
         "user ",
-        cid,
+        lost_cid,
         ": login_id '",
-        lost["value"].reindex(rows.index),
+        lost["value"],
         "' (",
-        lost["field"].reindex(rows.index),
+        lost["field"],
         ") ",
-        lost["reason"].reindex(rows.index),
+        lost["reason"],
     )
-    found = [
+    found += [
         report(
             "duplicate_login",
             WARNING,
             files.USERS,
-            recovered,
-            cid,
+            ~no_login.loc[lost.index],
+            lost_cid,
             *lost_login,
             "; sent with login_id '",
-            login,
+            login.loc[lost.index],
             "' instead",
         ),
         report(
             "duplicate_login",
             WARNING,
             files.USERS,
-            stranded,
-            cid,
+            no_login.loc[lost.index],
+            lost_cid,
             *lost_login,
             ", and no other login field is usable; left out",
         ),
@@ -338,18 +333,6 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
             ": none of the students it observes is in users.csv; left out",
         ),
         report(
-            "invalid_email",
-            WARNING,
-            files.USERS,
-            invalid_email,
-            cid,
-            "user ",
-            cid,
-            ": email '",
-            given_email,
-            "' is not a valid address; sent without an email",
-        ),
-        report(
             "user_without_id",
             WARNING,
             files.USERS,
@@ -371,18 +354,103 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
             rows["user_id"],
             "' is already used by another user; left out",
         ),
+        _contacts_not_built(district, settings, wanted, observer),
     ]
-    found.append(_contacts_not_built(district, settings, wanted, observer))
-    kept = rows[sent]
-    frame = ordered(kept, user_columns(settings), files.SORT_KEYS[files.USERS])
-    return Built(frame, combine(found)), _id_map(rows[sent & ~observer]), _id_map(rows[sent & observer])
+    del login, lost, lost_cid, lost_login, cid
+    user_map, observer_map = _id_map(rows, sent & ~observer), _id_map(rows, sent & observer)
+    frame = _users_file(rows, observer, order[sent.to_numpy()[order]], settings)
+    return Built(frame, combine(found)), user_map, observer_map
 
 
-def _id_map(rows: pd.DataFrame) -> pd.Series:
-    """Canvas user_id by Clever id, kept as Arrow strings (``to_numpy`` would make a Python object each)."""
-    return pd.Series(
-        rows["user_id"].astype("string").array, index=pd.Index(rows["clever_id"].astype("string").array)
+def _invalid_emails(clever_id: pd.Series, given: pd.Series, invalid: pd.Series) -> pd.DataFrame:
+    return report(
+        "invalid_email",
+        WARNING,
+        files.USERS,
+        invalid,
+        clever_id,
+        "user ",
+        clever_id,
+        ": email '",
+        given,
+        "' is not a valid address; sent without an email",
     )
+
+
+def _users_file(
+    rows: pd.DataFrame, observer: pd.Series, positions: np.ndarray, settings: BuildSettings
+) -> pd.DataFrame:
+    """users.csv: ``rows`` at ``positions``, as strings with missing values empty (what ``ordered`` makes).
+
+    Each column is dropped from ``rows`` once taken, so the file is not held twice; the columns that follow
+    from the settings alone are made here, at the file's length.
+    """
+    at = pa.array(positions)
+    out = {}
+    for column in user_columns(settings):
+        if column in rows:
+            values = _strings(rows.pop(column)).take(at)
+        elif column == "integration_id":
+            values = _strings(rows["clever_id"]).take(at)
+        elif column == "authentication_provider_id":
+            values = pc.if_else(
+                pa.array(observer.to_numpy()[positions]),
+                pa.scalar(settings.observers.authentication_provider_id, pa.large_string()),
+                pa.scalar(settings.authentication_provider_id, pa.large_string()),
+            )
+        else:
+            values = pa.repeat(pa.scalar("active", pa.large_string()), len(positions))  # status
+        out[column] = _series(pc.fill_null(values, ""))
+    return pd.DataFrame(out)
+
+
+def _strings(values: pd.Series, keep: np.ndarray | None = None) -> pa.Array:
+    """The column (its rows where ``keep``) as one Arrow array: pandas may hold it in many chunks, which
+    are filtered before they are joined."""
+    strings = pa.array(values, type=pa.large_string(), from_pandas=True)
+    if keep is not None:
+        strings = strings.filter(keep)
+    return strings.combine_chunks() if isinstance(strings, pa.ChunkedArray) else strings
+
+
+def _series(strings: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(strings), index=index, dtype="string")
+
+
+def _rows_of(frame: pd.DataFrame, mask: pd.Series, columns: list[str]) -> pd.DataFrame:
+    """``frame.loc[mask, columns]`` for string columns, filtered by Arrow (pandas takes by position, ~5x
+    slower); the chunks of a column are filtered where they are, not joined first."""
+    keep = mask.to_numpy()
+    return pd.DataFrame(
+        {column: _series(pa.array(frame[column], from_pandas=True).filter(keep)) for column in columns}
+    ).set_axis(frame.index[keep])
+
+
+def _unless_blank(values: pd.Series) -> pd.Series:
+    """``values`` with blank ones (missing or only whitespace) made ``<NA>``; ``values`` itself if none is."""
+    empty = blank(values)
+    if not (empty & values.notna()).any():
+        return values
+    kept = pc.if_else(pa.array(empty.to_numpy()), pa.scalar(None, pa.large_string()), _strings(values))
+    return _series(kept, values.index)
+
+
+def _repeated(values: pd.Series, order: np.ndarray) -> pd.Series:
+    """``values.duplicated()`` given ``order``, a stable sort of ``values``: in it a repeated value comes
+    right after its first occurrence. Missing values read as empty."""
+    in_order = pc.fill_null(_strings(values), "").take(pa.array(order))
+    repeated = np.zeros(len(values), dtype=bool)
+    if len(values) > 1:
+        same = pc.equal(in_order.slice(1), in_order.slice(0, len(values) - 1))
+        repeated[order[1:]] = same.to_numpy(zero_copy_only=False)
+    return pd.Series(repeated, index=values.index)
+
+
+def _id_map(rows: pd.DataFrame, keep: pd.Series) -> pd.Series:
+    """Canvas user_id by Clever id, kept as Arrow strings (``to_numpy`` would make a Python object each)."""
+    at = pa.array(keep.to_numpy())
+    user_ids, clever_ids = (_series(_strings(rows[column]).filter(at)) for column in ("user_id", "clever_id"))
+    return pd.Series(user_ids.array, index=pd.Index(clever_ids.array))
 
 
 def _observes_a_sent_student(
