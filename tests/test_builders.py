@@ -552,3 +552,53 @@ def test_control_character_scan_handles_chunked_and_categorical_columns() -> Non
         "users.csv user_id u2: control characters removed from role",
         "users.csv user_id u3: control characters removed from first_name",
     ]
+
+
+@pytest.mark.parametrize(
+    ("values", "of"),
+    [
+        (["a", "b", pd.NA, "c", "a"], ["a", "c", "a", "zz"]),  # a set with repeats
+        (["a", "b", pd.NA], ["a", "b", pd.NA]),  # the same values: missing is still no member
+        (["b", "a"], ["a", "b"]),  # the same set in another order
+        (["a", "q"], [f"v{i}" for i in range(20)] + ["a"]),  # a set much larger than the values
+        ([], ["a"]),
+        (["a"], []),
+    ],
+)
+def test_member_is_isin_with_missing_never_a_member(values: list[object], of: list[object]) -> None:
+    from clever2sis.sis.builders import member
+
+    series = pd.Series(values, index=range(10, 10 + len(values)), dtype="string")
+    expected = series.isin(pd.Series(of, dtype="string").dropna()) & series.notna()
+    assert member(series, pd.Series(of, dtype="string")).tolist() == expected.tolist()
+    categorical = series.astype("category")
+    assert member(categorical, pd.Series(of, dtype="string")).tolist() == expected.tolist()
+
+
+def test_member_of_chunked_columns() -> None:
+    from clever2sis.sis.builders import member
+
+    chunks = pa.chunked_array([pa.array(["a", "b"], pa.large_string()), pa.array(["c"], pa.large_string())])
+    values = pd.Series(pd.arrays.ArrowStringArray(chunks))
+    assert member(values, pd.Series(["c", "a", "b"], dtype="string")).tolist() == [True, True, True]
+    assert member(pd.Series(["c", "d"], dtype="string"), values).tolist() == [True, False]
+    assert member(values, values).tolist() == [True, True, True]
+
+
+def test_blank_is_missing_or_whitespace() -> None:
+    from clever2sis.sis.builders import blank
+
+    values = pd.Series(["a", " ", "", pd.NA, "\u2003", " b ", "\x0b"], dtype="string")
+    assert blank(values).tolist() == (values.fillna("").str.strip() == "").tolist()
+    assert blank(values.astype(object)).tolist() == [False, True, True, True, True, False, True]
+
+
+def test_control_character_scan_sees_every_control_byte_and_nothing_else() -> None:
+    from clever2sis.sis.validate import _may_hold_control_characters
+
+    for code in [*range(0x20), 0x7F]:
+        assert _may_hold_control_characters(pd.Series(["fine", f"x{chr(code)}y"], dtype="string"))
+    clean = "".join(chr(c) for c in range(0x20, 0x7F)) + "é€𝒜\u0080\u00ff"
+    assert not _may_hold_control_characters(pd.Series([clean, "", pd.NA], dtype="string"))
+    many_blocks = pd.Series(["x" * 1000] * 3000 + ["y\x7f"], dtype="string")  # past the first scan block
+    assert _may_hold_control_characters(many_blocks)

@@ -113,10 +113,20 @@ def member(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
         codes = values.cat.codes.to_numpy()
         return pd.Series(np.where(codes >= 0, categories[codes], False), index=values.index)
     strings, value_set = _arrow(values), _arrow(of)
+    if (
+        len(strings) == len(value_set)
+        and not strings.null_count
+        and _chunked(strings).equals(_chunked(value_set))
+    ):
+        return pd.Series(True, index=values.index)  # the very values of ``of``, as when ids are passed on
     if len(value_set) > _PROBE_THE_SET_FACTOR * len(strings):
         value_set = value_set.filter(pc.is_in(value_set, value_set=strings, skip_nulls=True))
     found = pc.is_in(strings, value_set=value_set, skip_nulls=True)
     return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
+
+
+def _chunked(strings: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    return strings if isinstance(strings, pa.ChunkedArray) else pa.chunked_array([strings])
 
 
 def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
