@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from clever2sis.sis.findings import FINDING_COLUMNS, combine, findings, no_findings, text
+from clever2sis.sis.findings import FINDING_COLUMNS, _ordered_runs, combine, findings, no_findings, text
 
 ORDER = ["file", "kind", "record_id", "message"]
 
@@ -55,6 +57,29 @@ def test_parts_that_do_not_interleave_come_out_in_order() -> None:
     users = part([("k", "warning", "users.csv", "1", "m")])
     accounts = part([("k", "warning", "accounts.csv", "9", "m"), ("z", "info", "accounts.csv", "1", "m")])
     pd.testing.assert_frame_equal(combine([users, accounts]), stable_sort([users, accounts]))
+
+
+def test_runs_of_sorted_parts_are_placed_not_sorted() -> None:
+    users = part([("b", "info", "users.csv", "1", "m"), ("d", "info", "users.csv", "0", "m")])
+    cleaned = part([("c", "warning", "users.csv", "5", "m")])
+    plan = part([("a", "info", "courses.csv", "2", "m"), ("a", "info", "sections.csv", "1", "m")])
+    parts = [users, cleaned, plan]
+    whole = pa.concat_tables([pa.Table.from_pandas(p, preserve_index=False) for p in parts])
+    assert _ordered_runs(whole, np.cumsum([len(p) for p in parts])) == [
+        (3, 4),
+        (4, 5),
+        (0, 1),
+        (2, 3),
+        (1, 2),
+    ]
+    pd.testing.assert_frame_equal(combine(parts), stable_sort(parts))
+
+
+def test_a_part_out_of_order_is_sorted() -> None:
+    unsorted = part([("k", "info", "users.csv", "2", "m"), ("k", "info", "users.csv", "1", "m")])
+    whole = pa.Table.from_pandas(unsorted, preserve_index=False)
+    assert _ordered_runs(whole, np.array([2])) is None
+    assert combine([unsorted])["record_id"].tolist() == ["1", "2"]
 
 
 def test_no_parts_and_empty_parts() -> None:

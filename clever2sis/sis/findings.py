@@ -7,6 +7,8 @@ on) and ``info`` for what the build handled by a documented rule.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -57,9 +59,10 @@ def no_findings() -> pd.DataFrame:
 def combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """All findings in one frame, in a stable order (by file, kind, record, message).
 
-    Sorted by Arrow (pandas sorts several string keys ~4x slower). Parts are most often the combined (so
-    sorted) findings of one builder each, which do not interleave: put in order of their first rows, they
-    are checked to be sorted as they stand, and only sorted when they are not.
+    Parts are most often the combined, so sorted, findings of one builder, and each kind of finding is made
+    in one place: cut where a part ends or its file or kind changes, the sorted runs do not interleave. They
+    are put in order of their first rows, and only when that cannot give the stable order is the whole
+    sorted (by Arrow: pandas sorts several string keys ~4x slower).
     """
     frames = [part for part in parts if len(part)]
     if not frames:
@@ -68,36 +71,57 @@ def combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
         pa.Table.from_pandas(part.loc[:, list(FINDING_COLUMNS)], preserve_index=False).cast(_SCHEMA)
         for part in frames
     ]
-    firsts = [tuple(table.column(key)[0].as_py() or "" for key in ORDER) for table in tables]
-    by_first = sorted(range(len(tables)), key=lambda i: (firsts[i], i))
-    ordered = pa.concat_tables([tables[i] for i in by_first])
-    boundaries = np.cumsum([len(tables[i]) for i in by_first])[:-1] - 1
-    if not _sorted(ordered, strictly_at=boundaries):
-        whole = pa.concat_tables(tables)
-        ordered = whole.take(pc.sort_indices(whole, sort_keys=[(key, "ascending") for key in ORDER]))
-    out: pd.DataFrame = ordered.to_pandas(types_mapper={pa.large_string(): pd.StringDtype("pyarrow")}.get)
+    whole = pa.concat_tables(tables)
+    runs = _ordered_runs(whole, np.cumsum([len(table) for table in tables]))
+    if runs is None:
+        whole = whole.take(pc.sort_indices(whole, sort_keys=[(key, "ascending") for key in ORDER]))
+    else:
+        whole = pa.concat_tables([whole.slice(start, stop - start) for start, stop in runs])
+    out: pd.DataFrame = whole.to_pandas(types_mapper={pa.large_string(): pd.StringDtype("pyarrow")}.get)
     return out
 
 
 _SCHEMA = pa.schema([(column, pa.large_string()) for column in FINDING_COLUMNS])
+# combine(): past this many sorted runs, sorting the whole is simpler than putting the runs in order.
+_MAX_RUNS = 256
 
 
-def _sorted(table: pa.Table, strictly_at: np.ndarray) -> bool:
-    """Whether each row of ``table`` is ordered before the next by ``ORDER`` (missing values never are);
-    at the rows ``strictly_at`` (the last of a part) it must be strictly before, or a stable sort of the
-    parts as given could have put the next part's equal row first."""
-    if len(table) < 2:
-        return True
-    before = pa.scalar(False)
-    same = pa.scalar(True)
-    for key in ORDER:
-        column = table.column(key)
-        this, following = column.slice(0, len(table) - 1), column.slice(1)
-        before = pc.or_(before, pc.and_(same, pc.less(this, following)))
-        same = pc.and_(same, pc.equal(this, following))
-    before = pc.fill_null(before, False).to_numpy(zero_copy_only=False)
-    same = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
-    return bool((before | same).all() and before[strictly_at].all())
+def _ordered_runs(table: pa.Table, part_ends: np.ndarray) -> list[tuple[int, int]] | None:
+    """The (start, stop) row ranges whose concatenation is ``table`` in stable ``ORDER``, or None.
+
+    A run ends where a part ends or the file or kind changes, and must be sorted within itself. Put in
+    order of their first rows, each run must end strictly before the next begins: with equal rows on
+    both sides of a cut, a stable sort could have put the later part's row first.
+    """
+    if any(table.column(key).null_count for key in ORDER):
+        return None
+    length = len(table)
+    before = same = same_group = np.zeros(0, dtype=bool)
+    if length > 1:
+        less, equal = pa.scalar(False), pa.scalar(True)
+        for key in ORDER:
+            column = table.column(key)
+            this, following = column.slice(0, length - 1), column.slice(1)
+            less = pc.or_(less, pc.and_(equal, pc.less(this, following)))
+            equal = pc.and_(equal, pc.equal(this, following))
+            if key == "kind":
+                same_group = equal.to_numpy(zero_copy_only=False)
+        before, same = less.to_numpy(zero_copy_only=False), equal.to_numpy(zero_copy_only=False)
+    cut = ~same_group
+    cut[part_ends[:-1] - 1] = True
+    if not (before | same)[~cut].all():
+        return None
+    stops = np.append(np.flatnonzero(cut) + 1, length)
+    starts = np.append(0, stops[:-1])
+    if len(starts) > _MAX_RUNS:
+        return None
+    keys = table.select(list(ORDER))
+    firsts = [tuple(row.values()) for row in keys.take(starts).to_pylist()]
+    lasts = [tuple(row.values()) for row in keys.take(stops - 1).to_pylist()]
+    order = sorted(range(len(starts)), key=lambda run: (firsts[run], run))
+    if any(not lasts[this] < firsts[following] for this, following in pairwise(order)):
+        return None
+    return [(int(starts[run]), int(stops[run])) for run in order]
 
 
 def text(*parts: pd.Series | str) -> pd.Series:
