@@ -419,11 +419,12 @@ def _series(strings: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) 
 
 def _rows_of(frame: pd.DataFrame, mask: pd.Series, columns: list[str]) -> pd.DataFrame:
     """``frame.loc[mask, columns]`` for string columns, filtered by Arrow (pandas takes by position, ~5x
-    slower); the chunks of a column are filtered where they are, not joined first."""
+    slower). Each column's chunks are filtered where they are and then joined once, so later steps find
+    one array (joining them before would copy the rows left out too)."""
     keep = mask.to_numpy()
-    return pd.DataFrame(
-        {column: _series(pa.array(frame[column], from_pandas=True).filter(keep)) for column in columns}
-    ).set_axis(frame.index[keep])
+    return pd.DataFrame({column: _series(_strings(frame[column], keep)) for column in columns}).set_axis(
+        frame.index[keep]
+    )
 
 
 def _unless_blank(values: pd.Series) -> pd.Series:
