@@ -79,10 +79,10 @@ def user_columns(settings: BuildSettings) -> tuple[str, ...]:
 
 
 def _first_of(*columns: pd.Series) -> pd.Series:
+    """Each row's first present value among ``columns`` (aligned string columns)."""
     if len(columns) == 1:
         return columns[0]
-    merged = pc.coalesce(*(pa.array(column, type=pa.large_string(), from_pandas=True) for column in columns))
-    return pd.Series(pd.arrays.ArrowStringArray(merged), index=columns[0].index)
+    return _series(pc.coalesce(*(_strings(column) for column in columns)), columns[0].index)
 
 
 def user_fields(users: pd.DataFrame, names: Sequence[str] = NAMESPACES["user"]) -> pd.DataFrame:
@@ -174,13 +174,19 @@ def _placed(given: list[tuple[np.ndarray, pa.Array]], index: pd.Index) -> pd.Ser
     return _series(logins.take(pa.array(slot, mask=slot < 0))).set_axis(index)
 
 
-def _observer_candidates(district: District, settings: BuildSettings, wanted: pd.Series) -> pd.DataFrame:
-    """Contacts not built as users already, with a chosen relationship to a student the build wants."""
+def _observer_candidates(
+    district: District, settings: BuildSettings, wanted: pd.Series
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Contacts not built as users already, with a chosen relationship to a student the build wants (the
+    columns of the ``contact`` namespace); and those relationships."""
     all_users = district.users
     links = observer_links(district, settings)
     students = all_users.loc[wanted & all_users["is_student"], "id"]
     links = links[member(links["student_id"], students) & ~is_self(links)]
-    return all_users[all_users["is_contact"] & ~wanted & member(all_users["id"], links["contact_id"])]
+    maybe = (all_users["is_contact"] & ~wanted).to_numpy()
+    chosen = maybe.copy()
+    chosen[maybe] = member(_series(_strings(all_users["id"], maybe)), links["contact_id"]).to_numpy()
+    return _rows_of(all_users, chosen, ["id", "first", "last", "email", "contact_sis_id"]), links
 
 
 def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.Series, pd.Series]:
@@ -193,6 +199,7 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
     wanted = pd.Series(False, index=all_users.index)
     for role in settings.user_roles:
         wanted |= all_users[f"is_{role}"]
+    is_student = all_users["is_student"].to_numpy()[wanted.to_numpy()]  # rows are numbered from 0 below
     user_id = template(settings, "ids.user_id")
     used = [
         name
@@ -201,7 +208,7 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
     ]
     # Only the columns this build reads are copied out of the users frame.
     sources = ["id", "first", "last", "email", *(c for n in used for c in USER_FIELD_SOURCES[n])]
-    users = _rows_of(all_users, wanted, list(dict.fromkeys(sources)))
+    users = _rows_of(all_users, wanted.to_numpy(), list(dict.fromkeys(sources)))
     fields = user_fields(users, used)
     email, invalid_email = _checked_email(users["email"])
     found = [_invalid_emails(users["id"], users["email"], invalid_email)]
@@ -220,7 +227,7 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
     del users, fields, values, email
     observer = pd.Series(False, index=rows.index)
     if settings.observers.enabled:
-        contacts = _observer_candidates(district, settings, wanted)
+        contacts, links = _observer_candidates(district, settings, wanted)
         namespace = contact_fields(contacts)
         contact_email, contact_invalid = _checked_email(namespace["email"])
         found.append(_invalid_emails(contacts["id"], contacts["email"], contact_invalid))
@@ -240,11 +247,15 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
                         "full_name": namespace["contact.name"],
                     }
                 ),
-            ]
+            ],
+            ignore_index=True,
         )
-        candidates = [(field, column.reindex(rows.index)) for field, column in candidates]
-        candidates.append((OBSERVER_LOGIN_FIELD, _unless_blank(contact_login).reindex(rows.index)))
-        observer = pd.Series(rows.index.isin(contacts.index), index=rows.index)
+        built_users = len(rows) - len(contacts)  # rows: the users, then the contacts
+        candidates = [(field, _padded(values, 0, len(contacts), rows.index)) for field, values in candidates]
+        login_field = _padded(_unless_blank(contact_login), built_users, 0, rows.index)
+        candidates.append((OBSERVER_LOGIN_FIELD, login_field))
+        observer = pd.Series(np.arange(len(rows)) >= built_users, index=rows.index)
+        is_student = np.append(is_student, np.zeros(len(contacts), dtype=bool))
     login, lost = assign_logins(candidates)
     del candidates
     rows["login_id"] = login
@@ -256,10 +267,8 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
     no_login = login.isna()
     sent = ~no_user_id & ~duplicate_id & ~no_login
     if observer.any():
-        sent_students = sent & ~observer & all_users["is_student"].reindex(rows.index, fill_value=False)
-        without_students = (
-            observer & sent & ~_observes_a_sent_student(district, settings, rows, sent_students)
-        )
+        sent_students = sent & ~observer & is_student
+        without_students = observer & sent & ~_observes_a_sent_student(links, rows, sent_students, observer)
     else:
         without_students = observer
     sent &= ~without_students
@@ -417,14 +426,17 @@ def _series(strings: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) 
     return pd.Series(pd.arrays.ArrowStringArray(strings), index=index, dtype="string")
 
 
-def _rows_of(frame: pd.DataFrame, mask: pd.Series, columns: list[str]) -> pd.DataFrame:
-    """``frame.loc[mask, columns]`` for string columns, filtered by Arrow (pandas takes by position, ~5x
-    slower). Each column's chunks are filtered where they are and then joined once, so later steps find
-    one array (joining them before would copy the rows left out too)."""
-    keep = mask.to_numpy()
-    return pd.DataFrame({column: _series(_strings(frame[column], keep)) for column in columns}).set_axis(
-        frame.index[keep]
-    )
+def _rows_of(frame: pd.DataFrame, keep: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """``frame.loc[keep, columns]`` for string columns, numbered from 0, filtered by Arrow (pandas takes by
+    position, ~5x slower). Each column's chunks are filtered where they are and then joined once, so later
+    steps find one array (joining them before would copy the rows left out too)."""
+    return pd.DataFrame({column: _series(_strings(frame[column], keep)) for column in columns})
+
+
+def _padded(values: pd.Series, before: int, after: int, index: pd.Index) -> pd.Series:
+    """``values`` with ``before`` missing values ahead and ``after`` behind, as a column over ``index``."""
+    nulls = pa.nulls(before, pa.large_string()), pa.nulls(after, pa.large_string())
+    return _series(pa.concat_arrays([nulls[0], _strings(values), nulls[1]]), index)
 
 
 def _unless_blank(values: pd.Series) -> pd.Series:
@@ -455,13 +467,16 @@ def _id_map(rows: pd.DataFrame, keep: pd.Series) -> pd.Series:
 
 
 def _observes_a_sent_student(
-    district: District, settings: BuildSettings, rows: pd.DataFrame, sent_users: pd.Series
+    links: pd.DataFrame, rows: pd.DataFrame, sent_students: pd.Series, observer: pd.Series
 ) -> pd.Series:
-    """For each row, whether it is the contact of a chosen link to a student who is sent."""
-    links = observer_links(district, settings)
-    students = rows.loc[sent_users, "clever_id"]
-    observed = links[member(links["student_id"], students) & ~is_self(links)]
-    return member(rows["clever_id"], observed["contact_id"])
+    """For each observer row, whether it is the contact of one of ``links`` to a student who is sent.
+
+    ``links`` are the chosen links to the students the build wants, among whom the sent ones are.
+    """
+    observed = links[member(links["student_id"], rows.loc[sent_students, "clever_id"])]
+    found = pd.Series(False, index=rows.index)
+    found[observer] = member(rows.loc[observer, "clever_id"], observed["contact_id"]).to_numpy()
+    return found
 
 
 def _contacts_not_built(
