@@ -106,7 +106,8 @@ def member(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
 
     Missing values are never members. Arrow hashes the set it looks in, and building that table costs
     ~10x more per value than looking a value up in it; so when ``of`` is much the larger, the values of
-    ``of`` are looked up among ``values`` first and only the hits become the set.
+    ``of`` are looked up among ``values`` first and only the hits become the set. When ``values`` are the
+    very values of ``of`` in the same order (ids handed from one file to the next), nothing is hashed.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
         categories = member(pd.Series(values.cat.categories, dtype="string"), of).to_numpy()
@@ -118,7 +119,7 @@ def member(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
         and not strings.null_count
         and _chunked(strings).equals(_chunked(value_set))
     ):
-        return pd.Series(True, index=values.index)  # the very values of ``of``, as when ids are passed on
+        return pd.Series(True, index=values.index)
     if len(value_set) > _PROBE_THE_SET_FACTOR * len(strings):
         value_set = value_set.filter(pc.is_in(value_set, value_set=strings, skip_nulls=True))
     found = pc.is_in(strings, value_set=value_set, skip_nulls=True)

@@ -407,8 +407,10 @@ def _users_file(
                 pa.scalar(settings.observers.authentication_provider_id, pa.large_string()),
                 pa.scalar(settings.authentication_provider_id, pa.large_string()),
             )
+        elif column == "status":
+            values = pa.repeat(pa.scalar("active", pa.large_string()), len(positions))
         else:
-            values = pa.repeat(pa.scalar("active", pa.large_string()), len(positions))  # status
+            raise KeyError(f"users.csv column {column!r} has no source here")
         out[column] = _series(pc.fill_null(values, ""))
     return pd.DataFrame(out)
 
