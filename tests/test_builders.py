@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from clever2sis.clever.frames import load_district
@@ -12,7 +15,7 @@ from clever2sis.clever.snapshot import Snapshot
 from clever2sis.config import RawConfig, build_settings
 from clever2sis.sis import files
 from clever2sis.sis.build import BuiltFiles, build_frames
-from clever2sis.sis.builders.users import assign_logins
+from clever2sis.sis.builders.users import EMAIL_PATTERN, UNICODE_WHITESPACE, _checked_email, assign_logins
 from clever2sis.sis.writer import csv_bytes
 from tests.canvas_rules import canvas_messages
 
@@ -191,6 +194,29 @@ def test_login_value_contested_once_is_never_given_to_anyone() -> None:
         "is shared by 2 users",
         "is already another user's login",
     ]
+
+
+def test_whitespace_spelled_out_for_arrow_is_pythons() -> None:
+    characters = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000]
+    matched = pc.match_substring_regex(pa.array(characters, pa.large_string()), f"^[{UNICODE_WHITESPACE}]$")
+    spaces = [c for c, is_space in zip(characters, matched.to_pylist(), strict=True) if is_space]
+    assert spaces == [c for c in characters if c.isspace()]
+
+
+def test_email_check_is_the_python_pattern() -> None:
+    values = pd.Series(
+        [
+            *("a@b.co", " a@b.co ", "a b@c.de", "a@b@c.de", "a@.bc", "a@bc.", "@b.c", "a@b..c", "a@b.c.d"),
+            *("a\u00a0b@c.de", "a@b\u2003c.de", "a\x0b@b.c", "a@b\x1c.c", "a@b.c\n", "a@b.c\u2028x"),
+            *("ü@bä.example", "a@b.c\u200b", "a\x85b@c.de", "", " ", pd.NA),
+        ],
+        dtype="string",
+    )
+    email, invalid = _checked_email(values)
+    stripped = values.str.strip()
+    valid = stripped.str.fullmatch(EMAIL_PATTERN).fillna(False).astype(bool)  # Python's re, value by value
+    assert email.tolist() == stripped.where(valid).tolist()
+    assert invalid.tolist() == (stripped.notna() & ~valid).tolist()
 
 
 def test_enrollments_primary_teacher_coteachers_and_left_out_users(tiny_snapshot: Path) -> None:
@@ -550,3 +576,53 @@ def test_write_csv_renders_in_small_chunks_and_raises_what_the_writing_thread_ra
     seen.clear()
     with pytest.raises(OSError, match="disk full"):
         writer.write_csv(frame, tmp_path / "g.csv", also=refuse)
+
+
+@pytest.mark.parametrize(
+    ("values", "of"),
+    [
+        (["a", "b", pd.NA, "c", "a"], ["a", "c", "a", "zz"]),  # a set with repeats
+        (["a", "b", pd.NA], ["a", "b", pd.NA]),  # the same values: missing is still no member
+        (["b", "a"], ["a", "b"]),  # the same set in another order
+        (["a", "q"], [f"v{i}" for i in range(20)] + ["a"]),  # a set much larger than the values
+        ([], ["a"]),
+        (["a"], []),
+    ],
+)
+def test_member_is_isin_with_missing_never_a_member(values: list[object], of: list[object]) -> None:
+    from clever2sis.sis.builders import member
+
+    series = pd.Series(values, index=range(10, 10 + len(values)), dtype="string")
+    expected = series.isin(pd.Series(of, dtype="string").dropna()) & series.notna()
+    assert member(series, pd.Series(of, dtype="string")).tolist() == expected.tolist()
+    categorical = series.astype("category")
+    assert member(categorical, pd.Series(of, dtype="string")).tolist() == expected.tolist()
+
+
+def test_member_of_chunked_columns() -> None:
+    from clever2sis.sis.builders import member
+
+    chunks = pa.chunked_array([pa.array(["a", "b"], pa.large_string()), pa.array(["c"], pa.large_string())])
+    values = pd.Series(pd.arrays.ArrowStringArray(chunks))
+    assert member(values, pd.Series(["c", "a", "b"], dtype="string")).tolist() == [True, True, True]
+    assert member(pd.Series(["c", "d"], dtype="string"), values).tolist() == [True, False]
+    assert member(values, values).tolist() == [True, True, True]
+
+
+def test_blank_is_missing_or_whitespace() -> None:
+    from clever2sis.sis.builders import blank
+
+    values = pd.Series(["a", " ", "", pd.NA, "\u2003", " b ", "\x0b"], dtype="string")
+    assert blank(values).tolist() == (values.fillna("").str.strip() == "").tolist()
+    assert blank(values.astype(object)).tolist() == [False, True, True, True, True, False, True]
+
+
+def test_control_character_scan_sees_every_control_byte_and_nothing_else() -> None:
+    from clever2sis.sis.validate import _may_hold_control_characters
+
+    for code in [*range(0x20), 0x7F]:
+        assert _may_hold_control_characters(pd.Series(["fine", f"x{chr(code)}y"], dtype="string"))
+    clean = "".join(chr(c) for c in range(0x20, 0x7F)) + "é€𝒜\u0080\u00ff"
+    assert not _may_hold_control_characters(pd.Series([clean, "", pd.NA], dtype="string"))
+    many_blocks = pd.Series(["x" * 1000] * 3000 + ["y\x7f"], dtype="string")  # past the first scan block
+    assert _may_hold_control_characters(many_blocks)

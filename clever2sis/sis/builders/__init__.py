@@ -93,6 +93,10 @@ def ordered(frame: pd.DataFrame, columns: Sequence[str], sort_by: Sequence[str])
     return out.sort_values(list(sort_by), kind="stable").reset_index(drop=True)
 
 
+# member(): look ``of`` up among ``values`` first when it is this many times longer.
+_PROBE_THE_SET_FACTOR = 4
+
+
 def _arrow(values: pd.Series | pd.Index) -> pa.Array:
     return pa.array(values, type=pa.large_string(), from_pandas=True)
 
@@ -100,14 +104,30 @@ def _arrow(values: pd.Series | pd.Index) -> pa.Array:
 def member(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
     """``values.isin(of)`` for strings, computed by Arrow (pandas' own is ~20x slower on Arrow strings).
 
-    Missing values are never members.
+    Missing values are never members. Arrow hashes the set it looks in, and building that table costs
+    ~10x more per value than looking a value up in it; so when ``of`` is much the larger, the values of
+    ``of`` are looked up among ``values`` first and only the hits become the set. When ``values`` are the
+    very values of ``of`` in the same order (ids handed from one file to the next), nothing is hashed.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
         categories = member(pd.Series(values.cat.categories, dtype="string"), of).to_numpy()
         codes = values.cat.codes.to_numpy()
         return pd.Series(np.where(codes >= 0, categories[codes], False), index=values.index)
-    found = pc.is_in(_arrow(values), value_set=_arrow(of).unique(), skip_nulls=True)
+    strings, value_set = _arrow(values), _arrow(of)
+    if (
+        len(strings) == len(value_set)
+        and not strings.null_count
+        and _chunked(strings).equals(_chunked(value_set))
+    ):
+        return pd.Series(True, index=values.index)
+    if len(value_set) > _PROBE_THE_SET_FACTOR * len(strings):
+        value_set = value_set.filter(pc.is_in(value_set, value_set=strings, skip_nulls=True))
+    found = pc.is_in(strings, value_set=value_set, skip_nulls=True)
     return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
+
+
+def _chunked(strings: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    return strings if isinstance(strings, pa.ChunkedArray) else pa.chunked_array([strings])
 
 
 def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
@@ -119,8 +139,15 @@ def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
 
 
 def blank(values: pd.Series) -> pd.Series:
-    """True where a string value is missing or only whitespace."""
-    return values.fillna("").str.strip() == ""
+    """True where a string value is missing or only whitespace.
+
+    Arrow strings are trimmed by Arrow directly (what pandas' ``str.strip`` calls), without first filling
+    missing values into a copy of the column.
+    """
+    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
+        return values.fillna("").str.strip() == ""
+    empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(_arrow(values)), ""), True)
+    return pd.Series(empty.to_numpy(zero_copy_only=False), index=values.index)
 
 
 @dataclass(frozen=True)
