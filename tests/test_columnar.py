@@ -225,3 +225,19 @@ def test_adding_a_copy_checks_the_jsonl_and_leaves_nothing_when_it_fails(tiny_sn
         add_columnar_copy(tiny_snapshot)
     assert (tiny_snapshot / "manifest.json").read_bytes() == manifest
     assert not [p.name for p in tiny_snapshot.iterdir() if ".arrow" in p.name and "users" in p.name]
+
+
+def test_unique_categorical_equals_pandas_own_with_or_without_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from clever2sis.clever.frames import unique_categorical
+
+    categories = pd.Index(["b", "a", "c"], dtype="string")
+    codes = np.array([2, -1, 0, 0, 1], dtype=np.int32)
+    expected = pd.Series(pd.Categorical.from_codes(codes, categories=categories))
+    pd.testing.assert_series_equal(unique_categorical(codes, categories), expected)
+    monkeypatch.delattr(pd.CategoricalDtype, "_from_fastpath")
+    pd.testing.assert_series_equal(unique_categorical(codes, categories), expected)

@@ -104,6 +104,7 @@ def build_frames(
     final.found.append(plan.findings)
     del first, accounts, terms, courses, sections, users
     rest = {files.ENROLLMENTS: build_enrollments(district, settings, plan.frame, user_map)}
+    release_freed_memory()
     progress(f"enrollments: {len(rest[files.ENROLLMENTS].frame):,}")
     if settings.observers.enabled:
         rest[files.USER_OBSERVERS] = build_user_observers(district, settings, user_map, observer_map)

@@ -115,7 +115,9 @@ def _column(values: pd.Series, end: str = "") -> Callable[[int, int], pa.Array |
     tail = pa.scalar(end, pa.large_string())
     empty = pa.scalar("", pa.large_string())
     if isinstance(values.dtype, pd.CategoricalDtype):
-        categories = _csv_field(pa.array(values.cat.categories, type=pa.large_string(), from_pandas=True))
+        categories = _csv_field(
+            pa.array(values.cat.categories.array, type=pa.large_string(), from_pandas=True)
+        )
         if end:
             categories = pc.binary_join_element_wise(categories, tail, empty)
         codes = pa.array(values.cat.codes.to_numpy())

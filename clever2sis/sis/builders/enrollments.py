@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clever2sis.clever.frames import District
+from clever2sis.clever.frames import District, unique_categorical
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
 from clever2sis.sis.builders import Built
@@ -35,7 +35,16 @@ def _strings(values: pd.Series | pd.Index) -> pa.ChunkedArray:
 def _positions(values: pa.ChunkedArray, of: pa.ChunkedArray) -> np.ndarray:
     """Each value's position in ``of`` (-1 where absent), by Arrow's hash lookup."""
     found = pc.index_in(values, value_set=of)
-    return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int64)
+    return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int32)
+
+
+def _user_positions(values: pd.Series, of: pa.ChunkedArray) -> np.ndarray:
+    """:func:`_positions` of a roster's user ids; a categorical column is looked up once per category."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return _positions(_strings(values), of)
+    per_category = _positions(_strings(values.cat.categories), of)
+    codes = values.cat.codes.to_numpy()
+    return np.where(codes >= 0, per_category[codes], np.int32(-1))
 
 
 def _ranks(values: pa.ChunkedArray) -> np.ndarray:
@@ -54,55 +63,75 @@ def build_enrollments(
     students = district.section_students
     teachers = district.section_teachers
     parts = [
-        (students, np.full(len(students), code["student"], dtype=np.int64)),
+        (students, np.full(len(students), code["student"], dtype=np.int8)),
         (
             teachers,
-            np.where(teachers["position"].to_numpy() == 0, code["teacher"], code[settings.coteacher_role]),
+            np.where(
+                teachers["position"].to_numpy() == 0, code["teacher"], code[settings.coteacher_role]
+            ).astype(np.int8),
         ),
     ]
     built_ids = _strings(user_map.index)
     canvas_ids = _strings(pd.Series(user_map.array))
-    plan_of_row = np.full(len(district.sections), -1, dtype=np.int64)
-    plan_of_row[plan["row"].to_numpy()] = np.arange(len(plan))
+    plan_of_row = np.full(len(district.sections), -1, dtype=np.int32)
+    plan_of_row[plan["row"].to_numpy()] = np.arange(len(plan), dtype=np.int32)
     found = []
     sections, users, role_codes = [], [], []
     for roster, role in parts:
         section = plan_of_row[roster["section"].to_numpy()]
-        user = _positions(_strings(roster["user_id"]), built_ids)
+        user = _user_positions(roster["user_id"], built_ids)
         keep = (section >= 0) & (user >= 0)
         if not keep.all():
             found += _left_out(district, roster[~keep], section[~keep] < 0, np.asarray(roles)[role[~keep]])
-        sections.append(section[keep])
-        users.append(user[keep])
-        role_codes.append(role[keep])
+            section, user, role = section[keep], user[keep], role[keep]
+        sections.append(section)
+        users.append(user)
+        role_codes.append(role)
+        del section, user, keep
 
     # One key per enrollment that sorts like (course_id, section_id, role, user_id) and is unique per
-    # (section, role, user): np.unique then both de-duplicates and orders.
-    section_order = np.lexsort((_ranks(_strings(plan["section_id"])), _ranks_with_ties(plan["course_id"])))
+    # (section, role, user): one sort then both de-duplicates and orders. Built in place, a part at a time:
+    # these are the largest arrays of the build.
+    section_order = np.lexsort(
+        (_ranks(_strings(plan["section_id"])), _ranks_with_ties(plan["course_id"]))
+    ).astype(np.int32)
     section_rank = np.empty(len(plan), dtype=np.int64)
     section_rank[section_order] = np.arange(len(plan))
     user_rank = _ranks(canvas_ids)
     n_users, n_roles = max(len(user_map), 1), len(roles)
-    key = np.sort(
-        (section_rank[np.concatenate(sections)] * n_roles + np.concatenate(role_codes)) * n_users
-        + user_rank[np.concatenate(users)]
-    )
-    key = key[np.concatenate(([True], key[1:] != key[:-1]))] if len(key) else key  # np.unique, 15x faster
-    user = np.argsort(user_rank)[key % n_users]
-    role = (key // n_users) % n_roles
-    section = section_order[key // (n_users * n_roles)]
+    key = section_rank[np.concatenate(sections)]
+    del sections
+    key *= n_roles
+    key += np.concatenate(role_codes)
+    del role_codes
+    key *= n_users
+    key += user_rank[np.concatenate(users)]
+    del users
+    key.sort()
+    if len(key):
+        key = key[np.concatenate(([True], key[1:] != key[:-1]))]  # np.unique, 15x faster
+    section_key, rest = np.divmod(key, n_users * n_roles)
+    del key
+    section = section_order[section_key]
+    del section_key
+    role_key, user_key = np.divmod(rest, n_users)
+    del rest
+    role = role_key.astype(np.int8)
+    del role_key
+    user = np.argsort(user_rank).astype(np.int32)[user_key]
+    del user_key
     course_codes, course_ids = pd.factorize(plan["course_id"])
 
     def categorical(codes: np.ndarray, categories: pd.Series | pd.Index | list[str]) -> pd.Series:
-        return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype="string")))
+        return unique_categorical(codes, pd.Index(categories, dtype="string"))
 
     frame = pd.DataFrame(
         {
-            "course_id": categorical(course_codes[section], course_ids),
+            "course_id": categorical(course_codes.astype(np.int32)[section], course_ids),
             "section_id": categorical(section, plan["section_id"]),
             "user_id": categorical(user, pd.Index(user_map.array)),
             "role": categorical(role, roles),
-            "status": categorical(np.zeros(len(key), dtype=np.int64), ["active"]),
+            "status": categorical(np.zeros(len(user), dtype=np.int8), ["active"]),
         }
     )
     return Built(frame.loc[:, list(enrollment_columns(settings))], combine(found))
@@ -112,6 +141,7 @@ def _left_out(
     district: District, rows: pd.DataFrame, no_section: np.ndarray, role_names: np.ndarray
 ) -> list[pd.DataFrame]:
     """Findings for roster entries that are not enrolled (only these rows are formatted)."""
+    rows = rows.assign(user_id=rows["user_id"].astype("string"))
     section_id = pd.Series(district.sections["id"].to_numpy()[rows["section"].to_numpy()], index=rows.index)
     no_section_mask = pd.Series(no_section, index=rows.index)
     unknown = ~no_section_mask & ~_known(rows["user_id"], district.users["id"])
