@@ -3,7 +3,7 @@
     python -m bench.steps STEP [options]
 
 prints one JSON object on its last line of stdout: ``seconds`` (wall time of the work, after imports),
-``peak_rss_mb`` (the process's ``ru_maxrss``) and what the step counted. Steps:
+``peak_rss_mb`` (the process's own high-water RSS, see :func:`peak_rss_mb`) and what the step counted. Steps:
 
 ``generate``         the sample district (``--students``, ``--seed``) into ``--out``
 ``pull``             ``clever2sis pull`` (the library call the command makes) from ``--url`` into ``--out``
@@ -93,6 +93,20 @@ def run(step: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, **facts}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MiB: Linux's ``VmHWM``, which belongs to the process's own memory.
+
+    Not ``ru_maxrss``: Linux carries that across ``exec``, so a step started by a parent that once held
+    3 GB (bench.run, after comparing the reference's rows with ours) would report 3 GB whatever it used.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -106,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     result = run(args.step, args)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
     return 0
 

@@ -108,3 +108,21 @@ def test_the_jsonl_only_twin_builds_the_same_zip_from_the_jsonl(district: Path, 
     settings = build_settings(load_raw_config(None))
     ours, theirs = build(district, tmp_path / "a", settings), build(twin, tmp_path / "b", settings)
     assert ours["zip"]["sha256"] == theirs["zip"]["sha256"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="VmHWM is Linux's /proc/self/status")
+def test_a_steps_peak_rss_is_its_own_not_its_parents() -> None:
+    import subprocess
+    import sys
+
+    held = bytearray(400 << 20)  # the parent's peak, which ru_maxrss would hand down through exec
+    held[:: 1 << 12] = b"x" * len(held[:: 1 << 12])
+    child = subprocess.run(
+        [sys.executable, "-c", "from bench.steps import peak_rss_mb; print(peak_rss_mb())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert float(child.stdout) < 200
+    del held
