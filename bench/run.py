@@ -251,7 +251,8 @@ def _s(value: float | None) -> str:
 
 
 def _mb(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.0f} MB"
+    """A peak RSS, which steps measure in MiB (the unit of the 2 GiB target)."""
+    return "–" if value is None else f"{value:,.0f} MiB"
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
