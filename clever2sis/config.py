@@ -452,6 +452,7 @@ SYNC_KEYS = set(
         "user_remove_status",
         "term_rollover",
         "diffing_data_set_identifier",
+        "keep_runs",
     }
 )
 
@@ -470,6 +471,7 @@ class SyncSettings:
     user_remove_status: str = "suspended"
     term_rollover: bool = True
     diffing_data_set_identifier: str | None = None
+    keep_runs: int = 0  # 0 keeps every run directory
 
     def shrink_limit_percent(self, file_name: str) -> float:
         """The guard's limit for ``file_name`` (``users.csv`` or ``users``)."""
@@ -517,6 +519,11 @@ def parse_sync(raw: RawConfig) -> SyncSettings:
     identifier = values.get("diffing_data_set_identifier")
     if identifier is not None:
         typed(raw, "sync", "diffing_data_set_identifier", identifier, str)
+    keep_runs = typed(raw, "sync", "keep_runs", values.get("keep_runs", defaults.keep_runs), int)
+    if keep_runs < 0:
+        raise ConfigError(
+            f"{raw.source}: sync.keep_runs is how many run directories to keep (0 keeps all), not {keep_runs}"
+        )
     return SyncSettings(
         runs_dir=path,
         deletion_mode=_choice(
@@ -544,6 +551,7 @@ def parse_sync(raw: RawConfig) -> SyncSettings:
         ),
         term_rollover=typed(raw, "sync", "term_rollover", values.get("term_rollover", True), bool),
         diffing_data_set_identifier=identifier,
+        keep_runs=keep_runs,
     )
 
 

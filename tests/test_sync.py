@@ -218,3 +218,41 @@ def test_every_sync_command_has_help(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
+
+
+def test_keep_runs_removes_old_run_directories_but_never_a_baseline(tmp_path: Path) -> None:
+    from clever2sis.sync.runs import prune_run_dirs
+
+    runs = tmp_path / "runs"
+    names = ["20270101T060000Z", "20270102T060000Z", "20270102T060000Z-01", "20270103T060000Z"]
+    for name in [*names, "notes", ".removing-20261231T060000Z"]:
+        (runs / name).mkdir(parents=True)
+        (runs / name / "run.log").write_text("x")
+    assert prune_run_dirs(runs, 0, set()) == []
+    assert prune_run_dirs(runs, 2, {"20270101T060000Z"}) == ["20270102T060000Z"]
+    assert sorted(path.name for path in runs.iterdir()) == [
+        "20270101T060000Z",
+        "20270102T060000Z-01",
+        "20270103T060000Z",
+        "notes",
+    ]
+    assert prune_run_dirs(runs, 1, set()) == ["20270101T060000Z", "20270102T060000Z-01"]
+    assert sorted(path.name for path in runs.iterdir()) == ["20270103T060000Z", "notes"]
+    with pytest.raises(ConfigError, match=r"sync\.keep_runs is how many run directories to keep"):
+        parse_sync(raw(sync={"keep_runs": -1}))
+    assert parse_sync(raw()).keep_runs == 0
+
+
+def test_a_nightly_sync_with_keep_runs_keeps_the_baseline_through_a_stopped_night(tmp_path: Path) -> None:
+    month = run_month(tmp_path, count=VANISH_NIGHT + 2, keep_runs=1)
+    assert month.exit_codes == [0] * VANISH_NIGHT + [51, 0]
+    run_ids = [str(result["run_id"]) for result in month.results]
+    last = month.runs_dir / run_ids[-1]
+    # The stopped night kept the last applied run (its baseline), so the night after still compared with it.
+    removed = f"{run_ids[VANISH_NIGHT - 1]}, {run_ids[VANISH_NIGHT]}"
+    assert f"removed 2 old run directories (keep_runs = 1): {removed}" in (last / "run.log").read_text()
+    assert sorted(p.name for p in month.runs_dir.iterdir() if p.is_dir()) == [run_ids[-1]]
+    record = orjson.loads((last / "build" / "build.json").read_bytes())
+    assert record["sync"]["baseline_run_id"] == run_ids[VANISH_NIGHT - 1]
+    with History(month.runs_dir) as history:
+        assert len(history.runs()) == VANISH_NIGHT + 2

@@ -184,6 +184,14 @@ class History:
             (run for run in self.runs(profile=profile) if run["import_state"] in BASELINE_OUTCOMES), None
         )
 
+    def baseline_run_ids(self) -> set[str]:
+        """Each profile's last applied run (what the next run of that profile compares with)."""
+        newest: dict[str, str] = {}
+        for run in self.runs():
+            if run["import_state"] in BASELINE_OUTCOMES:
+                newest.setdefault(str(run["profile"]), str(run["run_id"]))
+        return set(newest.values())
+
     def last_remaster(self, profile: str) -> RunRow | None:
         """The profile's newest applied run that re-sent everything (a remaster, or the first run)."""
         return next(

@@ -76,6 +76,7 @@ from clever2sis.sync.runs import (
     RunLock,
     RunLog,
     new_run_dir,
+    prune_run_dirs,
     stamp,
     utc_now,
 )
@@ -339,10 +340,31 @@ def _locked_run(
         _finish(run, run_dir, clock, outcome, exit_code, message)
         log.close()
         raise
+    _prune(run, runs_dir, job.sync.keep_runs)
     log(("done: " if exit_code == EXIT_OK else "stopped: ") + message)
     result = _finish(run, run_dir, clock, outcome, exit_code, message)
     log.close()
     return result
+
+
+def _prune(run: _Run, runs_dir: Path, keep: int) -> None:
+    """Apply ``keep_runs``: never this run, nor any profile's last applied run (the next run's baseline).
+
+    A removal that fails is a warning in the log, not a failed run.
+    """
+    if keep <= 0:
+        return
+    protected = {str(run.facts["run_id"]), *run.history.baseline_run_ids()}
+    try:
+        removed = prune_run_dirs(runs_dir, keep, protected)
+    except OSError as error:
+        run.log(f"warning: old run directories not removed (keep_runs = {keep}): {error}")
+        return
+    if removed:
+        run.log(
+            f"removed {len(removed)} old run director{'y' if len(removed) == 1 else 'ies'} "
+            f"(keep_runs = {keep}): {', '.join(removed)}"
+        )
 
 
 def _outcome_of(error: Clever2SisError, facts: Mapping[str, Any]) -> str:

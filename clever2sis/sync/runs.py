@@ -10,6 +10,9 @@
         build/              the build as uploaded (csv/, sis_import.zip, build.json, sync/, imports/)
         run.log             every progress line, time-stamped
         run.json            the run's outcome: what the JSON line on stdout says, and more
+
+With ``[sync] keep_runs = N`` each run ends by removing the run directories older than the newest N, except
+the ones the next runs need (see :func:`prune_run_dirs`); history.sqlite keeps every run's row.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import datetime as dt
 import errno
 import fcntl
 import os
-from collections.abc import Callable, Iterable
+import re
+import shutil
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -33,6 +38,8 @@ BUILD_DIR_NAME = "build"
 RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
 REDACTED = "[redacted]"
 MAX_SAME_SECOND_RUNS = 100
+RUN_ID_PATTERN = re.compile(r"\d{8}T\d{6}Z(-\d{2})?")
+_REMOVING_PREFIX = ".removing-"
 
 Clock = Callable[[], dt.datetime]
 
@@ -106,6 +113,32 @@ def new_run_dir(runs_dir: Path, now: dt.datetime) -> tuple[str, Path]:
             raise RunsDirError(f"cannot create run directory {path}: {error.strerror}") from None
         return run_id, path
     raise RunsDirError(f"{runs_dir}: {MAX_SAME_SECOND_RUNS} runs started in the same second {base}")
+
+
+def prune_run_dirs(runs_dir: Path, keep: int, protected: Collection[str]) -> list[str]:
+    """Remove the run directories older than the newest ``keep`` (0: remove none), never one in ``protected``
+    (the running one, each profile's last applied run); return the run ids removed, oldest first.
+
+    Only directories named like a run id are touched. Each is renamed to a hidden name before it is deleted,
+    so a removal cut short never leaves something that looks like a run; such leftovers go on the next call.
+    """
+    if keep <= 0:
+        return []
+    for leftover in runs_dir.glob(f"{_REMOVING_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    runs = sorted(
+        (path.name for path in runs_dir.iterdir() if path.is_dir() and RUN_ID_PATTERN.fullmatch(path.name)),
+        reverse=True,
+    )
+    removed = []
+    for run_id in reversed(runs[keep:]):
+        if run_id in protected:
+            continue
+        doomed = runs_dir / f"{_REMOVING_PREFIX}{run_id}"
+        (runs_dir / run_id).rename(doomed)
+        shutil.rmtree(doomed)
+        removed.append(run_id)
+    return removed
 
 
 class RunLog:
