@@ -149,3 +149,27 @@ def test_help(command: str) -> None:
     code, stdout, _ = run(command, "--help")
     assert code == 0
     assert stdout.startswith(f"Usage: main {command} [OPTIONS]")
+
+
+def test_a_write_failing_on_the_writing_thread_fails_the_build_and_keeps_the_previous_one(
+    tiny_snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clever2sis.sis import build as build_module
+
+    out = tmp_path / "b"
+    run("build", str(tiny_snapshot), "--out", str(out), "-q")
+    before = (out / "sis_import.zip").read_bytes()
+    write_csv = build_module.write_csv
+
+    def disk_full_at_users(frame, path, **kwargs):  # type: ignore[no-untyped-def]
+        if path.name == files.USERS:
+            raise OSError(28, "No space left on device", str(path))
+        return write_csv(frame, path, **kwargs)
+
+    monkeypatch.setattr(build_module, "write_csv", disk_full_at_users)
+    code, stdout, stderr = run("build", str(tiny_snapshot), "--out", str(out), "--force", "-q")
+    assert (code, stdout) == (4, "")
+    assert stderr.startswith(f"error: cannot write the build to {out}: No space left on device (")
+    assert stderr.endswith(f"{files.USERS})\n")
+    assert (out / "sis_import.zip").read_bytes() == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial build left

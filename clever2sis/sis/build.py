@@ -29,7 +29,7 @@ from clever2sis.atomic import atomic_directory
 from clever2sis.clever.frames import District, load_district
 from clever2sis.clever.snapshot import Snapshot, utc_timestamp
 from clever2sis.config import BuildSettings
-from clever2sis.errors import StrictFindingsError, UsageError
+from clever2sis.errors import BuildError, StrictFindingsError, UsageError
 from clever2sis.memory import release_freed_memory, use_returning_allocator
 from clever2sis.progress import Progress, silent
 from clever2sis.sis import files
@@ -244,18 +244,25 @@ def build(
     progress(f"reading snapshot {snapshot_dir} (district {snapshot.district_id})")
     district = load_district(snapshot)
     progress(f"loaded {len(district.users):,} users, {len(district.sections):,} sections")
-    with atomic_directory(out, replace=force) as tmp:
-        (tmp / CSV_DIR).mkdir()
-        with ZipWriter(tmp / ZIP_NAME) as archive, _FileWriter(archive, tmp / CSV_DIR) as writer:
-            built = build_frames(district, settings, progress, id_map=id_changes, ready=writer.write)
-            del district
-            release_freed_memory()
-        written = writer.written
-        csv_bytes = sum(f.bytes for f in written.values())
-        zip_bytes = (tmp / ZIP_NAME).stat().st_size
-        progress(f"wrote {len(written)} CSV files ({csv_bytes:,} bytes) and the zip ({zip_bytes:,} bytes)")
-        record = build_record(snapshot, settings, written, tmp / ZIP_NAME, built, id_map)
-        (tmp / BUILD_RECORD).write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+    try:
+        with atomic_directory(out, replace=force) as tmp:
+            (tmp / CSV_DIR).mkdir()
+            with ZipWriter(tmp / ZIP_NAME) as archive, _FileWriter(archive, tmp / CSV_DIR) as writer:
+                built = build_frames(district, settings, progress, id_map=id_changes, ready=writer.write)
+                del district
+                release_freed_memory()
+            written = writer.written
+            csv_bytes = sum(f.bytes for f in written.values())
+            zip_bytes = (tmp / ZIP_NAME).stat().st_size
+            progress(
+                f"wrote {len(written)} CSV files ({csv_bytes:,} bytes) and the zip ({zip_bytes:,} bytes)"
+            )
+            record = build_record(snapshot, settings, written, tmp / ZIP_NAME, built, id_map)
+            (tmp / BUILD_RECORD).write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as error:
+        # Disk full, permissions: nothing was replaced, and the message says where and why.
+        where = f" ({error.filename})" if error.filename else ""
+        raise BuildError(f"cannot write the build to {out}: {error.strerror or error}{where}") from None
     if strict and record["findings"]["warnings"]:
         raise StrictFindingsError(
             f"{record['findings']['warnings']} warning finding(s) and --strict was given; "
