@@ -16,7 +16,7 @@ import pytest
 from clever2sis.clever.client import CleverClient, Page
 from clever2sis.clever.pull import pull_district
 from clever2sis.clever.snapshot import COLLECTIONS, Snapshot
-from clever2sis.errors import CleverApiError, CleverAuthError, UsageError
+from clever2sis.errors import CleverApiError, CleverAuthError, SnapshotError, UsageError
 from tests.clever_server import CleverTestServer, Faults, district_from_snapshot
 from tests.conftest import reparsed
 from tests.synthetic import write_district
@@ -250,4 +250,29 @@ def test_an_interrupted_pull_leaves_nothing_behind(district: dict[str, list[byte
         with pytest.raises(KeyboardInterrupt):
             pull_district(client, tmp_path / "snap", progress=progress)
         assert time.monotonic() - started < 30
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_disk_full_while_writing_is_a_snapshot_error_naming_the_file_and_leaves_nothing(
+    district: dict[str, list[bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clever2sis.clever import snapshot as snapshot_module
+
+    append = snapshot_module._CollectionFile._append
+
+    def disk_full_at_users(self, lines, count, table):  # type: ignore[no-untyped-def]
+        if self.path.name == "users.jsonl":
+            raise OSError(28, "No space left on device", str(self.path))
+        return append(self, lines, count, table)
+
+    monkeypatch.setattr(snapshot_module._CollectionFile, "_append", disk_full_at_users)
+    dest = tmp_path / "snap"
+    with (
+        CleverTestServer(district, token=TOKEN) as server,
+        fast_client(server) as client,
+        pytest.raises(SnapshotError) as caught,
+    ):
+        pull_district(client, dest)
+    assert str(caught.value).startswith(f"cannot write the snapshot to {dest}: No space left on device (")
+    assert str(caught.value).endswith("users.jsonl)")
     assert list(tmp_path.iterdir()) == []

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from clever2sis.clever.client import CleverClient, Page
 from clever2sis.clever.schemas import SCHEMAS
 from clever2sis.clever.snapshot import COLLECTIONS, SnapshotWriter, utc_timestamp
-from clever2sis.errors import CleverApiError, CleverError, UsageError
+from clever2sis.errors import CleverApiError, CleverError, SnapshotError, UsageError
 from clever2sis.progress import Progress, silent
 
 SNAPSHOT_SOURCE = "clever-api"
@@ -180,6 +180,12 @@ def pull_district(
             )
     except FileExistsError:
         raise UsageError(f"{dest} appeared while pulling; nothing was replaced (use --force)") from None
+    except OSError as error:
+        # Disk full, permissions: the snapshot was discarded whole, and the message says where and why.
+        where = f" ({error.filename})" if error.filename else ""
+        raise SnapshotError(
+            f"cannot write the snapshot to {dest}: {error.strerror or error}{where}"
+        ) from None
     counts = ", ".join(f"{manifest['collections'][n]['records']} {n}" for n in COLLECTIONS)
     progress(f"snapshot complete: {counts}")
     return manifest
