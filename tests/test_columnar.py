@@ -107,8 +107,13 @@ def test_a_snapshot_without_the_copy_builds_the_same_zip(tmp_path: Path) -> None
     path = Path(shutil.copytree(DEMO, tmp_path / "demo"))
     jsonl_only = without_copy(path, tmp_path / "jsonl-only")
     settings = build_settings(RawConfig(data={}))
-    with_copy = build(path, tmp_path / "a", settings)
-    without = build(jsonl_only, tmp_path / "b", settings)
+    said: list[str] = []
+    with_copy = build(path, tmp_path / "a", settings, progress=said.append)
+    assert not any("no columnar copy" in line for line in said)
+    without = build(jsonl_only, tmp_path / "b", settings, progress=said.append)
+    assert (
+        "the snapshot has no columnar copy this clever2sis reads (an older pull): parsing its JSONL" in said
+    )
     assert with_copy["zip"] == without["zip"]
     assert (tmp_path / "a" / "sis_import.zip").read_bytes() == (
         tmp_path / "b" / "sis_import.zip"

@@ -242,6 +242,8 @@ def build(
     id_changes = read_id_map(id_map) if id_map is not None else None
     snapshot = Snapshot.open(snapshot_dir)
     progress(f"reading snapshot {snapshot_dir} (district {snapshot.district_id})")
+    if not snapshot.has_columnar_copy:
+        progress("the snapshot has no columnar copy this clever2sis reads (an older pull): parsing its JSONL")
     district = load_district(snapshot)
     progress(f"loaded {len(district.users):,} users, {len(district.sections):,} sections")
     try:
