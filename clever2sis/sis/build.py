@@ -13,9 +13,9 @@ Everything is written into a temporary directory first and renamed into place wh
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from clever2sis.sis.builders.users import build_users
 from clever2sis.sis.findings import WARNING, combine
 from clever2sis.sis.id_map import read_id_map
 from clever2sis.sis.validate import check_references, clean_control_characters
-from clever2sis.sis.writer import WrittenFile, ZipWriter, write_csv
+from clever2sis.sis.writer import InOrder, WrittenFile, ZipWriter, write_csv
 
 BUILD_RECORD = "build.json"
 ZIP_NAME = "sis_import.zip"
@@ -184,34 +184,6 @@ def build_record(
     }
 
 
-class _FileWriter:
-    """Writes each file handed over (in processing order) to CSV and to the zip, on a thread of its own."""
-
-    def __init__(self, archive: ZipWriter, csv_dir: Path) -> None:
-        self.archive = archive
-        self.csv_dir = csv_dir
-        self.written: dict[str, WrittenFile] = {}
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="csv-files")
-        self.pending: list[Future[None]] = []
-
-    def __enter__(self) -> _FileWriter:
-        return self
-
-    def write(self, name: str, frame: pd.DataFrame) -> None:
-        self.pending.append(self.pool.submit(self._write, name, frame))
-
-    def _write(self, name: str, frame: pd.DataFrame) -> None:
-        with self.archive.member(name) as add_to_zip:
-            self.written[name] = write_csv(frame, self.csv_dir / name, also=add_to_zip)
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        """Wait for every file; raise the first error a write raised (unless one is on its way already)."""
-        self.pool.shutdown(wait=True, cancel_futures=exc_type is not None)
-        if exc_type is None:
-            for future in self.pending:
-                future.result()
-
-
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -249,11 +221,23 @@ def build(
     try:
         with atomic_directory(out, replace=force) as tmp:
             (tmp / CSV_DIR).mkdir()
-            with ZipWriter(tmp / ZIP_NAME) as archive, _FileWriter(archive, tmp / CSV_DIR) as writer:
-                built = build_frames(district, settings, progress, id_map=id_changes, ready=writer.write)
+            written: dict[str, WrittenFile] = {}
+            with ZipWriter(tmp / ZIP_NAME) as archive, InOrder(len(files.FILE_ORDER), "csv-files") as later:
+
+                def write_file(name: str, frame: pd.DataFrame) -> None:
+                    with archive.member(name) as add_to_zip:
+                        written[name] = write_csv(frame, tmp / CSV_DIR / name, also=add_to_zip)
+
+                # Each file is written on its own thread as soon as it is final (see build_frames).
+                built = build_frames(
+                    district,
+                    settings,
+                    progress,
+                    id_map=id_changes,
+                    ready=functools.partial(later, write_file),
+                )
                 del district
                 release_freed_memory()
-            written = writer.written
             csv_bytes = sum(f.bytes for f in written.values())
             zip_bytes = (tmp / ZIP_NAME).stat().st_size
             progress(

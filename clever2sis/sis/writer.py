@@ -29,13 +29,15 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from isal import isal_zlib
+
+T = TypeVar("T")
 
 CSV_ROWS_PER_CHUNK = 1 << 14
 CSV_CHUNKS_AHEAD = 16  # rendered chunks that may wait for the writing thread
@@ -156,13 +158,10 @@ def csv_chunks(frame: pd.DataFrame) -> Iterator[bytes | memoryview]:
         yield from map(render, starts)
         return
     with ThreadPoolExecutor(CSV_RENDER_THREADS, thread_name_prefix="csv-render") as pool:
-        pending: collections.deque[Future[memoryview]] = collections.deque()
+        rendered = Ahead[memoryview](CSV_CHUNKS_AHEAD)
         for start in starts:
-            pending.append(pool.submit(render, start))
-            if len(pending) > CSV_CHUNKS_AHEAD:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+            yield from rendered.add(pool.submit(render, start))
+        yield from rendered.drain()
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -183,8 +182,8 @@ def write_csv(
     size = 0
     with (
         path.open("wb") as handle,
-        _InOrder(CSV_CHUNKS_AHEAD) as to_file,
-        _InOrder(CSV_CHUNKS_AHEAD) as to_zip,
+        InOrder(CSV_CHUNKS_AHEAD, "csv-file") as to_file,
+        InOrder(CSV_CHUNKS_AHEAD, "csv-zip") as to_zip,
     ):
 
         def keep(chunk: bytes | memoryview) -> None:
@@ -199,30 +198,49 @@ def write_csv(
     return WrittenFile(rows=len(frame), bytes=size, sha256=digest.hexdigest())
 
 
-class _InOrder:
-    """Run calls one at a time, in the order given, on one thread, at most ``ahead`` calls behind.
+class Ahead(Generic[T]):
+    """Futures in the order they were started, at most ``limit`` of them not yet read: :meth:`add` and
+    :meth:`drain` give, in that order, the results of the ones they had to wait for (raising a failed one's
+    error)."""
 
-    Leaving the ``with`` block waits for every call; the first error raised by one is raised there (the calls
-    after it are not run).
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pending: collections.deque[Future[T]] = collections.deque()
+
+    def add(self, future: Future[T]) -> list[T]:
+        self.pending.append(future)
+        done = []
+        while len(self.pending) > self.limit:
+            done.append(self.pending.popleft().result())
+        return done
+
+    def drain(self) -> Iterator[T]:
+        while self.pending:
+            yield self.pending.popleft().result()
+
+
+class InOrder:
+    """Run calls one at a time, in the order given, on a thread of their own, at most ``ahead`` calls behind.
+
+    Leaving the ``with`` block waits for every call and raises the first error one raised (the calls after it
+    are not run). Left by an exception, it runs no call not yet started and lets that exception through.
     """
 
-    def __init__(self, ahead: int) -> None:
-        self.ahead = ahead
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="csv-writer")
-        self.pending: collections.deque[Future[None]] = collections.deque()
+    def __init__(self, ahead: int, name: str) -> None:
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self.pending = Ahead[None](ahead)
 
     def __enter__(self) -> Callable[..., None]:
         return self.submit
 
-    def submit(self, call: Callable[[bytes | memoryview], None], chunk: bytes | memoryview) -> None:
-        self.pending.append(self.pool.submit(call, chunk))
-        while len(self.pending) > self.ahead:
-            self.pending.popleft().result()
+    def submit(self, call: Callable[..., None], *args: object) -> None:
+        self.pending.add(self.pool.submit(call, *args))
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         try:
-            while self.pending:
-                self.pending.popleft().result()
+            if exc_type is None:
+                for _ in self.pending.drain():
+                    pass
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -249,7 +267,7 @@ class _Member:
         self.size = 0
         self.compressed = 0
         self.buffer = bytearray()
-        self.pending: list[Future[bytes]] = []
+        self.pending = Ahead[bytes](ZIP_THREADS)
         out.write(_local_header(self.name, crc=0, compressed=0, size=0))
 
     def write(self, data: bytes | memoryview) -> None:
@@ -268,14 +286,13 @@ class _Member:
         del self.buffer[:start]
 
     def _submit(self, block: bytes, *, last: bool) -> None:
-        self.pending.append(self.pool.submit(_deflate, block, last))
-        while len(self.pending) > ZIP_THREADS:
-            self.compressed += self.out.write(self.pending.pop(0).result())
+        for deflated in self.pending.add(self.pool.submit(_deflate, block, last)):
+            self.compressed += self.out.write(deflated)
 
     def close(self) -> tuple[bytes, int, int, int, int]:
         self._submit(bytes(self.buffer), last=True)
-        for future in self.pending:
-            self.compressed += self.out.write(future.result())
+        for deflated in self.pending.drain():
+            self.compressed += self.out.write(deflated)
         end = self.out.tell()
         self.out.seek(self.offset)
         self.out.write(_local_header(self.name, crc=self.crc, compressed=self.compressed, size=self.size))
