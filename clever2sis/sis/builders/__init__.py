@@ -97,8 +97,11 @@ def ordered(frame: pd.DataFrame, columns: Sequence[str], sort_by: Sequence[str])
 _PROBE_THE_SET_FACTOR = 4
 
 
-def _arrow(values: pd.Series | pd.Index) -> pa.Array:
-    return pa.array(values, type=pa.large_string(), from_pandas=True)
+def arrow_strings(values: pd.Series | pd.Index) -> pa.ChunkedArray:
+    """The Arrow strings (large_string) behind a string column or index, without a copy where pandas holds
+    them in Arrow already; an Index is read through its array, never as Python objects."""
+    array = pa.array(values.array, type=pa.large_string(), from_pandas=True)
+    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
 
 
 def member(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
@@ -113,12 +116,8 @@ def member(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
         categories = member(pd.Series(values.cat.categories, dtype="string"), of).to_numpy()
         codes = values.cat.codes.to_numpy()
         return pd.Series(np.where(codes >= 0, categories[codes], False), index=values.index)
-    strings, value_set = _arrow(values), _arrow(of)
-    if (
-        len(strings) == len(value_set)
-        and not strings.null_count
-        and _chunked(strings).equals(_chunked(value_set))
-    ):
+    strings, value_set = arrow_strings(values), arrow_strings(of)
+    if len(strings) == len(value_set) and not strings.null_count and strings.equals(value_set):
         return pd.Series(True, index=values.index)
     if len(value_set) > _PROBE_THE_SET_FACTOR * len(strings):
         value_set = value_set.filter(pc.is_in(value_set, value_set=strings, skip_nulls=True))
@@ -126,14 +125,10 @@ def member(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
     return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
 
 
-def _chunked(strings: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
-    return strings if isinstance(strings, pa.ChunkedArray) else pa.chunked_array([strings])
-
-
 def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
     """``mapping[key]`` for each key, ``<NA>`` where the key is missing or unknown (first match wins)."""
-    positions = pc.index_in(_arrow(keys), value_set=_arrow(mapping.index))
-    taken = _arrow(mapping.reset_index(drop=True)).take(positions)
+    positions = pc.index_in(arrow_strings(keys), value_set=arrow_strings(mapping.index))
+    taken = arrow_strings(mapping.reset_index(drop=True)).take(positions)
     # to_numpy, not to_pandas: a pandas Series would be re-aligned on its own RangeIndex.
     return pd.Series(taken.to_numpy(zero_copy_only=False), index=keys.index, dtype="string")
 
@@ -146,7 +141,7 @@ def blank(values: pd.Series) -> pd.Series:
     """
     if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
         return values.fillna("").str.strip() == ""
-    empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(_arrow(values)), ""), True)
+    empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arrow_strings(values)), ""), True)
     return pd.Series(empty.to_numpy(zero_copy_only=False), index=values.index)
 
 

@@ -18,18 +18,12 @@ import pyarrow.compute as pc
 from clever2sis.clever.frames import District, unique_categorical
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
-from clever2sis.sis.builders import Built
+from clever2sis.sis.builders import Built, arrow_strings
 from clever2sis.sis.findings import WARNING, combine, report
 
 
 def enrollment_columns(settings: BuildSettings) -> tuple[str, ...]:
     return files.COLUMNS[files.ENROLLMENTS]
-
-
-def _strings(values: pd.Series | pd.Index) -> pa.ChunkedArray:
-    """The Arrow strings behind a string column, without a copy where they are Arrow already."""
-    array = pa.array(values.array, type=pa.large_string(), from_pandas=True)
-    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
 
 
 def _positions(values: pa.ChunkedArray, of: pa.ChunkedArray) -> np.ndarray:
@@ -41,8 +35,8 @@ def _positions(values: pa.ChunkedArray, of: pa.ChunkedArray) -> np.ndarray:
 def _user_positions(values: pd.Series, of: pa.ChunkedArray) -> np.ndarray:
     """:func:`_positions` of a roster's user ids; a categorical column is looked up once per category."""
     if not isinstance(values.dtype, pd.CategoricalDtype):
-        return _positions(_strings(values), of)
-    per_category = _positions(_strings(values.cat.categories), of)
+        return _positions(arrow_strings(values), of)
+    per_category = _positions(arrow_strings(values.cat.categories), of)
     codes = values.cat.codes.to_numpy()
     return np.where(codes >= 0, per_category[codes], np.int32(-1))
 
@@ -71,8 +65,8 @@ def build_enrollments(
             ).astype(np.int8),
         ),
     ]
-    built_ids = _strings(user_map.index)
-    canvas_ids = _strings(pd.Series(user_map.array))
+    built_ids = arrow_strings(user_map.index)
+    canvas_ids = arrow_strings(pd.Series(user_map.array))
     plan_of_row = np.full(len(district.sections), -1, dtype=np.int32)
     plan_of_row[plan["row"].to_numpy()] = np.arange(len(plan), dtype=np.int32)
     found = []
@@ -93,7 +87,7 @@ def build_enrollments(
     # (section, role, user): one sort then both de-duplicates and orders. Built in place, a part at a time:
     # these are the largest arrays of the build.
     section_order = np.lexsort(
-        (_ranks(_strings(plan["section_id"])), _ranks_with_ties(plan["course_id"]))
+        (_ranks(arrow_strings(plan["section_id"])), _ranks_with_ties(plan["course_id"]))
     ).astype(np.int32)
     section_rank = np.empty(len(plan), dtype=np.int64)
     section_rank[section_order] = np.arange(len(plan))
@@ -190,9 +184,9 @@ def _left_out(
 def _known(values: pd.Series, ids: pd.Series) -> pd.Series:
     """``values.isin(ids)`` for a few values against millions of ids: the ids are probed against the values'
     distinct set, which is far cheaper than hashing every id into a set."""
-    wanted = pc.unique(_strings(values))
-    present = _strings(ids).filter(pc.is_in(_strings(ids), value_set=wanted))
-    return pd.Series(pc.is_in(_strings(values), value_set=present).to_numpy(), index=values.index)
+    wanted = pc.unique(arrow_strings(values))
+    present = arrow_strings(ids).filter(pc.is_in(arrow_strings(ids), value_set=wanted))
+    return pd.Series(pc.is_in(arrow_strings(values), value_set=present).to_numpy(), index=values.index)
 
 
 def _ranks_with_ties(values: pd.Series) -> np.ndarray:

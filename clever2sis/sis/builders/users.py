@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.sis import files
-from clever2sis.sis.builders import NAMESPACES, Built, blank, member, prefixed, template
+from clever2sis.sis.builders import NAMESPACES, Built, arrow_strings, blank, member, prefixed, template
 from clever2sis.sis.builders.user_observers import is_self, observer_links
 from clever2sis.sis.findings import INFO, WARNING, combine, findings, no_findings, report, text
 from clever2sis.sis.templates import is_identity
@@ -418,10 +418,10 @@ def _users_file(
 def _strings(values: pd.Series, keep: np.ndarray | None = None) -> pa.Array:
     """The column (its rows where ``keep``) as one Arrow array: pandas may hold it in many chunks, which
     are filtered before they are joined."""
-    strings = pa.array(values, type=pa.large_string(), from_pandas=True)
+    strings = arrow_strings(values)
     if keep is not None:
         strings = strings.filter(keep)
-    return strings.combine_chunks() if isinstance(strings, pa.ChunkedArray) else strings
+    return strings.combine_chunks()
 
 
 def _series(strings: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -> pd.Series:
