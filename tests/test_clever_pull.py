@@ -276,3 +276,33 @@ def test_a_disk_full_while_writing_is_a_snapshot_error_naming_the_file_and_leave
     assert str(caught.value).startswith(f"cannot write the snapshot to {dest}: No space left on device (")
     assert str(caught.value).endswith("users.jsonl)")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_out_of_order_ids_are_counted_on_every_kind_of_page(tmp_path: Path) -> None:
+    pages = {
+        # all new (read whole), then a repeated id (read record by record): b1 and a0 come after a later id
+        "users": [["b2", "b1"], ["b1", "a0", "c3"]],
+        # records that do not fit the Arrow schema (kept in Python): s1 comes after s2
+        "sections": [["s2", "s1"]],
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        collection = request.url.path.rsplit("/", 1)[1]
+        chain = pages.get(collection, [[f"{collection}1"]])
+        number = int(request.url.params.get("starting_after", "0-").split("-")[0] or 0)
+        records = [
+            {"id": i, "students": "not a list"} if collection == "sections" else {"id": i}
+            for i in chain[number]
+        ]
+        items = [{"data": r, "uri": f"/v3.0/{collection}/{r['id']}"} for r in records]
+        more = number + 1 < len(chain)
+        links = [{"rel": "next", "uri": f"/v3.0/{collection}?starting_after={number + 1}-x"}] if more else []
+        body = orjson.dumps({"data": items, "links": links})
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    client = CleverClient(TOKEN, transport=httpx.MockTransport(answer), sleep=lambda s: None)
+    manifest = pull_district(client, tmp_path / "snap")
+    assert manifest["pull"]["ids_out_of_order"]["users"] == 2
+    assert manifest["pull"]["duplicates_dropped"]["users"] == 1
+    assert manifest["pull"]["ids_out_of_order"]["sections"] == 1
+    assert manifest["collections"]["users"]["records"] == 4

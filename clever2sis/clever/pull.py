@@ -125,6 +125,18 @@ class _Pulled:
     # The ids of every page, and the ids each of this collection's references name (for the dangling count).
     id_arrays: list[pa.Array] = field(default_factory=list)
     referenced: dict[str, list[pa.Array]] = field(default_factory=dict)
+    last_id: str = ""  # the last id kept, for the out-of-order count
+
+    def keep(self, record_id: str) -> bool:
+        """Whether a record is new (a repeated id is dropped and counted); counts it if out of order."""
+        if record_id in self.ids:
+            self.duplicates += 1
+            return False
+        if record_id < self.last_id:
+            self.out_of_order += 1
+        self.ids.add(record_id)
+        self.last_id = record_id
+        return True
 
 
 # Appends a page's kept records to its collection in one write: their JSON Lines, their count, and their
@@ -230,14 +242,13 @@ def _pull_collection(
     result = _Pulled()
     references = [reference for reference in REFERENCES if reference.source == name]
     result.referenced = {reference.key: [] for reference in references}
-    last_id = ""
     for page in client.iter_pages(name, SCHEMAS[name]):
         if stop.is_set():
             raise _Cancelled(name)
         if page.table is not None:
-            last_id = _take_table_page(page, result, references, last_id, write)
+            _take_table_page(page, result, references, write)
         else:
-            last_id = _take_record_page(page, result, references, last_id, write)
+            _take_record_page(page, result, references, write)
         if result.first is None:
             result.first = orjson.loads(page.lines.split(b"\n", 1)[0])
         result.pages = page.number
@@ -245,9 +256,7 @@ def _pull_collection(
     return result
 
 
-def _take_table_page(
-    page: Page, result: _Pulled, references: list[Reference], last_id: str, write: Write
-) -> str:
+def _take_table_page(page: Page, result: _Pulled, references: list[Reference], write: Write) -> None:
     """Keep a page whose records Arrow parsed: de-duplicate by id, write it, note its references."""
     table = page.table
     assert table is not None
@@ -257,37 +266,25 @@ def _take_table_page(
     ids: list[str] = id_column.to_pylist()
     fresh = set(ids)
     if len(fresh) == len(ids) and result.ids.isdisjoint(fresh):
+        # The common page, all new ids: the same counts as keep() gives, without a call per record.
         result.out_of_order += sum(
-            1 for before, after in zip([last_id, *ids], ids, strict=False) if after < before
+            1 for before, after in zip([result.last_id, *ids], ids, strict=False) if after < before
         )
         result.ids |= fresh
+        result.last_id = ids[-1]
         write(page.lines, page.count, table)
         kept = table
-        last_id = ids[-1]
     else:
-        keep = []
-        for record_id in ids:
-            duplicate = record_id in result.ids
-            keep.append(not duplicate)
-            if duplicate:
-                result.duplicates += 1
-                continue
-            if record_id < last_id:
-                result.out_of_order += 1
-            result.ids.add(record_id)
-            last_id = record_id
+        keep = [result.keep(record_id) for record_id in ids]
         lines = [line for line, kept_line in zip(page.raw, keep, strict=True) if kept_line]
         kept = table.filter(pa.array(keep))
         write(b"\n".join(lines), len(lines), kept)
     result.id_arrays.append(id_column.combine_chunks())
     for reference in references:
         result.referenced[reference.key].append(reference.arrow_ids(kept))
-    return last_id
 
 
-def _take_record_page(
-    page: Page, result: _Pulled, references: list[Reference], last_id: str, write: Write
-) -> str:
+def _take_record_page(page: Page, result: _Pulled, references: list[Reference], write: Write) -> None:
     """Keep a page record by record (its records do not fit the Arrow schema): the same rules, in Python."""
     lines: list[bytes] = []
     kept: list[str] = []
@@ -296,13 +293,8 @@ def _take_record_page(
         record_id = record.get("id")
         if not isinstance(record_id, str) or not record_id:
             raise CleverApiError(f"a record on page {page.number} has no id")
-        if record_id in result.ids:
-            result.duplicates += 1
+        if not result.keep(record_id):
             continue
-        if record_id < last_id:
-            result.out_of_order += 1
-        result.ids.add(record_id)
-        last_id = record_id
         kept.append(record_id)
         lines.append(raw)
         for reference in references:
@@ -311,7 +303,6 @@ def _take_record_page(
     result.id_arrays.append(pa.array(kept, type=_S))
     for key, ids in referenced.items():
         result.referenced[key].append(pa.array(ids, type=_S))
-    return last_id
 
 
 def _the_district(pulled: _Pulled) -> dict[str, Any]:
