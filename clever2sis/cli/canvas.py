@@ -75,20 +75,24 @@ def _config_path(value: Path | None) -> Path | None:
     return default if default.is_file() else None
 
 
-def canvas_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    function = click.option(
-        "--profile",
-        metavar="NAME",
-        help="Canvas profile from the config (test, production, ...); default upload.profile or CANVAS_*.",
-    )(function)
-    function = click.option(
+def config_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config`` (or CLEVER2SIS_CONFIG), as ``config_path``; see :func:`_config_path` for the default."""
+    return click.option(
         "--config",
         "config_path",
         type=click.Path(dir_okay=False, path_type=Path),
         envvar=CONFIG_ENV,
         help=f"Config file (default ./{DEFAULT_CONFIG_NAME} when present; env {CONFIG_ENV}).",
     )(function)
-    return verbose_option(quiet_option(function))
+
+
+def canvas_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option(
+        "--profile",
+        metavar="NAME",
+        help="Canvas profile from the config (test, production, ...); default upload.profile or CANVAS_*.",
+    )(function)
+    return verbose_option(quiet_option(config_option(function)))
 
 
 @dataclass(frozen=True)

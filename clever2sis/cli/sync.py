@@ -19,10 +19,9 @@ from clever2sis.canvas.client import CanvasClient
 from clever2sis.canvas.sis_import import SisImports
 from clever2sis.clever.client import CLEVER_API_BASE, CLEVER_API_VERSIONS, DEFAULT_API_VERSION, CleverClient
 from clever2sis.clever.settings import API_BASE_ENV, API_VERSION_ENV, token_from_env
-from clever2sis.cli.canvas import CONFIG_ENV, _config_path, _runtime
+from clever2sis.cli.canvas import _config_path, _runtime, config_option
 from clever2sis.cli.common import StderrProgress, quiet_option, run_command, verbose_option
 from clever2sis.config import (
-    DEFAULT_CONFIG_NAME,
     build_settings,
     load_raw_config,
     parse_sync,
@@ -34,16 +33,6 @@ from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import SyncJob, run_sync
 
 HISTORY_DEFAULT_LIMIT = 30
-
-
-def _config_option(function: Any) -> Any:
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar=CONFIG_ENV,
-        help=f"Config file (default ./{DEFAULT_CONFIG_NAME} when present; env {CONFIG_ENV}).",
-    )(function)
 
 
 def _runs_dir_option(function: Any) -> Any:
@@ -61,7 +50,7 @@ def _emit(summary: dict[str, Any]) -> None:
 
 @click.command("sync")
 @click.option("--profile", metavar="NAME", help="Canvas profile to sync (default upload.profile).")
-@_config_option
+@config_option
 @_runs_dir_option
 @click.option("--remaster", is_flag=True, help="Diffing: re-send every row this run (after SIS fixes).")
 @click.option(
@@ -169,7 +158,7 @@ def _changed(changes: dict[str, Any] | None) -> str:
 
 @click.command("history")
 @click.option("--profile", metavar="NAME", help="Only runs of this profile.")
-@_config_option
+@config_option
 @_runs_dir_option
 @click.option("--limit", type=click.IntRange(min=1), default=HISTORY_DEFAULT_LIMIT, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
