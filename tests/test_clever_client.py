@@ -10,7 +10,8 @@ import httpx
 import orjson
 import pytest
 
-from clever2sis.clever.client import CLEVER_MAX_PAGE_SIZE, CleverClient, raw_record_spans, split_list_body
+from clever2sis.clever.client import CLEVER_MAX_PAGE_SIZE, CleverClient
+from clever2sis.clever.scan import raw_record_spans, split_list_body
 from clever2sis.errors import CleverApiError, CleverAuthError, UsageError
 
 TOKEN = "0123456789abcdef0123456789abcdef01234567"

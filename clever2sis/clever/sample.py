@@ -757,50 +757,30 @@ class _District:
             }
 
     def _section_records(self) -> Iterator[dict[str, Any]]:
+        """Each section in id order, with its roster and teachers (the odd ones: :meth:`_section_quirks`).
+
+        Every random draw happens before the first section is yielded, in a fixed order: moving one draw
+        changes every value drawn after it, and so the sample's bytes.
+        """
         rng, n = self.rng, self.n_sections
-        cat = self.catalogue
         ids, seconds = self.ids.make(n, self.now - 30 * 86400, self.now - 10 * 86400)
         created, modified = self._modified(seconds)
         ghosts, _ = self.ids.make(3, self.now + 86400, self.now + 3 * 86400)
         ghost_term, ghost_course, ghost_student = ghosts
-
-        semester = np.array([course.semester for course in cat.courses])[self.section_course]
-        term = np.where(semester, self.section_chunk % 2, 2)  # S1/S2 alternate; year-long -> "Year"
-        term = np.where(np.isin(self.section_school, self.variant_schools), term + 3, term)
-        course_grade = np.array([course.grade for course in cat.courses])[self.section_course]
-        slot = np.zeros(len(cat.courses), dtype=np.int64)
-        for grade in range(len(_GRADES)):
-            for s in range(_SLOTS):
-                slot[cat.offset[grade, s] : cat.offset[grade, s] + cat.count[grade, s]] = s
-        period = _digits(slot[self.section_course] + 1).tolist()
+        courses = self.catalogue.courses
+        periods = self._section_periods()
+        period = periods.tolist()
         primary = self.section_teachers[:, 0]
-        course_names = np.array([course.name for course in cat.courses], dtype=_STR)
+        course_names = np.array([course.name for course in courses], dtype=_STR)
         names = _cat(
-            course_names[self.section_course], " - ", self.teacher_last_names[primary], " - ", period
+            course_names[self.section_course], " - ", self.teacher_last_names[primary], " - ", periods
         )
         name_list: list[str] = names.tolist()
         sis_ids = _digits(10000 + np.arange(n) * 3 + rng.integers(0, 3, n)).tolist()
         numbers = np.where(rng.random(n) < 0.1, "", _digits(self.section_chunk + 1)).tolist()
         rooms = _digits(rng.integers(1, 240, n)).tolist()
-        subjects = [course.subject for course in cat.courses]
-        # Quirks, on distinct random sections: [no term key, term "", no course key, course "",
-        # dangling term, dangling course, dangling student].
-        quirky = rng.choice(n, size=7, replace=False).tolist()
-        term_of: dict[int, str | None] = {
-            int(quirky[0]): None,
-            int(quirky[1]): "",
-            int(quirky[4]): ghost_term,
-        }
-        course_of: dict[int, str | None] = {
-            int(quirky[2]): None,
-            int(quirky[3]): "",
-            int(quirky[5]): ghost_course,
-        }
-        for i in (quirky[2], quirky[3]):
-            name_list[i] = f"Section {sis_ids[i]}"  # Clever falls back to the SIS name without a course
-        # Further sections without a term, as some SIS exports have many.
-        for i in np.flatnonzero(rng.random(n) < 0.01).tolist():
-            term_of.setdefault(i, None)
+        subjects = [course.subject for course in courses]
+        term_of, course_of, dangling = self._section_quirks(name_list, sis_ids, ghost_term, ghost_course)
         user_ids = self.user_ids
         student_ids = user_ids[self.student_base : self.student_base + self.n]
         teacher_ids = user_ids[self.teacher_base : self.teacher_base + self.n_teachers]
@@ -809,11 +789,11 @@ class _District:
         course_index = self.section_course.tolist()
         roster_start = self.roster_start.tolist()
         roster = self.roster
-        grades = course_grade.tolist()
-        terms = term.tolist()
+        grades = np.array([course.grade for course in courses])[self.section_course].tolist()
+        terms = self._section_terms().tolist()
         for i in range(n):
             roster_ids = [student_ids[s] for s in roster[roster_start[i] : roster_start[i + 1]].tolist()]
-            if i == quirky[6]:
+            if i == dangling:
                 roster_ids.append(ghost_student)
             section_teachers = [teacher_ids[t] for t in teachers[i] if t >= 0]
             record: dict[str, Any] = {
@@ -840,6 +820,52 @@ class _District:
             if record["term_id"] is None:
                 del record["term_id"]
             yield record
+
+    def _section_terms(self) -> IntArray:
+        """Each section's term (an index into :meth:`_terms`): S1/S2 alternate, a year-long course "Year".
+
+        The schools on the variant calendar take its second set of terms.
+        """
+        semester = np.array([course.semester for course in self.catalogue.courses])[self.section_course]
+        term = np.where(semester, self.section_chunk % 2, 2)
+        term = np.where(np.isin(self.section_school, self.variant_schools), term + 3, term)
+        return term.astype(np.int64)
+
+    def _section_periods(self) -> StrArray:
+        """Each section's period: the class slot (1-based) its course is offered in."""
+        cat = self.catalogue
+        slot = np.zeros(len(cat.courses), dtype=np.int64)
+        for grade in range(len(_GRADES)):
+            for s in range(_SLOTS):
+                slot[cat.offset[grade, s] : cat.offset[grade, s] + cat.count[grade, s]] = s
+        return _digits(slot[self.section_course] + 1)
+
+    def _section_quirks(
+        self, name_list: list[str], sis_ids: list[str], ghost_term: str, ghost_course: str
+    ) -> tuple[dict[int, str | None], dict[int, str | None], int]:
+        """The term and course of the sections that break the rules (None: no key), and the dangling roster.
+
+        On distinct random sections: no term key, term "", no course key, course "", a dangling term, a
+        dangling course, a dangling student (the returned index). Further sections (1%) have no term, as
+        some SIS exports have many. A section without a course is named after its SIS id, as Clever does.
+        """
+        rng, n = self.rng, self.n_sections
+        quirky = rng.choice(n, size=7, replace=False).tolist()
+        term_of: dict[int, str | None] = {
+            int(quirky[0]): None,
+            int(quirky[1]): "",
+            int(quirky[4]): ghost_term,
+        }
+        course_of: dict[int, str | None] = {
+            int(quirky[2]): None,
+            int(quirky[3]): "",
+            int(quirky[5]): ghost_course,
+        }
+        for i in (quirky[2], quirky[3]):
+            name_list[i] = f"Section {sis_ids[i]}"
+        for i in np.flatnonzero(rng.random(n) < 0.01).tolist():
+            term_of.setdefault(i, None)
+        return term_of, course_of, int(quirky[6])
 
     def _user_records(self) -> Iterator[dict[str, Any]]:
         """Draw every user field now (sections need teacher names); return the records as an iterator."""
@@ -1016,10 +1042,59 @@ class _District:
         return records
 
     def _student_users(self, common: tuple[list[str], list[str], list[str]]) -> Iterator[dict[str, Any]]:
-        rng, n, base = self.rng, self.n, self.student_base
+        """Each student user in id order, living at the family's address, enrolled in one school.
+
+        Every random draw happens before the first student is yielded: names (:meth:`_student_names`), then
+        the SIS's facts (:meth:`_student_facts`), then the quirks (:meth:`_student_quirks`). Their order is
+        fixed: moving one draw changes every value drawn after it, and so the sample's bytes.
+        """
         ids, created, modified = common
-        family = self.family
-        last_index = self.family_last[family]
+        first, middle, last, usernames, emails, numbers = self._student_names()
+        dob, gender, race, hispanic, ell, state_ids, graduation = self._student_facts()
+        no_username = self._student_quirks(first, last, usernames, emails)
+        address = self.family_address[self.family].tolist()
+        zips = self.family_zip[self.family].tolist()
+        grade, school = self.grade.tolist(), self.school.tolist()
+        city, state = self.city_state
+        base = self.student_base
+        for i in range(self.n):
+            credentials = {} if i == no_username else {"district_username": usernames[i]}
+            own = self.school_ids[school[i]]
+            student: dict[str, Any] = {
+                "credentials": credentials,
+                "dob": dob[i],
+                "enrollments": [],
+                "ext": {},
+                "gender": gender[i],
+                "grade": _GRADES[grade[i]],
+                "graduation_year": graduation[i],
+                "hispanic_ethnicity": hispanic[i],
+                "ell_status": ell[i],
+                "location": {"address": address[i], "city": city, "state": state, "zip": zips[i]},
+                "race": race[i],
+                "school": own,
+                "schools": [own],
+                "sis_id": numbers[i],
+                "state_id": state_ids[i],
+                "student_number": numbers[i],
+                "email": emails[i],
+            }
+            if emails[i] is None:
+                del student["email"]
+            name = {"first": first[i], "last": last[i], "middle": middle[i]}
+            j = base + i
+            yield self._user(ids[j], created[j], modified[j], emails[i], name, {"student": student})
+
+    def _student_names(
+        self,
+    ) -> tuple[list[str], list[str], list[str], list[str], list[str | None], list[str]]:
+        """First, middle and last names, usernames, emails (None: no key) and student numbers.
+
+        The username is the names' slugs and four digits of the student number; 2% of the emails are
+        empty and 3% missing.
+        """
+        rng, n = self.rng, self.n
+        last_index = self.family_last[self.family]
         first = _FIRST.names[self.student_first].tolist()
         last = _LAST.names[last_index].tolist()
         middle = np.where(
@@ -1031,16 +1106,20 @@ class _District:
         username = _cat(
             _FIRST.slugs[self.student_first], ".", _LAST.slugs[last_index], np.strings.slice(number, 5, 9)
         )
-        usernames: list[str] = username.tolist()
         email_kind = rng.random(n)
         emails: list[str | None] = np.where(
             email_kind < 0.02, "", _cat(username, "@", self.student_domain)
         ).tolist()
         for i in np.flatnonzero(email_kind > 0.97).tolist():
             emails[i] = None
-        numbers: list[str] = number.tolist()
+        return first, middle, last, username.tolist(), emails, number.tolist()
+
+    def _student_facts(
+        self,
+    ) -> tuple[list[str], list[str], list[str], list[str], list[str], list[str], list[str]]:
+        """Birth date (``M/D/YYYY``, fitting the grade), gender, race, hispanic, ELL, state id, graduation."""
+        rng, n, year = self.rng, self.n, self.year
         state_ids = _digits(rng.permutation(n) + 3000000000).tolist()
-        year = self.year
         birth = (
             np.datetime64(f"{year - 5}-09-01")
             - (self.grade * 365.25).astype("timedelta64[D]")
@@ -1068,46 +1147,24 @@ class _District:
         )
         hispanic = _choose(rng, ("Y", "N", ""), n, (0.27, 0.68, 0.05))
         ell = _choose(rng, ("Y", "N", ""), n, (0.1, 0.85, 0.05))
-        address = self.family_address[family].tolist()
-        zips = self.family_zip[family].tolist()
         graduation = _digits(year + 13 - self.grade).tolist()
-        grade, school = self.grade.tolist(), self.school.tolist()
-        # Quirks on distinct random students.
-        q = rng.choice(n, size=6, replace=False).tolist()
-        first[q[0]] = f"{first[q[0]]}\t{first[q[1]]}"  # a control character, as a bad paste leaves
+        return dob, gender, race, hispanic, ell, state_ids, graduation
+
+    def _student_quirks(
+        self, first: list[str], last: list[str], usernames: list[str], emails: list[str | None]
+    ) -> int:
+        """Spoil a few distinct random students' names and logins in place; return the one with no username.
+
+        A tab inside a first name (as a bad paste leaves), a "Jr." suffix after a comma, a quoted nickname,
+        two students sharing one ``district_username``, and one with neither username nor email.
+        """
+        q = self.rng.choice(self.n, size=6, replace=False).tolist()
+        first[q[0]] = f"{first[q[0]]}\t{first[q[1]]}"
         last[q[1]] = f"{last[q[1]]}, Jr."
         first[q[2]] = f'{first[q[2]]} "Sunny"'
-        usernames[q[4]] = usernames[q[3]]  # two students with one district_username
+        usernames[q[4]] = usernames[q[3]]
         emails[q[5]] = None
-        no_username = q[5]
-        city, state = self.city_state
-        for i in range(n):
-            credentials = {} if i == no_username else {"district_username": usernames[i]}
-            own = self.school_ids[school[i]]
-            student: dict[str, Any] = {
-                "credentials": credentials,
-                "dob": dob[i],
-                "enrollments": [],
-                "ext": {},
-                "gender": gender[i],
-                "grade": _GRADES[grade[i]],
-                "graduation_year": graduation[i],
-                "hispanic_ethnicity": hispanic[i],
-                "ell_status": ell[i],
-                "location": {"address": address[i], "city": city, "state": state, "zip": zips[i]},
-                "race": race[i],
-                "school": own,
-                "schools": [own],
-                "sis_id": numbers[i],
-                "state_id": state_ids[i],
-                "student_number": numbers[i],
-                "email": emails[i],
-            }
-            if emails[i] is None:
-                del student["email"]
-            name = {"first": first[i], "last": last[i], "middle": middle[i]}
-            j = base + i
-            yield self._user(ids[j], created[j], modified[j], emails[i], name, {"student": student})
+        return int(q[5])
 
     def _contact_users(
         self, common: tuple[list[str], list[str], list[str]], legacy: list[str]
