@@ -173,3 +173,63 @@ def test_a_write_failing_on_the_writing_thread_fails_the_build_and_keeps_the_pre
     assert stderr.endswith(f"{files.USERS})\n")
     assert (out / "sis_import.zip").read_bytes() == before
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial build left
+
+
+# Each a template that must not build; the message the CLI gives for it (after "error: names.section: ").
+UNSAFE_TEMPLATES = [
+    (
+        "{{ cycler.__init__.__globals__.os.environ.CANVAS_TOKEN }}",
+        "unknown template variable 'cycler' in '{{ cycler.__init__.__globals__.os.environ.CANVAS_TOKEN }}'; "
+        "available here: canvas, course, school, section, teacher, term",
+    ),
+    (
+        "{{ section.name.__class__.__mro__ }}",
+        "the attribute '__class__' is not allowed in template '{{ section.name.__class__.__mro__ }}'; name a field "
+        "of a namespace (e.g. section.name) or call one of the methods split(), rsplit(), startswith(), endswith()",
+    ),
+    (
+        "{% include 'x' %}",
+        "{% include %} is not allowed in template \"{% include 'x' %}\"; templates may use text, "
+        "{{ namespace.field }}, the filters default, lower, replace, slug, title, trim, truncate, upper, ~, and, or, "
+        "not, comparisons (== != < <= > >= in), a if b else c, [n] and [a:b], the methods split(), rsplit(), "
+        "startswith(), endswith(), {% if %} and {% for %}",
+    ),
+    (
+        "{% import 'x' as y %}{{ y.z }}",
+        "{% import %} is not allowed in template \"{% import 'x' as y %}{{ y.z }}\"; templates may use text, "
+        "{{ namespace.field }}, the filters default, lower, replace, slug, title, trim, truncate, upper, ~, and, or, "
+        "not, comparisons (== != < <= > >= in), a if b else c, [n] and [a:b], the methods split(), rsplit(), "
+        "startswith(), endswith(), {% if %} and {% for %}",
+    ),
+    (
+        "{{ section.name|nope }}",
+        "unknown filter 'nope' in template '{{ section.name|nope }}'; filters: default, lower, replace, slug, "
+        "title, trim, truncate, upper",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "message"), UNSAFE_TEMPLATES)
+def test_an_unsafe_template_exits_2_with_one_line_and_no_token(
+    tiny_snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, message: str
+) -> None:
+    monkeypatch.setenv("CANVAS_TOKEN", "tok-7f3a9c-secret")
+    path = tmp_path / "clever2sis.toml"
+    path.write_text(f"[names]\nsection = {orjson.dumps(source).decode()}\n")
+    out = tmp_path / "b"
+    code, stdout, stderr = run("build", str(tiny_snapshot), "--out", str(out), "--config", str(path))
+    assert (code, stdout, stderr) == (2, "", f"error: names.section: {message}\n")
+    assert not out.exists()
+
+
+def test_an_unsafe_template_is_refused_before_the_snapshot_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "clever2sis.toml"
+    path.write_text("[ids]\nuser_id = \"{{ user.id|attr('upper') }}\"\n")
+    code, _, stderr = run(
+        "build", str(tmp_path / "no-snapshot"), "--out", str(tmp_path / "b"), "--config", str(path)
+    )
+    assert (code, stderr) == (
+        2,
+        "error: ids.user_id: unknown filter 'attr' in template \"{{ user.id|attr('upper') }}\"; filters: default, "
+        "lower, replace, slug, title, trim, truncate, upper\n",
+    )

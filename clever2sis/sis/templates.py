@@ -1,28 +1,47 @@
-"""Render jinja2 naming templates over whole DataFrame columns.
+"""Render jinja2 naming templates over whole DataFrame columns, in a sandbox.
 
 Ids and names are configured as jinja2 templates (``"{{ course.number }} {{ section.period }}"``). Rendering
 one template per row would cost seconds per million users, so templates made of the common parts (text,
-``{{ ns.field }}``, ``a or b``, and the filters in ``VECTOR_FILTERS``) are translated into pandas string
-operations. Any other template is rendered row by row with jinja2 itself, once per distinct combination of
-the values it uses, so the result is the same either way.
+``{{ ns.field }}``, ``a or b``, ``~``, ``if``, and the filters in ``FILTERS`` with literal arguments) are
+translated into pandas string operations. Any other template is rendered row by row with jinja2 itself, once
+per distinct combination of the values it uses, so the result is the same either way.
+
+A template is data from a config file, not code: it may name the fields of its setting's namespaces and use
+the ``FILTERS``, ``~``, ``and``/``or``/``not``, comparisons, ``a if b else c``, literal subscripts and slices,
+the string methods in ``METHODS``, ``{% if %}`` and ``{% for %}``; nothing else. ``Template`` checks that by
+walking the parsed template before any data is read, and rows are rendered in jinja2's
+``ImmutableSandboxedEnvironment`` with no globals, no tests and only those filters, attributes and methods
+(the second line of defence). Anything else is a ``ConfigError`` naming the setting and the template.
 
 Missing values render as the empty string, and an empty string is false in ``a or b``.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import jinja2
-import jinja2.meta
 import jinja2.nodes as nodes
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from jinja2.filters import FILTERS as JINJA_FILTERS
+from jinja2.runtime import LoopContext
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from clever2sis.errors import ConfigError
 
 Column = pd.Series  # a "string" dtype Series, never <NA> (missing is "")
+
+# The characters a slug keeps; every run of others becomes one "-".
+_SLUG_DROP = r"[^0-9a-z]+"
+# jinja2's own default for truncate's leeway (Environment.policies["truncate.leeway"]).
+_TRUNCATE_LEEWAY = 5
 
 
 def _lower(value: Column) -> Column:
@@ -33,8 +52,10 @@ def _upper(value: Column) -> Column:
     return value.str.upper()
 
 
-def _trim(value: Column) -> Column:
-    return value.str.strip()
+def _trim(value: Column, chars: str | None = None) -> Column:
+    if chars is not None and not isinstance(chars, str):
+        raise ValueError("chars must be quoted text")
+    return value.str.strip(chars)
 
 
 def _title(value: Column) -> Column:
@@ -42,34 +63,380 @@ def _title(value: Column) -> Column:
 
 
 def _slug(value: Column) -> Column:
-    return value.str.lower().str.replace(r"[^0-9a-z]+", "-", regex=True).str.strip("-")
+    return value.str.lower().str.replace(_SLUG_DROP, "-", regex=True).str.strip("-")
+
+
+def _replace(value: Column, old: object, new: object, count: int | None = None) -> Column:
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+        raise ValueError("count must be a whole number")
+    return value.str.replace(str(old), str(new), n=-1 if count is None else count, regex=False)
+
+
+def _truncate(
+    value: Column, length: int = 255, killwords: bool = False, end: str = "...", leeway: int | None = None
+) -> Column:
+    """jinja2's ``truncate`` (``jinja2/filters.py:do_truncate``) over a column: values longer than ``length``
+    plus ``leeway`` are cut to ``length`` with ``end`` included, at the last space unless ``killwords``."""
+    if isinstance(length, bool) or not isinstance(length, int) or not isinstance(end, str):
+        raise ValueError("length must be a whole number and end quoted text")
+    if not isinstance(killwords, bool):
+        raise ValueError("killwords must be true or false")
+    if leeway is not None and (isinstance(leeway, bool) or not isinstance(leeway, int) or leeway < 0):
+        raise ValueError("leeway must be a whole number, 0 or more")
+    if length < len(end):
+        raise ValueError(f"length must be at least the length of end ({len(end)})")
+    leeway = _TRUNCATE_LEEWAY if leeway is None else leeway
+    kept = value.str.slice(0, length - len(end))
+    if not killwords:
+        kept = kept.str.replace(r" [^ ]*$", "", regex=True)  # str.rsplit(" ", 1)[0]
+    return value.where(value.str.len() <= length + leeway, kept + end)
+
+
+def _default(value: Column, default_value: str = "", boolean: bool = False) -> Column:
+    if not isinstance(default_value, str) or not isinstance(boolean, bool):
+        raise ValueError("use default('text') or default('text', true)")
+    if not boolean:  # a field is never undefined, only empty
+        return value
+    return value.where(value != "", default_value)
+
+
+def _like_arrow(python: Callable[[str], str], kernel: Callable[..., pa.Scalar]) -> Callable[[object], str]:
+    """A row filter that gives what the vectorised one does: the Arrow kernel pandas runs on a "string"
+    column, or for ASCII text (which both read alike) Python's ``str`` method, ~6 µs a value cheaper.
+    Python's ``str.title`` and ``str.lower`` differ from Arrow's on some letters beyond ASCII (ligatures,
+    titlecase digraphs, dotted I), and jinja2's own ``title`` on ``O'Neil``, so jinja2's are not used."""
+
+    def apply(value: object) -> str:
+        text = str(value)
+        if text.isascii():
+            return python(text)
+        result: str = kernel(pa.scalar(text, pa.large_string())).as_py()
+        return result
+
+    return apply
+
+
+def _slug_ascii(value: str) -> str:
+    return re.sub(_SLUG_DROP, "-", value.lower()).strip("-")
+
+
+def _slug_arrow(value: pa.Scalar) -> pa.Scalar:
+    return pc.utf8_trim(pc.replace_substring_regex(pc.utf8_lower(value), _SLUG_DROP, "-"), "-")
+
+
+_row_slug = _like_arrow(_slug_ascii, _slug_arrow)
 
 
 def slug(value: str) -> str:
     """Lower case, every run of characters other than a-z and 0-9 made one ``-`` (for ids)."""
-    return re.sub(r"[^0-9a-z]+", "-", value.lower()).strip("-")
+    return _row_slug(value)
 
 
-VECTOR_FILTERS: dict[str, Callable[[Column], Column]] = {
-    "lower": _lower,
-    "upper": _upper,
-    "trim": _trim,
-    "title": _title,
-    "slug": _slug,
+_row_lower = _like_arrow(str.lower, pc.utf8_lower)
+_row_upper = _like_arrow(str.upper, pc.utf8_upper)
+_row_title = _like_arrow(str.title, pc.utf8_title)
+_row_strip = _like_arrow(str.strip, pc.utf8_trim_whitespace)
+
+
+def _row_trim(value: object, chars: str | None = None) -> str:
+    # Trimming given characters reads no Unicode tables, so Python's strip is Arrow's utf8_trim.
+    return _row_strip(value) if chars is None else str(value).strip(chars)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A filter templates may use: its column form, its form for one value, and how to call it."""
+
+    vector: Callable[..., Column]
+    row: Callable[..., Any]
+    usage: str
+
+
+FILTERS: dict[str, Filter] = {
+    "default": Filter(_default, JINJA_FILTERS["default"], "default('text', true) (true: also when empty)"),
+    "lower": Filter(_lower, _row_lower, "lower"),
+    "replace": Filter(_replace, JINJA_FILTERS["replace"], "replace('old', 'new'[, count])"),
+    "slug": Filter(_slug, _row_slug, "slug"),
+    "title": Filter(_title, _row_title, "title"),
+    "trim": Filter(_trim, _row_trim, "trim or trim('characters')"),
+    "truncate": Filter(_truncate, JINJA_FILTERS["truncate"], "truncate(length[, killwords, end, leeway])"),
+    "upper": Filter(_upper, _row_upper, "upper"),
 }
+# Methods of a text value templates may call, with literal arguments: pure, and their result is no longer
+# than the value. The case filters have no method twin, so each way of writing lower case gives one result.
+METHODS = ("split", "rsplit", "startswith", "endswith")
+# What ``loop`` offers inside ``{% for %}``.
+LOOP_FIELDS = ("index", "index0", "revindex", "revindex0", "first", "last", "length")
+
+ALLOWED = (
+    "templates may use text, {{ namespace.field }}, the filters " + ", ".join(FILTERS) + ", ~, and, or, not, "
+    "comparisons (== != < <= > >= in), a if b else c, [n] and [a:b], the methods "
+    + ", ".join(f"{name}()" for name in METHODS)
+    + ", {% if %} and {% for %}"
+)
 
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-_ENV.filters["slug"] = slug
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """jinja2's sandbox, narrowed to what a naming template needs: the string ``METHODS`` and ``loop``'s
+    ``LOOP_FIELDS`` are the only attributes (namespace fields are items, not attributes), and a subscript
+    past the end of a text is empty, as a missing value is."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str):
+            return attr in METHODS
+        return isinstance(obj, LoopContext) and attr in LOOP_FIELDS
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, str | list) and type(argument) is int and not -len(obj) <= argument < len(obj):
+            return ""
+        return super().getitem(obj, argument)
+
+
+# The jinja2 environment rows are rendered in: no globals (jinja2's cycler, joiner and lipsum reach ``os``),
+# no tests, only the FILTERS.
+SANDBOX = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False)
+SANDBOX.globals.clear()
+SANDBOX.tests.clear()
+SANDBOX.filters = {name: spec.row for name, spec in FILTERS.items()}
+
+
+class _Fields:
+    """One namespace's values in one row: ``section.id`` reads an item, and there are no attributes."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self._values = values
+
+    def __getitem__(self, field: str) -> str:
+        return self._values[field]
 
 
 class _NotVectorisable(Exception):
     pass
 
 
+class _NotLiteral(Exception):
+    pass
+
+
+def _literal(node: nodes.Node) -> Any:
+    """The value of a literal (quoted text, a number, true, false, none); else raises _NotLiteral."""
+    if isinstance(node, nodes.Const) and (node.value is None or isinstance(node.value, str | int | float)):
+        return node.value
+    if isinstance(node, nodes.Neg) and isinstance(node.node, nodes.Const) and _is_number(node.node):
+        return -node.node.value
+    raise _NotLiteral
+
+
+def _is_number(node: nodes.Node) -> bool:
+    return (
+        isinstance(node, nodes.Const)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+    )
+
+
+# What the message calls a tag or an expression templates may not use.
+_REFUSED = {
+    nodes.Include: "{% include %}",
+    nodes.Import: "{% import %}",
+    nodes.FromImport: "{% from %}",
+    nodes.Extends: "{% extends %}",
+    nodes.Block: "{% block %}",
+    nodes.Macro: "{% macro %}",
+    nodes.CallBlock: "{% call %}",
+    nodes.Assign: "{% set %}",
+    nodes.AssignBlock: "{% set %}",
+    nodes.FilterBlock: "{% filter %}",
+    nodes.With: "{% with %}",
+    nodes.ScopedEvalContextModifier: "{% autoescape %}",
+    nodes.Add: "+ (join text with ~)",
+    nodes.Sub: "-",
+    nodes.Mul: "*",
+    nodes.Div: "/",
+    nodes.FloorDiv: "//",
+    nodes.Mod: "%",
+    nodes.Pow: "**",
+    nodes.Pos: "unary +",
+    nodes.Neg: "unary - (except on a number)",
+    nodes.Dict: "a {...} literal",
+}
+
+
 @cache
 def _parse(source: str) -> nodes.Template:
-    return _ENV.parse(source)
+    return SANDBOX.parse(source)
+
+
+class _Checker:
+    """Walks a parsed template and refuses whatever a naming template may not do; collects the
+    ``"<namespace>.<field>"`` variables it reads."""
+
+    def __init__(self, setting: str, source: str, namespaces: Mapping[str, Sequence[str]]) -> None:
+        self.setting = setting
+        self.source = source
+        self.namespaces = namespaces
+        self.variables: set[str] = set()
+
+    def refuse(self, what: str, hint: str = ALLOWED) -> ConfigError:
+        return ConfigError(f"{self.setting}: {what} is not allowed in template {self.source!r}; {hint}")
+
+    def statements(self, body: Sequence[nodes.Node], names: frozenset[str]) -> None:
+        for node in body:
+            if isinstance(node, nodes.Output):
+                for child in node.nodes:
+                    if not isinstance(child, nodes.TemplateData):
+                        self.expression(child, names)
+            elif isinstance(node, nodes.If):
+                self.expression(node.test, names)
+                self.statements(node.body, names)
+                self.statements(node.elif_, names)
+                self.statements(node.else_, names)
+            elif isinstance(node, nodes.For):
+                self.loop(node, names)
+            else:
+                raise self.refuse(_REFUSED.get(type(node), f"{{% {type(node).__name__.lower()} %}}"))
+
+    def loop(self, node: nodes.For, names: frozenset[str]) -> None:
+        if not isinstance(node.target, nodes.Name):
+            raise self.refuse("a loop over several names", "write {% for part in ... %}")
+        target = node.target.name
+        if target in self.namespaces or target == "loop":
+            raise self.refuse(
+                f"the loop name {target!r}", "it hides a namespace or loop; choose another name"
+            )
+        if node.recursive:
+            raise self.refuse("a recursive loop")
+        self.expression(node.iter, names)
+        inner = names | {target, "loop"}
+        if node.test is not None:
+            self.expression(node.test, inner)
+        self.statements(node.body, inner)
+        self.statements(node.else_, names)
+
+    def expression(self, node: nodes.Node, names: frozenset[str]) -> None:
+        """Check one expression; ``names`` are the loop names in scope."""
+        if isinstance(node, nodes.Const):
+            return
+        if isinstance(node, nodes.Name):
+            self.name(node.name, names)
+        elif isinstance(node, nodes.Getattr):
+            self.attribute(node, names)
+        elif isinstance(node, nodes.Getitem):
+            self.expression(node.node, names)
+            self.subscript(node.arg)
+        elif isinstance(node, nodes.Call):
+            self.call(node, names)
+        elif isinstance(node, nodes.Filter):
+            self.filter(node, names)
+        elif isinstance(node, nodes.Test):
+            raise self.refuse(
+                f"the test 'is {node.name}'",
+                "every field is text, empty when missing: test it with if, or compare with == != in",
+            )
+        elif isinstance(node, nodes.Neg) and _is_number(node.node):
+            return
+        elif isinstance(node, nodes.Compare):
+            for operand in [node.expr, *(operand.expr for operand in node.ops)]:
+                self.expression(operand, names)
+        elif isinstance(node, nodes.And | nodes.Or | nodes.Not | nodes.Concat | nodes.CondExpr):
+            for child in node.iter_child_nodes():
+                self.expression(child, names)
+        elif isinstance(node, nodes.List | nodes.Tuple):
+            for item in node.items:
+                self.expression(item, names)
+        else:
+            raise self.refuse(_REFUSED.get(type(node), type(node).__name__))
+
+    def name(self, name: str, names: frozenset[str]) -> None:
+        if name in names:
+            return
+        if name in self.namespaces:
+            fields = self.namespaces[name]
+            raise self.refuse(f"{name!r} alone", f"name one of its fields, e.g. {name}.{fields[0]}")
+        raise ConfigError(
+            f"{self.setting}: unknown template variable {name!r} in {self.source!r}; "
+            f"available here: {', '.join(sorted(self.namespaces))}"
+        )
+
+    def attribute(self, node: nodes.Getattr, names: frozenset[str]) -> None:
+        owner = node.node.name if isinstance(node.node, nodes.Name) else None
+        if owner == "loop" and "loop" in names:
+            if node.attr not in LOOP_FIELDS:
+                raise self.refuse(f"'loop.{node.attr}'", f"loop has: {', '.join(LOOP_FIELDS)}")
+        elif owner is not None and owner not in names and owner in self.namespaces:
+            fields = self.namespaces[owner]
+            if node.attr not in fields:
+                raise ConfigError(
+                    f"{self.setting}: unknown template variable '{owner}.{node.attr}' in "
+                    f"{self.source!r}; {owner} has: {', '.join(fields)}"
+                )
+            self.variables.add(f"{owner}.{node.attr}")
+        else:
+            self.expression(node.node, names)
+            raise self.refuse(
+                f"the attribute {node.attr!r}",
+                "name a field of a namespace (e.g. section.name) or call one of the methods "
+                + ", ".join(f"{name}()" for name in METHODS),
+            )
+
+    def subscript(self, node: nodes.Node) -> None:
+        parts: list[nodes.Node | None] = (
+            [node.start, node.stop, node.step] if isinstance(node, nodes.Slice) else [node]
+        )
+        try:
+            values = [None if part is None else _literal(part) for part in parts]
+        except _NotLiteral:
+            values = [""]
+        whole_numbers = all(value is None or type(value) is int for value in values)
+        if not whole_numbers or values == [None] or values[2:] == [0]:  # [none], or a step of 0
+            raise self.refuse("a subscript other than [n] or [a:b] with whole numbers")
+
+    def literals(self, node: nodes.Filter | nodes.Call, what: str) -> tuple[list[Any], dict[str, Any]]:
+        if node.dyn_args is not None or node.dyn_kwargs is not None:
+            raise self.refuse(f"*args or **kwargs to {what}")
+        try:
+            return [_literal(arg) for arg in node.args], {
+                str(kw.key): _literal(kw.value) for kw in node.kwargs
+            }
+        except _NotLiteral:
+            raise self.refuse(
+                f"a non-literal argument to {what}", "arguments are quoted text, numbers, true or false"
+            ) from None
+
+    def call(self, node: nodes.Call, names: frozenset[str]) -> None:
+        if not isinstance(node.node, nodes.Getattr) or node.node.attr not in METHODS:
+            self.expression(node.node, names)  # an unknown name or attribute says so first
+            raise self.refuse("calling a function", "call only the methods " + ", ".join(METHODS))
+        method = node.node.attr
+        self.expression(node.node.node, names)
+        args, kwargs = self.literals(node, f"{method}()")
+        try:
+            getattr("", method)(*args, **kwargs)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(
+                f"{self.setting}: bad arguments to {method}() in template {self.source!r} ({error})"
+            ) from None
+
+    def filter(self, node: nodes.Filter, names: frozenset[str]) -> None:
+        spec = FILTERS.get(node.name)
+        if spec is None:
+            raise ConfigError(
+                f"{self.setting}: unknown filter {node.name!r} in template {self.source!r}; "
+                f"filters: {', '.join(FILTERS)}"
+            )
+        if node.node is not None:
+            self.expression(node.node, names)
+        args, kwargs = self.literals(node, f"filter {node.name!r}")
+        try:
+            inspect.signature(spec.vector).bind(None, *args, **kwargs)
+            spec.vector(pd.Series([""], dtype="string"), *args, **kwargs)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(
+                f"{self.setting}: bad arguments to filter {node.name!r} in template {self.source!r} "
+                f"({error}); use {spec.usage}"
+            ) from None
 
 
 class Template:
@@ -85,26 +452,9 @@ class Template:
             raise ConfigError(
                 f"{setting}: template {source!r} is not valid jinja2 ({error.message})"
             ) from None
-        self.variables = sorted(self._find_variables())
-
-    def _find_variables(self) -> set[str]:
-        found: set[str] = set()
-        for name in sorted(jinja2.meta.find_undeclared_variables(self._tree)):
-            if name not in self.namespaces:
-                raise ConfigError(
-                    f"{self.setting}: unknown template variable {name!r} in {self.source!r}; "
-                    f"available here: {', '.join(sorted(self.namespaces))}"
-                )
-        for attr in self._tree.find_all(nodes.Getattr):
-            if isinstance(attr.node, nodes.Name) and attr.node.name in self.namespaces:
-                fields = self.namespaces[attr.node.name]
-                if attr.attr not in fields:
-                    raise ConfigError(
-                        f"{self.setting}: unknown template variable '{attr.node.name}.{attr.attr}' in "
-                        f"{self.source!r}; {attr.node.name} has: {', '.join(fields)}"
-                    )
-                found.add(f"{attr.node.name}.{attr.attr}")
-        return found
+        checker = _Checker(setting, source, namespaces)
+        checker.statements(self._tree.body, frozenset())
+        self.variables = sorted(checker.variables)
 
     def render(self, frame: pd.DataFrame) -> Column:
         """Render over ``frame``, whose columns are named ``"<namespace>.<field>"``; returns strings."""
@@ -124,7 +474,7 @@ class Template:
             return _concat([self._vector(child, values, index) for child in node.nodes], index)
         if isinstance(node, nodes.TemplateData):
             return pd.Series(node.data, index=index, dtype="string")
-        if isinstance(node, nodes.Const) and isinstance(node.value, str | int | float):
+        if isinstance(node, nodes.Const) and _is_text(node.value):
             return pd.Series(str(node.value), index=index, dtype="string")
         if isinstance(node, nodes.Concat):
             return _concat([self._vector(child, values, index) for child in node.nodes], index)
@@ -148,29 +498,46 @@ class Template:
             left = self._vector(node.left, values, index)
             right = self._vector(node.right, values, index)
             return left.where(left != "", right)
-        if isinstance(node, nodes.Filter) and node.name in VECTOR_FILTERS and not node.args and node.node:
-            return VECTOR_FILTERS[node.name](self._vector(node.node, values, index))
+        if isinstance(node, nodes.Filter) and node.name in FILTERS and node.node:
+            args = [_literal(arg) for arg in node.args]
+            kwargs = {str(kw.key): _literal(kw.value) for kw in node.kwargs}
+            return FILTERS[node.name].vector(self._vector(node.node, values, index), *args, **kwargs)
         raise _NotVectorisable
 
     def _row_by_row(self, values: Mapping[str, Column], index: pd.Index) -> Column:
-        template = _ENV.from_string(self.source)
+        template = SANDBOX.from_string(self.source)
         if not self.variables:
-            return pd.Series(template.render(), index=index, dtype="string")
+            return pd.Series(self._render_one(template, {}), index=index, dtype="string")
         table = pd.DataFrame(dict(values), index=index)
         distinct = table.drop_duplicates()
         rendered: list[str] = []
         for row in distinct.itertuples(index=False, name=None):
-            context: dict[str, dict[str, str]] = {}
+            fields: dict[str, dict[str, str]] = {}
             for name, value in zip(self.variables, row, strict=True):
                 namespace, field = name.split(".", 1)
-                context.setdefault(namespace, {})[field] = value
-            try:
-                rendered.append(template.render(**context))
-            except jinja2.TemplateError as error:
-                raise ConfigError(f"{self.setting}: template {self.source!r} failed: {error}") from None
+                fields.setdefault(namespace, {})[field] = value
+            rendered.append(self._render_one(template, fields))
         distinct = distinct.assign(_rendered=rendered)
         merged = table.merge(distinct, on=list(self.variables), how="left")
         return pd.Series(merged["_rendered"].to_numpy(), index=index, dtype="string")
+
+    def _render_one(self, template: jinja2.Template, fields: Mapping[str, dict[str, str]]) -> str:
+        try:
+            return template.render({namespace: _Fields(values) for namespace, values in fields.items()})
+        except jinja2.exceptions.SecurityError as error:
+            raise ConfigError(
+                f"{self.setting}: template {self.source!r} was refused by the sandbox ({error}); {ALLOWED}"
+            ) from None
+        except Exception as error:  # the template is the config's code: whatever it raises is a config error
+            raise ConfigError(f"{self.setting}: template {self.source!r} failed: {error}") from None
+
+
+def _is_text(value: object) -> bool:
+    """True for a constant the vectorised path may render as text: a string, or a number that is true (a
+    false one, like ``0`` or ``false``, would be a non-empty, so true, text)."""
+    return isinstance(value, str) or (
+        isinstance(value, int | float) and not isinstance(value, bool) and value != 0
+    )
 
 
 def _concat(parts: list[Column], index: pd.Index) -> Column:
