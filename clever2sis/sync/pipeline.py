@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from clever2sis.atomic import atomic_write_bytes
+from clever2sis.build_dir import REMOVED, BuildDir, Frames, empty_frames
 from clever2sis.canvas.signoff import needs_approval
 from clever2sis.canvas.sis_import import (
     BATCH_ENROLLMENT_DROP_STATUSES,
@@ -29,12 +30,13 @@ from clever2sis.canvas.sis_import import (
     WaitPolicy,
     check_outcome,
 )
-from clever2sis.canvas.upload import BuildZip, check_build_dir, follow_import, post_build
+from clever2sis.canvas.upload import follow_import, post_build
 from clever2sis.clever.client import CleverClient
 from clever2sis.clever.pull import pull_district
 from clever2sis.config import BuildSettings, CanvasProfile, SyncSettings, UploadSettings
 from clever2sis.errors import (
     ApprovalRequiredError,
+    BuildDirError,
     BuildError,
     CanvasError,
     Clever2SisError,
@@ -54,18 +56,12 @@ from clever2sis.progress import Progress, silent
 from clever2sis.sis.build import build
 from clever2sis.sync import guard as guards
 from clever2sis.sync.changes import (
-    REMOVED_DIR,
     Amended,
-    Frames,
     append_rows,
     carry_ended_terms,
     change_counts,
-    empty_frames,
     present,
-    read_build_frames,
-    read_recorded,
     removal_rows,
-    rewrite_build,
 )
 from clever2sis.sync.history import SUMMARY_FIELDS, History, RunRow
 from clever2sis.sync.runs import (
@@ -397,9 +393,9 @@ def _baseline_frames(run: _Run, baseline: RunRow | None, allow: bool) -> Frames 
     """The present rows of the last applied run's build (None: no such run, or it is gone and allowed)."""
     if baseline is None:
         return None
-    build_dir = Path(str(baseline["run_dir"])) / BUILD_DIR_NAME
+    layout = BuildDir(Path(str(baseline["run_dir"])) / BUILD_DIR_NAME)
     try:
-        frames = read_build_frames(build_dir)
+        frames = layout.verified_zip(error=SyncBuildError).read_frames()
     except SyncBuildError as error:
         if not allow:
             raise RunsDirError(
@@ -408,7 +404,7 @@ def _baseline_frames(run: _Run, baseline: RunRow | None, allow: bool) -> Frames 
             ) from None
         run.log(f"warning: no build of run {baseline['run_id']} to compare with; going on as allowed")
         return None
-    return present(frames, read_recorded(build_dir, REMOVED_DIR))
+    return present(frames, layout.read_sync_rows(REMOVED))
 
 
 def _stages(
@@ -428,7 +424,7 @@ def _stages(
 ) -> None:
     log = run.log
     snapshot_dir = run_dir / SNAPSHOT_DIR_NAME
-    build_dir = run_dir / BUILD_DIR_NAME
+    build_dir = BuildDir(run_dir / BUILD_DIR_NAME)
     try:
         manifest = pull_district(clever, snapshot_dir, progress=log)
     except (CleverError, SnapshotError, UsageError) as error:
@@ -437,8 +433,9 @@ def _stages(
     run.record(district_id=district_id)
 
     try:
-        build(snapshot_dir, build_dir, job.build, progress=log)
-        new = read_build_frames(build_dir)
+        build(snapshot_dir, build_dir.path, job.build, progress=log)
+        built = build_dir.verified_zip(error=SyncBuildError)
+        new = built.read_frames()
     except (BuildError, SnapshotError, UsageError) as error:
         raise SyncBuildError(f"build failed: {error}") from error
 
@@ -486,30 +483,31 @@ def _stages(
         log(f"removals sent as rows: { {n: len(f) for n, f in removed.items() if len(f)} }")
 
     try:
-        record = rewrite_build(
-            build_dir,
-            amended,
-            {
-                "run_id": run.facts["run_id"],
-                "deletion_mode": job.sync.deletion_mode,
-                "baseline_run_id": baseline["run_id"] if baseline else None,
-                "guard": verdict.as_dict(),
-                "remaster": is_remaster,
-            },
+        sync_facts = {
+            "run_id": run.facts["run_id"],
+            "deletion_mode": job.sync.deletion_mode,
+            "baseline_run_id": baseline["run_id"] if baseline else None,
+            "guard": verdict.as_dict(),
+            "remaster": is_remaster,
+        }
+        record = build_dir.rewrite(
+            built.record,
+            amended.frames,
+            sync_rows=amended.sync_rows(),
+            sync={**sync_facts, **amended.counts()},
         )
     except OSError as error:
-        raise SyncBuildError(f"cannot rewrite the build in {build_dir}: {error}") from error
-    rows = {name: int(entry["rows"]) for name, entry in record["files"].items()}
+        raise SyncBuildError(f"cannot rewrite the build in {build_dir.path}: {error}") from error
+    rows = {name: entry.rows for name, entry in (record.files or {}).items()}
     run.details["import_options"] = options.form_fields()
     run.details["sync_changes"] = amended.counts()
     run.record(rows=rows, remaster=is_remaster)
     if is_remaster:
         log("remaster: Canvas applies the whole files and restarts the diff chain")
 
-    zip_file: BuildZip = check_build_dir(build_dir)
     posted = post_build(
         canvas,
-        zip_file,
+        build_dir.verified_zip(error=BuildDirError),
         options,
         profile=job.profile.name,
         before_post=lambda _profile, _zip: {
