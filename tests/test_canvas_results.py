@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
+from clever2sis.build_dir import BuildDir
 from clever2sis.canvas.client import CanvasClient, RetryPolicy
 from clever2sis.canvas.results import ImportResults, save_results, summary_lines
 from clever2sis.canvas.sis_import import TERMINAL_STATES, ImportOptions, SisImport, SisImports, WaitPolicy
-from clever2sis.canvas.upload import check_build_dir, follow_import, post_build
-from clever2sis.errors import CanvasUnavailableError
+from clever2sis.canvas.upload import follow_import, post_build
+from clever2sis.errors import BuildDirError, CanvasUnavailableError
 from tests.canvas_server import FakeCanvas, FakeImport
 from tests.conftest import REFERENCE, make_build_dir
 from tests.test_sis_import import FakeTime
@@ -123,7 +124,7 @@ def test_the_id_survives_a_connection_lost_after_the_post(tmp_path: Path) -> Non
         retry=RetryPolicy(2),
     )
     api = SisImports(client, "1")
-    build = check_build_dir(make_build_dir(tmp_path / "b"))
+    build = BuildDir(make_build_dir(tmp_path / "b")).verified_zip(error=BuildDirError)
     posted = post_build(api, build, ImportOptions(), profile="test")
     with pytest.raises(CanvasUnavailableError, match="SIS import 55"):
         follow_import(api, posted, policy=WaitPolicy(max_poll_failures=2), clock=time.clock, sleep=time.sleep)

@@ -148,10 +148,13 @@ def test_missing_settings_fail_before_any_request(
     assert message in result.stderr
 
 
-def test_missing_zip(tmp_path: Path) -> None:
-    result = run(["upload", str(tmp_path)])
+def test_missing_zip(build_dir: Path) -> None:
+    (build_dir / "sis_import.zip").unlink()
+    result = run(["upload", str(build_dir)])
     assert result.exit_code == 36
-    assert "no zip to upload" in result.stderr
+    assert result.stderr == (
+        f"error: {build_dir / 'sis_import.zip'}: missing; {build_dir} is not a complete build\n"
+    )
 
 
 def test_changed_zip_is_refused(build_dir: Path) -> None:

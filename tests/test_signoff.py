@@ -11,10 +11,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from clever2sis.build_dir import BuildDir
 from clever2sis.canvas.signoff import approve, check_before_post, needs_approval
-from clever2sis.canvas.upload import check_build_dir
 from clever2sis.cli import main
-from clever2sis.errors import ApprovalError, ApprovalMismatchError, ApprovalRequiredError
+from clever2sis.errors import ApprovalError, ApprovalMismatchError, ApprovalRequiredError, BuildDirError
 from clever2sis.review.baseline import find_baseline
 from tests.conftest import canvas_cassette, make_build_dir
 from tests.test_cli_canvas import run
@@ -68,7 +68,7 @@ def test_only_production_needs_a_sign_off_unless_configured() -> None:
 
 
 def test_the_gate_refuses_a_missing_or_stale_sign_off_and_passes_an_exact_one(build_dir: Path) -> None:
-    build = check_build_dir(build_dir)
+    build = BuildDir(build_dir).verified_zip(error=BuildDirError)
     assert check_before_post("test", build) is None
     with pytest.raises(ApprovalRequiredError, match=r"clever2sis approve .* --profile production --by NAME"):
         check_before_post("production", build)
@@ -83,7 +83,7 @@ def test_the_gate_refuses_a_zip_changed_since_its_sign_off(tmp_path: Path) -> No
     approve(build_dir, "production", "Dana", clock=fixed_clock)
     # Rebuilt in place with other rows: zip and build.json agree, but they are not the bytes approved.
     make_build_dir(build_dir, users_csv=b"user_id,login_id,first_name,last_name,status\nU2,u2,Bo,Li,active\n")
-    build = check_build_dir(build_dir)
+    build = BuildDir(build_dir).verified_zip(error=BuildDirError)
     with pytest.raises(ApprovalMismatchError, match="changed since Dana signed it off") as caught:
         check_before_post("production", build)
     assert caught.value.exit_code == 43
@@ -92,7 +92,11 @@ def test_the_gate_refuses_a_zip_changed_since_its_sign_off(tmp_path: Path) -> No
 def test_force_overrides_loudly_and_says_why(build_dir: Path) -> None:
     warnings: list[str] = []
     passed = check_before_post(
-        "production", check_build_dir(build_dir), force=True, warn=warnings.append, clock=fixed_clock
+        "production",
+        BuildDir(build_dir).verified_zip(error=BuildDirError),
+        force=True,
+        warn=warnings.append,
+        clock=fixed_clock,
     )
     assert passed is not None
     assert passed["override"]["forced"] is True

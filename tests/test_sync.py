@@ -4,6 +4,7 @@ modes over a few nights, and the ``sync`` command's JSON line and exit codes."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import orjson
@@ -95,7 +96,18 @@ def test_a_profile_that_needs_sign_off_is_refused_before_anything_runs(tmp_path:
 def test_the_lock_keeps_a_second_run_out_and_a_stale_lock_file_does_not(tmp_path: Path) -> None:
     (tmp_path / ".lock").write_text("pid 99999\n")  # left behind by a killed run: no flock on it
     with RunLock(tmp_path), pytest.raises(SyncLockedError, match="another sync is running"):
-        RunLock(tmp_path).__enter__()
+        RunLock(tmp_path).acquire()
+    with RunLock(tmp_path):
+        pass
+
+
+def test_a_lock_taken_with_acquire_is_held_through_its_with_block_and_released_after(tmp_path: Path) -> None:
+    lock = RunLock(tmp_path).acquire()
+    assert (tmp_path / ".lock").read_text().startswith("pid ")
+    held_by = re.escape(f"another sync is running in {tmp_path} (pid ")
+    with lock, pytest.raises(SyncLockedError, match=held_by):
+        RunLock(tmp_path).acquire()
+    assert (tmp_path / ".lock").read_text() == ""
     with RunLock(tmp_path):
         pass
 
@@ -116,7 +128,7 @@ def test_allow_large_change_lets_the_vanishing_school_through(tmp_path: Path) ->
     from clever2sis.canvas.client import CanvasClient
     from clever2sis.canvas.sis_import import SisImports
     from clever2sis.clever.client import CleverClient
-    from clever2sis.sync.pipeline import run_sync
+    from clever2sis.sync.pipeline import RunOptions, SyncRuntime, run_sync
     from tests.test_sync_month import FAST
 
     results = []
@@ -134,11 +146,12 @@ def test_allow_large_change_lets_the_vanishing_school_through(tmp_path: Path) ->
                         job,
                         clever,
                         SisImports(client, "1"),
-                        clock=lambda night=night, allow=allow: night.now.replace(hour=6 + allow),
-                        wait_policy=FAST,
-                        sleep=lambda _s: None,
-                        attachment_wait_s=0,
-                        allow_large_change=allow,
+                        options=RunOptions(allow_large_change=allow, wait_policy=FAST),
+                        runtime=SyncRuntime(
+                            clock=lambda night=night, allow=allow: night.now.replace(hour=6 + allow),
+                            sleep=lambda _s: None,
+                            attachment_wait_s=0,
+                        ),
                     )
                 )
     assert [r.exit_code for r in results] == [0, 51, 0]

@@ -21,7 +21,7 @@ from clever2sis.cli import main
 from clever2sis.config import CanvasProfile, RawConfig, SyncSettings, UploadSettings, build_settings
 from clever2sis.errors import GuardStoppedError
 from clever2sis.sync.history import History
-from clever2sis.sync.pipeline import SyncJob, run_sync
+from clever2sis.sync.pipeline import RunOptions, SyncJob, SyncRuntime, run_sync
 from tests.canvas_server import TEST_TOKEN, CanvasRoster, CanvasTestServer, FakeCanvas
 from tests.clever_server import CleverTestServer
 from tests.nightly_district import (
@@ -80,12 +80,13 @@ def run_month(tmp: Path, *, count: int = NIGHTS, allow_large_change: bool = Fals
                     job,
                     clever,
                     SisImports(client, "1"),
-                    clock=lambda night=night: night.now,
-                    wait_policy=FAST,
-                    sleep=lambda _s: None,
-                    attachment_wait_s=0,
-                    secrets=(CLEVER_TOKEN, TEST_TOKEN),
-                    allow_large_change=allow_large_change,
+                    options=RunOptions(allow_large_change=allow_large_change, wait_policy=FAST),
+                    runtime=SyncRuntime(
+                        clock=lambda night=night: night.now,
+                        sleep=lambda _s: None,
+                        attachment_wait_s=0,
+                        secrets=(CLEVER_TOKEN, TEST_TOKEN),
+                    ),
                 )
             results.append(result.summary)
             codes.append(result.exit_code)

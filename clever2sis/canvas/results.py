@@ -12,6 +12,7 @@ Layout (documented in the README)::
         errors_attachment.csv         Canvas's full errors file (when the import had messages)
 
 Every file is written atomically, so a lost connection or Ctrl-C leaves either the old file or the new one.
+The names are :mod:`clever2sis.build_dir`'s (:meth:`~clever2sis.build_dir.BuildDir.import_dir`).
 """
 
 from __future__ import annotations
@@ -26,16 +27,11 @@ from typing import Any
 import orjson
 
 from clever2sis.atomic import atomic_write_bytes
-from clever2sis.canvas.client import Page, safe_url
+from clever2sis.build_dir import ERRORS_DIR_NAME, BuildDir, ImportDir
+from clever2sis.canvas.client import safe_url
 from clever2sis.canvas.sis_import import MESSAGE_STATES, SisImport, SisImports
 from clever2sis.progress import Progress, silent
 
-IMPORTS_DIR_NAME = "imports"
-LATEST_NAME = "latest.json"
-CREATED_NAME = "created.json"
-FINAL_NAME = "sis_import.json"
-ERRORS_DIR_NAME = "sis_import_errors"
-ERRORS_ATTACHMENT_NAME = "errors_attachment.csv"
 ATTACHMENT_WAIT_S = 60.0
 ATTACHMENT_POLL_INTERVAL_S = 5.0
 FIRST_MESSAGES = 5
@@ -47,10 +43,6 @@ def _dump(value: Any) -> bytes:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def import_dir(build_dir: Path, profile: str, import_id: int) -> Path:
-    return build_dir / IMPORTS_DIR_NAME / profile / str(import_id)
 
 
 def record_created(
@@ -65,7 +57,8 @@ def record_created(
     signoff: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save the new import's id before anything else happens; returns its results directory."""
-    directory = import_dir(build_dir, profile, sis_import.id)
+    layout = BuildDir(build_dir)
+    directory = layout.import_dir(profile, sis_import.id)
     receipt = {
         "sis_import_id": sis_import.id,
         "profile": profile,
@@ -78,11 +71,11 @@ def record_created(
     }
     if signoff is not None:
         receipt["signoff"] = dict(signoff)
-    atomic_write_bytes(directory / CREATED_NAME, _dump(receipt))
+    atomic_write_bytes(directory.created, _dump(receipt))
     latest = {k: receipt[k] for k in ("sis_import_id", "profile", "canvas", "account_id", "posted_at")}
-    latest["results"] = str(directory.relative_to(build_dir))
-    atomic_write_bytes(build_dir / IMPORTS_DIR_NAME / profile / LATEST_NAME, _dump(latest))
-    return directory
+    latest["results"] = str(directory.path.relative_to(build_dir))
+    atomic_write_bytes(layout.latest_import_file(profile), _dump(latest))
+    return directory.path
 
 
 @dataclass
@@ -115,18 +108,19 @@ def save_results(
     """
     if sis_import.workflow_state in MESSAGE_STATES and sis_import.errors_attachment_url is None:
         sis_import = _wait_for_attachment(api, sis_import, clock, sleep, attachment_wait_s, progress)
-    atomic_write_bytes(directory / FINAL_NAME, _dump(sis_import.raw))
+    saved = ImportDir(directory)
+    atomic_write_bytes(saved.final, _dump(sis_import.raw))
     results = ImportResults(sis_import=sis_import, directory=directory)
 
     for page in api.error_pages(sis_import.id):
-        _save_page(directory, page)
+        atomic_write_bytes(saved.error_page(page.number), _dump(page.body))
         results.error_pages += 1
         rows = page.body.get("sis_import_errors") if isinstance(page.body, Mapping) else None
         results.error_rows += len(rows) if isinstance(rows, list) else 0
 
     url = sis_import.errors_attachment_url
     if url is not None:
-        path = directory / ERRORS_ATTACHMENT_NAME
+        path = saved.errors_attachment
         atomic_write_bytes(path, api.client.download(url))
         results.errors_attachment = path
     elif sis_import.workflow_state in MESSAGE_STATES:
@@ -153,10 +147,6 @@ def _wait_for_attachment(
         if sis_import.errors_attachment_url is not None:
             break
     return sis_import
-
-
-def _save_page(directory: Path, page: Page) -> None:
-    atomic_write_bytes(directory / ERRORS_DIR_NAME / f"page-{page.number:04d}.json", _dump(page.body))
 
 
 def summary_lines(results: ImportResults, *, first_messages: int = FIRST_MESSAGES) -> list[str]:

@@ -22,12 +22,10 @@ from typing import Any
 import orjson
 
 from clever2sis.atomic import atomic_write_bytes
-from clever2sis.canvas.results import CREATED_NAME, FINAL_NAME, IMPORTS_DIR_NAME, LATEST_NAME
-from clever2sis.canvas.upload import BUILD_INFO_NAME, BuildZip, check_build_dir
-from clever2sis.errors import ApprovalError, ApprovalMismatchError, ApprovalRequiredError, BuildDirError
+from clever2sis.build_dir import BuildDir, BuildZip, ImportDir
+from clever2sis.errors import ApprovalError, ApprovalMismatchError, ApprovalRequiredError
 from clever2sis.progress import Progress, silent
 
-APPROVALS_DIR_NAME = "approvals"
 PRODUCTION_PROFILE = "production"
 TEST_PROFILE = "test"
 APPROVAL_FORMAT_VERSION = 1
@@ -52,23 +50,19 @@ def _load(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def approval_path(build_dir: Path, profile: str) -> Path:
-    return build_dir / APPROVALS_DIR_NAME / f"{profile}.json"
-
-
 def read_approval(build_dir: Path, profile: str) -> dict[str, Any] | None:
     """The sign-off recorded for ``profile`` in ``build_dir``, or None."""
-    return _load(approval_path(build_dir, profile))
+    return _load(BuildDir(build_dir).approval_file(profile))
 
 
 def last_import_result(build_dir: Path, profile: str = TEST_PROFILE) -> dict[str, Any] | None:
     """What the last import of this build into the ``profile`` instance did, from its saved results."""
-    latest = _load(build_dir / IMPORTS_DIR_NAME / profile / LATEST_NAME)
+    latest = _load(BuildDir(build_dir).latest_import_file(profile))
     if latest is None:
         return None
-    results = build_dir / str(latest.get("results", ""))
-    created = _load(results / CREATED_NAME) or {}
-    final = _load(results / FINAL_NAME)
+    results = ImportDir(build_dir / str(latest.get("results", "")))
+    created = _load(results.created) or {}
+    final = _load(results.final)
     return {
         "profile": profile,
         "sis_import_id": latest.get("sis_import_id"),
@@ -94,12 +88,9 @@ def approve(
     who = by.strip()
     if not who:
         raise ApprovalError("--by must name the person signing off")
-    try:
-        build = check_build_dir(build_dir)
-    except BuildDirError as error:
-        raise ApprovalError(str(error)) from None
-    info = _load(build_dir / BUILD_INFO_NAME) or {}
-    snapshot = info.get("snapshot") or {}
+    build = BuildDir(build_dir).verified_zip(error=ApprovalError)
+    built = build.record
+    snapshot = built.snapshot or {}
     record = {
         "approval_format_version": APPROVAL_FORMAT_VERSION,
         "profile": profile,
@@ -108,17 +99,19 @@ def approve(
         "approved_by": who,
         "approved_at": _stamp(clock()),
         "build": {
-            "built_at": info.get("built_at"),
+            "built_at": built.built_at,
             "district_id": snapshot.get("district_id"),
             "district_name": snapshot.get("district_name"),
             "snapshot_finished_at": snapshot.get("finished_at"),
             "snapshot_manifest_sha256": snapshot.get("manifest_sha256"),
-            "config_sha256": (info.get("config") or {}).get("sha256"),
-            "tool": info.get("tool"),
+            "config_sha256": (built.config or {}).get("sha256"),
+            "tool": built.tool,
         },
         "test_import": last_import_result(build_dir, test_profile) if profile != test_profile else None,
     }
-    atomic_write_bytes(approval_path(build_dir, profile), orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    atomic_write_bytes(
+        BuildDir(build_dir).approval_file(profile), orjson.dumps(record, option=orjson.OPT_INDENT_2)
+    )
     return record
 
 

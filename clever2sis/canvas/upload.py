@@ -1,63 +1,22 @@
-"""Upload a build's zip as a SIS import and see it through: the library half of ``clever2sis upload``."""
+"""Upload a build's zip as a SIS import and see it through: the library half of ``clever2sis upload``.
+
+The zip comes checked against its build.json (:meth:`clever2sis.build_dir.BuildDir.verified_zip`, with
+:class:`~clever2sis.errors.BuildDirError`: exit code 36).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from clever2sis.build_dir import BuildZip
 from clever2sis.canvas.results import ImportResults, record_created, save_results
 from clever2sis.canvas.sis_import import ImportOptions, SisImport, SisImports, WaitPolicy, wait_for_import
-from clever2sis.errors import BuildDirError, ImportAlreadyRunningError
+from clever2sis.errors import ImportAlreadyRunningError
 from clever2sis.progress import Progress, silent
-
-ZIP_NAME = "sis_import.zip"
-BUILD_INFO_NAME = "build.json"
-_HASH_CHUNK_BYTES = 8 << 20
-
-
-@dataclass(frozen=True)
-class BuildZip:
-    """The zip of a build directory, checked against the sha256 its ``build.json`` records."""
-
-    build_dir: Path
-    path: Path
-    sha256: str
-    size_bytes: int
-
-
-def check_build_dir(build_dir: Path) -> BuildZip:
-    """The build's zip, refused when it is missing, or when it is not the zip ``build.json`` describes."""
-    zip_path = build_dir / ZIP_NAME
-    info_path = build_dir / BUILD_INFO_NAME
-    if not build_dir.is_dir():
-        raise BuildDirError(f"{build_dir}: no such build directory; run `clever2sis build` first")
-    if not zip_path.is_file():
-        raise BuildDirError(f"{zip_path}: no zip to upload; run `clever2sis build` into {build_dir} first")
-    try:
-        info = orjson.loads(info_path.read_bytes())
-        expected = info["zip"]["sha256"]
-    except FileNotFoundError:
-        raise BuildDirError(f"{info_path}: missing; {build_dir} is not a complete build") from None
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        raise BuildDirError(f"{info_path}: has no zip.sha256; {build_dir} is not a complete build") from None
-    digest = hashlib.sha256()
-    size = 0
-    with zip_path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    if digest.hexdigest() != expected:
-        raise BuildDirError(
-            f"{zip_path}: its sha256 does not match {BUILD_INFO_NAME}; the zip changed after the build, "
-            "so rebuild it"
-        )
-    return BuildZip(build_dir=build_dir, path=zip_path, sha256=expected, size_bytes=size)
 
 
 def ensure_nothing_running(api: SisImports, *, queue: bool, progress: Progress = silent) -> None:

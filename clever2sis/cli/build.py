@@ -8,16 +8,17 @@ from typing import Any
 import click
 import orjson
 
+from clever2sis.build_dir import RECORD_NAME, BuildDir
 from clever2sis.cli.common import StderrProgress, quiet_option, run_command, verbose_option
 from clever2sis.config import build_settings, load_raw_config
-from clever2sis.sis.build import BUILD_RECORD, build
+from clever2sis.sis.build import build
 
 EXAMPLES_PER_KIND = 3
 
 
 def summary_lines(record: dict[str, Any], out: Path) -> list[str]:
     """The terminal summary: rows per file, then findings by kind with a few examples."""
-    lines = [f"built {out / 'sis_import.zip'} (sha256 {record['zip']['sha256'][:12]}…)"]
+    lines = [f"built {BuildDir(out).zip_file} (sha256 {record['zip']['sha256'][:12]}…)"]
     width = max(len(name) for name in record["files"]) if record["files"] else 0
     lines += [f"  {name:<{width}}  {entry['rows']:>10,} rows" for name, entry in record["files"].items()]
     lines += [f"  {name:<{width}}  not written: {why}" for name, why in record["skipped_files"].items()]
@@ -25,9 +26,7 @@ def summary_lines(record: dict[str, Any], out: Path) -> list[str]:
     if not findings["total"]:
         lines.append("no findings")
         return lines
-    lines.append(
-        f"findings: {findings['total']:,} ({findings['warnings']:,} warnings); all in {BUILD_RECORD}"
-    )
+    lines.append(f"findings: {findings['total']:,} ({findings['warnings']:,} warnings); all in {RECORD_NAME}")
     for kind, entry in findings["by_kind"].items():
         lines.append(f"  {kind} ({entry['severity']}): {entry['count']:,}")
         examples = [item for item in findings["items"] if item["kind"] == kind][:EXAMPLES_PER_KIND]
@@ -82,8 +81,8 @@ def build_command(
                 snapshot_dir, out, settings, force=force, strict=strict, progress=progress, id_map=id_map
             )
         finally:
-            if record or (strict and (out / BUILD_RECORD).exists()):
-                _report(record or orjson.loads((out / BUILD_RECORD).read_bytes()), out, quiet, as_json)
+            if record or (strict and BuildDir(out).record_file.exists()):
+                _report(record or orjson.loads(BuildDir(out).record_file.read_bytes()), out, quiet, as_json)
         return record
 
     run_command(action, verbose=verbose)

@@ -22,6 +22,7 @@ import click
 import httpx
 import orjson
 
+from clever2sis.build_dir import BuildDir
 from clever2sis.canvas.client import CanvasClient
 from clever2sis.canvas.results import summary_lines
 from clever2sis.canvas.signoff import check_before_post
@@ -35,7 +36,7 @@ from clever2sis.canvas.sis_import import (
     check_outcome,
     wait_for_progress,
 )
-from clever2sis.canvas.upload import check_build_dir, follow_import, post_build
+from clever2sis.canvas.upload import follow_import, post_build
 from clever2sis.cli.common import StderrProgress, quiet_option, run_command, verbose_option
 from clever2sis.config import (
     DEFAULT_CONFIG_NAME,
@@ -46,6 +47,7 @@ from clever2sis.config import (
     parse_upload,
     resolve_profile,
 )
+from clever2sis.errors import BuildDirError
 
 CONFIG_ENV = "CLEVER2SIS_CONFIG"
 LIST_DEFAULT_LIMIT = 20
@@ -275,7 +277,7 @@ def upload_command(
         click.echo(message, err=True)
 
     def action() -> None:
-        build = check_build_dir(build_dir)
+        build = BuildDir(build_dir).verified_zip(error=BuildDirError)
         raw = load_raw_config(_config_path(config_path))
         options = parse_upload(raw).options.merged(option_flags)
         options.validate()

@@ -8,6 +8,7 @@ from typing import Any
 import click
 import orjson
 
+from clever2sis.build_dir import BuildDir
 from clever2sis.canvas.signoff import TEST_PROFILE, approve
 from clever2sis.canvas.sis_import import SUCCESS_STATES
 from clever2sis.cli.canvas import CONFIG_ENV, _config_path
@@ -154,7 +155,7 @@ def approve_command(
     def action() -> None:
         record = approve(build_dir, profile, by, test_profile=test_profile)
         click.echo(
-            f"approved {build_dir / 'sis_import.zip'} (sha256 {record['zip_sha256'][:SHORT_SHA]}…) for "
+            f"approved {BuildDir(build_dir).zip_file} (sha256 {record['zip_sha256'][:SHORT_SHA]}…) for "
             f"{profile} by {record['approved_by']} at {record['approved_at']}"
         )
         tested = record["test_import"]

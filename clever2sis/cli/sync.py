@@ -30,7 +30,7 @@ from clever2sis.config import (
 )
 from clever2sis.errors import Clever2SisError
 from clever2sis.sync.history import History
-from clever2sis.sync.pipeline import SyncJob, run_sync
+from clever2sis.sync.pipeline import RunOptions, SyncJob, SyncRuntime, run_sync
 
 HISTORY_DEFAULT_LIMIT = 30
 
@@ -109,14 +109,16 @@ def sync_command(
                 job,
                 clever,
                 SisImports(canvas, target.account_id),
-                runs_dir=runs_dir,
-                progress=progress,
-                remaster=remaster,
-                allow_large_change=allow_large_change,
-                monotonic=runtime.clock,
-                sleep=runtime.sleep,
-                attachment_wait_s=runtime.attachment_wait_s,
-                secrets=(clever_token, canvas_token),
+                options=RunOptions(
+                    runs_dir=runs_dir, remaster=remaster, allow_large_change=allow_large_change
+                ),
+                runtime=SyncRuntime(
+                    monotonic=runtime.clock,
+                    sleep=runtime.sleep,
+                    progress=progress,
+                    attachment_wait_s=runtime.attachment_wait_s,
+                    secrets=(clever_token, canvas_token),
+                ),
             )
         if result.exit_code:
             click.echo(f"error: {result.message}", err=True)

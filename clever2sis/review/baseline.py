@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from clever2sis.canvas.results import FINAL_NAME, IMPORTS_DIR_NAME, LATEST_NAME
+from clever2sis.build_dir import BuildDir, ImportDir
 from clever2sis.canvas.signoff import read_approval
 from clever2sis.canvas.sis_import import FAILED_STATES
 
@@ -39,9 +39,9 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 def _events(build_dir: Path, profile: str) -> list[Baseline]:
     events = []
-    latest = _load(build_dir / IMPORTS_DIR_NAME / profile / LATEST_NAME)
+    latest = _load(BuildDir(build_dir).latest_import_file(profile))
     if latest is not None and isinstance(latest.get("posted_at"), str):
-        final = _load(build_dir / str(latest.get("results", "")) / FINAL_NAME) or {}
+        final = _load(ImportDir(build_dir / str(latest.get("results", ""))).final) or {}
         state = final.get("workflow_state")
         if state not in NOTHING_APPLIED_STATES:
             ended = f", {state}" if state else ""

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from clever2sis.atomic import atomic_directory
+from clever2sis.build_dir import BuildDir
 from clever2sis.review.facts import DERIVED, BuildView
 from clever2sis.sis import files
 
-REVIEW_DIR_NAME = "review"
 FINDINGS_NAME = "findings.csv"
 CHANGES_NAME = "changes.csv"
 README_NAME = "README.txt"
@@ -87,11 +87,11 @@ def _change_rows(diff: Mapping[str, Any]) -> Iterable[list[Any]]:
 
 def write_spreadsheet_copies(view: BuildView, facts: Mapping[str, Any]) -> Path:
     """Write ``BUILD_DIR/review/`` (replacing an older one once the new one is complete)."""
-    out = view.path / REVIEW_DIR_NAME
+    out = BuildDir(view.path).review_dir
     with atomic_directory(out, replace=True) as tmp:
         (tmp / README_NAME).write_text(README, encoding="utf-8")
         for name in files.FILE_ORDER:
-            if name not in view.record.get("files", {}):
+            if name not in (view.record.files or {}):
                 continue
             frame = view.frames[name]
             columns = [c for c in frame.columns if c not in DERIVED.get(name, ())]

@@ -7,11 +7,15 @@ Everything the report, the terminal summary and ``review --json`` show comes fro
 - ``findings``: every validation finding of the build, grouped by kind, each naming its record;
 - ``diff``: per Canvas file, the rows added, removed and changed (with every field that changed), rows
   paired by each file's identifying columns (enrollments by section, user and role, as Canvas's diffing
-  pairs them: ../shared/reference/canvas-sis-import.md §1.7);
-- ``removals``: what those removed rows would do in Canvas under the import settings in force (§4.2, §4.3).
+  pairs them: ``identifying_fields`` in canvas-lms ``lib/sis/csv/enrollment_importer.rb``, used by
+  ``lib/sis/csv/diff_generator.rb``);
+- ``removals``: what those removed rows would do in Canvas under the import settings in force (batch
+  mode: ``SisBatch#remove_previous_imports`` in ``app/models/sis_batch.rb``; diffing:
+  ``lib/sis/csv/diff_generator.rb``).
 
-The CSVs are read from ``sis_import.zip`` (checked against build.json), not from ``csv/``: the review
-describes exactly the bytes that would be uploaded, even if someone opened and saved a CSV copy.
+The CSVs are read from ``sis_import.zip`` (checked against build.json by
+:meth:`clever2sis.build_dir.BuildDir.verified_zip`), not from ``csv/``: the review describes exactly the
+bytes that would be uploaded, even if someone opened and saved a CSV copy.
 
 Two facts are derived, both at the Canvas level, from the CSVs alone (no snapshot needed):
 
@@ -26,22 +30,18 @@ to them also carries the names, for people.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import itertools
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 
+from clever2sis.build_dir import BuildDir, BuildRecord
 from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.errors import ReviewError
 from clever2sis.sis import files
-from clever2sis.sis.build import BUILD_RECORD, ZIP_NAME
 
 REVIEW_FORMAT_VERSION = 1
 
@@ -63,7 +63,6 @@ STUDENT_ROLE = "student"
 ROOT_ACCOUNT_LABEL = "(root account)"
 _ID_SEPARATOR = " "
 _NAME_SEPARATOR = "; "
-_HASH_CHUNK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class BuildView:
     """
 
     path: Path
-    record: dict[str, Any]
+    record: BuildRecord
     frames: dict[str, pd.DataFrame]
 
     def user_names(self) -> pd.Series:
@@ -96,54 +95,13 @@ def _empty(columns: Iterable[str]) -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series([], dtype="str") for column in columns})
 
 
-def _zip_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_record(build_dir: Path) -> dict[str, Any]:
-    """build.json of ``build_dir``, refused when the directory is not a complete build."""
-    info = build_dir / BUILD_RECORD
-    if not build_dir.is_dir():
-        raise ReviewError(f"{build_dir}: no such build directory; run `clever2sis build` first")
-    try:
-        record = orjson.loads(info.read_bytes())
-    except FileNotFoundError:
-        raise ReviewError(f"{info}: missing; {build_dir} is not a complete build") from None
-    except orjson.JSONDecodeError:
-        raise ReviewError(f"{info}: not valid JSON; rebuild {build_dir}") from None
-    if not isinstance(record, dict) or not isinstance(record.get("zip"), dict):
-        raise ReviewError(f"{info}: not a clever2sis build record; rebuild {build_dir}")
-    return record
-
-
 def open_build(build_dir: Path) -> BuildView:
-    """Read ``build_dir``'s zip (after checking its sha256 against build.json) into a :class:`BuildView`."""
-    record = read_record(build_dir)
-    zip_path = build_dir / ZIP_NAME
-    if not zip_path.is_file():
-        raise ReviewError(f"{zip_path}: missing; {build_dir} is not a complete build")
-    if _zip_sha256(zip_path) != record["zip"].get("sha256"):
-        raise ReviewError(
-            f"{zip_path}: its sha256 does not match {BUILD_RECORD}; the zip changed, rebuild it"
-        )
-    frames: dict[str, pd.DataFrame] = {}
-    with zipfile.ZipFile(zip_path) as archive:
-        names = set(archive.namelist())
-        for name in files.FILE_ORDER:
-            if name in names:
-                with archive.open(name) as handle:
-                    frames[name] = pd.read_csv(
-                        io.TextIOWrapper(handle, encoding="utf-8", newline=""),
-                        dtype=str,
-                        keep_default_na=False,
-                    )
-            else:
-                frames[name] = _empty(files.COLUMNS[name])
-    return BuildView(path=build_dir, record=record, frames=_with_derived(frames))
+    """Read ``build_dir``'s zip (after checking it against build.json) into a :class:`BuildView`.
+
+    A directory that is not a whole build is a :class:`~clever2sis.errors.ReviewError` (exit code 40).
+    """
+    verified = BuildDir(build_dir).verified_zip(error=ReviewError)
+    return BuildView(path=build_dir, record=verified.record, frames=_with_derived(verified.read_frames()))
 
 
 def _joined_ids(frame: pd.DataFrame, owner: str, item: str) -> pd.Series:
@@ -171,18 +129,18 @@ def _with_derived(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 def provenance(view: BuildView) -> dict[str, Any]:
     """Where a build came from: its directory, snapshot, district, config, tool version and zip."""
     record = view.record
-    snapshot = record.get("snapshot") or {}
+    snapshot = record.snapshot or {}
     return {
         "path": str(view.path),
-        "built_at": record.get("built_at"),
-        "tool": record.get("tool"),
+        "built_at": record.built_at,
+        "tool": record.tool,
         "district": {"id": snapshot.get("district_id"), "name": snapshot.get("district_name")},
         "snapshot": {
             key: snapshot.get(key)
             for key in ("path", "source", "api_version", "started_at", "finished_at", "manifest_sha256")
         },
-        "config": record.get("config"),
-        "zip": {"sha256": record["zip"].get("sha256"), "bytes": record["zip"].get("bytes")},
+        "config": record.config,
+        "zip": {"sha256": record.zip.sha256, "bytes": record.zip.bytes},
     }
 
 
@@ -239,7 +197,7 @@ def counts(view: BuildView) -> dict[str, Any]:
     }
     enrolled = set(all_enrollments["user_id"])
     return {
-        "files": {name: int(entry["rows"]) for name, entry in view.record.get("files", {}).items()},
+        "files": {name: entry.rows for name, entry in (view.record.files or {}).items()},
         "by_school": by_school,
         "by_role": by_role,
         "users_without_enrollments": int((~frames[files.USERS]["user_id"].isin(enrolled)).sum()),
@@ -251,7 +209,7 @@ def counts(view: BuildView) -> dict[str, Any]:
 
 def grouped_findings(view: BuildView) -> dict[str, Any]:
     """The build's findings by kind (warnings first), each naming its record (and the person, if built)."""
-    recorded = view.record.get("findings") or {}
+    recorded = view.record.findings or {}
     items: list[dict[str, Any]] = list(recorded.get("items") or [])
     names = {**_as_dict(view.user_names()), **_as_dict(view.section_names())}
     by_kind: dict[str, dict[str, Any]] = {}
@@ -461,8 +419,8 @@ def settings_in_force(options: ImportOptions) -> dict[str, Any]:
     }
 
 
-def _bytes(record: Mapping[str, Any]) -> int:
-    return sum(int(entry.get("bytes", 0)) for entry in (record.get("files") or {}).values())
+def _bytes(record: BuildRecord) -> int:
+    return sum(entry.bytes for entry in (record.files or {}).values())
 
 
 def _diffing(

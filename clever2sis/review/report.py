@@ -16,9 +16,9 @@ import jinja2
 
 from clever2sis import __version__
 from clever2sis.atomic import atomic_write_bytes
+from clever2sis.build_dir import BuildDir
 from clever2sis.sis import files
 
-REPORT_NAME = "report.html"
 TEMPLATE_NAME = "report.html.j2"
 ROW_LIMIT = 500
 CHART_BAR_WIDTH = 360
@@ -140,6 +140,6 @@ def render_report(facts: Mapping[str, Any]) -> str:
 
 def write_report(build_dir: Path, facts: Mapping[str, Any]) -> Path:
     """Render the report into ``build_dir/report.html`` (atomically) and return its path."""
-    path = build_dir / REPORT_NAME
+    path = BuildDir(build_dir).report_file
     atomic_write_bytes(path, render_report(facts).encode("utf-8"))
     return path

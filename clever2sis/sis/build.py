@@ -8,24 +8,24 @@
       build.json           snapshot identity, config hash, tool version, rows and sha256 per file, the zip's
                            sha256, and every validation finding (kind, severity, file, record_id, message)
 
-Everything is written into a temporary directory first and renamed into place when complete.
+(:mod:`clever2sis.build_dir` owns that layout and the record.) Everything is written into a temporary
+directory first and renamed into place when complete.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 import pyarrow as pa
 
 from clever2sis import __version__
 from clever2sis.atomic import atomic_directory
+from clever2sis.build_dir import RECORD_NAME, BuildDir, BuildRecord, FileEntry, ZipEntry, sha256_file
 from clever2sis.clever.frames import District, load_district
 from clever2sis.clever.snapshot import Snapshot, utc_timestamp
 from clever2sis.config import BuildSettings
@@ -46,10 +46,6 @@ from clever2sis.sis.findings import WARNING, combine
 from clever2sis.sis.id_map import read_id_map
 from clever2sis.sis.validate import check_references, clean_control_characters
 from clever2sis.sis.writer import InOrder, WrittenFile, ZipWriter, write_csv
-
-BUILD_RECORD = "build.json"
-ZIP_NAME = "sis_import.zip"
-CSV_DIR = "csv"
 
 
 @dataclass(frozen=True)
@@ -160,36 +156,28 @@ def build_record(
     archive: Path,
     built: BuiltFiles,
     id_map: Path | None = None,
-) -> dict[str, Any]:
-    return {
-        "tool": {"name": "clever2sis", "version": __version__},
-        "built_at": utc_timestamp(),
-        "snapshot": snapshot.identity(),
-        "config": {
+) -> BuildRecord:
+    return BuildRecord(
+        tool={"name": "clever2sis", "version": __version__},
+        built_at=utc_timestamp(),
+        snapshot=snapshot.identity(),
+        config={
             "source": settings.config_source,
             "sha256": settings.config_sha256,
             "course_structure": settings.course_structure,
-            **({"id_map": {"source": str(id_map), "sha256": _sha256_file(id_map)}} if id_map else {}),
+            **({"id_map": {"source": str(id_map), "sha256": sha256_file(id_map)}} if id_map else {}),
         },
-        "files": {
-            name: {"rows": file.rows, "sha256": file.sha256, "bytes": file.bytes}
+        files={
+            name: FileEntry(rows=file.rows, sha256=file.sha256, bytes=file.bytes)
             for name, file in written.items()
         },
-        "skipped_files": built.skipped,
-        "zip": {"file": ZIP_NAME, "sha256": _sha256_file(archive), "bytes": archive.stat().st_size},
-        "findings": {
+        skipped_files=built.skipped,
+        zip=ZipEntry(sha256=sha256_file(archive), bytes=archive.stat().st_size),
+        findings={
             **findings_summary(built.findings),
             "items": pa.Table.from_pandas(built.findings, preserve_index=False).to_pylist(),
         },
-    }
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    )
 
 
 def build(
@@ -220,13 +208,14 @@ def build(
     progress(f"loaded {len(district.users):,} users, {len(district.sections):,} sections")
     try:
         with atomic_directory(out, replace=force) as tmp:
-            (tmp / CSV_DIR).mkdir()
+            layout = BuildDir(tmp)
+            layout.csv_dir.mkdir()
             written: dict[str, WrittenFile] = {}
-            with ZipWriter(tmp / ZIP_NAME) as archive, InOrder(len(files.FILE_ORDER), "csv-files") as later:
+            with ZipWriter(layout.zip_file) as archive, InOrder(len(files.FILE_ORDER), "csv-files") as later:
 
                 def write_file(name: str, frame: pd.DataFrame) -> None:
                     with archive.member(name) as add_to_zip:
-                        written[name] = write_csv(frame, tmp / CSV_DIR / name, also=add_to_zip)
+                        written[name] = write_csv(frame, layout.csv_file(name), also=add_to_zip)
 
                 # Each file is written on its own thread as soon as it is final (see build_frames).
                 built = build_frames(
@@ -239,19 +228,20 @@ def build(
                 del district
                 release_freed_memory()
             csv_bytes = sum(f.bytes for f in written.values())
-            zip_bytes = (tmp / ZIP_NAME).stat().st_size
+            zip_bytes = layout.zip_file.stat().st_size
             progress(
                 f"wrote {len(written)} CSV files ({csv_bytes:,} bytes) and the zip ({zip_bytes:,} bytes)"
             )
-            record = build_record(snapshot, settings, written, tmp / ZIP_NAME, built, id_map)
-            (tmp / BUILD_RECORD).write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+            record = build_record(snapshot, settings, written, layout.zip_file, built, id_map)
+            layout.write_record(record)
     except OSError as error:
         # Disk full, permissions: nothing was replaced, and the message says where and why.
         where = f" ({error.filename})" if error.filename else ""
         raise BuildError(f"cannot write the build to {out}: {error.strerror or error}{where}") from None
-    if strict and record["findings"]["warnings"]:
+    warnings = (record.findings or {})["warnings"]
+    if strict and warnings:
         raise StrictFindingsError(
-            f"{record['findings']['warnings']} warning finding(s) and --strict was given; "
-            f"the build is in {out} for review (see build.json)"
+            f"{warnings} warning finding(s) and --strict was given; "
+            f"the build is in {out} for review (see {RECORD_NAME})"
         )
-    return record
+    return record.as_dict()

@@ -1,8 +1,8 @@
 """What a sync run changes in a build, and how it compares with the last run Canvas applied.
 
-All functions here are pure (frames in, frames out) except :func:`read_build_frames` and
-:func:`rewrite_build`. A "frames" value maps every Canvas file name to its rows as string columns (an empty
-frame with the file's columns when the build has no such file).
+All functions here are pure: frames in, frames out (reading a build's frames and writing them back are
+:mod:`clever2sis.build_dir`'s). A "frames" value maps every Canvas file name to its rows as string columns
+(an empty frame with the file's columns when the build has no such file).
 
 * **Term rollover** (:func:`carry_ended_terms`): when a term has ended, Clever drops its sections sooner or
   later; under diffing or batch mode Canvas would then delete the courses and drop the enrollments. So
@@ -16,63 +16,22 @@ frame with the file's columns when the build has no such file).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 
-from clever2sis.atomic import atomic_write_bytes
-from clever2sis.errors import ReviewError, SyncBuildError
-from clever2sis.review.facts import DIFF_KEYS, SCHOOLS, TEACHERS, diff_file, open_build
+from clever2sis.build_dir import CARRIED, REMOVED, Frames, empty_frames
+from clever2sis.review.facts import DIFF_KEYS, diff_file
 from clever2sis.sis import files
-from clever2sis.sis.build import BUILD_RECORD, CSV_DIR, ZIP_NAME
-from clever2sis.sis.writer import write_csv, write_zip
 
-Frames = dict[str, pd.DataFrame]
-
-SYNC_DIR = "sync"
-REMOVED_DIR = "removed"
-CARRIED_DIR = "carried"
 ACTIVE = "active"
 COMPLETED = "completed"
 DELETED = "deleted"
 # Statuses a sync writes for something that is gone; such a row is not "present" in the next comparison.
 REMOVAL_STATUSES = frozenset({"deleted", "inactive", "suspended", "deleted_last_completed"})
 STUDENT_ROLE = "student"
-_HASH_CHUNK_BYTES = 8 << 20
-
-
-def empty_frames() -> Frames:
-    return {
-        name: pd.DataFrame({c: pd.Series([], dtype="str") for c in files.COLUMNS[name]})
-        for name in files.FILE_ORDER
-    }
-
-
-def read_build_frames(build_dir: Path) -> Frames:
-    """Every Canvas file of ``build_dir``, read from its zip after checking the zip against build.json."""
-    try:
-        view = open_build(build_dir)
-    except ReviewError as error:
-        raise SyncBuildError(str(error)) from None
-    frames = dict(view.frames)
-    frames[files.USERS] = frames[files.USERS].drop(columns=[SCHOOLS])
-    frames[files.SECTIONS] = frames[files.SECTIONS].drop(columns=[TEACHERS])
-    return frames
-
-
-def read_recorded(build_dir: Path, kind: str) -> Frames:
-    """The rows a sync recorded as ``kind`` (removed or carried) in ``build_dir/sync/kind/``."""
-    out = empty_frames()
-    for name in files.FILE_ORDER:
-        path = build_dir / SYNC_DIR / kind / name
-        if path.is_file():
-            out[name] = pd.read_csv(path, dtype=str, keep_default_na=False)
-    return out
 
 
 def row_keys(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -141,6 +100,10 @@ class Amended:
     carried: Frames = field(default_factory=empty_frames)
     removed: Frames = field(default_factory=empty_frames)
     completed_enrollments: int = 0
+
+    def sync_rows(self) -> dict[str, Frames]:
+        """The rows the sync added, by reason, as :meth:`clever2sis.build_dir.BuildDir.rewrite` takes them."""
+        return {CARRIED: self.carried, REMOVED: self.removed}
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -242,50 +205,3 @@ def change_counts(
 
 def row_counts(frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
     return {name: len(frame) for name, frame in frames.items() if len(frame)}
-
-
-def _sorted(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values(list(files.SORT_KEYS[name]), ignore_index=True, kind="stable")
-
-
-def rewrite_build(build_dir: Path, amended: Amended, sync_facts: Mapping[str, Any]) -> dict[str, Any]:
-    """Write ``amended``'s frames as the build's CSVs and zip, and update build.json; return the record.
-
-    Rows are sorted as the build sorts them, so the same inputs give the same bytes. A file is never written
-    header-only (Canvas takes that as "delete them all" in batch mode). The rows the sync carried and
-    removed are kept for people under ``build_dir/sync/``.
-    """
-    record = orjson.loads((build_dir / BUILD_RECORD).read_bytes())
-    csv_dir = build_dir / CSV_DIR
-    names = [name for name in files.FILE_ORDER if len(amended.frames[name])]
-    written = {}
-    for name in names:
-        written[name] = write_csv(_sorted(name, amended.frames[name]), csv_dir / name)
-    for name in files.FILE_ORDER:
-        if name not in names:
-            (csv_dir / name).unlink(missing_ok=True)
-    zip_path = build_dir / ZIP_NAME
-    partial = build_dir / f".{ZIP_NAME}.partial"
-    write_zip([(name, csv_dir / name) for name in names], partial)
-    partial.replace(zip_path)
-    for kind, frames in ((CARRIED_DIR, amended.carried), (REMOVED_DIR, amended.removed)):
-        for name, frame in frames.items():
-            if len(frame):
-                (build_dir / SYNC_DIR / kind).mkdir(parents=True, exist_ok=True)
-                write_csv(_sorted(name, frame), build_dir / SYNC_DIR / kind / name)
-    record["files"] = {
-        name: {"rows": file.rows, "sha256": file.sha256, "bytes": file.bytes}
-        for name, file in written.items()
-    }
-    record["zip"] = {"file": ZIP_NAME, "sha256": _sha256(zip_path), "bytes": zip_path.stat().st_size}
-    record["sync"] = {**sync_facts, **amended.counts()}
-    atomic_write_bytes(build_dir / BUILD_RECORD, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
-    return dict(record)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -1,10 +1,11 @@
-"""One sync run: pull → build → term rollover → guard → (explicit removals) → upload → wait.
+"""One sync run: pull → build → term rollover → guard → (explicit removals) → rewrite → upload → wait.
 
-:func:`run_sync` wires the library stages together. It takes its clients (Clever, Canvas), its clock and its
-sleep as arguments and reports progress through a callback; it never prints and never exits. It always
-returns a :class:`RunResult` (the JSON line a scheduler reads and the exit code it acts on), and records
-the run in ``RUNS_DIR/history.sqlite`` and ``RUNS_DIR/<run_id>/run.json``. Only a config error found before
-anything starts is raised (:class:`~clever2sis.errors.UsageError`).
+:func:`run_sync` wires the library stages together, one function per stage (see :func:`_stages`). It
+takes its clients (Clever, Canvas) as arguments, the outside world (clock, sleep, progress callback,
+secrets) as a :class:`SyncRuntime` and what the run was asked as :class:`RunOptions`; it never prints and
+never exits. It always returns a :class:`RunResult` (the JSON line a scheduler reads and the exit code it
+acts on), and records the run in ``RUNS_DIR/history.sqlite`` and ``RUNS_DIR/<run_id>/run.json``. Only a
+config error found before anything starts is raised (:class:`~clever2sis.errors.UsageError`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 
 from clever2sis.atomic import atomic_write_bytes
+from clever2sis.build_dir import REMOVED, BuildDir, BuildRecord, Frames, empty_frames
 from clever2sis.canvas.signoff import needs_approval
 from clever2sis.canvas.sis_import import (
     BATCH_ENROLLMENT_DROP_STATUSES,
@@ -29,12 +31,13 @@ from clever2sis.canvas.sis_import import (
     WaitPolicy,
     check_outcome,
 )
-from clever2sis.canvas.upload import BuildZip, check_build_dir, follow_import, post_build
+from clever2sis.canvas.upload import Posted, follow_import, post_build
 from clever2sis.clever.client import CleverClient
 from clever2sis.clever.pull import pull_district
 from clever2sis.config import BuildSettings, CanvasProfile, SyncSettings, UploadSettings
 from clever2sis.errors import (
     ApprovalRequiredError,
+    BuildDirError,
     BuildError,
     CanvasError,
     Clever2SisError,
@@ -54,18 +57,12 @@ from clever2sis.progress import Progress, silent
 from clever2sis.sis.build import build
 from clever2sis.sync import guard as guards
 from clever2sis.sync.changes import (
-    REMOVED_DIR,
     Amended,
-    Frames,
     append_rows,
     carry_ended_terms,
     change_counts,
-    empty_frames,
     present,
-    read_build_frames,
-    read_recorded,
     removal_rows,
-    rewrite_build,
 )
 from clever2sis.sync.history import SUMMARY_FIELDS, History, RunRow
 from clever2sis.sync.runs import (
@@ -192,14 +189,62 @@ def remaster_due(history: History, job: SyncJob, now: dt.datetime, *, asked: boo
     return (now - last_at).total_seconds() >= job.sync.remaster_every_days * SECONDS_PER_DAY
 
 
+@dataclass(frozen=True)
+class SyncRuntime:
+    """The outside world a run touches, passed in so that a test (or another caller) can stand in for it.
+
+    ``clock`` is "now" for run ids, term ends and history; ``monotonic`` and ``sleep`` time the wait for
+    the import; ``progress`` gets every line of the run log; ``attachment_wait_s`` bounds the wait for
+    Canvas's errors file (None: :data:`clever2sis.canvas.results.ATTACHMENT_WAIT_S`); ``secrets`` (the
+    tokens) are redacted from the run log and from every message.
+    """
+
+    clock: Callable[[], dt.datetime] = utc_now
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    progress: Progress = silent
+    attachment_wait_s: float | None = None
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What this run was asked to do, beyond the config.
+
+    ``runs_dir`` (None: ``[sync] runs_dir``); ``remaster`` (diffing: re-send every row this run);
+    ``allow_large_change`` (let through a run the guard would stop); ``wait_policy`` (None: wait up to
+    ``[upload] wait_timeout_s``).
+    """
+
+    runs_dir: Path | None = None
+    remaster: bool = False
+    allow_large_change: bool = False
+    wait_policy: WaitPolicy | None = None
+
+
 @dataclass
 class _Run:
-    """The facts of the run in progress; what history, run.json and the JSON line are made of."""
+    """A run in progress: what it was given, and the facts it gathers (history, run.json, the JSON line)."""
 
-    facts: dict[str, Any]
+    job: SyncJob
+    clever: CleverClient
+    canvas: SisImports
+    options: RunOptions
+    runtime: SyncRuntime
     history: History
-    log: Progress
+    run_dir: Path
+    started: dt.datetime
+    facts: dict[str, Any]
+    log: RunLog
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.run_dir / SNAPSHOT_DIR_NAME
+
+    @property
+    def build_dir(self) -> BuildDir:
+        return BuildDir(self.run_dir / BUILD_DIR_NAME)
 
     def record(self, **facts: Any) -> None:
         self.facts.update(facts)
@@ -211,26 +256,18 @@ def run_sync(
     clever: CleverClient,
     canvas: SisImports,
     *,
-    runs_dir: Path | None = None,
-    clock: Callable[[], dt.datetime] = utc_now,
-    progress: Progress = silent,
-    remaster: bool = False,
-    allow_large_change: bool = False,
-    wait_policy: WaitPolicy | None = None,
-    monotonic: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    attachment_wait_s: float | None = None,
-    secrets: Iterable[str] = (),
+    options: RunOptions = RunOptions(),
+    runtime: SyncRuntime = SyncRuntime(),
 ) -> RunResult:
-    """Run one sync of ``job`` (see the module docstring); ``clock`` is "now" for run ids, terms, history."""
-    check_job(job, remaster=remaster)
-    runs_dir = runs_dir or job.sync.runs_dir
-    started = clock()
+    """Run one sync of ``job`` (see the module docstring) with the clients given."""
+    check_job(job, remaster=options.remaster)
+    runs_dir = options.runs_dir or job.sync.runs_dir
+    started = runtime.clock()
     base_facts: dict[str, Any] = {
         "profile": job.profile.name,
         "started": stamp(started),
         "deletion_mode": job.sync.deletion_mode,
-        "allow_large_change": allow_large_change,
+        "allow_large_change": options.allow_large_change,
     }
     try:
         history = History(runs_dir)
@@ -238,32 +275,14 @@ def run_sync(
         return _unrecorded(started, base_facts, error)
     with history:
         try:
-            lock = RunLock(runs_dir).__enter__()
+            lock = RunLock(runs_dir).acquire()
         except SyncError as error:
             result = _unrecorded(started, base_facts, error)
             if isinstance(error, SyncLockedError):
                 history.record({**result.summary, "finished": result.summary["started"], "run_dir": None})
             return result
-        try:
-            return _locked_run(
-                job,
-                clever,
-                canvas,
-                history,
-                runs_dir,
-                base_facts,
-                clock=clock,
-                progress=progress,
-                remaster=remaster,
-                allow_large_change=allow_large_change,
-                wait_policy=wait_policy,
-                monotonic=monotonic,
-                sleep=sleep,
-                attachment_wait_s=attachment_wait_s,
-                secrets=tuple(secrets),
-            )
-        finally:
-            lock.__exit__(None, None, None)
+        with lock:
+            return _locked_run(job, clever, canvas, history, runs_dir, base_facts, options, runtime)
 
 
 def _unrecorded(started: dt.datetime, facts: Mapping[str, Any], error: SyncError) -> RunResult:
@@ -286,46 +305,36 @@ def _locked_run(
     history: History,
     runs_dir: Path,
     base_facts: dict[str, Any],
-    *,
-    clock: Callable[[], dt.datetime],
-    progress: Progress,
-    remaster: bool,
-    allow_large_change: bool,
-    wait_policy: WaitPolicy | None,
-    monotonic: Callable[[], float],
-    sleep: Callable[[float], None],
-    attachment_wait_s: float | None,
-    secrets: tuple[str, ...],
+    options: RunOptions,
+    runtime: SyncRuntime,
 ) -> RunResult:
-    started = clock()
+    started = runtime.clock()
     run_id, run_dir = new_run_dir(runs_dir, started)
-    log = RunLog(run_dir / RUN_LOG_NAME, clock=clock, secrets=secrets, echo=progress)
-    run = _Run(facts={"run_id": run_id, **base_facts, "run_dir": str(run_dir)}, history=history, log=log)
+    log = RunLog(run_dir / RUN_LOG_NAME, clock=runtime.clock, secrets=runtime.secrets, echo=runtime.progress)
+    run = _Run(
+        job=job,
+        clever=clever,
+        canvas=canvas,
+        options=options,
+        runtime=runtime,
+        history=history,
+        run_dir=run_dir,
+        started=started,
+        facts={"run_id": run_id, **base_facts, "run_dir": str(run_dir)},
+        log=log,
+    )
     history.start(
         run_id,
         profile=job.profile.name,
         started=base_facts["started"],
         run_dir=run_dir,
         deletion_mode=job.sync.deletion_mode,
-        allow_large_change=allow_large_change,
+        allow_large_change=options.allow_large_change,
     )
     log(f"sync run {run_id} for profile {job.profile.name} ({job.sync.deletion_mode} mode) in {run_dir}")
     outcome, exit_code, message = IMPORTED, EXIT_OK, "ok"
     try:
-        _stages(
-            job,
-            clever,
-            canvas,
-            run,
-            run_dir,
-            started,
-            remaster=remaster,
-            allow=allow_large_change,
-            wait_policy=wait_policy,
-            monotonic=monotonic,
-            sleep=sleep,
-            attachment_wait_s=attachment_wait_s,
-        )
+        _stages(run)
         outcome = str(run.facts.get("import_state") or IMPORTED)
         message = f"sis_import {run.facts.get('sis_import_id')} ended {outcome}"
     except Clever2SisError as error:
@@ -337,12 +346,12 @@ def _locked_run(
             log.redact(f"{type(error).__name__}: {error}"),
         )
         log(f"error: {message}")
-        _finish(run, run_dir, clock, outcome, exit_code, message)
+        _finish(run, outcome, exit_code, message)
         log.close()
         raise
     _prune(run, runs_dir, job.sync.keep_runs)
     log(("done: " if exit_code == EXIT_OK else "stopped: ") + message)
-    result = _finish(run, run_dir, clock, outcome, exit_code, message)
+    result = _finish(run, outcome, exit_code, message)
     log.close()
     return result
 
@@ -383,158 +392,198 @@ def _outcome_of(error: Clever2SisError, facts: Mapping[str, Any]) -> str:
     return FAILED
 
 
-def _finish(
-    run: _Run, run_dir: Path, clock: Callable[[], dt.datetime], outcome: str, exit_code: int, message: str
-) -> RunResult:
-    run.record(finished=stamp(clock()), outcome=outcome, exit_code=exit_code, message=message)
+def _finish(run: _Run, outcome: str, exit_code: int, message: str) -> RunResult:
+    run.record(finished=stamp(run.runtime.clock()), outcome=outcome, exit_code=exit_code, message=message)
     summary = {key: run.facts.get(key) for key in SUMMARY_FIELDS}
     record = {**summary, **run.details}
-    atomic_write_bytes(run_dir / RUN_RECORD_NAME, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
-    return RunResult(str(summary["run_id"]), exit_code, outcome, message, summary, run_dir)
+    atomic_write_bytes(
+        run.run_dir / RUN_RECORD_NAME, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n"
+    )
+    return RunResult(str(summary["run_id"]), exit_code, outcome, message, summary, run.run_dir)
 
 
-def _baseline_frames(run: _Run, baseline: RunRow | None, allow: bool) -> Frames | None:
+# --- the stages ------------------------------------------------------------------------------------------
+
+
+def _stages(run: _Run) -> None:
+    """The stages in order; each records its facts on ``run`` and raises to stop the run."""
+    district_id = _pull(run)
+    record, new = _build(run)
+    baseline = run.history.last_baseline(run.job.profile.name)
+    old = _baseline_frames(run, baseline)
+    amended = _rollover(run, old, new)
+    verdict = _guard(run, baseline, old, amended)
+    is_remaster = remaster_due(run.history, run.job, run.started, asked=run.options.remaster)
+    options = import_options(run.job, district_id=district_id, remaster=is_remaster)
+    amended = _removals(run, old, amended, options, is_remaster=is_remaster)
+    _rewrite(run, record, amended, options, baseline=baseline, verdict=verdict, is_remaster=is_remaster)
+    posted = _upload(run, options, verdict)
+    _follow(run, posted)
+
+
+def _pull(run: _Run) -> str:
+    """Pull the district into the run's snapshot; return its id."""
+    try:
+        manifest = pull_district(run.clever, run.snapshot_dir, progress=run.log)
+    except (CleverError, SnapshotError, UsageError) as error:
+        raise SyncPullError(f"pull failed: {error}") from error
+    district_id = str(manifest["district"]["id"])
+    run.record(district_id=district_id)
+    return district_id
+
+
+def _build(run: _Run) -> tuple[BuildRecord, Frames]:
+    """Build the snapshot into the run's build directory; return its record and every file's rows."""
+    try:
+        build(run.snapshot_dir, run.build_dir.path, run.job.build, progress=run.log)
+        built = run.build_dir.verified_zip(error=SyncBuildError)
+        return built.record, built.read_frames()
+    except (BuildError, SnapshotError, UsageError) as error:
+        raise SyncBuildError(f"build failed: {error}") from error
+
+
+def _baseline_frames(run: _Run, baseline: RunRow | None) -> Frames | None:
     """The present rows of the last applied run's build (None: no such run, or it is gone and allowed)."""
     if baseline is None:
         return None
-    build_dir = Path(str(baseline["run_dir"])) / BUILD_DIR_NAME
+    layout = BuildDir(Path(str(baseline["run_dir"])) / BUILD_DIR_NAME)
     try:
-        frames = read_build_frames(build_dir)
+        frames = layout.verified_zip(error=SyncBuildError).read_frames()
     except SyncBuildError as error:
-        if not allow:
+        if not run.options.allow_large_change:
             raise RunsDirError(
                 f"the last applied run {baseline['run_id']} has no readable build to compare with ({error}); "
                 "restore it, or re-run with --allow-large-change to upload without the comparison"
             ) from None
         run.log(f"warning: no build of run {baseline['run_id']} to compare with; going on as allowed")
         return None
-    return present(frames, read_recorded(build_dir, REMOVED_DIR))
+    old = present(frames, layout.read_sync_rows(REMOVED))
+    run.log(f"comparing with run {baseline['run_id']} (sis_import {baseline['sis_import_id']})")
+    return old
 
 
-def _stages(
-    job: SyncJob,
-    clever: CleverClient,
-    canvas: SisImports,
-    run: _Run,
-    run_dir: Path,
-    now: dt.datetime,
-    *,
-    remaster: bool,
-    allow: bool,
-    wait_policy: WaitPolicy | None,
-    monotonic: Callable[[], float],
-    sleep: Callable[[float], None],
-    attachment_wait_s: float | None,
-) -> None:
-    log = run.log
-    snapshot_dir = run_dir / SNAPSHOT_DIR_NAME
-    build_dir = run_dir / BUILD_DIR_NAME
-    try:
-        manifest = pull_district(clever, snapshot_dir, progress=log)
-    except (CleverError, SnapshotError, UsageError) as error:
-        raise SyncPullError(f"pull failed: {error}") from error
-    district_id = str(manifest["district"]["id"])
-    run.record(district_id=district_id)
-
-    try:
-        build(snapshot_dir, build_dir, job.build, progress=log)
-        new = read_build_frames(build_dir)
-    except (BuildError, SnapshotError, UsageError) as error:
-        raise SyncBuildError(f"build failed: {error}") from error
-
-    baseline = run.history.last_baseline(job.profile.name)
-    old = _baseline_frames(run, baseline, allow)
-    if baseline is not None and old is not None:
-        log(f"comparing with run {baseline['run_id']} (sis_import {baseline['sis_import_id']})")
-    amended = (
-        carry_ended_terms(old if old is not None else empty_frames(), new, now=now)
-        if job.sync.term_rollover
-        else Amended(frames=new)
-    )
+def _rollover(run: _Run, old: Frames | None, new: Frames) -> Amended:
+    """With ``[sync] term_rollover``: carry the ended terms' rows, conclude their enrollments."""
+    if not run.job.sync.term_rollover:
+        return Amended(frames=new)
+    amended = carry_ended_terms(old if old is not None else empty_frames(), new, now=run.started)
     if amended.completed_enrollments or any(len(f) for f in amended.carried.values()):
         carried = {name: len(frame) for name, frame in amended.carried.items() if len(frame)}
-        log(f"term rollover: {amended.completed_enrollments} enrollments concluded; carried {carried}")
+        run.log(f"term rollover: {amended.completed_enrollments} enrollments concluded; carried {carried}")
+    return amended
 
+
+def _guard(run: _Run, baseline: RunRow | None, old: Frames | None, amended: Amended) -> guards.Verdict:
+    """Compare with the last applied run; stop the run (nothing uploaded) when it lost too much."""
     verdict = guards.check_shrink(
-        old, amended.frames, limit_percent=job.sync.shrink_limit_percent, allow=allow
+        old,
+        amended.frames,
+        limit_percent=run.job.sync.shrink_limit_percent,
+        allow=run.options.allow_large_change,
     )
     changes = change_counts(old if old is not None else empty_frames(), amended.frames)
     run.details["guard_details"] = verdict.as_dict()
     run.record(guard=verdict.verdict, guard_details=verdict.as_dict(), changes=changes)
     if verdict.shrinks:
-        log(f"guard ({verdict.verdict}): {verdict.message()}")
+        run.log(f"guard ({verdict.verdict}): {verdict.message()}")
     if verdict.stops:
         raise GuardStoppedError(
             f"nothing was uploaded: against run {baseline['run_id'] if baseline else '?'}, "
             f"{verdict.message()}. "
             "If the district really changed this much, re-run with --allow-large-change"
         )
+    return verdict
 
-    is_remaster = remaster_due(run.history, job, now, asked=remaster)
-    options = import_options(job, district_id=district_id, remaster=is_remaster)
-    # A remaster applies the files without diffing, so what vanished since the last run would never be
-    # removed: on those nights the removals are sent as rows, as explicit mode always does.
-    if old is not None and (job.sync.deletion_mode == "explicit" or is_remaster):
-        removed = removal_rows(
-            old,
-            amended.frames,
-            enrollment_status=options.diffing_drop_status or job.sync.enrollment_remove_status,
-            user_status=options.diffing_user_remove_status or job.sync.user_remove_status,
-        )
-        frames = {name: append_rows(amended.frames[name], removed[name]) for name in amended.frames}
-        amended = dataclasses.replace(amended, frames=frames, removed=removed)
-        log(f"removals sent as rows: { {n: len(f) for n, f in removed.items() if len(f)} }")
 
+def _removals(
+    run: _Run, old: Frames | None, amended: Amended, options: ImportOptions, *, is_remaster: bool
+) -> Amended:
+    """Explicit mode, and a diffing remaster: send what the last applied run had and this one lacks as rows.
+
+    A remaster applies the files without diffing, so what vanished since the last run would never be
+    removed: on those nights the removals are sent as rows, as explicit mode always does.
+    """
+    if old is None or not (run.job.sync.deletion_mode == "explicit" or is_remaster):
+        return amended
+    removed = removal_rows(
+        old,
+        amended.frames,
+        enrollment_status=options.diffing_drop_status or run.job.sync.enrollment_remove_status,
+        user_status=options.diffing_user_remove_status or run.job.sync.user_remove_status,
+    )
+    frames = {name: append_rows(amended.frames[name], removed[name]) for name in amended.frames}
+    run.log(f"removals sent as rows: { {n: len(f) for n, f in removed.items() if len(f)} }")
+    return dataclasses.replace(amended, frames=frames, removed=removed)
+
+
+def _rewrite(
+    run: _Run,
+    record: BuildRecord,
+    amended: Amended,
+    options: ImportOptions,
+    *,
+    baseline: RunRow | None,
+    verdict: guards.Verdict,
+    is_remaster: bool,
+) -> None:
+    """Write the sync's changes into the build (CSVs, zip, build.json with a "sync" section, sync/)."""
+    sync_facts = {
+        "run_id": run.facts["run_id"],
+        "deletion_mode": run.job.sync.deletion_mode,
+        "baseline_run_id": baseline["run_id"] if baseline else None,
+        "guard": verdict.as_dict(),
+        "remaster": is_remaster,
+    }
     try:
-        record = rewrite_build(
-            build_dir,
-            amended,
-            {
-                "run_id": run.facts["run_id"],
-                "deletion_mode": job.sync.deletion_mode,
-                "baseline_run_id": baseline["run_id"] if baseline else None,
-                "guard": verdict.as_dict(),
-                "remaster": is_remaster,
-            },
+        rewritten = run.build_dir.rewrite(
+            record, amended.frames, sync_rows=amended.sync_rows(), sync={**sync_facts, **amended.counts()}
         )
     except OSError as error:
-        raise SyncBuildError(f"cannot rewrite the build in {build_dir}: {error}") from error
-    rows = {name: int(entry["rows"]) for name, entry in record["files"].items()}
+        raise SyncBuildError(f"cannot rewrite the build in {run.build_dir.path}: {error}") from error
     run.details["import_options"] = options.form_fields()
     run.details["sync_changes"] = amended.counts()
-    run.record(rows=rows, remaster=is_remaster)
+    run.record(
+        rows={name: entry.rows for name, entry in (rewritten.files or {}).items()}, remaster=is_remaster
+    )
     if is_remaster:
-        log("remaster: Canvas applies the whole files and restarts the diff chain")
+        run.log("remaster: Canvas applies the whole files and restarts the diff chain")
 
-    zip_file: BuildZip = check_build_dir(build_dir)
+
+def _upload(run: _Run, options: ImportOptions, verdict: guards.Verdict) -> Posted:
+    """Post the build's zip (checked against build.json again); the guard's verdict is its sign-off."""
     posted = post_build(
-        canvas,
-        zip_file,
+        run.canvas,
+        run.build_dir.verified_zip(error=BuildDirError),
         options,
-        profile=job.profile.name,
+        profile=run.job.profile.name,
         before_post=lambda _profile, _zip: {
             "sync": {"run_id": run.facts["run_id"], "guard": verdict.verdict}
         },
-        progress=log,
+        progress=run.log,
     )
     run.record(sis_import_id=posted.sis_import.id, import_state=posted.sis_import.workflow_state)
-    log(f"sis_import {posted.sis_import.id} posted; following it")
+    run.log(f"sis_import {posted.sis_import.id} posted; following it")
+    return posted
+
+
+def _follow(run: _Run, posted: Posted) -> None:
+    """Wait for the import to end, save its results, and raise unless it ended as the config accepts."""
 
     def on_update(sis_import: SisImport) -> None:
         run.facts["import_state"] = sis_import.workflow_state
 
     results = follow_import(
-        canvas,
+        run.canvas,
         posted,
-        policy=wait_policy or WaitPolicy(timeout_s=job.upload.wait_timeout_s),
-        clock=monotonic,
-        sleep=sleep,
+        policy=run.options.wait_policy or WaitPolicy(timeout_s=run.job.upload.wait_timeout_s),
+        clock=run.runtime.monotonic,
+        sleep=run.runtime.sleep,
         on_update=on_update,
-        progress=log,
-        attachment_wait_s=attachment_wait_s,
+        progress=run.log,
+        attachment_wait_s=run.runtime.attachment_wait_s,
     )
     final = results.sis_import
     run.record(import_state=final.workflow_state)
     run.details["import_counts"] = dict(final.counts)
-    log(f"sis_import {final.id} ended {final.workflow_state}: {dict(final.counts)}")
-    check_outcome(final, messages_ok=job.upload.messages_ok)
+    run.log(f"sis_import {final.id} ended {final.workflow_state}: {dict(final.counts)}")
+    check_outcome(final, messages_ok=run.job.upload.messages_ok)

@@ -64,7 +64,11 @@ class RunLock:
         self.path = runs_dir / LOCK_NAME
         self._handle: IO[str] | None = None
 
-    def __enter__(self) -> RunLock:
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise :class:`SyncLockedError` (another run holds it) or :class:`RunsDirError`.
+
+        Apart from ``with``, so that a caller can tell "not taken" from what goes wrong while it is held.
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = self.path.open("a+", encoding="utf-8")
@@ -87,6 +91,10 @@ class RunLock:
         handle.flush()
         self._handle = handle
         return self
+
+    def __enter__(self) -> RunLock:
+        """Take the lock, unless :meth:`acquire` already took it."""
+        return self if self._handle is not None else self.acquire()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -1,0 +1,412 @@
+"""A build directory: its layout, its record (build.json), the check of its zip, and its rewrite.
+
+Every command that touches a build asks this module where things are and whether the build is whole::
+
+    BUILD_DIR/
+      csv/<file>.csv                  the Canvas files, for a person to open      (clever2sis build)
+      sis_import.zip                  the same files, for Canvas                   (clever2sis build)
+      build.json                      what was built from what: :class:`BuildRecord`
+      sync/carried/<file>.csv         rows a sync carried over from ended terms     (clever2sis sync)
+      sync/removed/<file>.csv         rows a sync sent with a removal status        (clever2sis sync)
+      report.html                     the review report                            (clever2sis review)
+      review/                         spreadsheet copies                           (review --excel)
+      approvals/<profile>.json        a sign-off of the zip                        (clever2sis approve)
+      imports/<profile>/latest.json   the last import posted with the profile      (clever2sis upload)
+      imports/<profile>/<import_id>/  created.json, sis_import.json, sis_import_errors/page-NNNN.json,
+                                      errors_attachment.csv (see :class:`ImportDir`)
+
+A build is *whole* when build.json is a build record and ``sis_import.zip`` has the sha256 it records.
+:meth:`BuildDir.verified_zip` checks that, with one message per defect for every command; the caller
+names the error class, because the same defect is a different exit code for each command (36 for
+``upload``, 40 for ``review``, 41 for ``approve``, 53 for ``sync``) and a caller cannot forget to map it.
+
+pandas is imported only by the functions that read or write frames, so a command that only checks a zip
+(``upload``, ``approve``) does not pay for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import shutil
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from clever2sis.atomic import atomic_directory, atomic_write_bytes
+from clever2sis.errors import Clever2SisError
+from clever2sis.sis import files
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RECORD_NAME = "build.json"
+ZIP_NAME = "sis_import.zip"
+CSV_DIR_NAME = "csv"
+SYNC_DIR_NAME = "sync"
+CARRIED = "carried"
+REMOVED = "removed"
+REPORT_NAME = "report.html"
+REVIEW_DIR_NAME = "review"
+APPROVALS_DIR_NAME = "approvals"
+IMPORTS_DIR_NAME = "imports"
+LATEST_IMPORT_NAME = "latest.json"
+CREATED_NAME = "created.json"
+FINAL_NAME = "sis_import.json"
+ERRORS_DIR_NAME = "sis_import_errors"
+ERRORS_ATTACHMENT_NAME = "errors_attachment.csv"
+HASH_CHUNK_BYTES = 8 << 20
+# What a rewrite replaces; anything else in the directory (imports/, approvals/, report.html) is kept.
+_REWRITTEN = frozenset({CSV_DIR_NAME, ZIP_NAME, RECORD_NAME, SYNC_DIR_NAME})
+
+Frames = dict[str, "pd.DataFrame"]
+ErrorClass = type[Clever2SisError]
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of the file at ``path``, read in chunks of :data:`HASH_CHUNK_BYTES`."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- build.json ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One Canvas file of a build: its rows, and the sha256 and size in bytes of its CSV (as in the zip)."""
+
+    rows: int
+    sha256: str
+    bytes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "sha256": self.sha256, "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
+class ZipEntry:
+    """The zip a build record describes: its name in the build directory, sha256 and size in bytes."""
+
+    sha256: str
+    bytes: int | None = None
+    file: str = ZIP_NAME
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"file": self.file, "sha256": self.sha256}
+        if self.bytes is not None:
+            out["bytes"] = self.bytes
+        return out
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """build.json: what was built from what (see the README's "build" section for each field).
+
+    ``zip`` is the only field a build record must have; every other one is None when absent (a record
+    made by hand, or by a test), and is then left out of :meth:`to_json` too. ``tool``, ``snapshot``,
+    ``config`` and ``findings`` are JSON objects whose shape belongs to whoever made them (the tool,
+    :meth:`clever2sis.clever.snapshot.Snapshot.identity`, the build's config and validation); ``sync`` is
+    what a sync run added (:meth:`BuildDir.rewrite`).
+    """
+
+    zip: ZipEntry
+    tool: Mapping[str, Any] | None = None
+    built_at: str | None = None
+    snapshot: Mapping[str, Any] | None = None
+    config: Mapping[str, Any] | None = None
+    files: Mapping[str, FileEntry] | None = None
+    skipped_files: Mapping[str, str] | None = None
+    findings: Mapping[str, Any] | None = None
+    sync: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, value: object) -> BuildRecord:
+        """The record a parsed build.json holds; ValueError (saying what is wrong) when it is not one."""
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        zip_value = value.get("zip")
+        if not isinstance(zip_value, dict) or not isinstance(zip_value.get("sha256"), str):
+            raise ValueError("no zip.sha256")
+        size = zip_value.get("bytes")
+        entries = _object(value, "files")
+        return cls(
+            zip=ZipEntry(
+                sha256=zip_value["sha256"],
+                bytes=size if isinstance(size, int) else None,
+                file=str(zip_value.get("file", ZIP_NAME)),
+            ),
+            tool=_object(value, "tool"),
+            built_at=_text(value, "built_at"),
+            snapshot=_object(value, "snapshot"),
+            config=_object(value, "config"),
+            files=None if entries is None else {name: _file_entry(name, e) for name, e in entries.items()},
+            skipped_files=_object(value, "skipped_files"),
+            findings=_object(value, "findings"),
+            sync=_object(value, "sync"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as build.json holds it, fields in their written order, absent ones left out."""
+        out: dict[str, Any] = {}
+        for name, value in (
+            ("tool", self.tool),
+            ("built_at", self.built_at),
+            ("snapshot", self.snapshot),
+            ("config", self.config),
+            ("files", None if self.files is None else {n: e.as_dict() for n, e in self.files.items()}),
+            ("skipped_files", self.skipped_files),
+            ("zip", self.zip.as_dict()),
+            ("findings", self.findings),
+            ("sync", self.sync),
+        ):
+            if value is not None:
+                out[name] = dict(value) if isinstance(value, Mapping) else value
+        return out
+
+    def to_json(self) -> bytes:
+        """The bytes of build.json: indented by two spaces, with a final newline."""
+        return orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def _object(value: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    found = value.get(key)
+    if found is not None and not isinstance(found, dict):
+        raise ValueError(f"{key} is not a JSON object")
+    return found
+
+
+def _text(value: Mapping[str, Any], key: str) -> str | None:
+    found = value.get(key)
+    if found is not None and not isinstance(found, str):
+        raise ValueError(f"{key} is not a string")
+    return found
+
+
+def _file_entry(name: str, entry: object) -> FileEntry:
+    if not isinstance(entry, dict):
+        raise ValueError(f"files.{name} is not a JSON object")
+    rows, sha256, size = entry.get("rows"), entry.get("sha256"), entry.get("bytes")
+    if not (isinstance(rows, int) and isinstance(sha256, str) and isinstance(size, int)):
+        raise ValueError(f"files.{name} lacks rows, sha256 or bytes")
+    return FileEntry(rows=rows, sha256=sha256, bytes=size)
+
+
+# --- the directory ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportDir:
+    """``BUILD_DIR/imports/<profile>/<import_id>/``: what one upload saved (see canvas/results.py)."""
+
+    path: Path
+
+    @property
+    def created(self) -> Path:
+        return self.path / CREATED_NAME
+
+    @property
+    def final(self) -> Path:
+        return self.path / FINAL_NAME
+
+    @property
+    def errors_dir(self) -> Path:
+        return self.path / ERRORS_DIR_NAME
+
+    def error_page(self, number: int) -> Path:
+        return self.errors_dir / f"page-{number:04d}.json"
+
+    @property
+    def errors_attachment(self) -> Path:
+        return self.path / ERRORS_ATTACHMENT_NAME
+
+
+@dataclass(frozen=True)
+class BuildDir:
+    """A build directory (see the module docstring for its layout)."""
+
+    path: Path
+
+    @property
+    def record_file(self) -> Path:
+        return self.path / RECORD_NAME
+
+    @property
+    def zip_file(self) -> Path:
+        return self.path / ZIP_NAME
+
+    @property
+    def csv_dir(self) -> Path:
+        return self.path / CSV_DIR_NAME
+
+    def csv_file(self, name: str) -> Path:
+        return self.csv_dir / name
+
+    def sync_rows_dir(self, kind: str) -> Path:
+        """Where a sync keeps the rows it added for ``kind`` (:data:`CARRIED` or :data:`REMOVED`)."""
+        return self.path / SYNC_DIR_NAME / kind
+
+    @property
+    def report_file(self) -> Path:
+        return self.path / REPORT_NAME
+
+    @property
+    def review_dir(self) -> Path:
+        return self.path / REVIEW_DIR_NAME
+
+    def approval_file(self, profile: str) -> Path:
+        return self.path / APPROVALS_DIR_NAME / f"{profile}.json"
+
+    def latest_import_file(self, profile: str) -> Path:
+        return self.path / IMPORTS_DIR_NAME / profile / LATEST_IMPORT_NAME
+
+    def import_dir(self, profile: str, import_id: int) -> ImportDir:
+        return ImportDir(self.path / IMPORTS_DIR_NAME / profile / str(import_id))
+
+    def read_record(self, *, error: ErrorClass) -> BuildRecord:
+        """build.json, refused with ``error`` when the directory is not a build or the record not a record."""
+        if not self.path.is_dir():
+            raise error(f"{self.path}: no such build directory; run `clever2sis build` first")
+        try:
+            value = orjson.loads(self.record_file.read_bytes())
+        except FileNotFoundError:
+            raise error(f"{self.record_file}: missing; {self.path} is not a complete build") from None
+        except orjson.JSONDecodeError:
+            raise error(f"{self.record_file}: not valid JSON; rebuild {self.path}") from None
+        try:
+            return BuildRecord.from_dict(value)
+        except ValueError as problem:
+            raise error(
+                f"{self.record_file}: not a clever2sis build record ({problem}); rebuild {self.path}"
+            ) from None
+
+    def verified_zip(self, *, error: ErrorClass) -> BuildZip:
+        """The build's zip, refused with ``error`` unless it is the zip build.json records (by sha256)."""
+        record = self.read_record(error=error)
+        if not self.zip_file.is_file():
+            raise error(f"{self.zip_file}: missing; {self.path} is not a complete build")
+        if sha256_file(self.zip_file) != record.zip.sha256:
+            raise error(
+                f"{self.zip_file}: its sha256 does not match {RECORD_NAME}; the zip changed after the "
+                "build, so rebuild it"
+            )
+        return BuildZip(
+            build_dir=self.path,
+            path=self.zip_file,
+            sha256=record.zip.sha256,
+            size_bytes=self.zip_file.stat().st_size,
+            record=record,
+        )
+
+    def write_record(self, record: BuildRecord) -> None:
+        atomic_write_bytes(self.record_file, record.to_json())
+
+    def read_sync_rows(self, kind: str) -> Frames:
+        """The rows a sync recorded as ``kind`` in ``sync/<kind>/`` (empty frames for files it has not)."""
+        import pandas as pd
+
+        out = empty_frames()
+        for name in files.FILE_ORDER:
+            path = self.sync_rows_dir(kind) / name
+            if path.is_file():
+                out[name] = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return out
+
+    def rewrite(
+        self,
+        record: BuildRecord,
+        frames: Mapping[str, pd.DataFrame],
+        *,
+        sync_rows: Mapping[str, Mapping[str, pd.DataFrame]],
+        sync: Mapping[str, Any],
+    ) -> BuildRecord:
+        """Replace the build's CSVs, zip and record with ``frames``; return the new record (also saved).
+
+        Rows are sorted as the build sorts them, so the same frames give the same bytes. A file without
+        rows is left out (Canvas takes a header-only file as "delete them all" in batch mode). ``sync_rows``
+        (kind -> frames) are kept for people under ``sync/<kind>/``; ``sync`` becomes the record's
+        ``sync``. The new directory is written beside this one and swapped in once whole, with everything
+        else the directory held (imports/, approvals/, a report) copied across.
+        """
+        from clever2sis.sis.writer import write_csv, write_zip
+
+        names = [name for name in files.FILE_ORDER if len(frames[name])]
+        with atomic_directory(self.path, replace=True) as tmp:
+            new = BuildDir(tmp)
+            new.csv_dir.mkdir()
+            written = {name: write_csv(_sorted(name, frames[name]), new.csv_file(name)) for name in names}
+            write_zip([(name, new.csv_file(name)) for name in names], new.zip_file)
+            for kind, rows in sync_rows.items():
+                for name, frame in rows.items():
+                    if len(frame):
+                        new.sync_rows_dir(kind).mkdir(parents=True, exist_ok=True)
+                        write_csv(_sorted(name, frame), new.sync_rows_dir(kind) / name)
+            for entry in sorted(self.path.iterdir()):
+                if entry.name in _REWRITTEN:
+                    continue
+                if entry.is_dir():
+                    shutil.copytree(entry, tmp / entry.name)
+                else:
+                    shutil.copy2(entry, tmp / entry.name)
+            rewritten = dataclasses.replace(
+                record,
+                files={n: FileEntry(rows=f.rows, sha256=f.sha256, bytes=f.bytes) for n, f in written.items()},
+                zip=ZipEntry(sha256=sha256_file(new.zip_file), bytes=new.zip_file.stat().st_size),
+                sync=dict(sync),
+            )
+            new.write_record(rewritten)
+        return rewritten
+
+
+@dataclass(frozen=True)
+class BuildZip:
+    """A build's zip, checked against the sha256 its build.json records (:meth:`BuildDir.verified_zip`)."""
+
+    build_dir: Path
+    path: Path
+    sha256: str
+    size_bytes: int
+    record: BuildRecord
+
+    def read_frames(self) -> Frames:
+        """Every Canvas file in the zip as string columns; an empty frame (its columns) for a file it lacks.
+
+        Read from the zip, not from csv/: these are the bytes that were checked and would be uploaded,
+        even if someone opened and saved a CSV copy.
+        """
+        import pandas as pd
+
+        frames = empty_frames()
+        with zipfile.ZipFile(self.path) as archive:
+            names = set(archive.namelist())
+            for name in files.FILE_ORDER:
+                if name in names:
+                    with archive.open(name) as handle:
+                        frames[name] = pd.read_csv(
+                            io.TextIOWrapper(handle, encoding="utf-8", newline=""),
+                            dtype=str,
+                            keep_default_na=False,
+                        )
+        return frames
+
+
+def empty_frames() -> Frames:
+    """Every Canvas file without rows: string columns, the file's usual header."""
+    import pandas as pd
+
+    return {
+        name: pd.DataFrame({column: pd.Series([], dtype="str") for column in files.COLUMNS[name]})
+        for name in files.FILE_ORDER
+    }
+
+
+def _sorted(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(files.SORT_KEYS[name]), ignore_index=True, kind="stable")
