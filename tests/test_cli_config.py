@@ -1,7 +1,9 @@
-"""How every command finds its settings: --config, CLEVER2SIS_CONFIG, ./clever2sis.toml."""
+"""How every command finds its settings: --config, CLEVER2SIS_CONFIG, ./clever2sis.toml; init; python -m."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -9,8 +11,10 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
+from clever2sis import __version__
 from clever2sis.cli import main
 from clever2sis.cli.canvas import CanvasRuntime
+from clever2sis.example_config import example_config
 
 # courses.csv of the tiny district with course_structure = "course": section e1 of course d1 (Algebra I,
 # MA101) in term c1 (the "Year" 2026-08-17..2027-06-11) becomes course d1 in that term; e2 has no course and
@@ -166,3 +170,42 @@ def test_every_command_reads_the_variable_and_says_so(command: str, tmp_path: Pa
     # With --verbose the command's own failure (no snapshot, no Canvas) is a traceback; the line comes first.
     result = invoke([*COMMANDS[command], "-v"], env=environ, obj=CanvasRuntime(environ=environ), catch=True)
     assert result.stderr.startswith(f"config: {config} (from CLEVER2SIS_CONFIG)\n"), result.stderr
+
+
+# --- init, python -m -------------------------------------------------------------------------------------
+
+
+def test_init_writes_the_commented_config_that_commands_then_find(
+    tmp_path: Path, tiny_snapshot: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = invoke(["init", str(tmp_path / "district")])
+    path = tmp_path / "district" / "clever2sis.toml"
+    assert (result.exit_code, result.stderr) == (
+        0,
+        f"wrote {path}; every setting is commented out at its default\n",
+    )
+    assert path.read_text(encoding="utf-8") == example_config()
+    monkeypatch.chdir(tmp_path / "district")
+    result = invoke(["build", str(tiny_snapshot), "--out", "b", "-q", "-v"])
+    assert result.stderr == "config: clever2sis.toml (found in the current directory)\n"
+    assert built(tmp_path / "district" / "b")[0] == COURSES_BY_SECTION
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clever2sis.toml").write_text("# mine\n")
+    result = invoke(["init"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: clever2sis.toml already exists; use --force to replace it\n",
+    )
+    assert (tmp_path / "clever2sis.toml").read_text() == "# mine\n"
+    assert invoke(["init", "--force"]).exit_code == 0
+    assert (tmp_path / "clever2sis.toml").read_text(encoding="utf-8") == example_config()
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "clever2sis", "--version"], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, f"clever2sis, version {__version__}\n")
