@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo sample-demo golden test check lint format typecheck bench clean
+.PHONY: help install demo sample-demo golden example-config test check lint format typecheck bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ sample-demo: $(STAMP)  ## regenerate samples/demo-district (synthetic: 600 stude
 
 golden: $(STAMP)  ## rewrite samples/demo-district.expected and tests/golden/ from the current code (review the diff!)
 	$(BIN)/python -m tests.regenerate_golden
+
+example-config: $(STAMP)  ## rewrite samples/clever2sis.example.toml from the settings dataclasses
+	$(BIN)/python -c "import clever2sis.example_config as e, pathlib; pathlib.Path('samples/clever2sis.example.toml').write_text(e.example_config(), encoding='utf-8')"
 
 SIZES ?= 10000,100000,1000000
 REPEATS ?= 3

@@ -1,8 +1,14 @@
-"""Settings: one TOML file (``clever2sis.toml``) plus environment variables, resolved and validated here.
+"""Settings: one TOML file (``clever2sis.toml``) plus environment variables, found, read and checked here.
 
-Each top-level table of the file has one parser in this module; a key nobody reads is an error, so a typo
-never silently falls back to a default. Secrets never live in this file: it names the environment
-variables (or files) that hold them.
+Every command finds the file the same way (:func:`find_config`): the ``--config`` flag, else the
+``CLEVER2SIS_CONFIG`` environment variable, else ``./clever2sis.toml`` when it exists, else the built-in
+defaults. A flag or variable naming a missing file is an error, never a silent fall back to defaults.
+
+Each top-level table is described by a dataclass whose fields are its keys: the field's default is the
+setting's default, its type says which values are allowed (a ``Literal`` names the closed set of strings),
+and its metadata (:class:`SettingDoc`) carries the one-line help that the example config
+(:mod:`clever2sis.example_config`) shows. A key nobody reads is an error, so a typo never silently falls back
+to a default. Secrets never live in this file: it names the environment variables that hold them.
 """
 
 from __future__ import annotations
@@ -10,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+import types
+import typing
 import zoneinfo
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import orjson
@@ -23,6 +31,62 @@ from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.errors import CanvasSettingsError, ConfigError
 
 DEFAULT_CONFIG_NAME = "clever2sis.toml"
+CONFIG_ENV = "CLEVER2SIS_CONFIG"
+SETTING = "clever2sis.setting"  # the key of a settings field's metadata
+
+ConfigOrigin = Literal["flag", "env", "default file", "defaults"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Finding and reading the file.
+
+
+@dataclass(frozen=True)
+class ConfigLocation:
+    """Which settings file a command reads (``path`` None: the built-in defaults) and how it was found."""
+
+    path: Path | None
+    found_by: ConfigOrigin
+
+    def describe(self) -> str:
+        """One line for ``--verbose``: the file and how it was found."""
+        how = {
+            "flag": "from --config",
+            "env": f"from {CONFIG_ENV}",
+            "default file": "found in the current directory",
+        }
+        if self.path is None:
+            return f"config: none; built-in defaults (no --config, {CONFIG_ENV} or ./{DEFAULT_CONFIG_NAME})"
+        return f"config: {self.path} ({how[self.found_by]})"
+
+
+def find_config(flag: Path | None, environ: Mapping[str, str], cwd: Path | None = None) -> ConfigLocation:
+    """Where the settings come from: ``flag``, else ``$CLEVER2SIS_CONFIG``, else ``./clever2sis.toml``.
+
+    An empty ``CLEVER2SIS_CONFIG`` counts as unset. A flag or variable naming a file that does not exist
+    (or is not a file) is a :class:`ConfigError` naming the file and where its name came from.
+    """
+    named = environ.get(CONFIG_ENV, "").strip()
+    if flag is not None:
+        given, origin, fix = flag, "--config", "check the path"
+    elif named:
+        given, origin, fix = Path(named), CONFIG_ENV, f"check the path or unset {CONFIG_ENV}"
+    else:
+        default = Path(DEFAULT_CONFIG_NAME) if cwd is None else cwd / DEFAULT_CONFIG_NAME
+        if default.is_file():
+            return ConfigLocation(default, "default file")
+        return ConfigLocation(None, "defaults")
+    if not given.exists():
+        raise ConfigError(f"config file {given} not found (named by {origin}); {fix}")
+    if not given.is_file():
+        raise ConfigError(f"config file {given} is not a file (named by {origin}); {fix}")
+    return ConfigLocation(given, "flag" if flag is not None else "env")
+
+
+def load_config(flag: Path | None, environ: Mapping[str, str], cwd: Path | None = None) -> RawConfig:
+    """Find the settings file as every command does (:func:`find_config`) and read it."""
+    location = find_config(flag, environ, cwd)
+    return load_raw_config(location.path, found_by=location.found_by)
 
 
 @dataclass(frozen=True)
@@ -31,10 +95,15 @@ class RawConfig:
 
     data: Mapping[str, Any]
     path: Path | None = None
+    found_by: ConfigOrigin = "defaults"
 
     @property
     def source(self) -> str:
         return str(self.path) if self.path else "defaults"
+
+    @property
+    def location(self) -> ConfigLocation:
+        return ConfigLocation(self.path, self.found_by)
 
     def table(self, name: str) -> Mapping[str, Any]:
         value = self.data.get(name, {})
@@ -47,8 +116,8 @@ class RawConfig:
         return hashlib.sha256(orjson.dumps(self.data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def load_raw_config(path: Path | None) -> RawConfig:
-    """Read the TOML file at ``path`` (None: built-in defaults only)."""
+def load_raw_config(path: Path | None, *, found_by: ConfigOrigin | None = None) -> RawConfig:
+    """Read the TOML file at ``path`` (None: built-in defaults only); ``found_by`` defaults to "flag"."""
     if path is None:
         return RawConfig(data={})
     try:
@@ -61,89 +130,230 @@ def load_raw_config(path: Path | None) -> RawConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
-    known = set(KNOWN_TABLES)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown setting {unknown[0]!r}; known tables: {', '.join(sorted(known))}")
-    return RawConfig(data=data, path=path)
-
-
-def check_keys(raw: RawConfig, table: str, allowed: Mapping[str, Any] | set[str]) -> Mapping[str, Any]:
-    """Return ``[table]``, refusing any key not in ``allowed``."""
-    values = raw.table(table)
-    unknown = sorted(set(values) - set(allowed))
+    unknown = sorted(set(data) - set(KNOWN_TABLES))
     if unknown:
         raise ConfigError(
-            f"{raw.source}: unknown key {table}.{unknown[0]}; known keys: {', '.join(sorted(allowed))}"
+            f"{path}: unknown setting {unknown[0]!r}; known tables: {', '.join(sorted(KNOWN_TABLES))}"
         )
+    return RawConfig(data=data, path=path, found_by=found_by or "flag")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Settings declared by dataclass fields, and checked against their types.
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    """A setting's help line, its table when the dataclass spans two, and a value to show if unset."""
+
+    help: str
+    table: str | None = None
+    example: Any = None
+
+
+def about(help: str, *, table: str | None = None, example: Any = None) -> dict[str, SettingDoc]:
+    """The metadata of a settings field: ``field(default=..., metadata=about("what it does"))``."""
+    return {SETTING: SettingDoc(help, table, example)}
+
+
+def setting_fields(cls: type, table: str) -> dict[str, tuple[SettingDoc, Any]]:
+    """The settings of ``cls`` that are keys of ``[table]``: name → (doc, type), in declaration order."""
+    hints = typing.get_type_hints(cls)
+    found: dict[str, tuple[SettingDoc, Any]] = {}
+    for item in fields(cls):
+        doc = item.metadata.get(SETTING)
+        if isinstance(doc, SettingDoc) and doc.table in (None, table):
+            found[item.name] = (doc, hints[item.name])
+    return found
+
+
+def check_keys(raw: RawConfig, table: str, allowed: Iterable[str]) -> Mapping[str, Any]:
+    """Return ``[table]``, refusing any key not in ``allowed``."""
+    values = raw.table(table)
+    known = sorted(set(allowed))
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{raw.source}: unknown key {table}.{unknown[0]}; known keys: {', '.join(known)}")
     return values
 
 
 def typed(raw: RawConfig, table: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+    """``value`` if it is a ``kind`` (a bool is not an int here), else a ConfigError naming the key."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
         raise ConfigError(f"{raw.source}: {table}.{key} must be a {names}, not {value!r}")
     return value
+
+
+def check_value(raw: RawConfig, table: str, key: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against a field's type and converted to it (a list becomes a tuple, and so on).
+
+    Types: ``str``, ``bool``, ``int``, ``float`` (an int is accepted), ``Path``, a ``Literal`` of strings,
+    ``tuple[X, ...]`` (a non-empty list), ``dict[K, V]`` (a table) and ``X | None`` (TOML has no null, so
+    a given value is an ``X``).
+    """
+    origin = get_origin(hint)
+    if origin is Literal:
+        allowed = get_args(hint)
+        typed(raw, table, key, value, str)
+        if value not in allowed:
+            raise ConfigError(f"{raw.source}: {table}.{key} = {value!r}; use one of: {', '.join(allowed)}")
+        return value
+    if origin in (Union, types.UnionType):
+        (inner,) = (arg for arg in get_args(hint) if arg is not type(None))
+        return check_value(raw, table, key, value, inner)
+    if origin is tuple:
+        typed(raw, table, key, value, list)
+        if not value:
+            raise ConfigError(f"{raw.source}: {table}.{key} must not be empty")
+        return tuple(check_value(raw, table, key, item, get_args(hint)[0]) for item in value)
+    if origin is dict:
+        key_hint, value_hint = get_args(hint)
+        allowed = get_args(key_hint)
+        checked = {}
+        for name, item in typed(raw, table, key, value, dict).items():
+            if allowed and name not in allowed:
+                raise ConfigError(f"{raw.source}: {table}.{key}.{name}: use one of {', '.join(allowed)}")
+            checked[name] = check_value(raw, table, f"{key}.{name}", item, value_hint)
+        return checked
+    if hint is Path:
+        if not typed(raw, table, key, value, str).strip():
+            raise ConfigError(f"{raw.source}: {table}.{key} must name a directory")
+        return Path(value).expanduser()
+    if hint is float:
+        return float(typed(raw, table, key, value, (int, float)))
+    if hint in (str, bool, int):
+        return typed(raw, table, key, value, hint)
+    raise TypeError(f"no check for settings of type {hint!r}")  # a new field type needs a case above
+
+
+def read_table(raw: RawConfig, table: str, hints: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of ``[table]`` that are given, each checked against its type in ``hints`` (name → type).
+
+    Keys left out are left out here too: the dataclass's defaults fill them in.
+    """
+    values = check_keys(raw, table, hints)
+    return {key: check_value(raw, table, key, values[key], hints[key]) for key in hints if key in values}
+
+
+def _hints(cls: type, table: str) -> dict[str, Any]:
+    return {name: hint for name, (_, hint) in setting_fields(cls, table).items()}
 
 
 # ---------------------------------------------------------------------------------------------------------
 # [build], [terms], [ids], [names]: how a snapshot becomes Canvas CSVs.
 
-COURSE_STRUCTURES = ("section", "course")
-BUILD_ROLES = ("student", "teacher", "staff", "district_admin")
-LOGIN_FIELDS = ("district_username", "email", "sis_id", "student_number", "state_id", "id")
-COTEACHER_ROLES = ("teacher", "ta")
-COURSE_STATUSES = ("active", "unpublished", "published")
+CourseStructure = Literal["section", "course"]
+BuildRole = Literal["student", "teacher", "staff", "district_admin"]
+LoginField = Literal["district_username", "email", "sis_id", "student_number", "state_id", "id"]
+CoteacherRole = Literal["teacher", "ta"]
+CourseStatus = Literal["active", "unpublished", "published"]
 
-DEFAULT_BUILD: dict[str, Any] = {
-    "course_structure": "section",
-    "user_roles": list(BUILD_ROLES),
-    "login_id_fields": ["district_username", "email"],
-    "authentication_provider_id": "",
-    "coteacher_role": "teacher",
-    "course_status": "active",
-    "timezone": "UTC",
-}
-DEFAULT_TERMS: dict[str, Any] = {"fallback_term_id": "", "fallback_term_name": "No term"}
-DEFAULT_IDS: dict[str, str] = {
-    "account_id": "{{ school.id }}",
-    "term_id": "{{ term.start_date }}_{{ term.end_date }}_{{ term.name|slug }}",
-    "section_id": "{{ section.id }}",
-    "user_id": "{{ user.id }}",
-    # course_id depends on course_structure; see COURSE_ID_DEFAULTS.
-}
-COURSE_ID_DEFAULTS = {"section": "{{ section.id }}", "course": "{{ course.id }}_{{ canvas.term_id }}"}
-DEFAULT_NAMES: dict[str, str] = {
-    "account": "{{ school.name }}",
-    "term": "{{ term.name }}",
-    "section": "{{ section.name }}",
-}
-COURSE_NAME_DEFAULTS = {
-    "section": {
-        "course_long_name": "{{ section.name }}",
-        "course_short_name": "{{ course.number or course.name or section.sis_id }}"
+
+@dataclass(frozen=True)
+class IdTemplates:
+    """``[ids]``: jinja2 templates of the Canvas SIS ids (None: the default of the course structure)."""
+
+    account_id: str = field(default="{{ school.id }}", metadata=about("A school's sub-account id."))
+    term_id: str = field(
+        default="{{ term.start_date }}_{{ term.end_date }}_{{ term.name|slug }}",
+        metadata=about("A term's id (Clever recreates term ids, so the default is its dates and name)."),
+    )
+    course_id: str | None = field(default=None, metadata=about("A course's id."))
+    section_id: str = field(default="{{ section.id }}", metadata=about("A section's id."))
+    user_id: str = field(default="{{ user.id }}", metadata=about("A user's id."))
+
+
+@dataclass(frozen=True)
+class NameTemplates:
+    """``[names]``: jinja2 templates of the Canvas names (None: the default of the course structure)."""
+
+    account: str = field(default="{{ school.name }}", metadata=about("A school's sub-account name."))
+    term: str = field(default="{{ term.name }}", metadata=about("A term's name."))
+    course_long_name: str | None = field(default=None, metadata=about("A course's name."))
+    course_short_name: str | None = field(
+        default=None, metadata=about("A course's code (made unique by appending the section's SIS id).")
+    )
+    section: str = field(default="{{ section.name }}", metadata=about("A section's name."))
+
+
+@dataclass(frozen=True)
+class CourseTemplates:
+    """The templates whose default depends on ``course_structure``."""
+
+    course_id: str
+    course_long_name: str
+    course_short_name: str
+
+
+COURSE_TEMPLATES: dict[CourseStructure, CourseTemplates] = {
+    "section": CourseTemplates(
+        course_id="{{ section.id }}",
+        course_long_name="{{ section.name }}",
+        course_short_name="{{ course.number or course.name or section.sis_id }}"
         "{% if section.period %} P{{ section.period }}{% endif %}",
-    },
-    "course": {
-        "course_long_name": "{{ course.name or section.name }}",
-        "course_short_name": "{{ course.number or course.name or section.sis_id }}",
-    },
+    ),
+    "course": CourseTemplates(
+        course_id="{{ course.id }}_{{ canvas.term_id }}",
+        course_long_name="{{ course.name or section.name }}",
+        course_short_name="{{ course.number or course.name or section.sis_id }}",
+    ),
 }
+# The table each of CourseTemplates' fields is a key of.
+COURSE_TEMPLATE_TABLES = {"course_id": "ids", "course_long_name": "names", "course_short_name": "names"}
 
 
 @dataclass(frozen=True)
 class BuildSettings:
     """How to map a Clever snapshot to Canvas CSVs (the [build], [terms], [ids] and [names] tables)."""
 
-    course_structure: str = "section"
-    user_roles: tuple[str, ...] = BUILD_ROLES
-    login_id_fields: tuple[str, ...] = ("district_username", "email")
-    authentication_provider_id: str = ""
-    coteacher_role: str = "teacher"
-    course_status: str = "active"
-    timezone: str = "UTC"
-    fallback_term_id: str = ""
-    fallback_term_name: str = "No term"
+    course_structure: CourseStructure = field(
+        default="section",
+        metadata=about(
+            "A Canvas course per Clever section, or per Clever course and term.",
+            table="build",
+        ),
+    )
+    user_roles: tuple[BuildRole, ...] = field(
+        default=("student", "teacher", "staff", "district_admin"),
+        metadata=about("The Clever roles whose users become Canvas users.", table="build"),
+    )
+    login_id_fields: tuple[LoginField, ...] = field(
+        default=("district_username", "email"),
+        metadata=about("Where login_id comes from: the first usable, unique value wins.", table="build"),
+    )
+    authentication_provider_id: str = field(
+        default="",
+        metadata=about(
+            'The logins\' provider, e.g. "saml", "google", "ldap" or a provider id; blank leaves it out.',
+            table="build",
+        ),
+    )
+    coteacher_role: CoteacherRole = field(
+        default="teacher",
+        metadata=about("The Canvas role of a section's teachers after the first.", table="build"),
+    )
+    course_status: CourseStatus = field(
+        default="active",
+        metadata=about('The courses\' status; "active" leaves new courses unpublished.', table="build"),
+    )
+    timezone: str = field(
+        default="UTC",
+        metadata=about(
+            "Term dates become local midnight (start) and 23:59:59 (end) in this time zone.", table="build"
+        ),
+    )
+    fallback_term_id: str = field(
+        default="",
+        metadata=about(
+            "Where courses of sections without a (known) term go; blank: Canvas's default term.",
+            table="terms",
+        ),
+    )
+    fallback_term_name: str = field(
+        default="No term", metadata=about("The name of the fallback term.", table="terms")
+    )
     ids: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     observers: ObserverSettings = field(default_factory=lambda: ObserverSettings())
@@ -151,121 +361,107 @@ class BuildSettings:
     config_sha256: str = ""
 
 
-def _choice(raw: RawConfig, table: str, key: str, value: Any, choices: tuple[str, ...]) -> str:
-    typed(raw, table, key, value, str)
-    if value not in choices:
-        raise ConfigError(f"{raw.source}: {table}.{key} = {value!r}; use one of: {', '.join(choices)}")
-    return str(value)
-
-
-def _choices(raw: RawConfig, table: str, key: str, value: Any, choices: tuple[str, ...]) -> tuple[str, ...]:
-    typed(raw, table, key, value, list)
-    if not value:
-        raise ConfigError(f"{raw.source}: {table}.{key} must not be empty")
-    return tuple(_choice(raw, table, key, item, choices) for item in value)
+def _templates(raw: RawConfig, table: str, cls: type, structure: CourseStructure) -> dict[str, str]:
+    """``[ids]`` or ``[names]``: each template as given, else its default (by structure where it has one)."""
+    course = vars(COURSE_TEMPLATES[structure])
+    defaults = {key: course[key] if value is None else value for key, value in vars(cls()).items()}
+    return {**defaults, **read_table(raw, table, _hints(cls, table))}
 
 
 def build_settings(raw: RawConfig) -> BuildSettings:
     """Resolve and check the build tables of ``raw`` (unknown keys and bad values are errors)."""
-    build = {**DEFAULT_BUILD, **check_keys(raw, "build", DEFAULT_BUILD)}
-    terms = {**DEFAULT_TERMS, **check_keys(raw, "terms", DEFAULT_TERMS)}
-    structure = _choice(raw, "build", "course_structure", build["course_structure"], COURSE_STRUCTURES)
-    ids = {**DEFAULT_IDS, "course_id": COURSE_ID_DEFAULTS[structure]}
-    ids.update(check_keys(raw, "ids", ids))
-    names = {**DEFAULT_NAMES, **COURSE_NAME_DEFAULTS[structure]}
-    names.update(check_keys(raw, "names", names))
-    for table, templates in (("ids", ids), ("names", names)):
-        for key, value in templates.items():
-            typed(raw, table, key, value, str)
-    timezone = typed(raw, "build", "timezone", build["timezone"], str)
+    given = {
+        **read_table(raw, "build", _hints(BuildSettings, "build")),
+        **read_table(raw, "terms", _hints(BuildSettings, "terms")),
+    }
+    structure: CourseStructure = given.get("course_structure", BuildSettings.course_structure)
+    timezone = given.get("timezone", BuildSettings.timezone)
     try:
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{raw.source}: build.timezone {timezone!r} is not a known time zone") from None
     return BuildSettings(
-        course_structure=structure,
-        user_roles=_choices(raw, "build", "user_roles", build["user_roles"], BUILD_ROLES),
-        login_id_fields=_choices(raw, "build", "login_id_fields", build["login_id_fields"], LOGIN_FIELDS),
-        authentication_provider_id=typed(
-            raw, "build", "authentication_provider_id", build["authentication_provider_id"], str
-        ),
-        coteacher_role=_choice(raw, "build", "coteacher_role", build["coteacher_role"], COTEACHER_ROLES),
-        course_status=_choice(raw, "build", "course_status", build["course_status"], COURSE_STATUSES),
-        timezone=timezone,
-        fallback_term_id=typed(raw, "terms", "fallback_term_id", terms["fallback_term_id"], str),
-        fallback_term_name=typed(raw, "terms", "fallback_term_name", terms["fallback_term_name"], str),
-        ids=ids,
-        names=names,
+        **given,
+        ids=_templates(raw, "ids", IdTemplates, structure),
+        names=_templates(raw, "names", NameTemplates, structure),
         observers=observer_settings(raw),
         config_source=raw.source,
         config_sha256=raw.sha256(),
     )
 
 
+def config_warnings(raw: RawConfig) -> tuple[str, ...]:
+    """Settings that another setting makes pointless, each as one line (the caller shows them).
+
+    An explicit ``ids.course_id`` or ``names.course_*`` equal to the default of the *other*
+    ``course_structure`` is almost always left over from a copied example: it wins over the structure's
+    own default, so flipping ``course_structure`` would silently change less than it says. Settings with
+    bad values are not judged here; :func:`build_settings` refuses them.
+    """
+    build, found = raw.data.get("build", {}), []
+    structure = build.get("course_structure", "section") if isinstance(build, Mapping) else None
+    if structure not in COURSE_TEMPLATES:
+        return ()
+    for key, table in COURSE_TEMPLATE_TABLES.items():
+        values = raw.data.get(table, {})
+        value = values.get(key) if isinstance(values, Mapping) else None
+        own = getattr(COURSE_TEMPLATES[structure], key)
+        for other, templates in COURSE_TEMPLATES.items():
+            if value is not None and value == getattr(templates, key) != own:
+                found.append(
+                    f'{raw.source}: {table}.{key} = {value!r} is the course_structure = "{other}" default, '
+                    f'but course_structure is "{structure}": the explicit {table}.{key} wins over the '
+                    f'"{structure}" default {own!r}, so course_structure does not change it (probably a line '
+                    f'kept from an example); remove {table}.{key} to use the "{structure}" default'
+                )
+    return tuple(found)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # [observers]: Clever contacts (parents, guardians) as Canvas observers of their students. Opt-in.
 
-CONTACT_RELATIONSHIP_TYPES = ("Parent/Guardian", "Emergency", "Primary", "Secondary", "Family", "Other")
-DEFAULT_OBSERVERS: dict[str, Any] = {
-    "enabled": False,
-    "relationship_types": ["Parent/Guardian"],
-    "login_id": "{{ contact.email }}",
-    "user_id": "{{ contact.id }}",
-    "authentication_provider_id": "",
-}
+RelationshipType = Literal["Parent/Guardian", "Emergency", "Primary", "Secondary", "Family", "Other"]
 
 
 @dataclass(frozen=True)
 class ObserverSettings:
     """The ``[observers]`` table: whether contacts become observers, which links count, their ids."""
 
-    enabled: bool = False
-    relationship_types: tuple[str, ...] = ("Parent/Guardian",)
-    login_id: str = "{{ contact.email }}"
-    user_id: str = "{{ contact.id }}"
-    authentication_provider_id: str = ""
-
-
-def observer_settings(raw: RawConfig) -> ObserverSettings:
-    values = {**DEFAULT_OBSERVERS, **check_keys(raw, "observers", DEFAULT_OBSERVERS)}
-    return ObserverSettings(
-        enabled=typed(raw, "observers", "enabled", values["enabled"], bool),
-        relationship_types=_choices(
-            raw, "observers", "relationship_types", values["relationship_types"], CONTACT_RELATIONSHIP_TYPES
+    enabled: bool = field(
+        default=False,
+        metadata=about("true: contacts go into users.csv and their links into user_observers.csv."),
+    )
+    relationship_types: tuple[RelationshipType, ...] = field(
+        default=("Parent/Guardian",), metadata=about("Which student_relationships types count.")
+    )
+    login_id: str = field(
+        default="{{ contact.email }}",
+        metadata=about(
+            "A template over contact.id, contact.sis_id, contact.name and contact.email (a valid address "
+            "or empty)."
         ),
-        login_id=typed(raw, "observers", "login_id", values["login_id"], str),
-        user_id=typed(raw, "observers", "user_id", values["user_id"], str),
-        authentication_provider_id=typed(
-            raw, "observers", "authentication_provider_id", values["authentication_provider_id"], str
-        ),
+    )
+    user_id: str = field(
+        default="{{ contact.id }}",
+        metadata=about("Any other template adds integration_id (the Clever id) to users.csv."),
+    )
+    authentication_provider_id: str = field(
+        default="", metadata=about('For observers only, e.g. "canvas"; blank: Canvas\'s default.')
     )
 
 
-# Every top-level table a config file may hold; each has its parser above.
-KNOWN_TABLES: tuple[str, ...] = ("build", "terms", "ids", "names", "observers")
+def observer_settings(raw: RawConfig) -> ObserverSettings:
+    return ObserverSettings(**read_table(raw, "observers", _hints(ObserverSettings, "observers")))
 
 
-# --- Canvas: [profiles.<name>] and [upload] --------------------------------------------------------------
-#
-#   [profiles.test]
-#   base_url = "https://district.test.instructure.com"
-#   token_env = "CANVAS_TEST_TOKEN"     # the environment variable holding the token (default CANVAS_TOKEN)
-#   account_id = 1                      # the root account: an id, "self" or "sis_account_id:<id>"
-#   require_approval = true             # uploads need `clever2sis approve` first (default: production only)
-#
-#   [upload]
-#   profile = "test"                    # used when --profile is not given
-#   messages_ok = false                 # imported_with_messages exits 0 instead of 20
-#   wait_timeout_s = 7200               # how long --wait follows an import
-#   change_threshold = 10               # ... and every import option of ImportOptions, by its Canvas name
-#
-# Without a [profiles] table, CANVAS_BASE_URL, CANVAS_TOKEN and CANVAS_ACCOUNT_ID describe the one Canvas.
+# ---------------------------------------------------------------------------------------------------------
+# Canvas: [profiles.<name>] and [upload]. Without a [profiles] table, CANVAS_BASE_URL, CANVAS_TOKEN and
+# CANVAS_ACCOUNT_ID describe the one Canvas.
 
 ENV_BASE_URL = "CANVAS_BASE_URL"
 ENV_TOKEN = "CANVAS_TOKEN"
 ENV_ACCOUNT_ID = "CANVAS_ACCOUNT_ID"
 ENV_PROFILE_NAME = "env"
-PROFILE_KEYS = frozenset({"base_url", "token_env", "account_id", "require_approval"})
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_WAIT_TIMEOUT_S = 2 * 60 * 60
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -278,10 +474,27 @@ class CanvasProfile:
     """One Canvas instance to upload to. It names the token's environment variable, never the token."""
 
     name: str
-    base_url: str
-    account_id: str
-    token_env: str = ENV_TOKEN
-    require_approval: bool | None = None  # None: only a profile named "production" needs a sign-off
+    base_url: str = field(
+        metadata=about(
+            "The Canvas to upload to (https://; plain http only for this machine).",
+            example="https://district.test.instructure.com",
+        )
+    )
+    account_id: str = field(
+        metadata=about('The root account: a number, "self" or "sis_account_id:<id>".', example=1)
+    )
+    token_env: str = field(
+        default=ENV_TOKEN,
+        metadata=about("The environment variable holding the Canvas token (the token never goes here)."),
+    )
+    require_approval: bool | None = field(
+        default=None,
+        metadata=about(
+            "true: uploads need `clever2sis approve` first; false: never; not set: only a profile named "
+            "production does.",
+            example=True,
+        ),
+    )
 
     def token(self, environ: Mapping[str, str]) -> str:
         token = environ.get(self.token_env, "").strip()
@@ -315,6 +528,8 @@ def check_account_id(value: Any, where: str) -> str:
 
 def parse_profiles(raw: RawConfig) -> dict[str, CanvasProfile]:
     """The ``[profiles.<name>]`` tables, each checked for unknown keys and bad values."""
+    keys = setting_fields(CanvasProfile, "profiles")
+    required = [item.name for item in fields(CanvasProfile) if item.name in keys and item.default is MISSING]
     profiles: dict[str, CanvasProfile] = {}
     for name, table in raw.table("profiles").items():
         where = f"{raw.source}: profiles.{name}"
@@ -322,12 +537,10 @@ def parse_profiles(raw: RawConfig) -> dict[str, CanvasProfile]:
             raise ConfigError(f"{where}: a profile name is letters, digits, '-' and '_' only")
         if not isinstance(table, Mapping):
             raise ConfigError(f"{where} must be a table")
-        unknown = sorted(set(table) - PROFILE_KEYS)
+        unknown = sorted(set(table) - set(keys))
         if unknown:
-            raise ConfigError(
-                f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(PROFILE_KEYS))}"
-            )
-        missing = sorted({"base_url", "account_id"} - set(table))
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(keys))}")
+        missing = [key for key in required if key not in table]
         if missing:
             raise ConfigError(f"{where}: {missing[0]} is required")
         base_url = typed(raw, f"profiles.{name}", "base_url", table["base_url"], str)
@@ -336,18 +549,17 @@ def parse_profiles(raw: RawConfig) -> dict[str, CanvasProfile]:
             raise ConfigError(
                 f"{where}.token_env: name an environment variable (the token never goes in this file)"
             )
+        approval = table.get("require_approval")
         profiles[name] = CanvasProfile(
             name=name,
             base_url=check_base_url(base_url, f"{where}.base_url"),
             account_id=check_account_id(table["account_id"], f"{where}.account_id"),
             token_env=token_env,
-            require_approval=_optional_bool(raw, f"profiles.{name}", "require_approval", table),
+            require_approval=None
+            if approval is None
+            else typed(raw, f"profiles.{name}", "require_approval", approval, bool),
         )
     return profiles
-
-
-def _optional_bool(raw: RawConfig, table: str, key: str, values: Mapping[str, Any]) -> bool | None:
-    return None if key not in values else bool(typed(raw, table, key, values[key], bool))
 
 
 def resolve_profile(raw: RawConfig, name: str | None, environ: Mapping[str, str]) -> CanvasProfile:
@@ -383,176 +595,145 @@ def resolve_profile(raw: RawConfig, name: str | None, environ: Mapping[str, str]
 
 @dataclass(frozen=True)
 class UploadSettings:
-    """The ``[upload]`` table: the default profile, how to wait, and the default import options."""
+    """The ``[upload]`` table: the default profile, how to wait, and the default import options.
 
-    profile: str | None = None
-    messages_ok: bool = False
-    wait_timeout_s: float = DEFAULT_WAIT_TIMEOUT_S
+    The import options are keys of ``[upload]`` too, by their Canvas names (the fields of
+    :class:`~clever2sis.canvas.sis_import.ImportOptions`); they are type-checked when read and validated
+    as a whole before anything is posted.
+    """
+
+    profile: str | None = field(
+        default=None, metadata=about("The profile used when --profile is not given.", example="test")
+    )
+    messages_ok: bool = field(
+        default=False, metadata=about("true: an import ending imported_with_messages exits 0, not 20.")
+    )
+    wait_timeout_s: float = field(
+        default=DEFAULT_WAIT_TIMEOUT_S,
+        metadata=about("How long upload --wait and sync follow an import, in seconds."),
+    )
     options: ImportOptions = field(default_factory=ImportOptions)
 
 
 def parse_upload(raw: RawConfig) -> UploadSettings:
-    """Read ``[upload]``; import options are type-checked here and validated as a whole before posting."""
-    option_kinds = ImportOptions.kinds()
-    values = check_keys(raw, "upload", {"profile", "messages_ok", "wait_timeout_s", *option_kinds})
-    options: dict[str, Any] = {}
-    for key, kind in option_kinds.items():
-        if key in values:
-            options[key] = typed(raw, "upload", key, values[key], kind)
-    profile = values.get("profile")
-    if profile is not None:
-        typed(raw, "upload", "profile", profile, str)
-    wait_timeout_s = typed(
-        raw, "upload", "wait_timeout_s", values.get("wait_timeout_s", DEFAULT_WAIT_TIMEOUT_S), (int, float)
-    )
-    if isinstance(wait_timeout_s, bool) or wait_timeout_s <= 0:
+    """Read ``[upload]``: its own settings and the import options given there."""
+    own = _hints(UploadSettings, "upload")
+    options = typing.get_type_hints(ImportOptions)
+    given = read_table(raw, "upload", {**own, **options})
+    if given.get("wait_timeout_s", 1) <= 0:
         raise ConfigError(f"{raw.source}: upload.wait_timeout_s must be a positive number of seconds")
     return UploadSettings(
-        profile=profile,
-        messages_ok=typed(raw, "upload", "messages_ok", values.get("messages_ok", False), bool),
-        wait_timeout_s=float(wait_timeout_s),
-        options=ImportOptions(**options),
+        **{key: value for key, value in given.items() if key in own},
+        options=ImportOptions(**{key: value for key, value in given.items() if key in options}),
     )
 
 
-KNOWN_TABLES = (*KNOWN_TABLES, "profiles", "upload")
+# ---------------------------------------------------------------------------------------------------------
+# The nightly job: [sync].
 
-
-# --- The nightly job: [sync] -----------------------------------------------------------------------------
-#
-#   [sync]
-#   runs_dir = "runs"                      # a run directory per run, the lock and history.sqlite live here
-#   deletion_mode = "diffing"              # "diffing" (default), "explicit" or "batch"
-#   remaster_every_days = 7                # diffing: re-send everything (a remaster) this often
-#   max_shrink_percent = 10                # the local guard: a file may lose at most this share of its rows
-#   max_shrink_percent_by_file = { enrollments = 15 }   # per-file exceptions (file names without .csv)
-#   change_threshold = 10                  # Canvas's own threshold, unless [upload] sets change_threshold
-#   enrollment_remove_status = "inactive"  # what a vanished enrollment becomes (diffing_drop_status, ...)
-#   user_remove_status = "suspended"       # what a vanished user becomes (diffing_user_remove_status, ...)
-#   term_rollover = true                   # enrollments of ended terms are concluded (completed), not dropped
-#   diffing_data_set_identifier = "..."    # default "clever2sis:<district id>:<profile>"
-
-DELETION_MODES = ("diffing", "explicit", "batch")
-SYNC_ENROLLMENT_REMOVE_STATUSES = ("inactive", "completed", "deleted", "deleted_last_completed")
-SYNC_USER_REMOVE_STATUSES = ("suspended", "deleted")
-SYNC_SHRINK_FILES = ("accounts", "terms", "courses", "sections", "users", "enrollments")
-DEFAULT_RUNS_DIR = "runs"
-DEFAULT_REMASTER_EVERY_DAYS = 7
-DEFAULT_MAX_SHRINK_PERCENT = 10.0
-DEFAULT_SYNC_CHANGE_THRESHOLD_PERCENT = 10
-SYNC_KEYS = set(
-    {
-        "runs_dir",
-        "deletion_mode",
-        "remaster_every_days",
-        "max_shrink_percent",
-        "max_shrink_percent_by_file",
-        "change_threshold",
-        "enrollment_remove_status",
-        "user_remove_status",
-        "term_rollover",
-        "diffing_data_set_identifier",
-        "keep_runs",
-    }
-)
+DeletionMode = Literal["diffing", "explicit", "batch"]
+EnrollmentRemoveStatus = Literal["inactive", "completed", "deleted", "deleted_last_completed"]
+UserRemoveStatus = Literal["suspended", "deleted"]
+ShrinkFile = Literal["accounts", "terms", "courses", "sections", "users", "enrollments"]
+PERCENT_RANGE = (0, 100)
+CHANGE_THRESHOLD_RANGE_PERCENT = (1, 100)
 
 
 @dataclass(frozen=True)
 class SyncSettings:
     """The ``[sync]`` table: where runs live, how removals reach Canvas, and the local guard's limits."""
 
-    runs_dir: Path = Path(DEFAULT_RUNS_DIR)
-    deletion_mode: str = "diffing"
-    remaster_every_days: int = DEFAULT_REMASTER_EVERY_DAYS
-    max_shrink_percent: float = DEFAULT_MAX_SHRINK_PERCENT
-    max_shrink_percent_by_file: dict[str, float] = field(default_factory=dict)
-    change_threshold: int = DEFAULT_SYNC_CHANGE_THRESHOLD_PERCENT
-    enrollment_remove_status: str = "inactive"
-    user_remove_status: str = "suspended"
-    term_rollover: bool = True
-    diffing_data_set_identifier: str | None = None
-    keep_runs: int = 0  # 0 keeps every run directory
+    runs_dir: Path = field(
+        default=Path("runs"),
+        metadata=about("Runs, the lock and history.sqlite live here; relative to this file's directory."),
+    )
+    deletion_mode: DeletionMode = field(
+        default="diffing",
+        metadata=about("How removals reach Canvas: Canvas's diffing, rows the sync sends, or batch mode."),
+    )
+    remaster_every_days: int = field(
+        default=7, metadata=about("Diffing: re-send everything (a remaster) this often, in days.")
+    )
+    max_shrink_percent: float = field(
+        default=10.0, metadata=about("The guard: a file may lose at most this share of its rows (percent).")
+    )
+    max_shrink_percent_by_file: dict[ShrinkFile, float] = field(
+        default_factory=dict,
+        metadata=about("Per-file exceptions to max_shrink_percent.", example={"enrollments": 15}),
+    )
+    change_threshold: int = field(
+        default=10, metadata=about("Canvas's change_threshold (percent), unless [upload] sets one.")
+    )
+    enrollment_remove_status: EnrollmentRemoveStatus = field(
+        default="inactive", metadata=about("What a vanished enrollment becomes.")
+    )
+    user_remove_status: UserRemoveStatus = field(
+        default="suspended", metadata=about("What a vanished user becomes.")
+    )
+    term_rollover: bool = field(
+        default=True, metadata=about("Enrollments of ended terms are concluded (completed), not dropped.")
+    )
+    diffing_data_set_identifier: str | None = field(
+        default=None,
+        metadata=about(
+            'Canvas\'s diffing_data_set_identifier; when not set, "clever2sis:<district id>:<profile>".',
+            example="clever2sis:district:production",
+        ),
+    )
+    keep_runs: int = field(
+        default=0,
+        metadata=about("Run directories to keep (older ones are removed after a run); 0 keeps all."),
+    )
 
     def shrink_limit_percent(self, file_name: str) -> float:
         """The guard's limit for ``file_name`` (``users.csv`` or ``users``)."""
-        return self.max_shrink_percent_by_file.get(file_name.removesuffix(".csv"), self.max_shrink_percent)
-
-
-def _percent(raw: RawConfig, key: str, value: Any) -> float:
-    number = typed(raw, "sync", key, value, (int, float))
-    if not 0 <= number <= 100:
-        raise ConfigError(f"{raw.source}: sync.{key} is a percentage from 0 to 100, not {number!r}")
-    return float(number)
+        stem = file_name.removesuffix(".csv")
+        return next(
+            (limit for name, limit in self.max_shrink_percent_by_file.items() if name == stem),
+            self.max_shrink_percent,
+        )
 
 
 def parse_sync(raw: RawConfig) -> SyncSettings:
     """Read ``[sync]``; unknown keys and bad values are errors, like every other table."""
-    values = check_keys(raw, "sync", SYNC_KEYS)
-    defaults = SyncSettings()
-    runs_dir = typed(raw, "sync", "runs_dir", values.get("runs_dir", DEFAULT_RUNS_DIR), str)
-    if not runs_dir.strip():
-        raise ConfigError(f"{raw.source}: sync.runs_dir must name a directory")
-    path = Path(runs_dir).expanduser()
-    if not path.is_absolute() and raw.path is not None:
-        path = raw.path.parent / path
-    remaster = typed(raw, "sync", "remaster_every_days", values.get("remaster_every_days", 7), int)
+    given = read_table(raw, "sync", _hints(SyncSettings, "sync"))
+    runs_dir = given.get("runs_dir", SyncSettings.runs_dir)
+    if not runs_dir.is_absolute() and raw.path is not None:
+        given["runs_dir"] = raw.path.parent / runs_dir
+    low, high = PERCENT_RANGE
+    limits = {"max_shrink_percent": given.get("max_shrink_percent", low)} | {
+        f"max_shrink_percent_by_file.{name}": limit
+        for name, limit in given.get("max_shrink_percent_by_file", {}).items()
+    }
+    for key, limit in limits.items():
+        if not low <= limit <= high:
+            raise ConfigError(f"{raw.source}: sync.{key} is a percentage from {low} to {high}, not {limit!r}")
+    remaster = given.get("remaster_every_days", 1)
     if remaster < 1:
         raise ConfigError(f"{raw.source}: sync.remaster_every_days must be 1 or more days, not {remaster}")
-    by_file_raw = typed(
-        raw, "sync", "max_shrink_percent_by_file", values.get("max_shrink_percent_by_file", {}), dict
-    )
-    by_file: dict[str, float] = {}
-    for name, limit in by_file_raw.items():
-        if name not in SYNC_SHRINK_FILES:
-            raise ConfigError(
-                f"{raw.source}: sync.max_shrink_percent_by_file.{name}: use one of "
-                f"{', '.join(SYNC_SHRINK_FILES)}"
-            )
-        by_file[name] = _percent(raw, f"max_shrink_percent_by_file.{name}", limit)
-    threshold = typed(
-        raw, "sync", "change_threshold", values.get("change_threshold", defaults.change_threshold), int
-    )
-    if not 1 <= threshold <= 100:
+    low, high = CHANGE_THRESHOLD_RANGE_PERCENT
+    threshold = given.get("change_threshold", low)
+    if not low <= threshold <= high:
         raise ConfigError(
-            f"{raw.source}: sync.change_threshold is a percentage from 1 to 100, not {threshold}"
+            f"{raw.source}: sync.change_threshold is a percentage from {low} to {high}, not {threshold}"
         )
-    identifier = values.get("diffing_data_set_identifier")
-    if identifier is not None:
-        typed(raw, "sync", "diffing_data_set_identifier", identifier, str)
-    keep_runs = typed(raw, "sync", "keep_runs", values.get("keep_runs", defaults.keep_runs), int)
+    keep_runs = given.get("keep_runs", 0)
     if keep_runs < 0:
         raise ConfigError(
             f"{raw.source}: sync.keep_runs is how many run directories to keep (0 keeps all), not {keep_runs}"
         )
-    return SyncSettings(
-        runs_dir=path,
-        deletion_mode=_choice(
-            raw, "sync", "deletion_mode", values.get("deletion_mode", defaults.deletion_mode), DELETION_MODES
-        ),
-        remaster_every_days=remaster,
-        max_shrink_percent=_percent(
-            raw, "max_shrink_percent", values.get("max_shrink_percent", defaults.max_shrink_percent)
-        ),
-        max_shrink_percent_by_file=by_file,
-        change_threshold=threshold,
-        enrollment_remove_status=_choice(
-            raw,
-            "sync",
-            "enrollment_remove_status",
-            values.get("enrollment_remove_status", defaults.enrollment_remove_status),
-            SYNC_ENROLLMENT_REMOVE_STATUSES,
-        ),
-        user_remove_status=_choice(
-            raw,
-            "sync",
-            "user_remove_status",
-            values.get("user_remove_status", defaults.user_remove_status),
-            SYNC_USER_REMOVE_STATUSES,
-        ),
-        term_rollover=typed(raw, "sync", "term_rollover", values.get("term_rollover", True), bool),
-        diffing_data_set_identifier=identifier,
-        keep_runs=keep_runs,
-    )
+    return SyncSettings(**given)
 
 
-KNOWN_TABLES = (*KNOWN_TABLES, "sync")
+# Every top-level table a config file may hold, and the dataclass whose fields are its keys.
+TABLES: dict[str, type] = {
+    "build": BuildSettings,
+    "terms": BuildSettings,
+    "ids": IdTemplates,
+    "names": NameTemplates,
+    "observers": ObserverSettings,
+    "profiles": CanvasProfile,
+    "upload": UploadSettings,
+    "sync": SyncSettings,
+}
+KNOWN_TABLES: tuple[str, ...] = tuple(TABLES)

@@ -278,6 +278,12 @@ def tiny_district() -> dict[str, list[dict[str, Any]]]:
     }
 
 
+@pytest.fixture(autouse=True)
+def _no_config_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CLEVER2SIS_CONFIG in the shell that runs the tests must not reach the commands they run."""
+    monkeypatch.delenv("CLEVER2SIS_CONFIG", raising=False)
+
+
 @pytest.fixture
 def tiny_snapshot(tmp_path: Path) -> Path:
     return write_snapshot(tmp_path / "snapshot", tiny_district())

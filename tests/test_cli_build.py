@@ -111,11 +111,6 @@ def test_bad_config_is_one_line_and_writes_nothing(
     assert not out.exists()
 
 
-def test_missing_config_file(tiny_snapshot: Path, tmp_path: Path) -> None:
-    code, _, stderr = run("build", str(tiny_snapshot), "--out", str(tmp_path / "b"), "--config", "nope.toml")
-    assert (code, stderr) == (2, "error: nope.toml: config file not found\n")
-
-
 def test_truncated_snapshot_writes_nothing(tiny_snapshot: Path, tmp_path: Path) -> None:
     sections = tiny_snapshot / "sections.jsonl"
     sections.write_bytes(sections.read_bytes()[:100])

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import click
 import orjson
 import pytest
 from click.testing import CliRunner, Result
 
+from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.cli import main
-from clever2sis.cli.canvas import CANVAS_COMMANDS, CanvasRuntime
+from clever2sis.cli.canvas import CANVAS_COMMANDS, CanvasRuntime, upload_command
 from tests.canvas_server import ROOT_ACCOUNT, SIS_DISABLED_ACCOUNT, SUB_ACCOUNT, TEST_TOKEN, FakeCanvas
 from tests.conftest import CASSETTES, canvas_cassette
 from tests.test_sis_import import FakeTime
@@ -187,6 +189,188 @@ def test_dry_run_prints_the_fields(build_dir: Path) -> None:
         "  batch_mode=true",
         "  batch_mode_term_id=7",
     ]
+
+
+# The import option flags of `upload` as they were written by hand before they were made from ImportOptions:
+# (name, flags, off flags, help, metavar, choices, type).
+IMPORT_FLAGS = [
+    (
+        "diffing_data_set_identifier",
+        ["--diffing-data-set-identifier"],
+        [],
+        "Diff against earlier imports of ID.",
+        "ID",
+        None,
+        "text",
+    ),
+    (
+        "diffing_remaster_data_set",
+        ["--diffing-remaster-data-set"],
+        ["--no-diffing-remaster-data-set"],
+        "Apply the whole file and restart the diff chain.",
+        None,
+        None,
+        "boolean",
+    ),
+    (
+        "diffing_drop_status",
+        ["--diffing-drop-status"],
+        [],
+        "Status for enrollments missing from a diffed import.",
+        None,
+        ("deleted", "completed", "inactive", "deleted_last_completed"),
+        "choice",
+    ),
+    (
+        "diffing_user_remove_status",
+        ["--diffing-user-remove-status"],
+        [],
+        "Status for users missing from a diffed import.",
+        None,
+        ("deleted", "suspended"),
+        "choice",
+    ),
+    (
+        "change_threshold",
+        ["--change-threshold"],
+        [],
+        "Stop batch cleanup / diffing beyond this percentage of changes (1-100).",
+        "PERCENT",
+        None,
+        "integer",
+    ),
+    (
+        "diff_row_count_threshold",
+        ["--diff-row-count-threshold"],
+        [],
+        "Apply the whole file when the diff has more rows than this.",
+        "ROWS",
+        None,
+        "integer",
+    ),
+    (
+        "batch_mode",
+        ["--batch-mode"],
+        ["--no-batch-mode"],
+        "Delete what this import leaves out of the term (needs --change-threshold).",
+        None,
+        None,
+        "boolean",
+    ),
+    (
+        "batch_mode_term_id",
+        ["--batch-mode-term-id"],
+        [],
+        "The term for batch mode (or sis_term_id:X).",
+        "TERM",
+        None,
+        "text",
+    ),
+    (
+        "multi_term_batch_mode",
+        ["--multi-term-batch-mode"],
+        ["--no-multi-term-batch-mode"],
+        "Batch mode over every term in terms.csv (with --batch-mode).",
+        None,
+        None,
+        "boolean",
+    ),
+    (
+        "batch_mode_enrollment_drop_status",
+        ["--batch-mode-enrollment-drop-status"],
+        [],
+        "Status for enrollments batch mode removes.",
+        None,
+        ("deleted", "completed", "inactive"),
+        "choice",
+    ),
+    (
+        "skip_deletes",
+        ["--skip-deletes"],
+        ["--no-skip-deletes"],
+        "Ignore rows whose status is deleted.",
+        None,
+        None,
+        "boolean",
+    ),
+    (
+        "override_sis_stickiness",
+        ["--override-sis-stickiness"],
+        ["--no-override-sis-stickiness"],
+        "Overwrite fields changed in the Canvas UI.",
+        None,
+        None,
+        "boolean",
+    ),
+    (
+        "add_sis_stickiness",
+        ["--add-sis-stickiness"],
+        ["--no-add-sis-stickiness"],
+        "Make the imported values sticky (with --override-sis-stickiness).",
+        None,
+        None,
+        "boolean",
+    ),
+    (
+        "clear_sis_stickiness",
+        ["--clear-sis-stickiness"],
+        ["--no-clear-sis-stickiness"],
+        "Clear stickiness on the fields touched (with --override-sis-stickiness).",
+        None,
+        None,
+        "boolean",
+    ),
+    (
+        "update_sis_id_if_login_claimed",
+        ["--update-sis-id-if-login-claimed"],
+        ["--no-update-sis-id-if-login-claimed"],
+        "Move a claimed login's SIS id instead of skipping the row.",
+        None,
+        None,
+        "boolean",
+    ),
+]
+
+
+def test_the_import_flags_made_from_import_options_are_the_ones_written_before() -> None:
+    options = [p for p in upload_command.params if isinstance(p, click.Option)]
+    generated = [
+        (p.name, p.opts, p.secondary_opts, p.help, p.metavar, getattr(p.type, "choices", None), p.type.name)
+        for p in options
+        if p.name in ImportOptions.names()
+    ]
+    assert [(*row[:5], tuple(row[5]) if row[5] else None, row[6]) for row in generated] == IMPORT_FLAGS
+    assert [p.name for p in options][-len(IMPORT_FLAGS) :] == [row[0] for row in IMPORT_FLAGS]
+    assert all(p.default is None for p in options if p.name in ImportOptions.names() and p.is_bool_flag)
+
+
+def test_every_import_option_flag_reaches_the_form(build_dir: Path) -> None:
+    args = [
+        "--diffing-data-set-identifier", "d1", "--diffing-remaster-data-set", "--diffing-drop-status", "completed",
+        "--diffing-user-remove-status", "deleted", "--change-threshold", "7", "--diff-row-count-threshold", "900",
+        "--skip-deletes", "--override-sis-stickiness", "--clear-sis-stickiness", "--update-sis-id-if-login-claimed",
+        "--dry-run",
+    ]  # fmt: skip
+    result = run(["upload", str(build_dir), *args])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:] == [
+        "  import_type=instructure_csv",
+        "  diffing_data_set_identifier=d1",
+        "  diffing_remaster_data_set=true",
+        "  diffing_drop_status=completed",
+        "  diffing_user_remove_status=deleted",
+        "  change_threshold=7",
+        "  diff_row_count_threshold=900",
+        "  skip_deletes=true",
+        "  override_sis_stickiness=true",
+        "  clear_sis_stickiness=true",
+        "  update_sis_id_if_login_claimed=true",
+    ]
+    result = run(["upload", str(build_dir), "--diffing-drop-status", "gone", "--dry-run"])
+    assert result.exit_code == 2
+    assert (
+        "'gone' is not one of 'deleted', 'completed', 'inactive', 'deleted_last_completed'" in result.stderr
+    )
 
 
 def test_config_profile_and_upload_options(build_dir: Path, tmp_path: Path) -> None:

@@ -1,15 +1,17 @@
 """The SIS import: its options, the object Canvas returns, the account's sis_imports API and the wait loop.
 
-Spec: ../shared/reference/canvas-sis-import.md §3 (API, states) and §4 (what the options mean).
+The API, its parameters and states: canvas-lms ``app/controllers/sis_imports_api_controller.rb`` and
+``lib/api/v1/sis_import.rb``; what the options do: ``app/models/sis_batch.rb`` and
+``lib/sis/csv/diff_generator.rb``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 from urllib.parse import quote
 
 from clever2sis.canvas.client import CanvasClient, Page
@@ -49,38 +51,120 @@ class ImportOptionsError(UsageError):
     """An import option, or a combination of them, that Canvas would reject or silently ignore."""
 
 
+OptionKind = Literal["flag", "text", "number", "choice"]
+IMPORT_OPTION = "clever2sis.import_option"  # the key of an ImportOptions field's metadata
+
+_KIND_TYPES: dict[OptionKind, type] = {"flag": bool, "text": str, "number": int, "choice": str}
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """What a command line and a config file need to know about one import option.
+
+    ``kind`` is how it is given: ``flag`` a ``--x/--no-x`` pair (a boolean), ``text`` a string,
+    ``number`` an integer, ``choice`` one of ``choices``. ``metavar`` names the value in ``--help``;
+    ``example`` is the value the example config shows for an option that is unset by default.
+    """
+
+    help: str
+    kind: OptionKind
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    example: str | int | None = None
+
+    @property
+    def value_type(self) -> type:
+        """The Python type of the option's value: ``bool``, ``int`` or ``str``."""
+        return _KIND_TYPES[self.kind]
+
+
+def _option(
+    help: str,
+    kind: OptionKind,
+    *,
+    metavar: str | None = None,
+    choices: tuple[str, ...] = (),
+    example: str | int | None = None,
+) -> Any:
+    """An ``ImportOptions`` field: off (``False``) for a flag, unset (``None``) otherwise, with its info."""
+    info = OptionInfo(help=help, kind=kind, metavar=metavar, choices=choices, example=example)
+    return field(default=False if kind == "flag" else None, metadata={IMPORT_OPTION: info})
+
+
 @dataclass(frozen=True)
 class ImportOptions:
-    """Every option of ``POST /sis_imports`` (spec §3.1, meanings in §4), off or unset by default.
+    """Every option of ``POST /sis_imports``, off or unset by default.
+
+    The parameters are those of ``SisImportsApiController#create`` (canvas-lms
+    ``app/controllers/sis_imports_api_controller.rb``); what batch mode and diffing do is in
+    ``app/models/sis_batch.rb`` and ``lib/sis/csv/diff_generator.rb``. Each field's metadata
+    (:class:`OptionInfo`) is the one declaration of its help text and values: the ``upload`` flags and the
+    ``[upload]`` keys of the config file are made from it.
 
     Booleans are sent only when true: Canvas treats an absent flag as false, and ``multi_term_batch_mode``
     turns batch mode on when the parameter is merely present, even as ``false``.
     """
 
-    diffing_data_set_identifier: str | None = None
-    diffing_remaster_data_set: bool = False
-    diffing_drop_status: str | None = None
-    diffing_user_remove_status: str | None = None
-    change_threshold: int | None = None
-    diff_row_count_threshold: int | None = None
-    batch_mode: bool = False
-    batch_mode_term_id: str | None = None
-    multi_term_batch_mode: bool = False
-    batch_mode_enrollment_drop_status: str | None = None
-    skip_deletes: bool = False
-    override_sis_stickiness: bool = False
-    add_sis_stickiness: bool = False
-    clear_sis_stickiness: bool = False
-    update_sis_id_if_login_claimed: bool = False
+    diffing_data_set_identifier: str | None = _option(
+        "Diff against earlier imports of ID.", "text", metavar="ID", example="clever2sis:district:production"
+    )
+    diffing_remaster_data_set: bool = _option("Apply the whole file and restart the diff chain.", "flag")
+    diffing_drop_status: str | None = _option(
+        "Status for enrollments missing from a diffed import.",
+        "choice",
+        choices=DIFFING_DROP_STATUSES,
+        example="inactive",
+    )
+    diffing_user_remove_status: str | None = _option(
+        "Status for users missing from a diffed import.",
+        "choice",
+        choices=DIFFING_USER_REMOVE_STATUSES,
+        example="suspended",
+    )
+    change_threshold: int | None = _option(
+        "Stop batch cleanup / diffing beyond this percentage of changes (1-100).",
+        "number",
+        metavar="PERCENT",
+        example=10,
+    )
+    diff_row_count_threshold: int | None = _option(
+        "Apply the whole file when the diff has more rows than this.", "number", metavar="ROWS", example=50000
+    )
+    batch_mode: bool = _option(
+        "Delete what this import leaves out of the term (needs --change-threshold).", "flag"
+    )
+    batch_mode_term_id: str | None = _option(
+        "The term for batch mode (or sis_term_id:X).", "text", metavar="TERM", example="sis_term_id:T1"
+    )
+    multi_term_batch_mode: bool = _option(
+        "Batch mode over every term in terms.csv (with --batch-mode).", "flag"
+    )
+    batch_mode_enrollment_drop_status: str | None = _option(
+        "Status for enrollments batch mode removes.",
+        "choice",
+        choices=BATCH_ENROLLMENT_DROP_STATUSES,
+        example="completed",
+    )
+    skip_deletes: bool = _option("Ignore rows whose status is deleted.", "flag")
+    override_sis_stickiness: bool = _option("Overwrite fields changed in the Canvas UI.", "flag")
+    add_sis_stickiness: bool = _option(
+        "Make the imported values sticky (with --override-sis-stickiness).", "flag"
+    )
+    clear_sis_stickiness: bool = _option(
+        "Clear stickiness on the fields touched (with --override-sis-stickiness).", "flag"
+    )
+    update_sis_id_if_login_claimed: bool = _option(
+        "Move a claimed login's SIS id instead of skipping the row.", "flag"
+    )
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def kinds(cls) -> dict[str, type]:
-        """Option name → the Python type of its value (``bool``, ``int`` or ``str``)."""
-        return dict(_OPTION_KINDS)
+    def described(cls) -> list[tuple[str, OptionInfo]]:
+        """Every option's name and :class:`OptionInfo`, in declaration order (the order of the form)."""
+        return [(f.name, f.metadata[IMPORT_OPTION]) for f in fields(cls)]
 
     def merged(self, overrides: Mapping[str, Any]) -> ImportOptions:
         """A copy with every non-None value of ``overrides`` applied (command-line flags over config)."""
@@ -114,15 +198,10 @@ class ImportOptions:
             ):
                 if getattr(self, name) not in (None, False):
                     refuse(f"{name} only applies to diffing; set diffing_data_set_identifier too")
-        _check_choice("diffing_drop_status", self.diffing_drop_status, DIFFING_DROP_STATUSES)
-        _check_choice(
-            "diffing_user_remove_status", self.diffing_user_remove_status, DIFFING_USER_REMOVE_STATUSES
-        )
-        _check_choice(
-            "batch_mode_enrollment_drop_status",
-            self.batch_mode_enrollment_drop_status,
-            BATCH_ENROLLMENT_DROP_STATUSES,
-        )
+        for name, info in self.described():
+            value = getattr(self, name)
+            if info.choices and value is not None and value not in info.choices:
+                refuse(f"{name} must be one of {', '.join(info.choices)}, not {value!r}")
         low, high = CHANGE_THRESHOLD_RANGE_PERCENT
         if self.change_threshold is not None and not low <= self.change_threshold <= high:
             refuse(f"change_threshold is a percentage from {low} to {high}, not {self.change_threshold}")
@@ -166,17 +245,6 @@ class ImportOptions:
                 continue
             form.append((name, "true" if value is True else str(value)))
         return form
-
-
-_OPTION_KINDS: dict[str, type] = {
-    name: bool if isinstance(default, bool) else int if name.endswith("threshold") else str
-    for name, default in asdict(ImportOptions()).items()
-}
-
-
-def _check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
-    if value is not None and value not in allowed:
-        raise ImportOptionsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -328,7 +396,10 @@ class SisImports:
         undelete_only: bool = False,
         unconclude_only: bool = False,
     ) -> dict[str, Any]:
-        """Start rolling back an import's changes; returns the Progress object to follow (spec §3.4)."""
+        """Start rolling back an import's changes; returns the Progress object to follow.
+
+        The parameters are those of ``SisImportsApiController#restore_states``.
+        """
         if undelete_only and unconclude_only:
             raise ImportOptionsError("--undelete-only and --unconclude-only cannot be combined")
         form = [

@@ -11,6 +11,7 @@ import click
 from clever2sis import __version__
 from clever2sis.cli.build import build_command
 from clever2sis.cli.canvas import CANVAS_COMMANDS
+from clever2sis.cli.init import init_command
 from clever2sis.cli.map_ids import map_ids_command
 from clever2sis.cli.pull import pull_command
 from clever2sis.cli.review import REVIEW_COMMANDS
@@ -27,6 +28,7 @@ def main() -> None:
 
 
 COMMANDS: list[click.Command] = [
+    init_command,
     sample_command,
     pull_command,
     build_command,

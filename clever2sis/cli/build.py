@@ -9,8 +9,15 @@ import click
 import orjson
 
 from clever2sis.build_dir import RECORD_NAME, BuildDir
-from clever2sis.cli.common import StderrProgress, quiet_option, run_command, verbose_option
-from clever2sis.config import build_settings, load_raw_config
+from clever2sis.cli.common import (
+    StderrProgress,
+    config_option,
+    quiet_option,
+    read_config,
+    run_command,
+    verbose_option,
+)
+from clever2sis.config import build_settings
 from clever2sis.sis.build import build
 
 EXAMPLES_PER_KIND = 3
@@ -39,9 +46,7 @@ def summary_lines(record: dict[str, Any], out: Path) -> list[str]:
 @click.option(
     "--out", "out", required=True, type=click.Path(path_type=Path), help="The build directory to write."
 )
-@click.option(
-    "--config", "config", type=click.Path(path_type=Path), help="A clever2sis.toml with build settings."
-)
+@config_option
 @click.option(
     "--force", is_flag=True, help="Replace BUILD_DIR if it exists (only once the new build is whole)."
 )
@@ -58,7 +63,7 @@ def summary_lines(record: dict[str, Any], out: Path) -> list[str]:
 def build_command(
     snapshot_dir: Path,
     out: Path,
-    config: Path | None,
+    config_path: Path | None,
     force: bool,
     id_map: Path | None,
     strict: bool,
@@ -74,7 +79,7 @@ def build_command(
     progress = StderrProgress(quiet)
 
     def action() -> dict[str, Any]:
-        settings = build_settings(load_raw_config(config))
+        settings = build_settings(read_config(config_path, verbose=verbose))
         record: dict[str, Any] = {}
         try:
             record = build(

@@ -27,9 +27,7 @@ from clever2sis.canvas.client import CanvasClient
 from clever2sis.canvas.results import summary_lines
 from clever2sis.canvas.signoff import check_before_post
 from clever2sis.canvas.sis_import import (
-    BATCH_ENROLLMENT_DROP_STATUSES,
-    DIFFING_DROP_STATUSES,
-    DIFFING_USER_REMOVE_STATUSES,
+    ImportOptions,
     SisImport,
     SisImports,
     WaitPolicy,
@@ -37,19 +35,17 @@ from clever2sis.canvas.sis_import import (
     wait_for_progress,
 )
 from clever2sis.canvas.upload import follow_import, post_build
-from clever2sis.cli.common import StderrProgress, quiet_option, run_command, verbose_option
-from clever2sis.config import (
-    DEFAULT_CONFIG_NAME,
-    CanvasProfile,
-    RawConfig,
-    UploadSettings,
-    load_raw_config,
-    parse_upload,
-    resolve_profile,
+from clever2sis.cli.common import (
+    StderrProgress,
+    config_option,
+    quiet_option,
+    read_config,
+    run_command,
+    verbose_option,
 )
+from clever2sis.config import CanvasProfile, RawConfig, UploadSettings, parse_upload, resolve_profile
 from clever2sis.errors import BuildDirError
 
-CONFIG_ENV = "CLEVER2SIS_CONFIG"
 LIST_DEFAULT_LIMIT = 20
 BAR_WIDTH = 30
 
@@ -65,27 +61,15 @@ class CanvasRuntime:
     attachment_wait_s: float | None = None
 
 
-def _runtime() -> CanvasRuntime:
+def current_runtime() -> CanvasRuntime:
+    """The running command's :class:`CanvasRuntime` (``CliRunner.invoke(obj=...)``), else the real one."""
     obj = click.get_current_context().obj
     return obj if isinstance(obj, CanvasRuntime) else CanvasRuntime()
 
 
-def _config_path(value: Path | None) -> Path | None:
-    if value is not None:
-        return value
-    default = Path(DEFAULT_CONFIG_NAME)
-    return default if default.is_file() else None
-
-
-def config_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``--config`` (or CLEVER2SIS_CONFIG), as ``config_path``; see :func:`_config_path` for the default."""
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar=CONFIG_ENV,
-        help=f"Config file (default ./{DEFAULT_CONFIG_NAME} when present; env {CONFIG_ENV}).",
-    )(function)
+def read_canvas_config(config_path: Path | None, verbose: bool) -> RawConfig:
+    """:func:`~clever2sis.cli.common.read_config`, with the environment of the :class:`CanvasRuntime`."""
+    return read_config(config_path, verbose=verbose, environ=current_runtime().environ)
 
 
 def canvas_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,9 +91,8 @@ class _Session:
 
 
 @contextmanager
-def _session(config_path: Path | None, profile_name: str | None, quiet: bool) -> Iterator[_Session]:
-    runtime = _runtime()
-    raw = load_raw_config(_config_path(config_path))
+def _session(raw: RawConfig, profile_name: str | None, quiet: bool) -> Iterator[_Session]:
+    runtime = current_runtime()
     settings = parse_upload(raw)
     profile = resolve_profile(raw, profile_name, runtime.environ)
     progress = StderrProgress(quiet)
@@ -151,84 +134,38 @@ class ImportBar:
             click.echo(bar, err=True)
 
 
-def _option_flags(function: Callable[..., Any]) -> Callable[..., Any]:
-    """One flag per Canvas import option; each overrides the config's ``[upload]`` value when given."""
-    flags = [
-        click.option(
-            "--diffing-data-set-identifier", metavar="ID", help="Diff against earlier imports of ID."
-        ),
-        click.option(
-            "--diffing-remaster-data-set/--no-diffing-remaster-data-set",
-            default=None,
-            help="Apply the whole file and restart the diff chain.",
-        ),
-        click.option(
-            "--diffing-drop-status",
-            type=click.Choice(DIFFING_DROP_STATUSES),
-            help="Status for enrollments missing from a diffed import.",
-        ),
-        click.option(
-            "--diffing-user-remove-status",
-            type=click.Choice(DIFFING_USER_REMOVE_STATUSES),
-            help="Status for users missing from a diffed import.",
-        ),
-        click.option(
-            "--change-threshold",
-            type=int,
-            metavar="PERCENT",
-            help="Stop batch cleanup / diffing beyond this percentage of changes (1-100).",
-        ),
-        click.option(
-            "--diff-row-count-threshold",
-            type=int,
-            metavar="ROWS",
-            help="Apply the whole file when the diff has more rows than this.",
-        ),
-        click.option(
-            "--batch-mode/--no-batch-mode",
-            default=None,
-            help="Delete what this import leaves out of the term (needs --change-threshold).",
-        ),
-        click.option(
-            "--batch-mode-term-id", metavar="TERM", help="The term for batch mode (or sis_term_id:X)."
-        ),
-        click.option(
-            "--multi-term-batch-mode/--no-multi-term-batch-mode",
-            default=None,
-            help="Batch mode over every term in terms.csv (with --batch-mode).",
-        ),
-        click.option(
-            "--batch-mode-enrollment-drop-status",
-            type=click.Choice(BATCH_ENROLLMENT_DROP_STATUSES),
-            help="Status for enrollments batch mode removes.",
-        ),
-        click.option(
-            "--skip-deletes/--no-skip-deletes", default=None, help="Ignore rows whose status is deleted."
-        ),
-        click.option(
-            "--override-sis-stickiness/--no-override-sis-stickiness",
-            default=None,
-            help="Overwrite fields changed in the Canvas UI.",
-        ),
-        click.option(
-            "--add-sis-stickiness/--no-add-sis-stickiness",
-            default=None,
-            help="Make the imported values sticky (with --override-sis-stickiness).",
-        ),
-        click.option(
-            "--clear-sis-stickiness/--no-clear-sis-stickiness",
-            default=None,
-            help="Clear stickiness on the fields touched (with --override-sis-stickiness).",
-        ),
-        click.option(
-            "--update-sis-id-if-login-claimed/--no-update-sis-id-if-login-claimed",
-            default=None,
-            help="Move a claimed login's SIS id instead of skipping the row.",
-        ),
-    ]
-    for flag in reversed(flags):
-        function = flag(function)
+IMPORT_FLAGS_KEY = "clever2sis.import_flags"  # where the import option flags given are kept, in ctx.meta
+
+
+def _keep_import_flag(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value is not None and param.name is not None:
+        ctx.meta.setdefault(IMPORT_FLAGS_KEY, {})[param.name] = value
+
+
+def import_option_flags(function: Callable[..., Any]) -> Callable[..., Any]:
+    """One flag per field of :class:`ImportOptions`, made from the field's metadata.
+
+    ``change_threshold`` becomes ``--change-threshold PERCENT``; a boolean such as ``skip_deletes`` becomes
+    ``--skip-deletes/--no-skip-deletes``. The flags are not passed to the command as arguments: the ones
+    given are collected, by option name, for :func:`given_import_flags`, and override the config's
+    ``[upload]`` values.
+    """
+    for name, info in reversed(ImportOptions.described()):
+        flag = "--" + name.replace("_", "-")
+        common: dict[str, Any] = {"help": info.help, "expose_value": False, "callback": _keep_import_flag}
+        if info.kind == "flag":
+            option = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, **common)
+        elif info.kind == "choice":
+            option = click.option(flag, name, type=click.Choice(info.choices), **common)
+        else:
+            option = click.option(flag, name, type=info.value_type, metavar=info.metavar, **common)
+        function = option(function)
     return function
+
+
+def given_import_flags() -> dict[str, Any]:
+    """The import option flags given on the command line: option name → value."""
+    return dict(click.get_current_context().meta.get(IMPORT_FLAGS_KEY, {}))
 
 
 @click.command("upload")
@@ -250,7 +187,7 @@ def _option_flags(function: Callable[..., Any]) -> Callable[..., Any]:
     is_flag=True,
     help="Upload to a profile that needs a sign-off without a valid one (warns; recorded in created.json).",
 )
-@_option_flags
+@import_option_flags
 def upload_command(
     build_dir: Path,
     config_path: Path | None,
@@ -263,7 +200,6 @@ def upload_command(
     messages_ok: bool | None,
     dry_run: bool,
     force: bool,
-    **option_flags: Any,
 ) -> None:
     """Post BUILD_DIR/sis_import.zip as a Canvas SIS import; print its id; with --wait, see it through.
 
@@ -277,12 +213,12 @@ def upload_command(
         click.echo(message, err=True)
 
     def action() -> None:
+        raw = read_canvas_config(config_path, verbose)
         build = BuildDir(build_dir).verified_zip(error=BuildDirError)
-        raw = load_raw_config(_config_path(config_path))
-        options = parse_upload(raw).options.merged(option_flags)
+        options = parse_upload(raw).options.merged(given_import_flags())
         options.validate()
         if dry_run:
-            target = resolve_profile(raw, profile, _runtime().environ)
+            target = resolve_profile(raw, profile, current_runtime().environ)
             gate = check_before_post(
                 target.name, build, require_approval=target.require_approval, force=force, warn=loud
             )
@@ -295,8 +231,8 @@ def upload_command(
             for name, value in options.form_fields():
                 click.echo(f"  {name}={value}")
             return
-        runtime = _runtime()
-        with _session(config_path, profile, quiet) as session:
+        runtime = current_runtime()
+        with _session(raw, profile, quiet) as session:
             posted = post_build(
                 session.api,
                 build,
@@ -347,7 +283,7 @@ def status_command(
     """Print SIS import IMPORT_ID as Canvas reports it (JSON on stdout)."""
 
     def action() -> None:
-        with _session(config_path, profile, quiet) as session:
+        with _session(read_canvas_config(config_path, verbose), profile, quiet) as session:
             sis_import = session.api.get(import_id)
         click.echo(orjson.dumps(sis_import.raw, option=orjson.OPT_INDENT_2).decode())
 
@@ -364,7 +300,7 @@ def list_command(
     """List the account's recent SIS imports, newest first."""
 
     def action() -> None:
-        with _session(config_path, profile, quiet) as session:
+        with _session(read_canvas_config(config_path, verbose), profile, quiet) as session:
             for sis_import in islice(session.api.list(), limit):
                 if as_json:
                     click.echo(orjson.dumps(sis_import.raw).decode())
@@ -387,7 +323,7 @@ def abort_command(
     """Abort SIS import IMPORT_ID if it has not finished."""
 
     def action() -> None:
-        with _session(config_path, profile, quiet) as session:
+        with _session(read_canvas_config(config_path, verbose), profile, quiet) as session:
             sis_import = session.api.abort(import_id)
         click.echo(f"sis_import {sis_import.id} {sis_import.workflow_state}")
 
@@ -415,8 +351,8 @@ def restore_command(
     """Roll back the changes SIS import IMPORT_ID made, and follow the restore to its end."""
 
     def action() -> None:
-        runtime = _runtime()
-        with _session(config_path, profile, quiet) as session:
+        runtime = current_runtime()
+        with _session(read_canvas_config(config_path, verbose), profile, quiet) as session:
             started = session.api.restore_states(
                 import_id, batch_mode=batch_mode, undelete_only=undelete_only, unconclude_only=unconclude_only
             )

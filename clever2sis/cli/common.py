@@ -1,14 +1,17 @@
-"""Plumbing shared by the commands: progress on stderr, error messages and exit codes."""
+"""Plumbing shared by the commands: the settings file, progress on stderr, error messages and exit codes."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
 import click
 
+from clever2sis.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, RawConfig, config_warnings, load_config
 from clever2sis.errors import Clever2SisError
 
 T = TypeVar("T")
@@ -18,9 +21,44 @@ EXIT_INTERRUPTED = 130
 
 
 def verbose_option(function: Callable[..., T]) -> Callable[..., T]:
-    return click.option("--verbose", "-v", is_flag=True, help="Show a traceback when something fails.")(
-        function
-    )
+    return click.option(
+        "--verbose",
+        "-v",
+        is_flag=True,
+        help="Name the config file read; show a traceback when something fails.",
+    )(function)
+
+
+def config_option(function: Callable[..., T]) -> Callable[..., T]:
+    """``--config FILE``, as ``config_path``: the one settings option of every command that reads settings.
+
+    Resolution (flag, then the environment variable, then the file in the current directory) is the
+    library's (:func:`clever2sis.config.find_config`), so that every command finds the same file.
+    """
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        metavar="FILE",
+        help=f"Settings file (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG_NAME} if present, else "
+        "built-in defaults).",
+    )(function)
+
+
+def read_config(
+    config_path: Path | None, *, verbose: bool = False, environ: Mapping[str, str] | None = None
+) -> RawConfig:
+    """Find and read the settings file as every command does; say on stderr which one and what looks wrong.
+
+    With ``verbose``, one line names the file and how it was found. Every warning of
+    :func:`clever2sis.config.config_warnings` is shown as ``warning: ...`` (``--quiet`` does not hide it).
+    """
+    raw = load_config(config_path, os.environ if environ is None else environ)
+    if verbose:
+        click.echo(raw.location.describe(), err=True)
+    for warning in config_warnings(raw):
+        click.echo(f"warning: {warning}", err=True)
+    return raw
 
 
 def quiet_option(function: Callable[..., T]) -> Callable[..., T]:

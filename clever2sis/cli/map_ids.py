@@ -8,8 +8,8 @@ from typing import Any
 import click
 import orjson
 
-from clever2sis.cli.common import quiet_option, run_command, verbose_option
-from clever2sis.config import build_settings, load_raw_config
+from clever2sis.cli.common import config_option, quiet_option, read_config, run_command, verbose_option
+from clever2sis.config import build_settings
 from clever2sis.sis.id_map import map_ids
 
 
@@ -36,9 +36,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     "--canvas-sections", type=click.Path(path_type=Path), help="Canvas provisioning report: sections."
 )
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="The directory to write.")
-@click.option(
-    "--config", "config", type=click.Path(path_type=Path), help="A clever2sis.toml (course_structure)."
-)
+@config_option
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
 @quiet_option
@@ -49,7 +47,7 @@ def map_ids_command(
     canvas_courses: Path | None,
     canvas_sections: Path | None,
     out: Path,
-    config: Path | None,
+    config_path: Path | None,
     force: bool,
     as_json: bool,
     quiet: bool,
@@ -62,7 +60,7 @@ def map_ids_command(
     """
 
     def action() -> dict[str, Any]:
-        settings = build_settings(load_raw_config(config))
+        settings = build_settings(read_config(config_path, verbose=verbose))
         reports = {
             kind: path
             for kind, path in (

@@ -11,9 +11,15 @@ import orjson
 from clever2sis.build_dir import BuildDir
 from clever2sis.canvas.signoff import TEST_PROFILE, approve
 from clever2sis.canvas.sis_import import SUCCESS_STATES
-from clever2sis.cli.canvas import CONFIG_ENV, _config_path
-from clever2sis.cli.common import StderrProgress, quiet_option, run_command, verbose_option
-from clever2sis.config import DEFAULT_CONFIG_NAME, load_raw_config, parse_upload
+from clever2sis.cli.common import (
+    StderrProgress,
+    config_option,
+    quiet_option,
+    read_config,
+    run_command,
+    verbose_option,
+)
+from clever2sis.config import parse_upload
 from clever2sis.review.baseline import find_baseline
 from clever2sis.review.excel import write_spreadsheet_copies
 from clever2sis.review.facts import open_build, review_facts
@@ -76,13 +82,7 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     help=f"Whose last upload to compare with, and whose import settings apply (default upload.profile, "
     f"else {DEFAULT_REVIEW_PROFILE}).",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar=CONFIG_ENV,
-    help=f"Config file with the [upload] import settings (default ./{DEFAULT_CONFIG_NAME} when present).",
-)
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the review facts as JSON on stdout.")
 @click.option("--excel", is_flag=True, help="Also write BUILD_DIR/review/: CSV copies safe for spreadsheets.")
 @quiet_option
@@ -105,7 +105,7 @@ def review_command(
     progress = StderrProgress(quiet)
 
     def action() -> None:
-        upload = parse_upload(load_raw_config(_config_path(config_path)))
+        upload = parse_upload(read_config(config_path, verbose=verbose))
         upload.options.validate()
         new = open_build(build_dir)
         reason = "--against"

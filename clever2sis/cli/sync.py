@@ -19,15 +19,9 @@ from clever2sis.canvas.client import CanvasClient
 from clever2sis.canvas.sis_import import SisImports
 from clever2sis.clever.client import CLEVER_API_BASE, CLEVER_API_VERSIONS, DEFAULT_API_VERSION, CleverClient
 from clever2sis.clever.settings import API_BASE_ENV, API_VERSION_ENV, token_from_env
-from clever2sis.cli.canvas import _config_path, _runtime, config_option
-from clever2sis.cli.common import StderrProgress, quiet_option, run_command, verbose_option
-from clever2sis.config import (
-    build_settings,
-    load_raw_config,
-    parse_sync,
-    parse_upload,
-    resolve_profile,
-)
+from clever2sis.cli.canvas import current_runtime, read_canvas_config
+from clever2sis.cli.common import StderrProgress, config_option, quiet_option, run_command, verbose_option
+from clever2sis.config import build_settings, parse_sync, parse_upload, resolve_profile
 from clever2sis.errors import Clever2SisError
 from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import RunOptions, SyncJob, SyncRuntime, run_sync
@@ -84,11 +78,11 @@ def sync_command(
     Tokens come only from the environment: CLEVER_TOKEN (or CLEVER_TOKEN_FILE) and the profile's Canvas
     token variable. Everything the run did is kept in RUNS_DIR/<run_id>/ and in `clever2sis history`.
     """
-    runtime = _runtime()
+    runtime = current_runtime()
     progress = StderrProgress(quiet)
 
     def action() -> int:
-        raw = load_raw_config(_config_path(config_path))
+        raw = read_canvas_config(config_path, verbose)
         upload = parse_upload(raw)
         target = resolve_profile(raw, profile, runtime.environ)
         job = SyncJob(profile=target, sync=parse_sync(raw), build=build_settings(raw), upload=upload)
@@ -176,7 +170,8 @@ def history_command(
     """List sync runs, newest first: when, outcome, what changed, the import and its state."""
 
     def action() -> None:
-        directory = runs_dir or parse_sync(load_raw_config(_config_path(config_path))).runs_dir
+        settings = parse_sync(read_canvas_config(config_path, verbose))
+        directory = runs_dir or settings.runs_dir
         with History(directory) as history:
             rows = history.runs(profile=profile, limit=limit)
         for row in rows:

@@ -214,7 +214,9 @@ def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.
     found = [_invalid_emails(users["id"], users["email"], invalid_email)]
 
     values = {**{name: fields[name] for name in fields}, "email": email}
-    candidates = [(field, _unless_blank(values[field])) for field in settings.login_id_fields]
+    candidates: list[tuple[str, pd.Series]] = [
+        (field, _unless_blank(values[field])) for field in settings.login_id_fields
+    ]
     rows = pd.DataFrame(
         {
             "clever_id": users["id"],
