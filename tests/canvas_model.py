@@ -585,7 +585,7 @@ class _Import:
     options: Mapping[str, Any]
     file: str | None = None
     row: int | None = None
-    deferred: list[Callable[[], None]] = field(default_factory=list)  # work an importer does after its file
+    deferred: list[Callable[[], object]] = field(default_factory=list)  # work an importer does after its file
 
     def warn(self, message: str) -> None:
         self.record.messages.append(Message(self.file, message, self.row))
@@ -633,6 +633,7 @@ class CanvasModel:
         self._next_id = 1
         self._sis: dict[str, dict[str, int]] = {kind: {} for kind in ("account", "term", "course", "section")}
         self._pseudo_by_sis: dict[str, int] = {}
+        self._pseudo_by_integration: dict[str, int] = {}
         self._logins: dict[str, set[int]] = {}
         self._user_pseudos: dict[int, list[int]] = {}
         self._enrollment_by_key: dict[tuple[int, int, str, str, int | None], int] = {}
@@ -646,17 +647,21 @@ class CanvasModel:
 
     # -- queries ------------------------------------------------------------------------------------------
 
-    def account(self, account_id: str) -> Account | None:
-        return self._find("account", self.accounts, account_id)
+    def account(self, account_id: str | None) -> Account | None:
+        found = self._sis["account"].get(_s(account_id))
+        return self.accounts[found] if found is not None else None
 
-    def term(self, term_id: str) -> Term | None:
-        return self._find("term", self.terms, term_id)
+    def term(self, term_id: str | None) -> Term | None:
+        found = self._sis["term"].get(_s(term_id))
+        return self.terms[found] if found is not None else None
 
-    def course(self, course_id: str) -> Course | None:
-        return self._find("course", self.courses, course_id)
+    def course(self, course_id: str | None) -> Course | None:
+        found = self._sis["course"].get(_s(course_id))
+        return self.courses[found] if found is not None else None
 
-    def section(self, section_id: str) -> Section | None:
-        return self._find("section", self.sections, section_id)
+    def section(self, section_id: str | None) -> Section | None:
+        found = self._sis["section"].get(_s(section_id))
+        return self.sections[found] if found is not None else None
 
     def course_status(self, course_id: str) -> str | None:
         course = self.course(course_id)
@@ -875,10 +880,6 @@ class CanvasModel:
         self._next_id += 1
         return self._next_id
 
-    def _find(self, kind: str, objects: Mapping[int, Any], sis_id: str | None) -> Any:
-        found = self._sis[kind].get(sis_id) if sis_id is not None else None
-        return objects[found] if found is not None else None
-
     def _set_sis_id(self, kind: str, obj: Any, sis_id: str | None) -> None:
         if obj.sis_id is not None and self._sis[kind].get(obj.sis_id) == obj.id:
             del self._sis[kind][obj.sis_id]
@@ -896,6 +897,17 @@ class CanvasModel:
         pseudo.sis_user_id = sis_user_id
         if sis_user_id is not None:
             self._pseudo_by_sis[sis_user_id] = pseudo.id
+
+    def _set_pseudo_integration(self, pseudo: Pseudonym, integration_id: str | None) -> None:
+        if pseudo.integration_id is not None:
+            self._pseudo_by_integration.pop(pseudo.integration_id, None)
+        pseudo.integration_id = integration_id
+        if integration_id is not None:
+            self._pseudo_by_integration[integration_id] = pseudo.id
+
+    def _pseudo_with_integration(self, integration_id: str | None) -> Pseudonym | None:
+        found = self._pseudo_by_integration.get(integration_id) if integration_id is not None else None
+        return self.pseudonyms[found] if found is not None else None
 
     def _set_login(self, pseudo: Pseudonym, login: str) -> None:
         self._logins.get(pseudo.login.lower(), set()).discard(pseudo.id)
@@ -1093,7 +1105,11 @@ class CanvasModel:
             else:
                 self._set_sis_id(kind, target, new_id)
         if new_integration:
-            target.integration_id = None if new_integration == "<delete>" else new_integration
+            integration = None if new_integration == "<delete>" else new_integration
+            if kind == "user":
+                self._set_pseudo_integration(target, integration)
+            else:
+                target.integration_id = integration
         target.batch = current.record.id
         return True
 
@@ -1377,11 +1393,7 @@ class CanvasModel:
             ),
             None,
         )
-        integration_id = row.get("integration_id")
-        by_integration = next(
-            (p for p in self.pseudonyms.values() if integration_id and p.integration_id == integration_id),
-            None,
-        )
+        by_integration = self._pseudo_with_integration(row.get("integration_id"))
         pseudo = pseudo or by_login
         if by_integration is not None and state != "deleted" and by_integration is not pseudo:
             current.warn(
@@ -1463,7 +1475,8 @@ class CanvasModel:
             self._set_login(pseudo, login)
         pseudo.provider = provider
         self._set_pseudo_sis(pseudo, user_id)
-        pseudo.integration_id = row.get("integration_id") or pseudo.integration_id
+        if row.get("integration_id"):
+            self._set_pseudo_integration(pseudo, row["integration_id"])
         pseudo.state, pseudo.batch = state, current.record.id
         email = row.get("email")
         if email and not self.email_valid(email):
@@ -1547,8 +1560,7 @@ class CanvasModel:
         if row.get("temporary_enrollment_source_user_id") or row.get("root_account") or row.get("role_id"):
             raise UnmodelledFileError("temporary enrollments, trusted accounts and role ids are not modelled")
         if row.get("user_integration_id"):
-            wanted = row["user_integration_id"]
-            pseudo = next((p for p in self.pseudonyms.values() if p.integration_id == wanted), None)
+            pseudo = self._pseudo_with_integration(row["user_integration_id"])
         else:
             pseudo = self._pseudo(user_id)
         if pseudo is None:

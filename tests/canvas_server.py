@@ -102,7 +102,10 @@ class FakeImport:
 
 @dataclass
 class FakeCanvas:
-    """The server's state. Tests configure it before requests arrive (the handler takes ``lock``)."""
+    """The server's state. Tests configure it before requests arrive (the handler takes ``lock``).
+
+    A ``model`` applies each import when it is posted, so aborting the import later does not undo it.
+    """
 
     script: list[tuple[str, int]] = field(
         default_factory=lambda: [

@@ -154,7 +154,10 @@ def test_students_who_left_are_suspended_and_joiners_active(month: Month) -> Non
     assert len(joiners) > NIGHTS  # some joiners left again, later in the month
     for user in joiners:
         assert month.canvas.user_status(user["id"]) == "active"
-        assert month.canvas.signs_in_as(user["roles"]["student"]["credentials"]["district_username"]) == user["id"]
+        assert (
+            month.canvas.signs_in_as(user["roles"]["student"]["credentials"]["district_username"])
+            == user["id"]
+        )
 
 
 def test_the_changed_teacher_is_replaced_not_deleted(month: Month) -> None:
