@@ -1,8 +1,9 @@
 """The rules Canvas's importer applies to the files we write, restated from the spec so tests can check a build.
 
-../shared/reference/canvas-sis-import.md: §1.1 (a file's type from its header, first predicate wins),
-§1.2 users.csv, §1.8 user_observers.csv, §1.9 change_sis_id.csv. Each rule returns the message Canvas would
-give, so a failing test says what Canvas would have said.
+canvas-lms: a file's type from its header, first predicate wins (lib/sis/csv/import_refactored.rb and each
+``lib/sis/csv/*_importer.rb``'s predicate), users.csv (lib/sis/user_importer.rb), user_observers.csv
+(lib/sis/user_observer_importer.rb), change_sis_id.csv (lib/sis/change_sis_id_importer.rb). Each rule returns
+the message Canvas would give, so a failing test says what Canvas would have said.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pandas as pd
 
 Predicate = Callable[[set[str]], bool]
 
-# (importer, predicate) in Canvas's IMPORTERS order (§1.1).
+# (importer, predicate) in Canvas's IMPORTERS order (lib/sis/csv/import_refactored.rb).
 DETECTION: tuple[tuple[str, Predicate], ...] = (
     ("change_sis_id", lambda h: "old_id" in h or "old_integration_id" in h),
     ("account", lambda h: {"account_id", "parent_account_id"} <= h),

@@ -1,9 +1,14 @@
 """A local stand-in for Canvas's sis_imports API, used to record the vcrpy cassettes under tests/cassettes/.
 
-It follows ../shared/reference/canvas-sis-import.md §3: multipart POST with an ``attachment`` field,
-root-account and SIS-enabled checks, option validation with Canvas's messages, a state that moves on with
-each GET, errors pages linked by ``Link`` headers, an errors file that appears a little after the end,
+It follows Canvas's sis_imports API (app/controllers/sis_imports_api_controller.rb, app/models/sis_batch.rb,
+and the public SIS Imports API doc): multipart POST with an ``attachment`` field, root-account and
+SIS-enabled checks, option validation with Canvas's messages, a state that moves on with each GET, errors
+pages linked by ``Link`` headers, an errors file that appears a little after the end,
 ``/sis_imports/importing``, abort, ``restore_states`` returning a Progress, and a paged list.
+
+Without a model every import ends as the script says, with the same canned messages. With a
+:class:`~tests.canvas_model.CanvasModel` (``FakeCanvas(model=...)``) each posted zip is applied to it, and
+the import's final state, messages, counts, diffing fields, errors pages and errors file are the model's.
 
 It listens on 127.0.0.1 only, on a free port, in a daemon thread; every loop in it is bounded.
 """
@@ -14,7 +19,6 @@ import csv
 import io
 import re
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
@@ -24,6 +28,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+
+from tests.canvas_model import CanvasModel, ImportRecord
 
 TEST_TOKEN = "test-token-0123456789-not-a-secret"
 ROOT_ACCOUNT = "1"
@@ -69,156 +75,12 @@ WARNINGS = [
     ],
 ]
 MAX_PER_PAGE = 2
-# What Canvas's diffing pairs rows by (../shared/reference/canvas-sis-import.md §4.3, §1.7).
-ROSTER_KEYS = {
-    "accounts.csv": ("account_id",),
-    "terms.csv": ("term_id",),
-    "courses.csv": ("course_id",),
-    "sections.csv": ("section_id",),
-    "users.csv": ("user_id",),
-    "enrollments.csv": ("course_id", "section_id", "user_id", "role"),
+# The option values Canvas accepts (app/controllers/sis_imports_api_controller.rb), checked with a model.
+CHOICES = {
+    "diffing_drop_status": ("deleted", "completed", "inactive", "deleted_last_completed"),
+    "diffing_user_remove_status": ("deleted", "suspended"),
+    "batch_mode_enrollment_drop_status": ("deleted", "completed", "inactive"),
 }
-BATCH_TYPES = ("courses.csv", "sections.csv", "enrollments.csv")
-Row = dict[str, str]
-Key = tuple[str, ...]
-
-
-@dataclass
-class RosterImport:
-    """What one import did to the roster: its mode and every row it gave a status other than active."""
-
-    id: int
-    mode: str
-    changed_status: dict[str, dict[Key, str]]
-    threshold_exceeded: bool = False
-    aborted: bool = False
-
-
-@dataclass
-class CanvasRoster:
-    """A model of the objects SIS imports create, so a test can see what each import would remove.
-
-    Imports apply as §4 describes: diffing against the identifier's last import (vanished rows sent as
-    ``deleted``, enrollments as ``diffing_drop_status``, users as ``diffing_user_remove_status``; a remaster
-    or a first import applies the whole files; a ``change_threshold`` exceeded by the uncompressed sizes
-    applies the whole files without deletes), multi-term batch mode (courses, sections and enrollments of
-    the zip's terms that the zip left out are removed, unless that exceeds ``change_threshold``), and
-    plain imports (each row's own status).
-    """
-
-    rows: dict[str, dict[Key, Row]] = field(default_factory=lambda: {name: {} for name in ROSTER_KEYS})
-    baselines: dict[str, dict[str, dict[Key, Row]]] = field(default_factory=dict)
-    baseline_sizes: dict[str, dict[str, int]] = field(default_factory=dict)
-    imports: list[RosterImport] = field(default_factory=list)
-
-    def status(self, name: str, key: Key) -> str | None:
-        row = self.rows[name].get(key)
-        return row["status"] if row else None
-
-    def apply(self, import_id: int, options: dict[str, Any], archive: bytes) -> RosterImport:
-        files = _read_zip(archive)
-        identifier = options.get("diffing_data_set_identifier")
-        changed: dict[str, dict[Key, str]] = {name: {} for name in ROSTER_KEYS}
-        record = RosterImport(import_id, "plain", changed)
-        emitted: dict[str, list[Row]] = {name: list(rows.values()) for name, (rows, _) in files.items()}
-        if identifier:
-            previous = self.baselines.get(identifier)
-            sizes = {name: size for name, (_, size) in files.items()}
-            record.mode = "diffing"
-            if previous is None or options.get("diffing_remaster_data_set"):
-                record.mode = "remaster" if previous is not None else "first"
-            else:
-                threshold = options.get("change_threshold")
-                old_sizes = self.baseline_sizes[identifier]
-                for name, size in sizes.items():
-                    old = old_sizes.get(name)
-                    if threshold and old and abs(1 - size / old) * 100 > threshold:
-                        record.threshold_exceeded = True
-                if not record.threshold_exceeded:
-                    emitted = self._diff(files, previous, options)
-            if not record.threshold_exceeded:
-                self.baselines[identifier] = {name: rows for name, (rows, _) in files.items()}
-                self.baseline_sizes[identifier] = sizes
-        for name in ROSTER_KEYS:
-            for row in emitted.get(name, []):
-                key = _key(name, row)
-                self.rows[name][key] = row
-                if row.get("status", "active") != "active":
-                    changed[name][key] = row["status"]
-        if options.get("batch_mode"):
-            record.mode = "batch"
-            self._batch_cleanup(files, options, record)
-        self.imports.append(record)
-        return record
-
-    def _diff(
-        self,
-        files: dict[str, tuple[dict[Key, Row], int]],
-        previous: dict[str, dict[Key, Row]],
-        options: dict[str, Any],
-    ) -> dict[str, list[Row]]:
-        status_for = {
-            "users.csv": options.get("diffing_user_remove_status") or "deleted",
-            "enrollments.csv": options.get("diffing_drop_status") or "deleted",
-        }
-        emitted: dict[str, list[Row]] = {}
-        for name, (rows, _) in files.items():
-            old = previous.get(name, {})
-            out = [row for key, row in rows.items() if old.get(key) != row]
-            for key, row in old.items():
-                if key not in rows:
-                    out.append({**row, "status": status_for.get(name, "deleted")})
-            emitted[name] = out
-        return emitted
-
-    def _batch_cleanup(
-        self, files: dict[str, tuple[dict[Key, Row], int]], options: dict[str, Any], record: RosterImport
-    ) -> None:
-        if options.get("multi_term_batch_mode"):
-            terms = {key[0] for key in files.get("terms.csv", ({}, 0))[0]}
-        else:
-            terms = {str(options.get("batch_mode_term_id", "")).removeprefix("sis_term_id:")}
-        course_term = {key[0]: row.get("term_id", "") for key, row in self.rows["courses.csv"].items()}
-        section_course = {key[0]: row.get("course_id", "") for key, row in self.rows["sections.csv"].items()}
-        drop = {"enrollments.csv": options.get("batch_mode_enrollment_drop_status") or "deleted"}
-        threshold = options.get("change_threshold") or 100
-        plans: dict[str, list[Key]] = {}
-        for name in BATCH_TYPES:
-            if name not in files:
-                continue
-            in_scope = []
-            for key, row in self.rows[name].items():
-                course = row.get("course_id") if name != "sections.csv" else section_course.get(key[0], "")
-                term = row.get("term_id") if name == "courses.csv" else course_term.get(course or "", "")
-                if term in terms and row.get("status") == "active":
-                    in_scope.append(key)
-            gone = [key for key in in_scope if key not in files[name][0]]
-            if in_scope and len(gone) / len(in_scope) * 100 > threshold:
-                record.aborted = True
-                return
-            plans[name] = gone
-        for name, gone in plans.items():
-            for key in gone:
-                status = drop.get(name, "deleted")
-                self.rows[name][key] = {**self.rows[name][key], "status": status}
-                record.changed_status[name][key] = status
-
-
-def _key(name: str, row: Row) -> Key:
-    return tuple(row.get(column, "") for column in ROSTER_KEYS[name])
-
-
-def _read_zip(archive: bytes) -> dict[str, tuple[dict[Key, Row], int]]:
-    """Each CSV of the zip: its rows by key, and its uncompressed size."""
-    out: dict[str, tuple[dict[Key, Row], int]] = {}
-    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
-        for info in zipped.infolist():
-            if info.filename not in ROSTER_KEYS:
-                continue
-            text = zipped.read(info).decode("utf-8")
-            rows = {_key(info.filename, row): row for row in csv.DictReader(io.StringIO(text))}
-            out[info.filename] = (rows, info.file_size)
-    return out
 
 
 def _truthy(value: str | None) -> bool:
@@ -240,7 +102,10 @@ class FakeImport:
 
 @dataclass
 class FakeCanvas:
-    """The server's state. Tests configure it before requests arrive (the handler takes ``lock``)."""
+    """The server's state. Tests configure it before requests arrive (the handler takes ``lock``).
+
+    A ``model`` applies each import when it is posted, so aborting the import later does not undo it.
+    """
 
     script: list[tuple[str, int]] = field(
         default_factory=lambda: [
@@ -257,7 +122,13 @@ class FakeCanvas:
     posted_forms: list[dict[str, str]] = field(default_factory=list)
     next_id: int = 101
     lock: threading.Lock = field(default_factory=threading.Lock)
-    roster: CanvasRoster | None = None  # set it to model what each import does to the roster
+    model: CanvasModel | None = None  # set it to apply each import to a model of the account
+
+    def record(self, item: FakeImport) -> ImportRecord | None:
+        """What the model did with ``item`` (``None`` without a model, or for a seeded import)."""
+        if self.model is None:
+            return None
+        return next((r for r in self.model.imports if r.id == item.id), None)
 
     def seed(self, count: int, state: str = "imported") -> None:
         for _ in range(count):
@@ -282,6 +153,9 @@ class FakeCanvas:
         body["diffed_against_import_id"] = None
         body["skip_deletes"] = bool(item.options.get("skip_deletes"))
         body["update_sis_id_if_login_claimed"] = bool(item.options.get("update_sis_id_if_login_claimed"))
+        record = self.record(item)
+        if record is not None:
+            return self._modelled_json(body, item, record, origin)
         if item.state in TERMINAL:
             warnings = WARNINGS if item.state.endswith("_with_messages") else []
             failures = (
@@ -317,6 +191,38 @@ class FakeCanvas:
                     "content-type": "text/csv",
                     "url": f"{origin}/files/{9000 + item.id}/download?download_frd=1&verifier=v3r1f13r",
                 }
+        return body
+
+    def _modelled_json(
+        self, body: dict[str, Any], item: FakeImport, record: ImportRecord, origin: str
+    ) -> dict[str, Any]:
+        """The SisImport as ``SisBatch#as_json`` shows what the model did (once the import has ended)."""
+        body["diffed_against_import_id"] = record.diffed_against
+        if record.identifier:
+            body["diffing_threshold_exceeded"] = record.threshold_exceeded
+        if item.state not in TERMINAL:
+            return body
+        body["data"].update(
+            {
+                "supplied_batches": record.supplied_batches,
+                "completed_importers": record.supplied_batches,
+                "running_immediately": True,
+                "counts": dict(record.counts),
+            }
+        )
+        if record.diffed_against is not None:
+            body["data"]["diffed_against_sis_batch_id"] = record.diffed_against
+        if record.warnings:
+            body["processing_warnings"] = record.processing(failures=False)
+        if record.failures:
+            body["processing_errors"] = record.processing(failures=True)
+        if record.messages and item.gets_after_end >= item.attachment_delay_gets:
+            body["errors_attachment"] = {
+                "id": 9000 + item.id,
+                "display_name": f"sis_errors_attachment_{item.id}.csv",
+                "content-type": "text/csv",
+                "url": f"{origin}/files/{9000 + item.id}/download?download_frd=1&verifier=v3r1f13r",
+            }
         return body
 
 
@@ -446,13 +352,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.canvas.posted_forms.append(fields)
         if "attachment" not in files:
             return self._send(400, {"error": True, "error_message": "Missing attachment"})
+        model = self.canvas.model
         if _truthy(fields.get("batch_mode")):
             term = fields.get("batch_mode_term_id")
-            if term not in KNOWN_TERMS and "multi_term_batch_mode" not in fields:
+            known = model.batch_term(term or "") is not None if model is not None else term in KNOWN_TERMS
+            if not known and "multi_term_batch_mode" not in fields:
                 message = "Batch mode specified, but the given batch_mode_term_id cannot be found."
                 return self._send(400, {"message": message})
         if "multi_term_batch_mode" in fields and not fields.get("change_threshold"):
             return self._send(400, {"message": "change_threshold is required to use multi term_batch mode."})
+        for name, allowed in CHOICES.items() if model is not None else ():
+            if fields.get(name) and fields[name] not in allowed:
+                return self._send(400, {"message": f"Invalid {name}"})
         options: dict[str, Any] = {}
         for key, value in fields.items():
             if key in {"import_type", "extension"}:
@@ -461,10 +372,11 @@ class _Handler(BaseHTTPRequestHandler):
         item = FakeImport(
             self.canvas.next_id, options, list(self.canvas.script), self.canvas.attachment_delay_gets
         )
-        if self.canvas.roster is not None:
-            applied = self.canvas.roster.apply(item.id, options, files["attachment"][1])
-            if applied.aborted:
-                item.script = [("aborted", 100)]
+        if model is not None:
+            filename, attachment = files["attachment"]
+            record = model.apply(item.id, options, attachment, filename=filename)
+            running = [step for step in item.script if step[0] not in TERMINAL]
+            item.script = [*running, (record.workflow_state, 100)]
         self.canvas.next_id += 1
         self.canvas.imports[item.id] = item
         self._send(200, self.canvas.sis_import_json(item, self.origin))
@@ -495,7 +407,22 @@ class _Handler(BaseHTTPRequestHandler):
         chunk, headers = self._page(items, base, query)
         self._send(200, {"sis_imports": chunk}, headers)
 
-    def _error_rows(self, item: FakeImport) -> list[dict[str, Any]]:
+    def _error_rows(self, item: FakeImport, failures_only: bool = False) -> list[dict[str, Any]]:
+        record = self.canvas.record(item)
+        if record is not None:
+            if item.state not in TERMINAL:
+                return []
+            return [
+                {
+                    "sis_import_id": item.id,
+                    "file": m.file,
+                    "message": m.message,
+                    "row": m.row,
+                    "row_info": None,
+                }
+                for m in record.messages
+                if m.failure or not failures_only
+            ]
         if not item.state.endswith("_with_messages"):
             return []
         return [
@@ -504,13 +431,22 @@ class _Handler(BaseHTTPRequestHandler):
         ]
 
     def _errors(self, item: FakeImport, base: str, query: dict[str, str]) -> None:
-        chunk, headers = self._page(self._error_rows(item), f"{base}/{item.id}/sis_import_errors", query)
+        failures_only = self.canvas.model is not None and _truthy(query.get("failure"))
+        rows = self._error_rows(item, failures_only)
+        chunk, headers = self._page(rows, f"{base}/{item.id}/sis_import_errors", query)
         self._send(200, {"sis_import_errors": chunk}, headers)
 
     def _errors_file(self, file_id: int) -> None:
         item = self.canvas.imports.get(file_id - 9000)
         if item is None:
             return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+        if self.canvas.record(item) is not None:
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(["sis_import_id", "file", "message", "row"])
+            for error in self._error_rows(item):
+                writer.writerow([item.id, error["file"] or "", error["message"], error["row"] or ""])
+            return self._send(200, None, raw=out.getvalue().encode())
         lines = ["sis_import_id,file,message,row"]
         for row in self._error_rows(item):
             message = '"' + row["message"].replace('"', '""') + '"'

@@ -1,8 +1,9 @@
 """A month of nightly syncs against local servers, from a district that changes every night.
 
 Each night the changed district is served by the local Clever server and synced (default settings:
-diffing with the safe removal statuses) into a FakeCanvas that models what each import does to the
-roster. The clock is injected, so thirty nights take seconds.
+diffing with the safe removal statuses) into a FakeCanvas whose CanvasModel applies each import as
+canvas-lms does, so the tests judge the state Canvas is left in against what Clever says. The clock is
+injected, so thirty nights take seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from clever2sis.config import CanvasProfile, RawConfig, SyncSettings, UploadSett
 from clever2sis.errors import GuardStoppedError
 from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import RunOptions, SyncJob, SyncRuntime, run_sync
-from tests.canvas_server import TEST_TOKEN, CanvasRoster, CanvasTestServer, FakeCanvas
+from tests.canvas_model import CanvasModel
+from tests.canvas_server import TEST_TOKEN, CanvasTestServer, FakeCanvas
 from tests.clever_server import CleverTestServer
 from tests.nightly_district import (
     NIGHTS,
@@ -43,7 +45,7 @@ class Month:
     results: list[dict[str, object]]
     exit_codes: list[int]
     import_of_night: dict[int, int]
-    roster: CanvasRoster
+    canvas: CanvasModel
     forms: list[dict[str, str]]
     runs_dir: Path
     district: NightlyDistrict
@@ -61,7 +63,8 @@ def sync_job(base_url: str, runs_dir: Path, **sync: object) -> SyncJob:
 def run_month(tmp: Path, *, count: int = NIGHTS, allow_large_change: bool = False, **sync: object) -> Month:
     district = NightlyDistrict(tmp)
     runs_dir = tmp / "runs"
-    canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], roster=CanvasRoster())
+    model = CanvasModel()
+    canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], model=model)
     nights, results, codes, import_of_night = [], [], [], {}
     with CanvasTestServer(canvas) as server:
         job = sync_job(server.base_url, runs_dir, **sync)
@@ -70,7 +73,7 @@ def run_month(tmp: Path, *, count: int = NIGHTS, allow_large_change: bool = Fals
                 district.advance(number)
             night = district.night(number)
             nights.append(night)
-            before = len(canvas.roster.imports) if canvas.roster else 0
+            before = len(model.imports)
             with (
                 CleverTestServer(night.served(), token=CLEVER_TOKEN) as clever_server,
                 CleverClient(CLEVER_TOKEN, clever_server.url) as clever,
@@ -90,13 +93,9 @@ def run_month(tmp: Path, *, count: int = NIGHTS, allow_large_change: bool = Fals
                 )
             results.append(result.summary)
             codes.append(result.exit_code)
-            assert canvas.roster is not None
-            if len(canvas.roster.imports) > before:
-                import_of_night[number] = canvas.roster.imports[-1].id
-    assert canvas.roster is not None
-    return Month(
-        nights, results, codes, import_of_night, canvas.roster, canvas.posted_forms, runs_dir, district
-    )
+            if len(model.imports) > before:
+                import_of_night[number] = model.imports[-1].id
+    return Month(nights, results, codes, import_of_night, model, canvas.posted_forms, runs_dir, district)
 
 
 @pytest.fixture(scope="module")
@@ -121,16 +120,20 @@ def test_nothing_is_deleted_and_every_removal_is_real(month: Month) -> None:
     removed_users = removed_places = 0
     for number, import_id in month.import_of_night.items():
         night = month.nights[number]
-        done = next(i for i in month.roster.imports if i.id == import_id)
-        for name, changes in done.changed_status.items():
-            assert "deleted" not in changes.values(), (number, name)
-        for (user_id,), status in done.changed_status["users.csv"].items():
+        done = month.canvas.import_record(import_id)
+        deleted = [change for change in done.changes if change.after == "deleted"]
+        assert deleted == [], (number, deleted[:3])
+        for (user_id,), status in done.changed("user").items():
+            if status == "active":
+                continue
             assert status == "suspended"
             assert user_id not in night.user_ids, (
                 f"night {number}: user {user_id} suspended but still in Clever"
             )
             removed_users += 1
-        for (_course, section, user_id, _role), status in done.changed_status["enrollments.csv"].items():
+        for (_course, section, user_id, _role, _observed), status in done.changed("enrollment").items():
+            if status == "active":
+                continue
             if status == "inactive":
                 assert (section, user_id) not in night.places, f"night {number}: {section}/{user_id}"
                 removed_places += 1
@@ -142,7 +145,7 @@ def test_nothing_is_deleted_and_every_removal_is_real(month: Month) -> None:
 
 
 def test_students_who_left_are_suspended_and_joiners_active(month: Month) -> None:
-    statuses = [month.roster.status("users.csv", (user_id,)) for user_id in month.district.left]
+    statuses = [month.canvas.user_status(user_id) for user_id in month.district.left]
     # None: a student the build never sent (the sample's users without a unique login).
     assert set(statuses) <= {"suspended", None}
     assert statuses.count("suspended") >= len(statuses) - 4
@@ -150,16 +153,20 @@ def test_students_who_left_are_suspended_and_joiners_active(month: Month) -> Non
     joiners = [u for u in last.records["users"] if u["id"].startswith("7f")]
     assert len(joiners) > NIGHTS  # some joiners left again, later in the month
     for user in joiners:
-        assert month.roster.status("users.csv", (user["id"],)) == "active"
+        assert month.canvas.user_status(user["id"]) == "active"
+        assert (
+            month.canvas.signs_in_as(user["roles"]["student"]["credentials"]["district_username"])
+            == user["id"]
+        )
 
 
 def test_the_changed_teacher_is_replaced_not_deleted(month: Month) -> None:
     section = month.district.changed_section
     assert section is not None
     teachers = {
-        key: row["status"]
-        for key, row in month.roster.rows["enrollments.csv"].items()
-        if key[1] == section and key[3] == "teacher"
+        view.user_id: view.state
+        for view in month.canvas.enrollment_views()
+        if view.section_id == section and view.role == "teacher"
     }
     assert sorted(teachers.values()) == ["active", "inactive"], teachers
     changed = month.results[TEACHER_CHANGE_NIGHT]["changes"]
@@ -170,16 +177,18 @@ def test_the_changed_teacher_is_replaced_not_deleted(month: Month) -> None:
 def test_the_ended_term_is_concluded_not_deleted(month: Month) -> None:
     ended = month.district.ended_term_ids
     ended_courses = {
-        key[0] for key, row in month.roster.rows["courses.csv"].items() if "_2027-01-15_" in row["term_id"]
+        course.sis_id
+        for course in month.canvas.courses.values()
+        if course.sis_id and "_2027-01-15_" in (month.canvas.course_term(course.sis_id) or "")
     }
     assert ended
     assert ended_courses
     for key in ended_courses:
-        assert month.roster.status("courses.csv", (key,)) == "active"
+        assert month.canvas.course_status(key) == "claimed"  # an active, unpublished course: not deleted
     statuses = {
-        row["status"]
-        for key, row in month.roster.rows["enrollments.csv"].items()
-        if key[0] in ended_courses and row["user_id"] not in month.district.left
+        view.state
+        for view in month.canvas.enrollment_views()
+        if view.course_id in ended_courses and view.user_id not in month.district.left
     }
     assert statuses == {"completed"}
     # The district dropped the term's sections on the rollover night; the sync carried them, and the
