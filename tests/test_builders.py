@@ -15,7 +15,8 @@ from clever2sis.clever.snapshot import Snapshot
 from clever2sis.config import RawConfig, build_settings
 from clever2sis.sis import files
 from clever2sis.sis.build import BuiltFiles, build_frames
-from clever2sis.sis.builders.users import EMAIL_PATTERN, UNICODE_WHITESPACE, _checked_email, assign_logins
+from clever2sis.sis.builders.logins import assign_logins
+from clever2sis.sis.builders.people import EMAIL_PATTERN, UNICODE_WHITESPACE, checked_email
 from clever2sis.sis.writer import csv_bytes
 from tests.canvas_rules import canvas_messages
 
@@ -212,7 +213,7 @@ def test_email_check_is_the_python_pattern() -> None:
         ],
         dtype="string",
     )
-    email, invalid = _checked_email(values)
+    email, invalid = checked_email(values)
     stripped = values.str.strip()
     valid = stripped.str.fullmatch(EMAIL_PATTERN).fillna(False).astype(bool)  # Python's re, value by value
     assert email.tolist() == stripped.where(valid).tolist()
@@ -525,7 +526,7 @@ def test_observer_templates_see_only_the_contact() -> None:
 
 
 def test_lookup_keeps_the_keys_index() -> None:
-    from clever2sis.sis.builders import lookup
+    from clever2sis.sis.arrow import lookup
 
     keys = pd.Series(["b", "x", "a"], index=[7, 3, 5], dtype="string")
     mapping = pd.Series(["B", "A"], index=["b", "a"], dtype="string")
@@ -590,7 +591,7 @@ def test_write_csv_renders_in_small_chunks_and_raises_what_the_writing_thread_ra
     ],
 )
 def test_member_is_isin_with_missing_never_a_member(values: list[object], of: list[object]) -> None:
-    from clever2sis.sis.builders import member
+    from clever2sis.sis.arrow import member
 
     series = pd.Series(values, index=range(10, 10 + len(values)), dtype="string")
     expected = series.isin(pd.Series(of, dtype="string").dropna()) & series.notna()
@@ -600,7 +601,7 @@ def test_member_is_isin_with_missing_never_a_member(values: list[object], of: li
 
 
 def test_member_of_chunked_columns() -> None:
-    from clever2sis.sis.builders import member
+    from clever2sis.sis.arrow import member
 
     chunks = pa.chunked_array([pa.array(["a", "b"], pa.large_string()), pa.array(["c"], pa.large_string())])
     values = pd.Series(pd.arrays.ArrowStringArray(chunks))
@@ -610,7 +611,7 @@ def test_member_of_chunked_columns() -> None:
 
 
 def test_blank_is_missing_or_whitespace() -> None:
-    from clever2sis.sis.builders import blank
+    from clever2sis.sis.arrow import blank
 
     values = pd.Series(["a", " ", "", pd.NA, "\u2003", " b ", "\x0b"], dtype="string")
     assert blank(values).tolist() == (values.fillna("").str.strip() == "").tolist()
