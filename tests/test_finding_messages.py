@@ -279,18 +279,36 @@ def test_every_check_of_the_builders_with_its_exact_message(snapshot_factory: Ca
     ]
 
 
-def test_a_clever_course_of_several_canvas_courses_keeps_its_sis_id(
-    snapshot_factory: Callable[..., Path],
-) -> None:
+def test_the_checks_of_an_id_map(snapshot_factory: Callable[..., Path]) -> None:
     records = tiny_district()
     records["sections"].append(
         dict(records["sections"][0], id="5f00000000000000000000e4", term_id="5f00000000000000000000c3")
     )
-    id_map = pd.DataFrame(
-        [("course", "MA", "5f00000000000000000000d1")], columns=["type", "old_id", "new_id"], dtype="string"
-    )
+    rows = [
+        ("course", "MA", "5f00000000000000000000d1"),  # one Clever course, a Canvas course per term
+        ("user", "OLD104", f"{U}104"),  # not built (no login)
+        ("user", "A", f"{U}f01"),  # two old ids for one new id
+        ("user", "B", f"{U}f01"),
+    ]
+    id_map = pd.DataFrame(rows, columns=["type", "old_id", "new_id"], dtype="string")
     found = findings_of(snapshot_factory(records), {"build": {"course_structure": "course"}}, id_map)
     assert [row for row in found if row[2] == files.CHANGE_SIS_ID] == [
+        (
+            "id_map_conflict",
+            WARNING,
+            files.CHANGE_SIS_ID,
+            "A",
+            f"user A -> {U}f01: the id map gives this old id twice, this new id twice, or this new id as "
+            "another old id; not changed",
+        ),
+        (
+            "id_map_conflict",
+            WARNING,
+            files.CHANGE_SIS_ID,
+            "B",
+            f"user B -> {U}f01: the id map gives this old id twice, this new id twice, or this new id as "
+            "another old id; not changed",
+        ),
         (
             "id_map_not_built",
             WARNING,
@@ -298,7 +316,14 @@ def test_a_clever_course_of_several_canvas_courses_keeps_its_sis_id(
             "MA",
             "course MA: Clever course 5f00000000000000000000d1 is several Canvas courses (one per term); its SIS "
             "id is not changed",
-        )
+        ),
+        (
+            "id_map_not_built",
+            WARNING,
+            files.CHANGE_SIS_ID,
+            "OLD104",
+            f"user OLD104: Clever record {U}104 is not in users.csv; its SIS id is not changed",
+        ),
     ]
 
 

@@ -56,6 +56,17 @@ class UsersColumn:
     observer: Source = None
     when: Callable[[BuildSettings], bool] | None = None
 
+    def __post_init__(self) -> None:
+        for source, namespace in ((self.user, "user"), (self.observer, "contact")):
+            if isinstance(source, str) and source not in MADE:
+                prefix, _, field = source.partition(".")
+                if prefix != namespace or field not in NAMESPACES[namespace]:
+                    raise ValueError(
+                        f"users.csv column {self.name}: {source!r} is neither a value the build makes "
+                        f"({', '.join(MADE)}) nor a field of the {namespace} namespace "
+                        f"({', '.join(f'{namespace}.{name}' for name in NAMESPACES[namespace])})"
+                    )
+
 
 def _active(settings: BuildSettings) -> str:
     return "active"
@@ -115,9 +126,9 @@ USER_FIELD_SOURCES: dict[str, tuple[str, ...]] = {
 }
 
 
-def users_csv(settings: BuildSettings) -> tuple[UsersColumn, ...]:
-    """The columns of users.csv under ``settings``."""
-    return tuple(column for column in USERS_CSV if column.when is None or column.when(settings))
+def users_csv(settings: BuildSettings, table: Sequence[UsersColumn] = USERS_CSV) -> tuple[UsersColumn, ...]:
+    """The columns of users.csv under ``settings`` (of ``table``, the declared ones unless given)."""
+    return tuple(column for column in table if column.when is None or column.when(settings))
 
 
 def user_columns(settings: BuildSettings) -> tuple[str, ...]:
@@ -140,14 +151,19 @@ def user_fields(users: pd.DataFrame, names: Sequence[str] = NAMESPACES["user"]) 
     )
 
 
-def build_users(district: District, settings: BuildSettings) -> tuple[Built, pd.Series, pd.Series]:
+def build_users(
+    district: District, settings: BuildSettings, table: Sequence[UsersColumn] = USERS_CSV
+) -> tuple[Built, pd.Series, pd.Series]:
     """The users file; each built Clever user id's Canvas user_id (for enrollments); the same for the
-    contacts built only as observers (so a roster naming a contact never enrolls them)."""
+    contacts built only as observers (so a roster naming a contact never enrolls them).
+
+    ``table``: the users.csv columns (``USERS_CSV``; a test may add one).
+    """
     all_users = district.users
     wanted = pd.Series(False, index=all_users.index)
     for role in settings.user_roles:
         wanted |= all_users[f"is_{role}"]
-    columns = users_csv(settings)
+    columns = users_csv(settings, table)
     people, found, links = _people(district, settings, wanted, columns)
     login, lost = assign_logins(login_candidates(people))
     for column in [column for column in people.columns if column.startswith(LOGIN)]:
