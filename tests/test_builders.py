@@ -15,7 +15,7 @@ from clever2sis.clever.snapshot import Snapshot
 from clever2sis.config import RawConfig, build_settings
 from clever2sis.sis import files
 from clever2sis.sis.build import BuiltFiles, build_frames
-from clever2sis.sis.builders.users import EMAIL_PATTERN, UNICODE_WHITESPACE, _checked_email, assign_logins
+from clever2sis.sis.builders.people import EMAIL_PATTERN, UNICODE_WHITESPACE, checked_email
 from clever2sis.sis.writer import csv_bytes
 from tests.canvas_rules import canvas_messages
 
@@ -184,18 +184,6 @@ def test_users_sis_id_template_keeps_clever_id_and_auth_provider(tiny_snapshot: 
     )
 
 
-def test_login_value_contested_once_is_never_given_to_anyone() -> None:
-    usernames = pd.Series(["jsmith", "JSmith ", pd.NA, "ok"], dtype="string")
-    emails = pd.Series(["a@x.org", pd.NA, "jsmith", "ok@x.org"], dtype="string")
-    login, lost = assign_logins([("district_username", usernames), ("email", emails)])
-    assert login.tolist() == ["a@x.org", pd.NA, pd.NA, "ok"]
-    assert lost["reason"].tolist() == [
-        "is shared by 2 users",
-        "is shared by 2 users",
-        "is already another user's login",
-    ]
-
-
 def test_whitespace_spelled_out_for_arrow_is_pythons() -> None:
     characters = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000]
     matched = pc.match_substring_regex(pa.array(characters, pa.large_string()), f"^[{UNICODE_WHITESPACE}]$")
@@ -212,7 +200,7 @@ def test_email_check_is_the_python_pattern() -> None:
         ],
         dtype="string",
     )
-    email, invalid = _checked_email(values)
+    email, invalid = checked_email(values)
     stripped = values.str.strip()
     valid = stripped.str.fullmatch(EMAIL_PATTERN).fillna(False).astype(bool)  # Python's re, value by value
     assert email.tolist() == stripped.where(valid).tolist()
@@ -524,14 +512,6 @@ def test_observer_templates_see_only_the_contact() -> None:
     )
 
 
-def test_lookup_keeps_the_keys_index() -> None:
-    from clever2sis.sis.builders import lookup
-
-    keys = pd.Series(["b", "x", "a"], index=[7, 3, 5], dtype="string")
-    mapping = pd.Series(["B", "A"], index=["b", "a"], dtype="string")
-    assert lookup(keys, mapping).fillna("-").to_dict() == {7: "B", 3: "-", 5: "A"}
-
-
 def test_control_character_scan_handles_chunked_and_categorical_columns() -> None:
     import pyarrow as pa
 
@@ -576,45 +556,6 @@ def test_write_csv_renders_in_small_chunks_and_raises_what_the_writing_thread_ra
     seen.clear()
     with pytest.raises(OSError, match="disk full"):
         writer.write_csv(frame, tmp_path / "g.csv", also=refuse)
-
-
-@pytest.mark.parametrize(
-    ("values", "of"),
-    [
-        (["a", "b", pd.NA, "c", "a"], ["a", "c", "a", "zz"]),  # a set with repeats
-        (["a", "b", pd.NA], ["a", "b", pd.NA]),  # the same values: missing is still no member
-        (["b", "a"], ["a", "b"]),  # the same set in another order
-        (["a", "q"], [f"v{i}" for i in range(20)] + ["a"]),  # a set much larger than the values
-        ([], ["a"]),
-        (["a"], []),
-    ],
-)
-def test_member_is_isin_with_missing_never_a_member(values: list[object], of: list[object]) -> None:
-    from clever2sis.sis.builders import member
-
-    series = pd.Series(values, index=range(10, 10 + len(values)), dtype="string")
-    expected = series.isin(pd.Series(of, dtype="string").dropna()) & series.notna()
-    assert member(series, pd.Series(of, dtype="string")).tolist() == expected.tolist()
-    categorical = series.astype("category")
-    assert member(categorical, pd.Series(of, dtype="string")).tolist() == expected.tolist()
-
-
-def test_member_of_chunked_columns() -> None:
-    from clever2sis.sis.builders import member
-
-    chunks = pa.chunked_array([pa.array(["a", "b"], pa.large_string()), pa.array(["c"], pa.large_string())])
-    values = pd.Series(pd.arrays.ArrowStringArray(chunks))
-    assert member(values, pd.Series(["c", "a", "b"], dtype="string")).tolist() == [True, True, True]
-    assert member(pd.Series(["c", "d"], dtype="string"), values).tolist() == [True, False]
-    assert member(values, values).tolist() == [True, True, True]
-
-
-def test_blank_is_missing_or_whitespace() -> None:
-    from clever2sis.sis.builders import blank
-
-    values = pd.Series(["a", " ", "", pd.NA, "\u2003", " b ", "\x0b"], dtype="string")
-    assert blank(values).tolist() == (values.fillna("").str.strip() == "").tolist()
-    assert blank(values.astype(object)).tolist() == [False, True, True, True, True, False, True]
 
 
 def test_control_character_scan_sees_every_control_byte_and_nothing_else() -> None:

@@ -9,7 +9,15 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from clever2sis.sis.findings import FINDING_COLUMNS, _ordered_runs, combine, findings, no_findings, text
+from clever2sis.sis.findings import (
+    FINDING_COLUMNS,
+    Check,
+    _ordered_runs,
+    combine,
+    findings,
+    no_findings,
+    text,
+)
 
 ORDER = ["file", "kind", "record_id", "message"]
 
@@ -101,3 +109,46 @@ def test_text_of_series_on_different_rows_aligns_them() -> None:
     left = pd.Series(["a", "b"], index=[0, 1], dtype="string")
     right = pd.Series(["c", "d"], index=[1, 0], dtype="string")
     assert text(left, right).tolist() == ["ad", "bc"]
+
+
+def test_a_check_renders_its_message_for_the_masked_rows() -> None:
+    check = Check("k", "warning", "users.csv", "user {user}: email '{email}' is {what}; sent without it")
+    index = pd.Index([7, 3, 9])
+    user = pd.Series(["u7", "u3", "u9"], index=index, dtype="string")
+    email = pd.Series(["a", pd.NA, "c"], index=index, dtype="string")
+    found = check(pd.Series([True, True, False], index=index), user, user=user, email=email, what="bad")
+    assert found.to_dict("list") == {
+        "kind": ["k", "k"],
+        "severity": ["warning", "warning"],
+        "file": ["users.csv", "users.csv"],
+        "record_id": ["u7", "u3"],
+        "message": [
+            "user u7: email 'a' is bad; sent without it",
+            "user u3: email '' is bad; sent without it",
+        ],
+    }
+    assert check.names == ("user", "email", "what")
+    none = check(pd.Series([False] * 3, index=index), user, user=user, email=email, what="bad")
+    pd.testing.assert_frame_equal(none, no_findings())
+
+
+def test_a_check_of_constant_values_and_a_check_of_every_file() -> None:
+    count = Check("n", "info", "users.csv", "{count} contact(s) left")
+    assert count(pd.Series([True]), pd.Series(["d1"]), count="3")["message"].tolist() == ["3 contact(s) left"]
+    every = Check("c", "warning", None, "{file} row {id}: cleaned")
+    ids = pd.Series(["r1"], dtype="string")
+    found = every.about("terms.csv")(pd.Series([True]), ids, id=ids)
+    assert found[["file", "message"]].values.tolist() == [["terms.csv", "terms.csv row r1: cleaned"]]
+
+
+def test_a_check_refuses_values_its_message_does_not_name() -> None:
+    check = Check("k", "info", "users.csv", "user {user}")
+    ids = pd.Series(["u"], dtype="string")
+    with pytest.raises(TypeError, match=r"^check k: its message names user, given user, what$"):
+        check(pd.Series([True]), ids, user=ids, what="x")
+    with pytest.raises(TypeError, match=r"^check k: its message names user, given none$"):
+        check(pd.Series([True]), ids)
+    with pytest.raises(TypeError, match=r"^check k is about users.csv only$"):
+        check.about("terms.csv")
+    with pytest.raises(TypeError, match=r"^check c is of every file: name the file with about\(\)$"):
+        Check("c", "info", None, "{file}")(pd.Series([True]), ids)

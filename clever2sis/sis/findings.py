@@ -3,10 +3,16 @@
 Findings are kept as a DataFrame (one row each) so that a million of them cost no more than the rows they
 describe. ``severity`` is ``warning`` for what an admin should fix in the SIS (and what ``--strict`` fails
 on) and ``info`` for what the build handled by a documented rule.
+
+Each kind of finding is a :class:`Check`, declared once (in :mod:`clever2sis.sis.checks`) with its
+severity, file and message template; a builder computes which rows fail and the values the message names.
 """
 
 from __future__ import annotations
 
+import string
+from dataclasses import dataclass, replace
+from functools import cache
 from itertools import pairwise
 
 import numpy as np
@@ -34,22 +40,72 @@ def findings(kind: str, severity: str, file: str, record_id: pd.Series, message:
     ).reset_index(drop=True)
 
 
-def report(
-    kind: str, severity: str, file: str, mask: pd.Series, record_id: pd.Series, *parts: pd.Series | str
-) -> pd.DataFrame:
-    """Findings for the rows where ``mask`` is true; the message is ``parts`` joined (Series are aligned).
+@dataclass(frozen=True)
+class Check:
+    """One kind of finding: its ``kind``, ``severity``, the ``file`` it is about, and its ``message``.
 
-    Only the masked rows are formatted, so a check over millions of rows costs little when few fail.
+    The message is a template over named values, ``{name}`` in :meth:`str.format`'s syntax without format
+    specs: ``"user {user}: email '{email}' is not a valid address; sent without an email"``. Calling the check
+    with a mask, the record ids and a value for each name gives the findings for the masked rows, the
+    message rendered per row. ``file`` is None for a check of every file (the validation of the built
+    files), called through :meth:`about`; ``{file}`` in a message is the finding's file.
     """
-    if not mask.any():
-        return no_findings()
-    return findings(
-        kind,
-        severity,
-        file,
-        record_id[mask],
-        text(*(part[mask] if isinstance(part, pd.Series) else part for part in parts)),
-    )
+
+    kind: str
+    severity: str
+    file: str | None
+    message: str
+
+    def __post_init__(self) -> None:
+        _template(self.message)  # a malformed template fails where it is declared, not mid-build
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names the message template reads, in order (each once)."""
+        return tuple(dict.fromkeys(name for _, name in _template(self.message) if name is not None))
+
+    def about(self, file: str) -> Check:
+        """This check of every file, about ``file``."""
+        if self.file is not None:
+            raise TypeError(f"check {self.kind} is about {self.file} only")
+        return replace(self, file=file)
+
+    def __call__(self, mask: pd.Series, record_id: pd.Series, /, **values: pd.Series | str) -> pd.DataFrame:
+        """Findings for the rows where ``mask`` is true; a value is a Series aligned with ``mask`` (one value
+        per row) or a string (the same for every row).
+
+        Only the masked rows are formatted, so a check over millions of rows costs little when few fail.
+        """
+        if self.file is None:
+            raise TypeError(f"check {self.kind} is of every file: name the file with about()")
+        if "file" in self.names:
+            values = {**values, "file": self.file}
+        if set(values) != set(self.names):
+            raise TypeError(
+                f"check {self.kind}: its message names {', '.join(self.names) or 'no values'}, "
+                f"given {', '.join(sorted(values)) or 'none'}"
+            )
+        if not mask.any():
+            return no_findings()
+        rows = record_id[mask]
+        parts: list[pd.Series | str] = [pd.Series("", index=rows.index, dtype="string")]
+        for literal, name in _template(self.message):
+            parts.append(literal)
+            if name is not None:
+                value = values[name]
+                parts.append(value[mask] if isinstance(value, pd.Series) else value)
+        return findings(self.kind, self.severity, self.file, rows, text(*parts))
+
+
+@cache
+def _template(message: str) -> tuple[tuple[str, str | None], ...]:
+    """A message template as (literal text, name after it or None), checked to use names only."""
+    out = []
+    for literal, name, spec, conversion in string.Formatter().parse(message):
+        if spec or conversion or (name is not None and not name.isidentifier()):
+            raise ValueError(f"message template {message!r}: use plain {{name}} fields only")
+        out.append((literal, name))
+    return tuple(out)
 
 
 def no_findings() -> pd.DataFrame:

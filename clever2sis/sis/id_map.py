@@ -38,7 +38,7 @@ from clever2sis.clever.frames import District, load_district
 from clever2sis.clever.snapshot import Snapshot
 from clever2sis.config import BuildSettings
 from clever2sis.errors import UsageError
-from clever2sis.sis.builders import member
+from clever2sis.sis.arrow import member
 from clever2sis.sis.writer import write_csv
 
 MAPPING_NAME = "id_map.csv"

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from clever2sis.sis import files
-from clever2sis.sis.builders import member
-from clever2sis.sis.findings import WARNING, combine, report
+from clever2sis.sis import checks, files
+from clever2sis.sis.arrow import member
+from clever2sis.sis.findings import combine
 
 # C0 controls and DEL: Canvas refuses NUL ("Some of the fields contain NULL character")
 # and a newline or tab inside a name or id is never intended.
@@ -76,15 +76,8 @@ def clean_control_characters(name: str, frame: pd.DataFrame) -> tuple[pd.DataFra
             values[dirty].str.replace(f"{CONTROL_CHARACTERS}+", " ", regex=True).str.strip()
         )
         found.append(
-            report(
-                "control_characters",
-                WARNING,
-                name,
-                dirty,
-                record,
-                f"{name} {frame.columns[0]} ",
-                record,
-                f": control characters removed from {column}",
+            checks.CONTROL_CHARACTERS.about(name)(
+                dirty, record, id_column=frame.columns[0], id=record, column=column
             )
         )
     return out, combine(found)
@@ -110,17 +103,14 @@ def check_references(
         if missing.any():
             key = frame[frame.columns[0]]
             found.append(
-                report(
-                    "dangling_reference",
-                    WARNING,
-                    name,
+                checks.DANGLING_REFERENCE.about(name)(
                     missing,
                     key,
-                    f"{name} {frame.columns[0]} ",
-                    key,
-                    f": {column} '",
-                    frame[column],
-                    f"' is not in {target}; row left out",
+                    id_column=frame.columns[0],
+                    id=key,
+                    column=column,
+                    value=frame[column],
+                    target=target,
                 )
             )
             out[name] = frame[~missing].reset_index(drop=True)

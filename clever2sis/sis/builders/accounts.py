@@ -6,9 +6,10 @@ import pandas as pd
 
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
-from clever2sis.sis import files
-from clever2sis.sis.builders import Built, blank, ordered, prefixed, template
-from clever2sis.sis.findings import WARNING, combine, report
+from clever2sis.sis import checks, files
+from clever2sis.sis.arrow import blank
+from clever2sis.sis.builders import Built, ordered, prefixed, template
+from clever2sis.sis.findings import combine
 from clever2sis.sis.templates import is_identity
 
 
@@ -39,28 +40,8 @@ def build_accounts(district: District, settings: BuildSettings) -> tuple[Built, 
     school = accounts["school"]
     found = combine(
         [
-            report(
-                "account_without_id",
-                WARNING,
-                files.ACCOUNTS,
-                no_id,
-                school,
-                "school ",
-                school,
-                " renders an empty account_id; left out",
-            ),
-            report(
-                "duplicate_account_id",
-                WARNING,
-                files.ACCOUNTS,
-                duplicate,
-                school,
-                "school ",
-                school,
-                ": account_id '",
-                accounts["account_id"],
-                "' is already used by another school; left out",
-            ),
+            checks.ACCOUNT_WITHOUT_ID(no_id, school, school=school),
+            checks.DUPLICATE_ACCOUNT_ID(duplicate, school, school=school, account_id=accounts["account_id"]),
         ]
     )
     school_accounts = pd.Series(

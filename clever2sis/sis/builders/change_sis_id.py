@@ -3,7 +3,8 @@
 The id map (see clever2sis/sis/id_map.py) names each Canvas record by its old SIS id and the Clever record it
 is; this builder writes the Canvas id the build gives that record, so the new ids are exactly those the
 rest of the zip uses: Canvas processes this file first, and every other file must already use the new ids
-(../shared/reference/canvas-sis-import.md §1.9). Only ids that change are written.
+(``lib/sis/csv/import_refactored.rb``, ``lib/sis/change_sis_id_importer.rb``). Only ids that change are
+written.
 
 Left out and listed: a record the build does not contain (``id_map_not_built``); a Clever course that
 became several Canvas courses (``course_structure = "course"``, one per term); and every row of a conflict
@@ -17,9 +18,10 @@ import pandas as pd
 
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
-from clever2sis.sis import files
-from clever2sis.sis.builders import Built, lookup, ordered
-from clever2sis.sis.findings import WARNING, combine, report
+from clever2sis.sis import checks, files
+from clever2sis.sis.arrow import lookup
+from clever2sis.sis.builders import Built, ordered
+from clever2sis.sis.findings import combine
 
 TARGET_FILES = {"user": files.USERS, "course": files.COURSES, "section": files.SECTIONS}
 
@@ -83,49 +85,12 @@ def build_change_sis_id(
     )
     conflict = pd.Series(False, index=id_map.index)
     conflict[rows.index] = twice_old | twice_new | chained
-    file = kind.map(TARGET_FILES)
     found = [
-        report(
-            "id_map_not_built",
-            WARNING,
-            files.CHANGE_SIS_ID,
-            not_built,
-            old,
-            kind,
-            " ",
-            old,
-            ": Clever record ",
-            clever,
-            " is not in ",
-            file,
-            "; its SIS id is not changed",
+        checks.ID_MAP_NOT_BUILT(
+            not_built, old, type=kind, old_id=old, clever_id=clever, target_file=kind.map(TARGET_FILES)
         ),
-        report(
-            "id_map_not_built",
-            WARNING,
-            files.CHANGE_SIS_ID,
-            several,
-            old,
-            "course ",
-            old,
-            ": Clever course ",
-            clever,
-            " is several Canvas courses (one per term); its SIS id is not changed",
-        ),
-        report(
-            "id_map_conflict",
-            WARNING,
-            files.CHANGE_SIS_ID,
-            conflict,
-            old,
-            kind,
-            " ",
-            old,
-            " -> ",
-            new,
-            ": the id map gives this old id twice, this new id twice, or this new id as another old id; "
-            "not changed",
-        ),
+        checks.ID_MAP_SEVERAL_COURSES(several, old, old_id=old, clever_id=clever),
+        checks.ID_MAP_CONFLICT(conflict, old, type=kind, old_id=old, new_id=new),
     ]
     kept = rows[~conflict[rows.index]]
     frame = ordered(kept, change_sis_id_columns(settings), files.SORT_KEYS[files.CHANGE_SIS_ID])

@@ -14,9 +14,10 @@ import pyarrow.compute as pc
 
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
-from clever2sis.sis import files
-from clever2sis.sis.builders import Built, blank, lookup, member, ordered, prefixed, template
-from clever2sis.sis.findings import INFO, WARNING, combine, report, text
+from clever2sis.sis import checks, files
+from clever2sis.sis.arrow import blank, lookup, member
+from clever2sis.sis.builders import Built, ordered, prefixed, template
+from clever2sis.sis.findings import combine, text
 from clever2sis.sis.templates import is_identity
 
 
@@ -25,56 +26,11 @@ def plan_sections(
 ) -> Built:
     """One row per Clever section: its Canvas course_id, section_id, account, term and names."""
     sections = district.sections
-    courses = district.courses.set_index("id")
-    schools = district.schools.set_index("id")
-    terms = district.terms.set_index("id")
-    primary = district.section_teachers[district.section_teachers["position"] == 0]
-    teacher_id = pd.Series(pd.NA, index=sections.index, dtype="string")
-    teacher_id.iloc[primary["section"].to_numpy()] = primary["user_id"].to_numpy()
-    teacher_id = teacher_id.fillna(sections["teacher"])
-    teachers = district.users.loc[district.users["is_teacher"], ["id", "first", "last", "email"]].set_index(
-        "id"
-    )
-
-    def joined(keys: pd.Series, table: pd.DataFrame, namespace: str) -> pd.DataFrame:
-        """``table``'s row for each key (all missing where the key is unknown), by one Arrow lookup."""
-        positions = pc.index_in(
-            pa.array(keys, from_pandas=True), value_set=pa.array(table.index, from_pandas=True)
-        )
-        rows = pd.DataFrame(
-            {
-                column: pd.Series(
-                    pa.array(table[column], from_pandas=True).take(positions).to_pandas(),
-                    index=keys.index,
-                    dtype="string",
-                )
-                for column in table.columns
-            },
-            index=keys.index,
-        )
-        rows.insert(
-            0,
-            "id",
-            keys.where(pd.Series(positions.is_valid().to_numpy(zero_copy_only=False), index=keys.index)),
-        )
-        return prefixed(rows, namespace)
-
     account_id = lookup(sections["school"], school_accounts)
     term_id = lookup(sections["term_id"], term_map)
-    has_term = ~blank(sections["term_id"])
-    term_known = has_term & term_id.notna()
+    unknown_term = ~blank(sections["term_id"]) & term_id.isna()
     term_id = term_id.fillna(settings.fallback_term_id)
-    context = pd.concat(
-        [
-            prefixed(sections, "section"),
-            joined(sections["course"], courses, "course"),
-            joined(sections["school"], schools, "school"),
-            joined(sections["term_id"], terms, "term"),
-            joined(teacher_id, teachers, "teacher"),
-            pd.DataFrame({"canvas.account_id": account_id, "canvas.term_id": term_id}),
-        ],
-        axis=1,
-    )
+    context = _context(district, account_id, term_id)
     plan = pd.DataFrame(
         {
             "row": np.arange(len(sections)),
@@ -89,8 +45,7 @@ def plan_sections(
             "section_name": template(settings, "names.section").render(context),
         }
     )
-    has_course = ~blank(sections["course"])
-    course_known = member(sections["course"], courses.index)
+    course_known = member(sections["course"], district.courses["id"])
     if settings.course_structure == "course":
         own = ~course_known
         plan.loc[own, "course_id"] = plan.loc[own, "section_id"]
@@ -100,94 +55,75 @@ def plan_sections(
     plan["short_name"] = plan["short_name"].where(~blank(plan["short_name"]), plan["long_name"])
     plan["section_name"] = plan["section_name"].where(~blank(plan["section_name"]), plan["long_name"])
 
-    school_unknown = ~member(sections["school"], school_accounts.index)
     no_ids = blank(plan["section_id"]) | blank(plan["course_id"])
     duplicate = plan["section_id"].duplicated() & ~no_ids
+    has_course = ~blank(sections["course"])
     fallback = (
         f"fallback term '{settings.fallback_term_id}'" if settings.fallback_term_id else "the default term"
     )
     sid = sections["id"]
     found = [
-        report(
-            "section_unknown_term",
-            WARNING,
-            files.COURSES,
-            has_term & ~term_known,
-            sid,
-            "section ",
-            sid,
-            ": term ",
-            sections["term_id"],
-            f" is not in the snapshot's terms; its course goes to {fallback}",
+        checks.SECTION_UNKNOWN_TERM(
+            unknown_term, sid, section=sid, term=sections["term_id"], fallback_term=fallback
         ),
-        report(
-            "section_without_term",
-            INFO,
-            files.COURSES,
-            ~has_term,
-            sid,
-            "section ",
-            sid,
-            f" has no term; its course goes to {fallback}",
+        checks.SECTION_WITHOUT_TERM(blank(sections["term_id"]), sid, section=sid, fallback_term=fallback),
+        checks.SECTION_UNKNOWN_COURSE(
+            has_course & ~course_known, sid, section=sid, course=sections["course"]
         ),
-        report(
-            "section_unknown_course",
-            WARNING,
-            files.COURSES,
-            has_course & ~course_known,
-            sid,
-            "section ",
-            sid,
-            ": course ",
-            sections["course"],
-            " is not in the snapshot's courses; named from the section",
+        checks.SECTION_WITHOUT_COURSE(~has_course, sid, section=sid),
+        checks.SECTION_UNKNOWN_SCHOOL(
+            ~member(sections["school"], school_accounts.index), sid, section=sid, school=sections["school"]
         ),
-        report(
-            "section_without_course",
-            INFO,
-            files.COURSES,
-            ~has_course,
-            sid,
-            "section ",
-            sid,
-            " has no course; named from the section",
-        ),
-        report(
-            "section_unknown_school",
-            WARNING,
-            files.COURSES,
-            school_unknown,
-            sid,
-            "section ",
-            sid,
-            ": school ",
-            sections["school"],
-            " is not in the snapshot's schools (or has no account); its course goes in the root account",
-        ),
-        report(
-            "section_without_id",
-            WARNING,
-            files.SECTIONS,
-            no_ids,
-            sid,
-            "section ",
-            sid,
-            " renders an empty section_id or course_id; left out",
-        ),
-        report(
-            "duplicate_section_id",
-            WARNING,
-            files.SECTIONS,
-            duplicate,
-            sid,
-            "section ",
-            sid,
-            ": section_id '",
-            plan["section_id"],
-            "' is already used by another section; left out",
-        ),
+        checks.SECTION_WITHOUT_ID(no_ids, sid, section=sid),
+        checks.DUPLICATE_SECTION_ID(duplicate, sid, section=sid, section_id=plan["section_id"]),
     ]
     return Built(plan[~no_ids & ~duplicate].reset_index(drop=True), combine(found))
+
+
+def _context(district: District, account_id: pd.Series, term_id: pd.Series) -> pd.DataFrame:
+    """The template namespaces of each section (see ``SECTION_SCOPE``): its own fields, its course's,
+    school's, term's and primary teacher's (all missing where unknown), and the Canvas ids derived already."""
+    sections = district.sections
+    primary = district.section_teachers[district.section_teachers["position"] == 0]
+    teacher_id = pd.Series(pd.NA, index=sections.index, dtype="string")
+    teacher_id.iloc[primary["section"].to_numpy()] = primary["user_id"].to_numpy()
+    teacher_id = teacher_id.fillna(sections["teacher"])
+    users = district.users
+    teachers = users.loc[users["is_teacher"], ["id", "first", "last", "email"]]
+    return pd.concat(
+        [
+            prefixed(sections, "section"),
+            _joined(sections["course"], district.courses.set_index("id"), "course"),
+            _joined(sections["school"], district.schools.set_index("id"), "school"),
+            _joined(sections["term_id"], district.terms.set_index("id"), "term"),
+            _joined(teacher_id, teachers.set_index("id"), "teacher"),
+            pd.DataFrame({"canvas.account_id": account_id, "canvas.term_id": term_id}),
+        ],
+        axis=1,
+    )
+
+
+def _joined(keys: pd.Series, table: pd.DataFrame, namespace: str) -> pd.DataFrame:
+    """``table``'s row for each key (all missing where the key is unknown), by one Arrow lookup, as the
+    fields of ``namespace``."""
+    positions = pc.index_in(
+        pa.array(keys, from_pandas=True), value_set=pa.array(table.index, from_pandas=True)
+    )
+    rows = pd.DataFrame(
+        {
+            column: pd.Series(
+                pa.array(table[column], from_pandas=True).take(positions).to_pandas(),
+                index=keys.index,
+                dtype="string",
+            )
+            for column in table.columns
+        },
+        index=keys.index,
+    )
+    rows.insert(
+        0, "id", keys.where(pd.Series(positions.is_valid().to_numpy(zero_copy_only=False), index=keys.index))
+    )
+    return prefixed(rows, namespace)
 
 
 def course_columns(settings: BuildSettings) -> tuple[str, ...]:

@@ -1,8 +1,9 @@
 """terms.csv: Canvas terms keyed on what stays when Clever recreates a term (its name and dates).
 
-Clever gives a term a new id whenever its sections change (../shared/reference/clever-api.md §2, Term), so
-the default term_id is derived from the dates and the name. Clever terms that derive the same term_id are
-one Canvas term. Names that two Canvas terms share get their dates appended, so they can be told apart.
+Clever gives a term a new id whenever its sections change (Clever's API docs,
+https://dev.clever.com/docs/terms), so the default term_id is derived from the dates and the name. Clever
+terms that derive the same term_id are one Canvas term. Names that two Canvas terms share get their dates
+appended, so they can be told apart.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import pandas as pd
 
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
-from clever2sis.sis import files
-from clever2sis.sis.builders import Built, blank, ordered, prefixed, template
-from clever2sis.sis.findings import INFO, WARNING, combine, report, text
+from clever2sis.sis import checks, files
+from clever2sis.sis.arrow import blank
+from clever2sis.sis.builders import Built, ordered, prefixed, template
+from clever2sis.sis.findings import combine, text
 
 START_OF_DAY = "00:00:00"
 END_OF_DAY = "23:59:59"
@@ -74,42 +76,9 @@ def build_terms(district: District, settings: BuildSettings) -> tuple[Built, pd.
     merged = rows["term_id"].duplicated() & ~no_id
     cid = rows["clever_id"]
     found = [
-        report(
-            "term_without_id",
-            WARNING,
-            files.TERMS,
-            no_id,
-            cid,
-            "term ",
-            cid,
-            " has no name or dates to derive a term_id from; its sections go to the fallback term",
-        ),
-        report(
-            "bad_date",
-            WARNING,
-            files.TERMS,
-            bad_date,
-            cid,
-            "term ",
-            cid,
-            ": start_date '",
-            terms["start_date"],
-            "' or end_date '",
-            terms["end_date"],
-            "' is not YYYY-MM-DD; sent without it",
-        ),
-        report(
-            "terms_merged",
-            INFO,
-            files.TERMS,
-            merged,
-            cid,
-            "term ",
-            cid,
-            " has the same name and dates as another Clever term; both are Canvas term '",
-            rows["term_id"],
-            "'",
-        ),
+        checks.TERM_WITHOUT_ID(no_id, cid, term=cid),
+        checks.BAD_DATE(bad_date, cid, term=cid, start_date=terms["start_date"], end_date=terms["end_date"]),
+        checks.TERMS_MERGED(merged, cid, term=cid, term_id=rows["term_id"]),
     ]
     if settings.fallback_term_id:
         fallback = pd.DataFrame(

@@ -1,9 +1,10 @@
 """user_observers.csv: Clever contacts (parents, guardians) observing their students. Opt-in: ``[observers]``.
 
 A contact's ``student_relationships`` whose ``type`` is one of ``observers.relationship_types`` become rows
-(observer_id, student_id, active). The observer is the contact's row in users.csv (see users.py, which
-builds observers there through the same login rule as everyone else), the student the student's. Canvas
-processes this file last, so both exist by then (../shared/reference/canvas-sis-import.md §1.8).
+(observer_id, student_id, active). The observer is the contact's row in users.csv (see observers.py, which
+makes observers of contacts through the same login rule as everyone's), the student the student's. Canvas
+processes this file last (the importer order of ``lib/sis/csv/import_refactored.rb``), so both exist by
+then (``lib/sis/user_observer_importer.rb``).
 
 Every link that is not sent is listed: a student who is not in the pull, or not in users.csv; a contact
 left out of users.csv; a link that would have someone observe themself (the same user, or Clever's
@@ -16,9 +17,10 @@ import pandas as pd
 
 from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
-from clever2sis.sis import files
-from clever2sis.sis.builders import Built, lookup, member, ordered
-from clever2sis.sis.findings import INFO, WARNING, combine, report
+from clever2sis.sis import checks, files
+from clever2sis.sis.arrow import lookup, member
+from clever2sis.sis.builders import Built, ordered
+from clever2sis.sis.findings import combine
 
 SELF_RELATIONSHIP = "Self"
 
@@ -60,72 +62,14 @@ def build_user_observers(
     rows = pd.DataFrame({"observer_id": observer_id, "student_id": student_id, "status": "active"})
     repeated = ok & rows.duplicated(["observer_id", "student_id"])
 
+    relationship = links["relationship"]
     found = [
-        report(
-            "observer_unknown_student",
-            WARNING,
-            files.USER_OBSERVERS,
-            unknown,
-            contact,
-            "contact ",
-            contact,
-            ": student ",
-            student,
-            " is not a student in the snapshot's users; link left out",
-        ),
-        report(
-            "observer_student_not_built",
-            WARNING,
-            files.USER_OBSERVERS,
-            not_built,
-            contact,
-            "contact ",
-            contact,
-            ": student ",
-            student,
-            " is not in users.csv (see that user's findings, or the user_roles setting); link left out",
-        ),
-        report(
-            "observer_self",
-            INFO,
-            files.USER_OBSERVERS,
-            self_link,
-            contact,
-            "contact ",
-            contact,
-            ": the link to student ",
-            student,
-            " would have the student observe themself (relationship '",
-            links["relationship"],
-            "'); link left out",
-        ),
-        report(
-            "observer_not_built",
-            INFO,
-            files.USER_OBSERVERS,
-            observer_missing,
-            contact,
-            "contact ",
-            contact,
-            " is not in users.csv (see its findings); link to student ",
-            student,
-            " left out",
-        ),
-        report(
-            "duplicate_observer_link",
-            INFO,
-            files.USER_OBSERVERS,
-            repeated,
-            contact,
-            "contact ",
-            contact,
-            ": link to student ",
-            student,
-            " is listed more than once (relationship '",
-            links["relationship"],
-            "', type '",
-            links["type"],
-            "'); sent once",
+        checks.OBSERVER_UNKNOWN_STUDENT(unknown, contact, contact=contact, student=student),
+        checks.OBSERVER_STUDENT_NOT_BUILT(not_built, contact, contact=contact, student=student),
+        checks.OBSERVER_SELF(self_link, contact, contact=contact, student=student, relationship=relationship),
+        checks.OBSERVER_NOT_BUILT(observer_missing, contact, contact=contact, student=student),
+        checks.DUPLICATE_OBSERVER_LINK(
+            repeated, contact, contact=contact, student=student, relationship=relationship, type=links["type"]
         ),
     ]
     kept = rows[ok & ~repeated]

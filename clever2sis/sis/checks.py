@@ -1,0 +1,254 @@
+"""Every check a build makes, declared once: the finding's kind, severity, file and message template.
+
+A builder decides which rows fail and computes the values a message names; what the finding says is here,
+so an admin's view of a build (build.json, the review report, the README's list of kinds) reads the same
+texts. A kind may have several messages (a login lost and replaced, a login lost for good), always with one
+severity. ``WARNING`` is for what to fix in the SIS (``--strict`` fails on it), ``INFO`` for what the build
+handled by a documented rule (see :mod:`clever2sis.sis.findings`).
+"""
+
+from __future__ import annotations
+
+from clever2sis.sis import files
+from clever2sis.sis.findings import INFO, WARNING, Check
+
+_declared: list[Check] = []
+
+
+def _check(kind: str, severity: str, file: str | None, message: str) -> Check:
+    """Declare a check (a kind keeps one severity wherever it is declared)."""
+    check = Check(kind, severity, file, message)
+    for other in _declared:
+        if other.kind == kind and other.severity != severity:
+            raise ValueError(f"finding kind {kind} is declared both {other.severity} and {severity}")
+    _declared.append(check)
+    return check
+
+
+# accounts.csv
+ACCOUNT_WITHOUT_ID = _check(
+    "account_without_id", WARNING, files.ACCOUNTS, "school {school} renders an empty account_id; left out"
+)
+DUPLICATE_ACCOUNT_ID = _check(
+    "duplicate_account_id",
+    WARNING,
+    files.ACCOUNTS,
+    "school {school}: account_id '{account_id}' is already used by another school; left out",
+)
+
+# terms.csv
+TERM_WITHOUT_ID = _check(
+    "term_without_id",
+    WARNING,
+    files.TERMS,
+    "term {term} has no name or dates to derive a term_id from; its sections go to the fallback term",
+)
+BAD_DATE = _check(
+    "bad_date",
+    WARNING,
+    files.TERMS,
+    "term {term}: start_date '{start_date}' or end_date '{end_date}' is not YYYY-MM-DD; sent without it",
+)
+TERMS_MERGED = _check(
+    "terms_merged",
+    INFO,
+    files.TERMS,
+    "term {term} has the same name and dates as another Clever term; both are Canvas term '{term_id}'",
+)
+
+# courses.csv and sections.csv (the section plan): {fallback_term} is "fallback term '<id>'" or "the default
+# term"
+SECTION_UNKNOWN_TERM = _check(
+    "section_unknown_term",
+    WARNING,
+    files.COURSES,
+    "section {section}: term {term} is not in the snapshot's terms; its course goes to {fallback_term}",
+)
+SECTION_WITHOUT_TERM = _check(
+    "section_without_term",
+    INFO,
+    files.COURSES,
+    "section {section} has no term; its course goes to {fallback_term}",
+)
+SECTION_UNKNOWN_COURSE = _check(
+    "section_unknown_course",
+    WARNING,
+    files.COURSES,
+    "section {section}: course {course} is not in the snapshot's courses; named from the section",
+)
+SECTION_WITHOUT_COURSE = _check(
+    "section_without_course", INFO, files.COURSES, "section {section} has no course; named from the section"
+)
+SECTION_UNKNOWN_SCHOOL = _check(
+    "section_unknown_school",
+    WARNING,
+    files.COURSES,
+    "section {section}: school {school} is not in the snapshot's schools (or has no account); its course "
+    "goes in the root account",
+)
+SECTION_WITHOUT_ID = _check(
+    "section_without_id",
+    WARNING,
+    files.SECTIONS,
+    "section {section} renders an empty section_id or course_id; left out",
+)
+DUPLICATE_SECTION_ID = _check(
+    "duplicate_section_id",
+    WARNING,
+    files.SECTIONS,
+    "section {section}: section_id '{section_id}' is already used by another section; left out",
+)
+
+# users.csv ({user} and {contact} are Clever ids; a contact is an observer)
+INVALID_EMAIL = _check(
+    "invalid_email",
+    WARNING,
+    files.USERS,
+    "user {user}: email '{email}' is not a valid address; sent without an email",
+)
+DUPLICATE_LOGIN_REPLACED = _check(
+    "duplicate_login",
+    WARNING,
+    files.USERS,
+    "user {user}: login_id '{value}' ({field}) {reason}; sent with login_id '{login_id}' instead",
+)
+DUPLICATE_LOGIN_LEFT_OUT = _check(
+    "duplicate_login",
+    WARNING,
+    files.USERS,
+    "user {user}: login_id '{value}' ({field}) {reason}, and no other login field is usable; left out",
+)
+MISSING_LOGIN = _check(
+    "missing_login",
+    WARNING,
+    files.USERS,
+    "user {user} has no usable login_id ({login_id_fields}); left out",
+)
+OBSERVER_MISSING_LOGIN = _check(
+    "observer_missing_login",
+    WARNING,
+    files.USERS,
+    "contact {contact} has no usable login_id (observers.login_id '{login_id_template}' renders empty); "
+    "left out",
+)
+OBSERVER_WITHOUT_STUDENTS = _check(
+    "observer_without_students",
+    INFO,
+    files.USERS,
+    "contact {contact}: none of the students it observes is in users.csv; left out",
+)
+USER_WITHOUT_ID = _check(
+    "user_without_id", WARNING, files.USERS, "user {user} renders an empty user_id; left out"
+)
+DUPLICATE_USER_ID = _check(
+    "duplicate_user_id",
+    WARNING,
+    files.USERS,
+    "user {user}: user_id '{user_id}' is already used by another user; left out",
+)
+CONTACTS_NOT_BUILT = _check(
+    "contacts_not_built",
+    INFO,
+    files.USERS,
+    "{count} contact(s) are not built as Canvas users (parents as observers are a separate option)",
+)
+CONTACTS_NOT_OBSERVERS = _check(
+    "contacts_not_built",
+    INFO,
+    files.USERS,
+    "{count} contact(s) have no relationship of type {relationship_types} to a student of the build",
+)
+
+# enrollments.csv ({role} is the Canvas role the roster entry would have had)
+ENROLLMENT_UNKNOWN_USER = _check(
+    "enrollment_unknown_user",
+    WARNING,
+    files.ENROLLMENTS,
+    "section {section}: {role} {user} is not in the snapshot's users; enrollment left out",
+)
+ENROLLMENT_USER_NOT_BUILT = _check(
+    "enrollment_user_not_built",
+    WARNING,
+    files.ENROLLMENTS,
+    "section {section}: {role} {user} is not in users.csv (see that user's findings, or the user_roles "
+    "setting); enrollment left out",
+)
+ENROLLMENT_SECTION_NOT_BUILT = _check(
+    "enrollment_section_not_built",
+    WARNING,
+    files.ENROLLMENTS,
+    "section {section} is not in sections.csv; {role} {user} not enrolled",
+)
+
+# user_observers.csv
+OBSERVER_UNKNOWN_STUDENT = _check(
+    "observer_unknown_student",
+    WARNING,
+    files.USER_OBSERVERS,
+    "contact {contact}: student {student} is not a student in the snapshot's users; link left out",
+)
+OBSERVER_STUDENT_NOT_BUILT = _check(
+    "observer_student_not_built",
+    WARNING,
+    files.USER_OBSERVERS,
+    "contact {contact}: student {student} is not in users.csv (see that user's findings, or the user_roles "
+    "setting); link left out",
+)
+OBSERVER_SELF = _check(
+    "observer_self",
+    INFO,
+    files.USER_OBSERVERS,
+    "contact {contact}: the link to student {student} would have the student observe themself (relationship "
+    "'{relationship}'); link left out",
+)
+OBSERVER_NOT_BUILT = _check(
+    "observer_not_built",
+    INFO,
+    files.USER_OBSERVERS,
+    "contact {contact} is not in users.csv (see its findings); link to student {student} left out",
+)
+DUPLICATE_OBSERVER_LINK = _check(
+    "duplicate_observer_link",
+    INFO,
+    files.USER_OBSERVERS,
+    "contact {contact}: link to student {student} is listed more than once (relationship '{relationship}', "
+    "type '{type}'); sent once",
+)
+
+# change_sis_id.csv (--id-map): {type} is user, course or section; {clever_id} the id map's new_id
+ID_MAP_NOT_BUILT = _check(
+    "id_map_not_built",
+    WARNING,
+    files.CHANGE_SIS_ID,
+    "{type} {old_id}: Clever record {clever_id} is not in {target_file}; its SIS id is not changed",
+)
+ID_MAP_SEVERAL_COURSES = _check(
+    "id_map_not_built",
+    WARNING,
+    files.CHANGE_SIS_ID,
+    "course {old_id}: Clever course {clever_id} is several Canvas courses (one per term); its SIS id is not "
+    "changed",
+)
+ID_MAP_CONFLICT = _check(
+    "id_map_conflict",
+    WARNING,
+    files.CHANGE_SIS_ID,
+    "{type} {old_id} -> {new_id}: the id map gives this old id twice, this new id twice, or this new id as "
+    "another old id; not changed",
+)
+
+# Every built file, checked as Canvas's importer would read it: {id} is the row's first column.
+CONTROL_CHARACTERS = _check(
+    "control_characters",
+    WARNING,
+    None,
+    "{file} {id_column} {id}: control characters removed from {column}",
+)
+DANGLING_REFERENCE = _check(
+    "dangling_reference",
+    WARNING,
+    None,
+    "{file} {id_column} {id}: {column} '{value}' is not in {target}; row left out",
+)
+
+CHECKS: tuple[Check, ...] = tuple(_declared)
