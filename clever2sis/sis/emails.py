@@ -228,7 +228,7 @@ def _accepts_with_comments(value: str) -> bool:
     at = where[match.end(1)]
     local, domain = value[:at], value[at + 1 :]
     # Mail::Address#comments squeezes runs of spaces; #domain then deletes "(comment)" wherever it occurs.
-    if any(f"({_SPACES.sub(' ', comment)})" in domain for comment in comments):
+    if any(f"({_SPACES.sub(' ', comment)})" in domain for comment in set(comments)):
         return False
     return not _encoded(local, domain)
 
