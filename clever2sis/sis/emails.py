@@ -151,8 +151,8 @@ def canvas_accepts_email(value: str) -> bool:
     return _accepts_with_comments(value)
 
 
-def canvas_accepts_emails(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
-    """``canvas_accepts_email`` for every value (booleans; ``null`` where a value is missing).
+def canvas_accepts_emails(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.BooleanArray:
+    """``canvas_accepts_email`` for every value, as one Arrow array (``null`` where a value is missing).
 
     RE2 judges every value that holds no comment and no ``=?``, which is the whole of any real roster.
     Python judges the others one by one: the values with a ``=?`` that pass ``ADDRESS_PATTERN`` (an encoded
@@ -169,7 +169,7 @@ def canvas_accepts_emails(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.
         slow = rare[encoded | commented]
         accepted[slow] = [canvas_accepts_email(value) for value in strings.take(slow).to_pylist()]
     missing = _filled(pc.is_null(strings))
-    return pa.chunked_array([pa.array(accepted, type=pa.bool_(), mask=missing)])
+    return pa.array(accepted, type=pa.bool_(), mask=missing)
 
 
 def _rows_holding(strings: pa.ChunkedArray, characters: bytes) -> np.ndarray:
