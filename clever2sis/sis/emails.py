@@ -16,7 +16,8 @@ address on its way back out:
   even an empty one (``""@x.org``). A domain is a run of atoms and non-empty quoted strings with dots
   between and before them but not after (``a@b``, ``a@.b``, ``a@x."y"``; not ``a@x.``), atoms with folding
   white space around their dots (§4.4's obs-domain: ``a@x . y``), or a domain literal (``a@[1.2.3.4]``:
-  anything but ``[``, ``]`` and ``\\`` inside, and those after a backslash). Atoms are RFC 2822's atext and
+  any character but ``[``, ``]``, ``\\``, NUL, CR and LF, any character after a backslash, and folding
+  white space). Atoms are RFC 2822's atext and
   every non-ASCII character (RFC 6532: ``é@x.org`` and IDN domains pass as they are); a quoted string holds
   any character but ``"``, ``\\``, NUL, CR and LF, any character after a backslash, and folding white space
   (a CR LF only with a space or tab after it). Angle brackets, display names, groups and lists never give
