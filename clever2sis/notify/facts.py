@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import orjson
 
-from clever2sis.canvas.results import FINAL_NAME, import_dir
+from clever2sis.build_dir import BuildDir
 from clever2sis.canvas.sis_import import SisImport
 from clever2sis.clever.snapshot import MANIFEST_NAME
 from clever2sis.sis import files
@@ -203,7 +203,7 @@ def read_facts(
     manifest = _read_json(run_dir / SNAPSHOT_DIR_NAME / MANIFEST_NAME if run_dir else None)
     sis_import_id = _count(summary.get("sis_import_id"))
     final_import = _read_json(
-        import_dir(run_dir / BUILD_DIR_NAME, profile, sis_import_id) / FINAL_NAME
+        BuildDir(run_dir / BUILD_DIR_NAME).import_dir(profile, sis_import_id).final
         if run_dir and profile and sis_import_id is not None
         else None
     )
