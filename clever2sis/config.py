@@ -29,6 +29,7 @@ import orjson
 
 from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.errors import CanvasSettingsError, ConfigError
+from clever2sis.secrets import check_token
 
 DEFAULT_CONFIG_NAME = "clever2sis.toml"
 CONFIG_ENV = "CLEVER2SIS_CONFIG"
@@ -497,12 +498,12 @@ class CanvasProfile:
     )
 
     def token(self, environ: Mapping[str, str]) -> str:
-        token = environ.get(self.token_env, "").strip()
-        if not token:
-            raise CanvasSettingsError(
-                f"set {self.token_env} to a Canvas access token (profile {self.name!r} reads it from there)"
-            )
-        return token
+        """The access token from ``token_env``: one line of visible ASCII (see :mod:`clever2sis.secrets`)."""
+        fix = f"set {self.token_env} to a Canvas access token (profile {self.name!r} reads it from there)"
+        token = environ.get(self.token_env, "")
+        if not token.strip():
+            raise CanvasSettingsError(fix)
+        return check_token(token, self.token_env, fix=fix, error=CanvasSettingsError)
 
 
 def check_base_url(value: str, where: str) -> str:

@@ -5,7 +5,7 @@ envelope, root-relative ``self``/``next``/``prev`` links that carry the version 
 ``limit`` up to 10,000 (413 above), ``x-ratelimit-*`` headers on every answer, a fixed-window per-token
 limit answered with an empty 429 and no Retry-After, HTML 404 ``Cannot GET <path>`` for unknown paths and
 401 for a wrong token.
-Faults (502s, dropped connections, extra 429s) are injected from a seeded generator so runs repeat.
+Faults (502s, dropped connections, extra 429s, 502s that echo the token) are injected from a seeded generator so runs repeat.
 
 Listens on 127.0.0.1 only, on a free port; every loop in it is bounded by the data or the request.
 """
@@ -44,6 +44,7 @@ class Faults:
     bad_gateway: float = 0.0
     dropped: float = 0.0
     throttled: float = 0.0
+    echoed: float = 0.0  # a 502 whose body quotes the request's Authorization header, as a bad proxy might
     seed: int = 0
 
 
@@ -136,6 +137,8 @@ class CleverTestServer:
                 fault = "throttled"
                 self._windows[(token, window)] = self.rate_limit
                 used = self.rate_limit
+            elif draw < faults.dropped + faults.bad_gateway + faults.throttled + faults.echoed:
+                fault = "echoed"
             if fault:
                 self.stats[fault] += 1
         return max(self.rate_limit - used, 0), reset, fault
@@ -213,6 +216,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "bad_gateway":
             self._send(502, b"upstream connect error", "text/plain", headers)
+            return
+        if fault == "echoed":
+            echo = f"upstream error; request had Authorization: {auth} ({auth.upper()})"
+            self._send(502, echo.encode(), "text/plain", headers)
             return
         if fault in ("rate_limited", "throttled"):
             headers["x-ratelimit-remaining"] = "0"

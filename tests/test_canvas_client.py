@@ -236,3 +236,31 @@ def test_download_sends_the_token_only_to_canvas() -> None:
 )
 def test_safe_url_drops_query_and_credentials(url: str, safe: str) -> None:
     assert safe_url(url) == safe
+
+
+CANVAS_TOKEN = "7~" + "Kp3Xw9Lm2Qr8" * 5 + "Zt4V"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(401, CanvasAuthError), (403, CanvasPermissionError), (500, CanvasUnavailableError)]
+)
+def test_an_echoed_token_is_redacted_before_the_message_is_cut(status: int, error: type[Exception]) -> None:
+    # The token straddles the 200-character cut: redacting after cutting would leave its first half.
+    body = {"errors": [{"message": "x" * 150 + f" Authorization: Bearer {CANVAS_TOKEN.lower()} (echoed)"}]}
+    recorder = Recorder(*[httpx.Response(status, json=body)] * 6)
+    progress: list[str] = []
+    client = CanvasClient(
+        BASE,
+        CANVAS_TOKEN,
+        transport=httpx.MockTransport(recorder),
+        sleep=recorder.sleeps.append,
+        progress=progress.append,
+    )
+    with pytest.raises(error) as raised:
+        client.get_json("/x")
+    assert len(progress) == (5 if status == 500 else 0)
+    for text in (str(raised.value), *progress):
+        assert "Bearer [redacted]" in text
+        assert not any(
+            CANVAS_TOKEN[i : i + 8].lower() in text.lower() for i in range(len(CANVAS_TOKEN) - 7)
+        ), text

@@ -59,7 +59,8 @@ def test_profiles_and_upload_are_read(tmp_path: Path) -> None:
 
 def test_token_comes_from_the_named_variable(tmp_path: Path) -> None:
     profile = parse_profiles(load_raw_config(write(tmp_path, GOOD)))["test"]
-    assert profile.token({"CANVAS_TEST_TOKEN": " t0k "}) == "t0k"
+    token = "7~" + "t0k" * 22
+    assert profile.token({"CANVAS_TEST_TOKEN": f" {token}\n"}) == token
     with pytest.raises(CanvasSettingsError, match="set CANVAS_TEST_TOKEN"):
         profile.token({"CANVAS_TOKEN": "other"})
 

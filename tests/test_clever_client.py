@@ -347,3 +347,17 @@ def test_settings_are_checked_before_any_request(kwargs: dict[str, Any], message
     arguments: dict[str, Any] = {"api_base": HOST, "api_version": "v3.0", **kwargs}
     with pytest.raises(UsageError, match=message):
         CleverClient(TOKEN, transport=httpx.MockTransport(Recorder()), **arguments)
+
+
+@pytest.mark.parametrize("status", [401, 404, 503])
+def test_an_echoed_token_is_redacted_before_the_detail_is_cut(status: int) -> None:
+    # The token straddles the 200-character cut: redacting after cutting would leave its first half.
+    body = {"message": "x" * 150 + f" Authorization: Bearer {TOKEN.upper()} (echoed)"}
+    handler = Recorder(*[lambda r: httpx.Response(status, json=body)] * 3)
+    progress: list[str] = []
+    client, _ = make_client(handler, max_retries=2, progress=progress.append)
+    with pytest.raises((CleverAuthError, CleverApiError)) as caught:
+        list(client.iter_records("users"))
+    for text in (str(caught.value), *progress):
+        assert "[redac" in text
+        assert not any(TOKEN[i : i + 8] in text.lower() for i in range(len(TOKEN) - 7)), text

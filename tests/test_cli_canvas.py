@@ -107,7 +107,13 @@ def test_upload_queue_posts_behind_a_running_import(build_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "env", "args", "exit_code", "message"),
     [
-        ("error_bad_token", {"CANVAS_TOKEN": "wrong-token"}, [], 31, "rejected the token in CANVAS_TOKEN"),
+        (
+            "error_bad_token",
+            {"CANVAS_TOKEN": "wrong-token-0123456789-not-the-one"},
+            [],
+            31,
+            "rejected the token in CANVAS_TOKEN",
+        ),
         ("error_sub_account", {"CANVAS_ACCOUNT_ID": SUB_ACCOUNT}, [], 32, "not a root account"),
         ("error_sis_disabled", {"CANVAS_ACCOUNT_ID": SIS_DISABLED_ACCOUNT}, [], 34, "not enabled"),
         (
@@ -129,7 +135,7 @@ def test_upload_errors_a_user_can_act_on(
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
         line for line in result.stderr.splitlines() if not line.startswith("[")
     ]
-    assert "wrong-token" not in result.output
+    assert "wrong-token-0123456789-not-the-one" not in result.output
     assert TEST_TOKEN not in result.output
 
 

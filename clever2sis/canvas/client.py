@@ -32,6 +32,7 @@ from clever2sis.errors import (
     UnknownBatchTermError,
 )
 from clever2sis.progress import Progress, silent
+from clever2sis.secrets import Redactor
 
 HTTP_TIMEOUT_S = 60.0
 UPLOAD_TIMEOUT_S = 600.0
@@ -84,8 +85,11 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, url.port)
 
 
-def canvas_message(response: httpx.Response) -> str:
-    """The human part of a Canvas error body, whatever its shape, cut to a sensible length."""
+def canvas_message(response: httpx.Response, redact: Callable[[str], str] = str) -> str:
+    """The human part of a Canvas error body, whatever its shape, cut to a sensible length.
+
+    ``redact`` runs before the cut, so that a token the body echoes is never left half-hidden.
+    """
     text = response.text
     message = text
     if "json" in response.headers.get("content-type", ""):
@@ -94,7 +98,7 @@ def canvas_message(response: httpx.Response) -> str:
         except orjson.JSONDecodeError:
             body = None
         message = _message_from_body(body) or text
-    message = " ".join(message.split())
+    message = redact(" ".join(message.split()))
     if len(message) > ERROR_DETAIL_CHARS:
         message = message[: ERROR_DETAIL_CHARS - 1] + "…"
     return message
@@ -140,6 +144,7 @@ class CanvasClient:
     ) -> None:
         self.base_url = httpx.URL(base_url.rstrip("/") + "/")
         self.token_source = token_source
+        self._redact = Redactor([token])
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
         self.progress = progress
@@ -272,7 +277,8 @@ class CanvasClient:
                     problem = "rate limited by Canvas (403 Rate Limit Exceeded)"
                     retry_after_s = _retry_after_s(response)
                 elif status >= 500 and idempotent:
-                    problem = f"HTTP {status}"
+                    detail = canvas_message(response, self._redact)
+                    problem = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
                 else:
                     raise self._error_for(response, where)
             if attempt == self.retry.max_attempts:
@@ -287,12 +293,13 @@ class CanvasClient:
 
     def _error_for(self, response: httpx.Response, where: str) -> CanvasError:
         status = response.status_code
-        message = canvas_message(response)
+        message = canvas_message(response, self._redact)
         host = safe_url(self.base_url).rstrip("/")
         if status == 401:
+            said = f": {message}" if message else ""
             return CanvasAuthError(
-                f"{host} rejected the token in {self.token_source} (HTTP 401): check that it is current and "
-                "that its user may import SIS data on this account"
+                f"{host} rejected the token in {self.token_source} (HTTP 401{said}): check that it is "
+                "current and that its user may import SIS data on this account"
             )
         if status == 400 and ROOT_ACCOUNT_MARKER in message:
             return NotRootAccountError(f"{where}: not a root account; use the root account id ({message})")

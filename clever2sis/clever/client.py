@@ -41,6 +41,7 @@ from clever2sis import __version__
 from clever2sis.clever.scan import ID_SCHEMA, Answer, read_answer, read_records
 from clever2sis.errors import CleverApiError, CleverAuthError, UsageError
 from clever2sis.progress import Progress, silent
+from clever2sis.secrets import Redactor
 
 CLEVER_API_BASE = "https://api.clever.com"
 DEFAULT_API_VERSION = "v3.0"
@@ -241,6 +242,7 @@ class CleverClient:
         if max_retries < 0:
             raise UsageError(f"max_retries must be 0 or more, not {max_retries}")
         self._token = token.strip()
+        self._redact = Redactor([self._token])
         self.origin = check_api_base(api_base)
         self.api_version = api_version
         self.page_size = page_size
@@ -389,21 +391,18 @@ class CleverClient:
                     continue
                 if response.status_code not in RETRYABLE_STATUSES:
                     return self._decode(response, path)
-                last_failure = f"HTTP {response.status_code}{_detail(response)}"
+                last_failure = f"HTTP {response.status_code}{_detail(response, self._redact)}"
             if retries >= self.max_retries:
                 raise CleverApiError(
-                    f"GET {path} failed after {retries + 1} attempts ({self._scrub(last_failure)}); "
+                    f"GET {path} failed after {retries + 1} attempts ({self._redact(last_failure)}); "
                     "Clever or the network is having trouble, try again later"
                 )
             retries += 1
             wait_s = self._backoff_s(retries)
-            self._progress(f"GET {path}: {self._scrub(last_failure)}; retry {retries} in {wait_s:.1f}s")
+            self._progress(f"GET {path}: {self._redact(last_failure)}; retry {retries} in {wait_s:.1f}s")
             self._count(retries=1, backoff_wait_s=wait_s)
             self._sleep(wait_s)
-        raise CleverApiError(f"GET {path}: gave up after too many attempts ({self._scrub(last_failure)})")
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "[token]")
+        raise CleverApiError(f"GET {path}: gave up after too many attempts ({self._redact(last_failure)})")
 
     def _decode(self, response: httpx.Response, path: str) -> bytes:
         status = response.status_code
@@ -413,7 +412,7 @@ class CleverClient:
                 raise CleverApiError(f"GET {path}: Clever answered 200 with {content_type}, not JSON")
             return response.content
         # Only an error's body is read for a reason: a page's body is megabytes of records.
-        detail = self._scrub(_detail(response))
+        detail = _detail(response, self._redact)
         if status in (401, 403):
             raise CleverAuthError(
                 f"Clever refused the token ({status}{detail}) for GET {path}: check that CLEVER_TOKEN holds "
@@ -441,8 +440,11 @@ _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 
 
-def _detail(response: httpx.Response) -> str:
-    """A short, printable reason from an error body: JSON ``message``, or the text of an HTML page."""
+def _detail(response: httpx.Response, redact: Callable[[str], str]) -> str:
+    """A short, printable reason from an error body: JSON ``message``, or the text of an HTML page.
+
+    ``redact`` runs before the cut, so that a token the body echoes is never left half-hidden.
+    """
     try:
         text = response.text
     except (httpx.ResponseNotRead, UnicodeDecodeError):
@@ -458,7 +460,7 @@ def _detail(response: httpx.Response) -> str:
             text = document["message"]
     else:
         text = unescape(_TAG.sub(" ", re.sub(r"(?is)<(head|title|style|script)\b.*?</\1>", " ", text)))
-    text = _SPACE.sub(" ", text).strip()
+    text = redact(_SPACE.sub(" ", text).strip())
     if len(text) > _DETAIL_MAX_CHARS:
         text = text[: _DETAIL_MAX_CHARS - 1] + "…"
     return f": {text}" if text else ""

@@ -38,6 +38,7 @@ from clever2sis.canvas.upload import follow_import, post_build
 from clever2sis.cli.common import (
     StderrProgress,
     config_option,
+    keep_secret,
     quiet_option,
     read_config,
     run_command,
@@ -98,7 +99,7 @@ def _session(raw: RawConfig, profile_name: str | None, quiet: bool) -> Iterator[
     progress = StderrProgress(quiet)
     client = CanvasClient(
         profile.base_url,
-        profile.token(runtime.environ),
+        keep_secret(profile.token(runtime.environ)),
         token_source=profile.token_env,
         transport=runtime.transport,
         sleep=runtime.sleep,

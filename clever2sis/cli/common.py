@@ -1,10 +1,16 @@
-"""Plumbing shared by the commands: the settings file, progress on stderr, error messages and exit codes."""
+"""Plumbing shared by the commands: the settings file, progress on stderr, error messages and exit codes.
+
+Everything the commands print about a failure or progress goes through :data:`SECRETS`, the redactor of
+every token this process has read (each command hands its tokens over with :func:`keep_secret` as it reads
+them): an error message, a ``--verbose`` traceback, the traceback of a bug, a progress line.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -13,11 +19,21 @@ import click
 
 from clever2sis.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, RawConfig, config_warnings, load_config
 from clever2sis.errors import Clever2SisError
+from clever2sis.secrets import Redactor
 
 T = TypeVar("T")
 
 EXIT_OK = 0
+EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
+
+SECRETS = Redactor()
+
+
+def keep_secret(token: str) -> str:
+    """``token``, now redacted from everything the CLI prints (see :data:`SECRETS`)."""
+    SECRETS.add(token)
+    return token
 
 
 def verbose_option(function: Callable[..., T]) -> Callable[..., T]:
@@ -74,18 +90,36 @@ class StderrProgress:
 
     def __call__(self, message: str) -> None:
         if not self.quiet:
-            click.echo(f"[{time.monotonic() - self.started:6.1f}s] {message}", err=True)
+            click.echo(f"[{time.monotonic() - self.started:6.1f}s] {SECRETS(message)}", err=True)
 
 
 def run_command(action: Callable[[], T], *, verbose: bool = False) -> T:
-    """Run ``action``; turn a library error into ``error: <message>`` on stderr and its exit code."""
+    """Run ``action``; turn a library error into ``error: <message>`` on stderr and its exit code.
+
+    With ``verbose`` the traceback comes first. Anything else that escapes ``action`` is a bug: its
+    traceback and a line saying so, then exit 1. Every line is redacted (:data:`SECRETS`).
+    """
     try:
         return action()
     except Clever2SisError as error:
         if verbose:
-            raise
-        click.echo(f"error: {error}", err=True)
+            _echo_traceback(error)
+        click.echo(f"error: {SECRETS(str(error))}", err=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted; nothing was left half-written", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except (click.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+        raise
+    except Exception as error:
+        _echo_traceback(error)
+        click.echo(
+            f"error: unexpected {type(error).__name__} (a bug in clever2sis; please report it with the "
+            "traceback above)",
+            err=True,
+        )
+        sys.exit(EXIT_BUG)
+
+
+def _echo_traceback(error: BaseException) -> None:
+    click.echo(SECRETS("".join(traceback.format_exception(error))).rstrip("\n"), err=True)

@@ -18,7 +18,7 @@ from clever2sis.clever.client import (
 )
 from clever2sis.clever.pull import DEFAULT_WORKERS, pull_district
 from clever2sis.clever.settings import API_BASE_ENV, API_VERSION_ENV, token_from_env
-from clever2sis.cli.common import StderrProgress, quiet_option, run_command, verbose_option
+from clever2sis.cli.common import StderrProgress, keep_secret, quiet_option, run_command, verbose_option
 
 
 @click.command("pull")
@@ -82,7 +82,7 @@ def pull_command(
     progress = StderrProgress(quiet=quiet)
 
     def action() -> dict[str, object]:
-        token = token_from_env(os.environ)
+        token = keep_secret(token_from_env(os.environ))
         with CleverClient(token, api_base, api_version, page_size=page_size, progress=progress) as client:
             return pull_district(client, out, progress=progress, replace=force, workers=workers)
 

@@ -20,7 +20,15 @@ from clever2sis.canvas.sis_import import SisImports
 from clever2sis.clever.client import CLEVER_API_BASE, CLEVER_API_VERSIONS, DEFAULT_API_VERSION, CleverClient
 from clever2sis.clever.settings import API_BASE_ENV, API_VERSION_ENV, token_from_env
 from clever2sis.cli.canvas import current_runtime, read_canvas_config
-from clever2sis.cli.common import StderrProgress, config_option, quiet_option, run_command, verbose_option
+from clever2sis.cli.common import (
+    SECRETS,
+    StderrProgress,
+    config_option,
+    keep_secret,
+    quiet_option,
+    run_command,
+    verbose_option,
+)
 from clever2sis.config import build_settings, parse_sync, parse_upload, resolve_profile
 from clever2sis.errors import Clever2SisError
 from clever2sis.sync.history import History
@@ -86,8 +94,8 @@ def sync_command(
         upload = parse_upload(raw)
         target = resolve_profile(raw, profile, runtime.environ)
         job = SyncJob(profile=target, sync=parse_sync(raw), build=build_settings(raw), upload=upload)
-        clever_token = token_from_env(runtime.environ)
-        canvas_token = target.token(runtime.environ)
+        clever_token = keep_secret(token_from_env(runtime.environ))
+        canvas_token = keep_secret(target.token(runtime.environ))
         with (
             CleverClient(clever_token, api_base, api_version, progress=progress) as clever,
             CanvasClient(
@@ -115,7 +123,7 @@ def sync_command(
                 ),
             )
         if result.exit_code:
-            click.echo(f"error: {result.message}", err=True)
+            click.echo(f"error: {SECRETS(result.message)}", err=True)
         _emit(result.summary)
         return result.exit_code
 
@@ -130,7 +138,7 @@ def sync_command(
                     "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "outcome": "not_started",
                     "exit_code": error.exit_code,
-                    "message": str(error),
+                    "message": SECRETS(str(error)),
                 }
             )
             raise

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import IO
 
 from clever2sis.errors import RunsDirError, SyncLockedError
+from clever2sis.secrets import Redactor
 
 LOCK_NAME = ".lock"
 RUN_LOG_NAME = "run.log"
@@ -36,7 +37,6 @@ RUN_RECORD_NAME = "run.json"
 SNAPSHOT_DIR_NAME = "snapshot"
 BUILD_DIR_NAME = "build"
 RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
-REDACTED = "[redacted]"
 MAX_SAME_SECOND_RUNS = 100
 RUN_ID_PATTERN = re.compile(r"\d{8}T\d{6}Z(-\d{2})?")
 _REMOVING_PREFIX = ".removing-"
@@ -152,8 +152,8 @@ def prune_run_dirs(runs_dir: Path, keep: int, protected: Collection[str]) -> lis
 class RunLog:
     """A progress callback that appends time-stamped lines to ``run.log`` and passes them on.
 
-    Every line goes through :meth:`redact` first: the secrets given (tokens) never reach the file, even if
-    some message were to quote one.
+    Every line goes through :attr:`redact` (a :class:`~clever2sis.secrets.Redactor` of the secrets given,
+    the tokens) first: they never reach the file, even if some message were to quote one.
     """
 
     def __init__(
@@ -161,14 +161,9 @@ class RunLog:
     ) -> None:
         self.path = path
         self.clock = clock
-        self.secrets = tuple(secret for secret in secrets if secret)
+        self.redact = Redactor(secrets)
         self.echo = echo
         self._handle = path.open("a", encoding="utf-8")
-
-    def redact(self, message: str) -> str:
-        for secret in self.secrets:
-            message = message.replace(secret, REDACTED)
-        return message
 
     def __call__(self, message: str) -> None:
         message = self.redact(message)
