@@ -20,7 +20,7 @@ from clever2sis.clever.frames import District
 from clever2sis.config import BuildSettings
 from clever2sis.errors import BuildError
 from clever2sis.sis import checks, files
-from clever2sis.sis.arrow import blank, lookup, member
+from clever2sis.sis.arrow import arrow_strings, blank, lookup, member
 from clever2sis.sis.builders import Built, ordered, prefixed, template
 from clever2sis.sis.findings import combine, text
 from clever2sis.sis.templates import is_identity
@@ -91,17 +91,23 @@ def refuse_courses_across_schools(plan: pd.DataFrame, school: pd.Series, setting
     """A :class:`BuildError` when one course_id holds sections of several schools (Canvas accounts).
 
     ``plan`` rows and ``school`` (each section's Clever school id) are aligned. The message names the
-    setting, one such course and its schools, and the fix.
+    setting, one such course and its schools, and the fix. A course per section (section ids are unique
+    here) cannot span schools, and is not hashed (~0.1 s at 250,000 sections).
     """
-    placed = pd.DataFrame(
-        {"course_id": plan["course_id"], "account_id": plan["account_id"], "school": school}
-    )
-    placed = placed.drop_duplicates(["course_id", "account_id"])
-    spanning = placed["course_id"].duplicated(keep=False)
-    if not spanning.any():
+    if arrow_strings(plan["course_id"]).equals(arrow_strings(plan["section_id"])):
         return
-    first = placed.loc[spanning, "course_id"].min()
-    schools = sorted(placed.loc[placed["course_id"] == first, "school"].fillna("(no school)"))
+    course, course_ids = pd.factorize(plan["course_id"])
+    account, _ = pd.factorize(plan["account_id"].fillna(""))
+    lowest = np.full(len(course_ids), np.iinfo(np.int64).max)
+    highest = np.full(len(course_ids), -1)
+    np.minimum.at(lowest, course, account)
+    np.maximum.at(highest, course, account)
+    spanning = np.flatnonzero(lowest != highest)
+    if not len(spanning):
+        return
+    first = str(course_ids[spanning].min())
+    in_first = (plan["course_id"] == first).to_numpy()
+    schools = sorted(set(school[in_first].fillna("(no school)")))
     raise BuildError(
         f"ids.course_id = {settings.ids['course_id']!r} puts sections of several schools in one Canvas "
         f"course ({first!r}: schools {', '.join(schools)}), and a Canvas course belongs to one school's "
