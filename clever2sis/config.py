@@ -261,7 +261,13 @@ class IdTemplates:
         default="{{ term.start_date }}_{{ term.end_date }}_{{ term.name|slug }}",
         metadata=about("A term's id (Clever recreates term ids, so the default is its dates and name)."),
     )
-    course_id: str | None = field(default=None, metadata=about("A course's id."))
+    course_id: str | None = field(
+        default=None,
+        metadata=about(
+            "A course's id. A Canvas course belongs to one school's account: a template that gives "
+            "sections of several schools one course is refused, so keep {{ school.id }} in it."
+        ),
+    )
     section_id: str = field(default="{{ section.id }}", metadata=about("A section's id."))
     user_id: str = field(default="{{ user.id }}", metadata=about("A user's id."))
 
@@ -296,7 +302,7 @@ COURSE_TEMPLATES: dict[CourseStructure, CourseTemplates] = {
         "{% if section.period %} P{{ section.period }}{% endif %}",
     ),
     "course": CourseTemplates(
-        course_id="{{ course.id }}_{{ canvas.term_id }}",
+        course_id="{{ course.id }}_{{ school.id }}_{{ canvas.term_id }}",
         course_long_name="{{ course.name or section.name }}",
         course_short_name="{{ course.number or course.name or section.sis_id }}",
     ),
@@ -312,7 +318,7 @@ class BuildSettings:
     course_structure: CourseStructure = field(
         default="section",
         metadata=about(
-            "A Canvas course per Clever section, or per Clever course and term.",
+            "A Canvas course per Clever section, or per Clever course, school and term.",
             table="build",
         ),
     )

@@ -101,8 +101,8 @@ def test_courses_one_per_section_by_default(tiny_snapshot: Path) -> None:
     ]
 
 
-def test_course_structure_groups_sections_by_course_and_term(snapshot_factory, tiny_snapshot: Path) -> None:
-    from tests.conftest import tiny_district
+def test_course_structure_groups_sections_by_course_school_and_term(snapshot_factory) -> None:
+    from tests.conftest import SCHOOL_B, tiny_district
 
     records = tiny_district()
     second = dict(
@@ -113,23 +113,35 @@ def test_course_structure_groups_sections_by_course_and_term(snapshot_factory, t
         teacher="5f0000000000000000000f02",
         teachers=["5f0000000000000000000f02"],
     )
-    records["sections"].append(second)
+    other_school = dict(
+        second,
+        id="5f00000000000000000000e5",
+        name="Algebra I - Lindqvist - 4",
+        sis_id="9005",
+        school=SCHOOL_B,
+    )
+    records["sections"] += [second, other_school]
     result = built(snapshot_factory(records), build={"course_structure": "course"})
     assert csv_text(result, files.COURSES) == (
         "course_id,short_name,long_name,account_id,term_id,status\n"
-        "5f00000000000000000000d1_2026-08-17_2027-06-11_year,MA101,Algebra I,5f00000000000000000000a1,"
-        "2026-08-17_2027-06-11_year,active\n"
+        "5f00000000000000000000d1_5f00000000000000000000a1_2026-08-17_2027-06-11_year,MA101 (9001),Algebra I,"
+        "5f00000000000000000000a1,2026-08-17_2027-06-11_year,active\n"
+        "5f00000000000000000000d1_5f00000000000000000000b1_2026-08-17_2027-06-11_year,MA101 (9005),Algebra I,"
+        "5f00000000000000000000b1,2026-08-17_2027-06-11_year,active\n"
         "5f00000000000000000000e2,9002,Homeroom - Lindqvist - 1,5f00000000000000000000b1,,active\n"
         "5f00000000000000000000e3,9003,Art - Okafor - 5,5f00000000000000000000a1,2026-08-17_2027-01-15_semester-1,"
         "active\n"
     )
     assert csv_text(result, files.SECTIONS) == (
         "section_id,course_id,name,status\n"
-        "5f00000000000000000000e1,5f00000000000000000000d1_2026-08-17_2027-06-11_year,Algebra I - Okafor - 2,active\n"
+        "5f00000000000000000000e1,5f00000000000000000000d1_5f00000000000000000000a1_2026-08-17_2027-06-11_year,"
+        "Algebra I - Okafor - 2,active\n"
         "5f00000000000000000000e2,5f00000000000000000000e2,Homeroom - Lindqvist - 1,active\n"
         "5f00000000000000000000e3,5f00000000000000000000e3,Art - Okafor - 5,active\n"
-        "5f00000000000000000000e4,5f00000000000000000000d1_2026-08-17_2027-06-11_year,Algebra I - Lindqvist - 3,"
-        "active\n"
+        "5f00000000000000000000e4,5f00000000000000000000d1_5f00000000000000000000a1_2026-08-17_2027-06-11_year,"
+        "Algebra I - Lindqvist - 3,active\n"
+        "5f00000000000000000000e5,5f00000000000000000000d1_5f00000000000000000000b1_2026-08-17_2027-06-11_year,"
+        "Algebra I - Lindqvist - 4,active\n"
     )
 
 

@@ -228,3 +228,73 @@ def test_an_unsafe_template_is_refused_before_the_snapshot_is_read(tmp_path: Pat
         "error: ids.user_id: unknown filter 'attr' in template \"{{ user.id|attr('upper') }}\"; filters: default, "
         "lower, replace, slug, title, trim, truncate, upper\n",
     )
+
+
+def test_against_the_last_build_a_recreated_term_keeps_its_term_id(
+    tiny_snapshot: Path, snapshot_factory, tmp_path: Path
+) -> None:
+    from tests.conftest import tiny_district
+    from tests.test_terms import NEW_YEAR, YEAR, YEAR_ID, recreate
+
+    first = tmp_path / "first"
+    assert run("build", str(tiny_snapshot), "--out", str(first), "-q")[0] == 0
+    records = tiny_district()
+    recreate(records, YEAR, NEW_YEAR, sections=["5f00000000000000000000e1"], end_date="2027-06-18")
+    tonight = snapshot_factory(records)
+
+    code, _, stderr = run("build", str(tonight), "--out", str(tmp_path / "second"), "--against", str(first))
+    assert code == 0, stderr
+    terms = (tmp_path / "second" / "csv" / files.TERMS).read_text()
+    assert (
+        f"{YEAR_ID},Year (2026-08-17 – 2027-06-18),active,2026-08-17T00:00:00Z,2027-06-18T23:59:59Z\n"
+        in terms
+    )
+    assert "2027-06-18_year" not in terms
+    courses = (tmp_path / "second" / "csv" / files.COURSES).read_text()
+    assert courses == (first / "csv" / files.COURSES).read_text()
+    assert "  term_recreated (info): 1" in stderr.splitlines()
+    record = orjson.loads((tmp_path / "second" / "build.json").read_bytes())
+    assert [
+        item["record_id"] for item in record["findings"]["items"] if item["kind"] == "term_recreated"
+    ] == [NEW_YEAR]
+
+    # Without --against, the term is new: its old one would be left behind in Canvas.
+    run("build", str(tonight), "--out", str(tmp_path / "unaware"), "-q")
+    assert "2026-08-17_2027-06-18_year" in (tmp_path / "unaware" / "csv" / files.TERMS).read_text()
+
+
+def test_against_a_directory_that_is_not_a_whole_build_is_exit_2(tiny_snapshot: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    code, _, stderr = run("build", str(tiny_snapshot), "--out", str(out), "--against", str(tmp_path / "gone"))
+    assert (code, stderr) == (
+        2,
+        f"error: --against: {tmp_path / 'gone'}: no such build directory; run `clever2sis build` first\n",
+    )
+    (tmp_path / "half").mkdir()
+    code, _, stderr = run("build", str(tiny_snapshot), "--out", str(out), "--against", str(tmp_path / "half"))
+    assert (code, stderr) == (
+        2,
+        f"error: --against: {tmp_path / 'half' / 'build.json'}: missing; {tmp_path / 'half'} is not a complete "
+        "build\n",
+    )
+    assert not out.exists()
+
+
+def test_a_course_id_that_spans_schools_is_exit_4_and_writes_nothing(
+    snapshot_factory, tmp_path: Path
+) -> None:
+    from tests.conftest import SCHOOL_B, tiny_district
+
+    records = tiny_district()
+    records["sections"].append(dict(records["sections"][0], id="5f00000000000000000000e4", school=SCHOOL_B))
+    config = tmp_path / "c.toml"
+    config.write_text('[build]\ncourse_structure = "course"\n[ids]\ncourse_id = "{{ course.id }}"\n')
+    out = tmp_path / "b"
+    code, _, stderr = run("build", str(snapshot_factory(records)), "--out", str(out), "--config", str(config))
+    assert (code, stderr.splitlines()[-1]) == (
+        4,
+        "error: ids.course_id = '{{ course.id }}' puts sections of several schools in one Canvas course "
+        "('5f00000000000000000000d1': schools 5f00000000000000000000a1, 5f00000000000000000000b1), and a Canvas "
+        "course belongs to one school's account; add {{ school.id }} to ids.course_id",
+    )
+    assert not out.exists()

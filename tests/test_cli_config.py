@@ -17,12 +17,13 @@ from clever2sis.cli.canvas import CanvasRuntime
 from clever2sis.example_config import example_config
 
 # courses.csv of the tiny district with course_structure = "course": section e1 of course d1 (Algebra I,
-# MA101) in term c1 (the "Year" 2026-08-17..2027-06-11) becomes course d1 in that term; e2 has no course and
-# e3's course is not in the snapshot, so each keeps a course of its own, keyed and named by the section.
+# MA101) of school a1 in term c1 (the "Year" 2026-08-17..2027-06-11) becomes course d1 of that school in
+# that term; e2 has no course and e3's course is not in the snapshot, so each keeps a course of its own,
+# keyed and named by the section.
 COURSES_BY_COURSE = (
     "course_id,short_name,long_name,account_id,term_id,status\n"
-    "5f00000000000000000000d1_2026-08-17_2027-06-11_year,MA101,Algebra I,5f00000000000000000000a1,"
-    "2026-08-17_2027-06-11_year,active\n"
+    "5f00000000000000000000d1_5f00000000000000000000a1_2026-08-17_2027-06-11_year,MA101,Algebra I,"
+    "5f00000000000000000000a1,2026-08-17_2027-06-11_year,active\n"
     "5f00000000000000000000e2,9002,Homeroom - Lindqvist - 1,5f00000000000000000000b1,,active\n"
     "5f00000000000000000000e3,9003,Art - Okafor - 5,5f00000000000000000000a1,2026-08-17_2027-01-15_semester-1,"
     "active\n"
@@ -127,7 +128,7 @@ def test_a_kept_section_template_is_warned_about_on_stderr(tiny_snapshot: Path, 
     assert result.stderr == (
         "warning: clever2sis.toml: ids.course_id = '{{ section.id }}' is the course_structure = \"section\" "
         'default, but course_structure is "course": the explicit ids.course_id wins over the "course" default '
-        "'{{ course.id }}_{{ canvas.term_id }}', so course_structure does not change it (probably a line kept "
+        "'{{ course.id }}_{{ school.id }}_{{ canvas.term_id }}', so course_structure does not change it (probably a line kept "
         'from an example); remove ids.course_id to use the "course" default\n'
     )
     courses, _ = built(here / "b")

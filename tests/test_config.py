@@ -107,7 +107,7 @@ def test_defaults_are_the_documented_ones() -> None:
     by_course = build_settings(
         RawConfig(data={"build": {"course_structure": "course"}, "ids": {"user_id": "x"}})
     )
-    assert by_course.ids["course_id"] == "{{ course.id }}_{{ canvas.term_id }}"
+    assert by_course.ids["course_id"] == "{{ course.id }}_{{ school.id }}_{{ canvas.term_id }}"
     assert by_course.ids["user_id"] == "x"
     assert by_course.names["course_long_name"] == "{{ course.name or section.name }}"
     assert by_course.names["course_short_name"] == "{{ course.number or course.name or section.sis_id }}"
@@ -240,7 +240,7 @@ def test_section_templates_kept_with_the_course_structure_are_warned_about() -> 
     assert warnings[0] == (
         "clever2sis.toml: ids.course_id = '{{ section.id }}' is the course_structure = \"section\" default, but "
         'course_structure is "course": the explicit ids.course_id wins over the "course" default '
-        "'{{ course.id }}_{{ canvas.term_id }}', so course_structure does not change it (probably a line kept "
+        "'{{ course.id }}_{{ school.id }}_{{ canvas.term_id }}', so course_structure does not change it (probably a line kept "
         'from an example); remove ids.course_id to use the "course" default'
     )
     assert [line.split(" = ")[0] for line in warnings] == [
@@ -251,10 +251,10 @@ def test_section_templates_kept_with_the_course_structure_are_warned_about() -> 
 
 
 def test_course_templates_kept_with_the_section_structure_are_warned_about() -> None:
-    raw = RawConfig(data={"ids": {"course_id": "{{ course.id }}_{{ canvas.term_id }}"}})
+    raw = RawConfig(data={"ids": {"course_id": "{{ course.id }}_{{ school.id }}_{{ canvas.term_id }}"}})
     (warning,) = config_warnings(raw)
     assert warning.startswith(
-        "defaults: ids.course_id = '{{ course.id }}_{{ canvas.term_id }}' is the course_structure = \"course\" "
+        "defaults: ids.course_id = '{{ course.id }}_{{ school.id }}_{{ canvas.term_id }}' is the course_structure = \"course\" "
         'default, but course_structure is "section": the explicit ids.course_id wins'
     )
 

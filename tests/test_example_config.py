@@ -57,7 +57,7 @@ def test_as_shipped_it_sets_nothing() -> None:
 def test_flipping_course_structure_in_a_copy_changes_the_course_templates() -> None:
     text = example_config().replace('# course_structure = "section"', 'course_structure = "course"')
     settings = build_settings(settings_of(tomllib.loads(text)))
-    assert settings.ids["course_id"] == "{{ course.id }}_{{ canvas.term_id }}"
+    assert settings.ids["course_id"] == "{{ course.id }}_{{ school.id }}_{{ canvas.term_id }}"
     assert settings.names["course_long_name"] == "{{ course.name or section.name }}"
 
 

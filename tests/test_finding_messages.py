@@ -314,8 +314,8 @@ def test_the_checks_of_an_id_map(snapshot_factory: Callable[..., Path]) -> None:
             WARNING,
             files.CHANGE_SIS_ID,
             "MA",
-            "course MA: Clever course 5f00000000000000000000d1 is several Canvas courses (one per term); its SIS "
-            "id is not changed",
+            "course MA: Clever course 5f00000000000000000000d1 is several Canvas courses (one per school and "
+            "term); its SIS id is not changed",
         ),
         (
             "id_map_not_built",

@@ -180,7 +180,7 @@ def test_change_sis_id_uses_the_builds_ids_and_refuses_conflicts(district_dir: P
     result = build_frames(load_district(Snapshot.open(district_dir)), settings, id_map=id_map)
     assert csv_bytes(result.frames[files.CHANGE_SIS_ID]).decode() == (
         "old_id,new_id,type\n"
-        "MA,5f00000000000000000000d1_2026-08-17_2027-06-11_year,course\n"
+        "MA,5f00000000000000000000d1_5f00000000000000000000a1_2026-08-17_2027-06-11_year,course\n"
         "9002,5f00000000000000000000e2,section\n"
         "S0101,S0102,user\n"
     )

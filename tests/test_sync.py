@@ -271,3 +271,123 @@ def test_a_nightly_sync_with_keep_runs_keeps_the_baseline_through_a_stopped_nigh
     assert record["sync"]["baseline_run_id"] == run_ids[VANISH_NIGHT - 1]
     with History(month.runs_dir) as history:
         assert len(history.runs()) == VANISH_NIGHT + 2
+
+
+RECREATED_END = "2027-06-16"
+
+
+def _busiest_current_term(records: dict[str, list[dict[str, object]]]) -> dict[str, object]:
+    """The term (ending after the nights simulated) that holds the most sections."""
+    counts: dict[object, int] = {}
+    for section in records["sections"]:
+        counts[section.get("term_id")] = counts.get(section.get("term_id"), 0) + 1
+    current = (t for t in records["terms"] if str(t["end_date"]) > "2027-02-01")
+    return max(current, key=lambda t: (counts.get(t["id"], 0), str(t["id"])))
+
+
+def _share_a_course(records: dict[str, list[dict[str, object]]]) -> None:
+    """Two schools teach one Clever course in that term (Clever courses belong to the district)."""
+    term = _busiest_current_term(records)["id"]
+    in_term = sorted(
+        (s for s in records["sections"] if s.get("term_id") == term and s.get("course")),
+        key=lambda s: str(s["id"]),
+    )
+    first = in_term[0]
+    other = next(s for s in in_term if s["school"] != first["school"])
+    other["course"] = first["course"]
+
+
+def _recreate_a_term(records: dict[str, list[dict[str, object]]]) -> tuple[str, str, list[str]]:
+    """Clever re-creates the district's busiest current term with a new end date (a new id), as it does when
+    the SIS edits a term's dates; returns the old and new Clever ids and the sections now in it."""
+    term = _busiest_current_term(records)
+    old_id, new_id = str(term["id"]), "7e00000000000000000000c9"
+    records["terms"] = [t for t in records["terms"] if t["id"] != old_id]
+    records["terms"].append({**term, "id": new_id, "end_date": RECREATED_END})
+    moved = []
+    for section in records["sections"]:
+        if section.get("term_id") == old_id:
+            section["term_id"] = new_id
+            moved.append(str(section["id"]))
+    return old_id, new_id, moved
+
+
+@pytest.mark.parametrize("structure", ["section", "course"])
+def test_a_term_recreated_with_new_dates_keeps_its_canvas_term_and_courses(
+    tmp_path: Path, structure: str
+) -> None:
+    from clever2sis.canvas.client import CanvasClient
+    from clever2sis.canvas.sis_import import SisImports
+    from clever2sis.clever.client import CleverClient
+    from clever2sis.config import build_settings
+    from clever2sis.sync.pipeline import RunOptions, SyncRuntime, run_sync
+    from tests.canvas_model import CanvasModel
+    from tests.test_sync_month import FAST
+
+    district = NightlyDistrict(tmp_path / "d")
+    _share_a_course(district.records)
+    model = CanvasModel()
+    canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], model=model)
+    results, nights = [], []
+    with CanvasTestServer(canvas) as server:
+        job = dataclasses.replace(
+            sync_job(server.base_url, tmp_path / "runs"),
+            build=build_settings(RawConfig({"build": {"course_structure": structure}})),
+        )
+        for number in (0, 1):
+            if number:
+                district.advance(number)
+                old_term, new_term, moved = _recreate_a_term(district.records)
+            night = district.night(number)
+            nights.append(night)
+            with (
+                CleverTestServer(night.served(), token=CLEVER_TOKEN) as clever_server,
+                CleverClient(CLEVER_TOKEN, clever_server.url) as clever,
+                CanvasClient(server.base_url, TEST_TOKEN) as client,
+            ):
+                results.append(
+                    run_sync(
+                        job,
+                        clever,
+                        SisImports(client, "1"),
+                        options=RunOptions(wait_policy=FAST),
+                        runtime=SyncRuntime(
+                            clock=lambda night=night: night.now, sleep=lambda _s: None, attachment_wait_s=0
+                        ),
+                    )
+                )
+            if number == 0:
+                held = [c.sis_id for c in model.courses.values() if c.sis_id and c.state != "deleted"]
+                for course_id in held:  # teachers have made assignments in every course
+                    model.mark_coursework(course_id)
+
+    assert [r.exit_code for r in results] == [0, 0], [r.message for r in results]
+    assert moved
+    first_courses = {section: model.section_course(section) for section in moved}
+    term_ids = {model.course_term(str(course)) for course in first_courses.values()}
+    assert len(term_ids) == 1
+    (kept,) = term_ids
+    assert kept is not None
+    assert RECREATED_END not in kept  # the Canvas term_id of before, not a new one
+    term = model.term(kept)
+    assert term is not None
+    assert term.end == f"{RECREATED_END}T23:59:59Z"
+    assert {t.sis_id for t in model.terms.values() if RECREATED_END in str(t.sis_id)} == set()
+    night_two = model.imports[-1]
+    assert [row for row in night_two.rows("term") if row.get("status") == "deleted"] == []
+    assert [m.message for m in night_two.messages] == []
+    assert model.coursework_events == []
+    assert all(model.course_status(course_id) != "deleted" for course_id in held)
+    record = orjson.loads((results[1].run_dir / "build" / "build.json").read_bytes())  # type: ignore[operator]
+    assert record["findings"]["by_kind"]["term_recreated"] == {"severity": "info", "count": 1}
+    assert new_term in [i["record_id"] for i in record["findings"]["items"] if i["kind"] == "term_recreated"]
+    assert old_term not in {t["id"] for t in nights[1].records["terms"]}
+    # No Canvas course holds sections of two schools.
+    school_of = {str(s["id"]): s["school"] for s in nights[1].records["sections"]}
+    schools_of_course: dict[str, set[object]] = {}
+    for section in model.sections.values():
+        if section.sis_id in school_of and section.state == "active":
+            course = str(model.courses[section.course].sis_id)
+            schools_of_course.setdefault(course, set()).add(school_of[section.sis_id])
+    assert schools_of_course
+    assert max(len(schools) for schools in schools_of_course.values()) == 1

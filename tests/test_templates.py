@@ -425,7 +425,7 @@ def test_every_documented_template_is_allowed(structure: str) -> None:
     example = tomllib.loads((ROOT / "samples" / "clever2sis.example.toml").read_text())
     example["build"]["course_structure"] = structure
     if structure == "course":
-        example["ids"]["course_id"] = "{{ course.id }}_{{ canvas.term_id }}"
+        example["ids"]["course_id"] = "{{ course.id }}_{{ school.id }}_{{ canvas.term_id }}"
         example["names"]["course_long_name"] = "{{ course.name or section.name }}"
     check_templates(build_settings(RawConfig(data=example)))
     readme = {

@@ -18,7 +18,8 @@ from clever2sis.cli.common import (
     verbose_option,
 )
 from clever2sis.config import build_settings
-from clever2sis.sis.build import build
+from clever2sis.errors import UsageError
+from clever2sis.sis.build import build, previous_build
 
 EXAMPLES_PER_KIND = 3
 
@@ -56,6 +57,12 @@ def summary_lines(record: dict[str, Any], out: Path) -> list[str]:
     type=click.Path(path_type=Path),
     help="A mapping from `clever2sis map-ids`: adds change_sis_id.csv (for the first import only).",
 )
+@click.option(
+    "--against",
+    "against",
+    type=click.Path(path_type=Path),
+    help="The last build uploaded: a term Clever re-created keeps its Canvas term_id from it.",
+)
 @click.option("--strict", is_flag=True, help="Exit non-zero (5) when the build has warning findings.")
 @click.option("--json", "as_json", is_flag=True, help="Print build.json on stdout.")
 @quiet_option
@@ -66,6 +73,7 @@ def build_command(
     config_path: Path | None,
     force: bool,
     id_map: Path | None,
+    against: Path | None,
     strict: bool,
     as_json: bool,
     quiet: bool,
@@ -75,15 +83,28 @@ def build_command(
 
     Writes BUILD_DIR/csv/*.csv, BUILD_DIR/sis_import.zip and BUILD_DIR/build.json (what was built from
     what, and every validation finding). Nothing is written at BUILD_DIR unless the whole build succeeds.
+    With --against OLDER_BUILD_DIR (the build Canvas last imported), a term Clever re-created keeps the
+    Canvas term_id it had there.
     """
     progress = StderrProgress(quiet)
 
     def action() -> dict[str, Any]:
         settings = build_settings(read_config(config_path, verbose=verbose))
+        try:
+            previous = previous_build(against) if against is not None else None
+        except UsageError as error:
+            raise UsageError(f"--against: {error}") from None
         record: dict[str, Any] = {}
         try:
             record = build(
-                snapshot_dir, out, settings, force=force, strict=strict, progress=progress, id_map=id_map
+                snapshot_dir,
+                out,
+                settings,
+                force=force,
+                strict=strict,
+                progress=progress,
+                id_map=id_map,
+                previous=previous,
             )
         finally:
             if record or (strict and BuildDir(out).record_file.exists()):

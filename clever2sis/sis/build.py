@@ -39,7 +39,7 @@ from clever2sis.sis.builders.change_sis_id import build_change_sis_id
 from clever2sis.sis.builders.courses import build_courses, plan_sections
 from clever2sis.sis.builders.enrollments import build_enrollments
 from clever2sis.sis.builders.sections import build_sections
-from clever2sis.sis.builders.terms import build_terms
+from clever2sis.sis.builders.terms import Previous, build_terms, keep_recreated_terms
 from clever2sis.sis.builders.user_observers import build_user_observers
 from clever2sis.sis.builders.users import build_users
 from clever2sis.sis.findings import WARNING, combine
@@ -58,6 +58,8 @@ class BuiltFiles:
 
 
 Ready = Callable[[str, pd.DataFrame], None]
+# The files of what Canvas holds that a build reads (see build_frames' ``previous``).
+PREVIOUS_FILES = (files.TERMS, files.COURSES, files.SECTIONS)
 
 
 def build_frames(
@@ -66,11 +68,17 @@ def build_frames(
     progress: Progress = silent,
     *,
     id_map: pd.DataFrame | None = None,
+    previous: Previous | None = None,
     ready: Ready | None = None,
 ) -> BuiltFiles:
     """Run every builder, then the validation that spans files. Pure: no I/O.
 
     ``id_map`` (from ``clever2sis map-ids``) adds change_sis_id.csv: old SIS ids changed to this build's.
+
+    ``previous`` is what Canvas holds (at least its terms.csv, courses.csv and sections.csv rows: the last
+    build uploaded, or the sync's last applied run): a term Clever re-created keeps its Canvas term_id
+    (:func:`~clever2sis.sis.builders.terms.keep_recreated_terms`), and the sections are planned again with
+    it, so course ids and courses' term_id that embed ``canvas.term_id`` stay as they were.
 
     ``ready`` is given each file with rows as soon as it is final, in processing order. Every file before
     enrollments.csv is final before the enrollments are built, so a caller can write them meanwhile.
@@ -78,6 +86,11 @@ def build_frames(
     accounts, school_accounts = build_accounts(district, settings)
     terms, term_map = build_terms(district, settings)
     plan = plan_sections(district, settings, school_accounts, term_map)
+    if previous is not None:
+        terms, kept_map = keep_recreated_terms(terms, term_map, district, plan.frame, previous, settings)
+        if not kept_map.equals(term_map):
+            term_map = kept_map
+            plan = plan_sections(district, settings, school_accounts, term_map)
     courses = build_courses(plan.frame, settings)
     sections = build_sections(plan.frame, settings)
     progress(f"courses: {len(courses.frame):,}; sections: {len(sections.frame):,}")
@@ -180,6 +193,16 @@ def build_record(
     )
 
 
+def previous_build(build_dir: Path) -> Previous:
+    """What Canvas holds once ``build_dir`` is imported, as :func:`build` takes it: the terms, courses and
+    sections of its zip (checked against its build.json; rows sent as deleted are not held).
+
+    A build directory that is missing, incomplete or whose zip changed is a :class:`UsageError`.
+    """
+    frames = BuildDir(build_dir).verified_zip(error=UsageError).read_frames()
+    return {name: frames[name] for name in PREVIOUS_FILES}
+
+
 def build(
     snapshot_dir: Path,
     out: Path,
@@ -189,11 +212,13 @@ def build(
     strict: bool = False,
     progress: Progress = silent,
     id_map: Path | None = None,
+    previous: Previous | None = None,
 ) -> dict[str, Any]:
     """Build ``snapshot_dir`` into ``out`` and return the build record (also saved as build.json).
 
     ``id_map``: a mapping from ``clever2sis map-ids``, for the first import into a Canvas that already has
-    SIS ids from an older feed (adds change_sis_id.csv).
+    SIS ids from an older feed (adds change_sis_id.csv). ``previous``: what Canvas holds (see
+    :func:`build_frames`; :func:`previous_build` reads it from a build directory).
     """
     if out.exists() and not force:
         raise UsageError(f"{out} already exists; use --force to replace it")
@@ -223,6 +248,7 @@ def build(
                     settings,
                     progress,
                     id_map=id_changes,
+                    previous=previous,
                     ready=functools.partial(later, write_file),
                 )
                 del district

@@ -55,6 +55,30 @@ TERMS_MERGED = _check(
     files.TERMS,
     "term {term} has the same name and dates as another Clever term; both are Canvas term '{term_id}'",
 )
+# A re-created term (Clever gives a term a new id when its dates change): {term} is tonight's Clever term,
+# {term_id} the Canvas term_id it derives, {old_term_id} the Canvas term its sections were in before.
+TERM_RECREATED = _check(
+    "term_recreated",
+    INFO,
+    files.TERMS,
+    "term {term} re-creates Canvas term '{old_term_id}' (its sections were all in it, and no Clever term "
+    "gives it any more): it keeps that term_id, with dates {old_start_date} – {old_end_date} now "
+    "{start_date} – {end_date}",
+)
+TERM_NOT_KEPT_CLAIMED = _check(
+    "term_not_kept",
+    INFO,
+    files.TERMS,
+    "term {term}: its sections were in Canvas term '{old_term_id}', and so were those of new Canvas term(s) "
+    "{others}; a term_id is kept by one new term only, so this is new Canvas term '{term_id}'",
+)
+TERM_NOT_KEPT_SPLIT = _check(
+    "term_not_kept",
+    INFO,
+    files.TERMS,
+    "term {term}: its sections were in several Canvas terms ({old_term_ids}); a term_id is kept only when "
+    "they were all in one, so this is new Canvas term '{term_id}'",
+)
 
 # courses.csv and sections.csv (the section plan): {fallback_term} is "fallback term '<id>'" or "the default
 # term"
@@ -226,8 +250,8 @@ ID_MAP_SEVERAL_COURSES = _check(
     "id_map_not_built",
     WARNING,
     files.CHANGE_SIS_ID,
-    "course {old_id}: Clever course {clever_id} is several Canvas courses (one per term); its SIS id is not "
-    "changed",
+    "course {old_id}: Clever course {clever_id} is several Canvas courses (one per school and term); its SIS "
+    "id is not changed",
 )
 ID_MAP_CONFLICT = _check(
     "id_map_conflict",

@@ -408,9 +408,9 @@ def _finish(run: _Run, outcome: str, exit_code: int, message: str) -> RunResult:
 def _stages(run: _Run) -> None:
     """The stages in order; each records its facts on ``run`` and raises to stop the run."""
     district_id = _pull(run)
-    record, new = _build(run)
     baseline = run.history.last_baseline(run.job.profile.name)
     old = _baseline_frames(run, baseline)
+    record, new = _build(run, previous=old)
     amended = _rollover(run, old, new)
     verdict = _guard(run, baseline, old, amended)
     is_remaster = remaster_due(run.history, run.job, run.started, asked=run.options.remaster)
@@ -432,10 +432,13 @@ def _pull(run: _Run) -> str:
     return district_id
 
 
-def _build(run: _Run) -> tuple[BuildRecord, Frames]:
-    """Build the snapshot into the run's build directory; return its record and every file's rows."""
+def _build(run: _Run, *, previous: Frames | None) -> tuple[BuildRecord, Frames]:
+    """Build the snapshot into the run's build directory; return its record and every file's rows.
+
+    ``previous`` (what the last applied run left in Canvas) lets a term Clever re-created keep its term_id.
+    """
     try:
-        build(run.snapshot_dir, run.build_dir.path, run.job.build, progress=run.log)
+        build(run.snapshot_dir, run.build_dir.path, run.job.build, progress=run.log, previous=previous)
         built = run.build_dir.verified_zip(error=SyncBuildError)
         return built.record, built.read_frames()
     except (BuildError, SnapshotError, UsageError) as error:
