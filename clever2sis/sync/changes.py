@@ -8,13 +8,18 @@ All functions here are pure: frames in, frames out (reading a build's frames and
   later; under diffing or batch mode Canvas would then delete the courses and drop the enrollments. So
   rows of ended terms that the last applied run sent are carried into the new build, and every enrollment
   of an ended term is sent as ``completed`` (concluded, grades kept).
+* **Terms and accounts** (:func:`carry_terms_and_accounts`): a term or account Canvas holds that tonight's
+  build lacks is sent again as it was, so Canvas's diff never sends it as deleted.
 * **Explicit deletion mode** (:func:`removal_rows`): the rows the last applied run sent that are gone now,
   as rows with a removal status: courses and sections ``deleted``, enrollments and users as configured
   (``inactive`` and ``suspended`` by default). Accounts and terms are never removed.
+* **What the guard compares** (:func:`current_terms_only`, :func:`without_rows`): the rows of terms that
+  have not ended, without the rows the sync carried.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,8 +50,8 @@ def row_keys(frame: pd.DataFrame, name: str) -> pd.Series:
     return joined
 
 
-def _without(frame: pd.DataFrame, other: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Rows of ``frame`` whose key is not in ``other``."""
+def without(frame: pd.DataFrame, other: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows of ``frame`` (of the Canvas file ``name``) whose key is not in ``other``."""
     if frame.empty or other.empty:
         return frame
     return frame.loc[~row_keys(frame, name).isin(row_keys(other, name)).to_numpy()]
@@ -60,7 +65,7 @@ def present(frames: Mapping[str, pd.DataFrame], removed: Mapping[str, pd.DataFra
         if "status" in frame.columns and not frame.empty:
             frame = frame.loc[~frame["status"].isin(REMOVAL_STATUSES).to_numpy()]
         if removed is not None:
-            frame = _without(frame, removed[name], name)
+            frame = without(frame, removed[name], name)
         out[name] = frame.reset_index(drop=True)
     return out
 
@@ -126,33 +131,33 @@ def carry_ended_terms(
     if not ended:
         return Amended(frames=frames)
     courses = old[files.COURSES]
-    carried_courses = _without(
+    carried_courses = without(
         courses.loc[courses["term_id"].isin(ended).to_numpy()], new[files.COURSES], files.COURSES
     )
     ended_courses = set(carried_courses["course_id"]) | set(
         new[files.COURSES].loc[new[files.COURSES]["term_id"].isin(ended).to_numpy(), "course_id"]
     )
     terms = old[files.TERMS]
-    carried[files.TERMS] = _without(
+    carried[files.TERMS] = without(
         terms.loc[terms["term_id"].isin(set(carried_courses["term_id"]) | ended).to_numpy()],
         new[files.TERMS],
         files.TERMS,
     )
     accounts = old[files.ACCOUNTS]
-    carried[files.ACCOUNTS] = _without(
+    carried[files.ACCOUNTS] = without(
         accounts.loc[accounts["account_id"].isin(set(carried_courses["account_id"])).to_numpy()],
         new[files.ACCOUNTS],
         files.ACCOUNTS,
     )
     carried[files.COURSES] = carried_courses
     sections = old[files.SECTIONS]
-    carried[files.SECTIONS] = _without(
+    carried[files.SECTIONS] = without(
         sections.loc[sections["course_id"].isin(ended_courses).to_numpy()],
         new[files.SECTIONS],
         files.SECTIONS,
     )
     enrollments = old[files.ENROLLMENTS]
-    carried[files.ENROLLMENTS] = _without(
+    carried[files.ENROLLMENTS] = without(
         enrollments.loc[enrollments["course_id"].isin(ended_courses).to_numpy()],
         new[files.ENROLLMENTS],
         files.ENROLLMENTS,
@@ -164,6 +169,43 @@ def carry_ended_terms(
     concluding = (enrollments["course_id"].isin(ended_courses) & (enrollments["status"] == ACTIVE)).to_numpy()
     enrollments.loc[concluding, "status"] = COMPLETED
     return Amended(frames=frames, carried=carried, completed_enrollments=int(concluding.sum()))
+
+
+def carry_terms_and_accounts(old: Mapping[str, pd.DataFrame], amended: Amended) -> Amended:
+    """Carry every term and account ``old`` (what Canvas holds) has that ``amended``'s frames lack.
+
+    A diff sends a vanished row as ``deleted``. Canvas refuses to delete a term or an account that still
+    holds courses ("Cannot delete a term with active courses", ``app/models/enrollment_term.rb``; "Can't
+    delete an account with active courses.", ``app/models/account.rb``), so the night ends with messages,
+    and it deletes one that holds none, for what may be a Clever hiccup. Sent again as Canvas has them,
+    they stay; the carried rows are recorded with the others (``sync/carried/``).
+    """
+    frames = dict(amended.frames)
+    carried = dict(amended.carried)
+    for name in (files.ACCOUNTS, files.TERMS):
+        extra = without(old[name], frames[name], name).reset_index(drop=True)
+        if len(extra):
+            carried[name] = append_rows(carried[name], extra)
+            frames[name] = append_rows(frames[name], extra)
+    return dataclasses.replace(amended, frames=frames, carried=carried)
+
+
+def current_terms_only(frames: Mapping[str, pd.DataFrame], ended: set[str]) -> Frames:
+    """``frames`` without the terms in ``ended`` and the courses, sections and enrollments of those terms."""
+    out = dict(frames)
+    terms, courses = frames[files.TERMS], frames[files.COURSES]
+    out[files.TERMS] = terms.loc[~terms["term_id"].isin(ended).to_numpy()].reset_index(drop=True)
+    ended_courses = courses.loc[courses["term_id"].isin(ended).to_numpy(), "course_id"]
+    out[files.COURSES] = courses.loc[~courses["term_id"].isin(ended).to_numpy()].reset_index(drop=True)
+    for name in (files.SECTIONS, files.ENROLLMENTS):
+        frame = frames[name]
+        out[name] = frame.loc[~frame["course_id"].isin(ended_courses).to_numpy()].reset_index(drop=True)
+    return out
+
+
+def without_rows(frames: Mapping[str, pd.DataFrame], rows: Mapping[str, pd.DataFrame]) -> Frames:
+    """``frames`` without the rows whose key is in ``rows`` (file by file)."""
+    return {name: without(frame, rows[name], name).reset_index(drop=True) for name, frame in frames.items()}
 
 
 def removal_rows(
@@ -186,7 +228,7 @@ def removal_rows(
     }
     out = empty_frames()
     for name, status in statuses.items():
-        gone = _without(old[name], new[name], name).copy()
+        gone = without(old[name], new[name], name).copy()
         gone["status"] = status
         out[name] = gone.reset_index(drop=True)
     return out

@@ -1,13 +1,19 @@
-"""The local guard: stop a run before upload when the new build lost too much against the last applied run.
+"""The local guard: stop a run before upload when what Clever sent tonight lost too much of what Canvas holds.
 
 Clever data goes missing for harmless reasons (a district sync half done, a sharing setting changed), and
-Canvas removes whatever an import says is gone. So, before anything is uploaded, the new build is compared
-with what the last applied run sent (its present rows):
+Canvas removes whatever an import says is gone. So, before anything is uploaded, tonight's build is
+compared with the rows Canvas holds (the applied state's present rows). Both sides are taken as the
+pipeline gives them: tonight's build *before* the sync carries anything into it, and the present rows
+without the rows the sync carried and without the terms that have ended (and their courses, sections
+and enrollments): a carried row is not something Clever sent, so it must never make a night look whole.
+The guard stops the run on
 
 * a file that lost more than its limit (a share of its rows, ``[sync] max_shrink_percent``);
 * a school (Canvas account) that vanished;
-* a role (students, teachers) that vanished entirely, across the district or within a school that is
-  still there.
+* a role (students, teachers) whose enrollments vanished entirely, across the district or within a school
+  that is still there;
+* a Clever role (students, teachers, staff, district admins, contacts) of which users.csv kept nobody,
+  counted from the users' roles in each night's snapshot, so that roles without enrollments count too.
 
 Each is a :class:`Shrink`; any shrink stops the run unless it was allowed (``--allow-large-change``).
 """
@@ -18,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from clever2sis.sis import files
@@ -26,6 +33,14 @@ from clever2sis.sync.changes import row_keys
 STUDENTS = "students"
 TEACHERS = "teachers"
 STUDENT_ROLE = "student"
+# A Clever role's name in the guard's messages ("all district admins of users.csv vanished").
+ROLE_NAMES = {
+    "student": STUDENTS,
+    "teacher": TEACHERS,
+    "staff": "staff",
+    "district_admin": "district admins",
+    "contact": "contacts",
+}
 FIRST_RUN = "first_run"
 PASSED = "passed"
 STOPPED = "stopped"
@@ -85,7 +100,7 @@ def _people(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """(account_id, role group, user_id) of every enrollment, roles grouped as students and teachers."""
     enrollments = frames[files.ENROLLMENTS][["course_id", "user_id", "role"]]
     placed = enrollments.merge(frames[files.COURSES][["course_id", "account_id"]], on="course_id", how="left")
-    placed["group"] = placed["role"].map(lambda role: STUDENTS if role == STUDENT_ROLE else TEACHERS)
+    placed["group"] = np.where(placed["role"].to_numpy() == STUDENT_ROLE, STUDENTS, TEACHERS)
     placed["account_id"] = placed["account_id"].fillna("")
     return placed[["account_id", "group", "user_id"]].drop_duplicates()
 
@@ -96,8 +111,14 @@ def check_shrink(
     *,
     limit_percent: Callable[[str], float],
     allow: bool = False,
+    roles_before: Mapping[str, int] | None = None,
+    roles_after: Mapping[str, int] | None = None,
 ) -> Verdict:
-    """Compare ``new`` with ``old`` (present rows of the last applied run; None: there is none)."""
+    """Compare ``new`` (tonight's build) with ``old`` (what Canvas holds; None: nothing yet).
+
+    ``roles_before`` and ``roles_after``: how many users of ``old``'s and ``new``'s users.csv hold each
+    Clever role (:func:`role_counts`); the role check of users is left out without them.
+    """
     if old is None:
         return Verdict(FIRST_RUN)
     shrinks: list[Shrink] = []
@@ -128,6 +149,24 @@ def check_shrink(
             if n and not (after["account_id"] == account_id).any():
                 label = old_accounts.get(account_id, account_id)
                 shrinks.append(Shrink("role", f"all {group} of school {label} ({account_id})", n, 0, n))
+    for role, label in ROLE_NAMES.items():
+        held = (roles_before or {}).get(role, 0)
+        if held and roles_after is not None and not roles_after.get(role, 0):
+            shrinks.append(Shrink("role", f"all {label} of users.csv", held, 0, held))
     if not shrinks:
         return Verdict(PASSED)
     return Verdict(ALLOWED if allow else STOPPED, tuple(shrinks))
+
+
+def role_counts(users: pd.DataFrame, roles: pd.DataFrame) -> dict[str, int]:
+    """How many rows of ``users`` (users.csv) hold each Clever role, by ``roles`` (a snapshot's users: id and
+    one ``is_<role>`` flag per role, :func:`clever2sis.clever.frames.user_roles`).
+
+    A users.csv row names its Clever user by integration_id when the file has one (a user_id template other
+    than the Clever id), else by user_id.
+    """
+    clever_id = users["user_id"]
+    if "integration_id" in users.columns:
+        clever_id = users["integration_id"].where(users["integration_id"] != "", clever_id)
+    held = roles.loc[roles["id"].isin(clever_id).to_numpy()]
+    return {role: int(held[f"is_{role}"].sum()) for role in ROLE_NAMES if f"is_{role}" in held.columns}
