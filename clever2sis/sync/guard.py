@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from clever2sis.sis import files
-from clever2sis.sync.changes import row_keys
+from clever2sis.sis.arrow import arrow_strings
+from clever2sis.sync.changes import among, row_keys
 
 STUDENTS = "students"
 TEACHERS = "teachers"
@@ -92,17 +94,19 @@ class Verdict:
         return {"verdict": self.verdict, "shrinks": [shrink.as_dict() for shrink in self.shrinks]}
 
 
-def _keys(frame: pd.DataFrame, name: str) -> set[str]:
-    return set(row_keys(frame, name))
+def _keys(frame: pd.DataFrame, name: str) -> pd.Series:
+    """The distinct row keys of ``frame`` (Arrow's unique: pandas' factorizes Arrow strings slowly)."""
+    return pd.Series(pd.arrays.ArrowStringArray(pc.unique(arrow_strings(row_keys(frame, name)))))
 
 
 def _people(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """(account_id, role group, user_id) of every enrollment, roles grouped as students and teachers."""
+    """(account_id, role group, user_id) of every enrollment (a person once per enrollment), roles grouped
+    as students and teachers."""
     enrollments = frames[files.ENROLLMENTS][["course_id", "user_id", "role"]]
     placed = enrollments.merge(frames[files.COURSES][["course_id", "account_id"]], on="course_id", how="left")
     placed["group"] = np.where(placed["role"].to_numpy() == STUDENT_ROLE, STUDENTS, TEACHERS)
     placed["account_id"] = placed["account_id"].fillna("")
-    return placed[["account_id", "group", "user_id"]].drop_duplicates()
+    return placed[["account_id", "group", "user_id"]]
 
 
 def check_shrink(
@@ -124,9 +128,9 @@ def check_shrink(
     shrinks: list[Shrink] = []
     for name in files.FILE_ORDER:
         old_keys = _keys(old[name], name)
-        if not old_keys:
+        if not len(old_keys):
             continue
-        lost = len(old_keys - _keys(new[name], name))
+        lost = int(np.count_nonzero(~among(old_keys, row_keys(new[name], name))))
         limit = limit_percent(name)
         if 100.0 * lost / len(old_keys) > limit:
             shrinks.append(Shrink("file", name, len(old_keys), len(new[name]), lost, limit))
@@ -137,18 +141,26 @@ def check_shrink(
         if account_id not in new_accounts:
             courses = int((old[files.COURSES]["account_id"] == account_id).sum())
             shrinks.append(Shrink("school", f"school {name} ({account_id})", courses, 0, courses))
+    # People per (role group, school), counted once per group and school rather than school by school.
+    before_by_school = old_people.groupby(["group", "account_id"], sort=True)["user_id"].nunique()
+    after_by_school = set(new_people.groupby(["group", "account_id"]).size().index)
+    before_total = old_people.groupby("group")["user_id"].nunique()
+    after_groups = set(new_people["group"].unique())
     for group in (STUDENTS, TEACHERS):
-        before = old_people.loc[old_people["group"] == group]
-        after = new_people.loc[new_people["group"] == group]
-        if before["user_id"].nunique() and not after["user_id"].nunique():
-            n = int(before["user_id"].nunique())
+        if group not in before_total.index:
+            continue
+        if group not in after_groups:
+            n = int(before_total[group])
             shrinks.append(Shrink("role", f"all {group}", n, 0, n))
             continue
-        for account_id in sorted(set(before["account_id"]) & new_accounts):
-            n = int(before.loc[before["account_id"] == account_id, "user_id"].nunique())
-            if n and not (after["account_id"] == account_id).any():
+        schools = before_by_school.loc[[group]]
+        for (_, account_id), people in zip(schools.index, schools.to_numpy(), strict=True):
+            if account_id in new_accounts and (group, account_id) not in after_by_school:
                 label = old_accounts.get(account_id, account_id)
-                shrinks.append(Shrink("role", f"all {group} of school {label} ({account_id})", n, 0, n))
+                count = int(people)
+                shrinks.append(
+                    Shrink("role", f"all {group} of school {label} ({account_id})", count, 0, count)
+                )
     for role, label in ROLE_NAMES.items():
         held = (roles_before or {}).get(role, 0)
         if held and roles_after is not None and not roles_after.get(role, 0):
@@ -168,5 +180,5 @@ def role_counts(users: pd.DataFrame, roles: pd.DataFrame) -> dict[str, int]:
     clever_id = users["user_id"]
     if "integration_id" in users.columns:
         clever_id = users["integration_id"].where(users["integration_id"] != "", clever_id)
-    held = roles.loc[roles["id"].isin(clever_id).to_numpy()]
+    held = roles.loc[among(roles["id"], clever_id)]
     return {role: int(held[f"is_{role}"].sum()) for role in ROLE_NAMES if f"is_{role}" in held.columns}

@@ -792,10 +792,13 @@ def _keep_state(
                 user_remove_status=plan.options.diffing_user_remove_status or run.job.sync.user_remove_status,
             )
             after = state_after(state, sent, outcome)
-            write_state(run.run_dir, after, build_present=sent_present(sent.frames))
+            # Only a night applied without deletes holds other rows than the build's own present rows.
+            build_present = (
+                sent_present(sent.frames) if applied == state_module.WHOLE_NO_DELETES else after.present
+            )
+            write_state(run.run_dir, after, build_present=build_present)
     except OSError as error:
         raise RunsDirError(
             f"cannot keep the applied state of run {run_id} in {state_dir(run.run_dir)}: {error}"
         ) from error
-    if after is not None and after.canvas_baseline is not None:
-        run.keep.add(after.canvas_baseline.run_id)
+    run.keep = {after.canvas_baseline.run_id} if after and after.canvas_baseline else set()

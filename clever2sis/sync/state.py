@@ -44,7 +44,7 @@ from clever2sis.build_dir import CARRIED, REMOVED, BuildDir, Frames, empty_frame
 from clever2sis.canvas.sis_import import SUCCESS_STATES, ImportOptions, SisImport
 from clever2sis.errors import RunsDirError
 from clever2sis.sis import files
-from clever2sis.sync.changes import Amended, append_rows, present, without
+from clever2sis.sync.changes import Amended, among, append_rows, present, without
 from clever2sis.sync.runs import BUILD_DIR_NAME
 
 # What Canvas applied on a night (history's ``applied`` column).
@@ -242,7 +242,7 @@ def _ledger(
     diff removed (held before, not in tonight's users.csv). A user already listed keeps the first night.
     """
     users = sent[files.USERS]
-    removed = [users.loc[users["status"].isin(USER_REMOVAL_STATUSES).to_numpy()]]
+    removed = [users.loc[among(users["status"], USER_REMOVAL_STATUSES)]]
     if outcome.applied == DIFF and len(users):
         removed.append(
             without(before.present[files.USERS], users, files.USERS).assign(status=outcome.user_remove_status)
@@ -253,8 +253,8 @@ def _ledger(
         ledger = pd.concat(
             [ledger, *(_removed_user_rows(frame, outcome) for frame in rows)], ignore_index=True
         )
-    back = ledger["user_id"].isin(held[files.USERS]["user_id"])
-    return ledger.loc[~back.to_numpy()].drop_duplicates("user_id", keep="first").reset_index(drop=True)
+    back = among(ledger["user_id"], held[files.USERS]["user_id"])
+    return ledger.loc[~back].drop_duplicates("user_id", keep="first").reset_index(drop=True)
 
 
 def _removed_user_rows(users: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
