@@ -246,18 +246,21 @@ def test_when_canvas_skips_the_diff_anyway_the_leaver_is_removed_the_next_night(
 # --- terms and accounts -------------------------------------------------------------------------------------
 
 
-def test_a_term_clever_recreates_and_a_school_it_drops_are_never_sent_as_deleted(tmp_path: Path) -> None:
+def test_a_term_clever_drops_and_a_school_it_stops_sharing_are_never_sent_as_deleted(tmp_path: Path) -> None:
     with nights(tmp_path, max_shrink_percent_by_file={"terms": 50}) as district:
-        district.night(JANUARY)
-        terms_before = {str(term.sis_id) for term in district.model.terms.values()}
-        # Clever gives the district's year-long term new dates, and so a new id: its sections move over.
-        year = next(t for t in district.records["terms"] if t["name"] == "Year")
-        renewed = {**year, "id": "6c00000000000000000000aa", "end_date": "2027-06-12"}
-        district.records["terms"] = [*(t for t in district.records["terms"] if t is not year), renewed]
+        first = district.night(JANUARY)
+        # The SIS merges the variant calendar's year-long term into the district's: Clever moves its
+        # sections over and drops the term.
+        variant, year = (
+            next(t for t in district.records["terms"] if t["name"] == "Year" and t["start_date"] == start)
+            for start in ("2026-08-24", "2026-08-17")
+        )
+        district.records["terms"] = [t for t in district.records["terms"] if t is not variant]
+        moved = [s["id"] for s in district.records["sections"] if s.get("term_id") == variant["id"]]
         for section in district.records["sections"]:
-            if section.get("term_id") == year["id"]:
-                section["term_id"] = renewed["id"]
-        recreated = district.night(JANUARY + dt.timedelta(days=1))
+            if section["id"] in moved:
+                section["term_id"] = year["id"]
+        merged = district.night(JANUARY + dt.timedelta(days=1))
         # Clever stops sharing a school (allowed, as after a review): its account stays.
         school = sorted(district.records["schools"], key=lambda s: s["id"])[-1]
         district.records["schools"] = [s for s in district.records["schools"] if s is not school]
@@ -266,30 +269,32 @@ def test_a_term_clever_recreates_and_a_school_it_drops_are_never_sent_as_deleted
         ]
         dropped = district.night(JANUARY + dt.timedelta(days=2), allow_large_change=True)
 
-    assert [recreated.exit_code, dropped.exit_code] == [0, 0], (recreated.message, dropped.message)
+    assert [merged.exit_code, dropped.exit_code] == [0, 0], (merged.message, dropped.message)
+    assert moved
     for done in district.model.imports:
         assert "deleted" not in done.changed("term").values()
         assert "deleted" not in done.changed("account").values()
         assert [m.message for m in done.messages if "delete" in m.message] == []
-    old_term = next(t for t in terms_before if t.startswith("2026-08-17_2027-06-11"))
-    new_term = "2026-08-17_2027-06-12_year"
+    old_term, kept_term = "2026-08-24_2027-06-18_year", "2026-08-17_2027-06-11_year"
     assert state_of(district.model.term(old_term)) == "active"
-    assert state_of(district.model.term(new_term)) == "active"
     assert state_of(district.model.account(school["id"])) == "active"
-    assert recreated.run_dir is not None
+    assert first.run_dir is not None
+    assert merged.run_dir is not None
     assert dropped.run_dir is not None
-    # Carried as Canvas has it: the row the first night sent.
-    carried = (recreated.run_dir / "build" / "sync" / "carried" / "terms.csv").read_text().splitlines()
-    assert carried[1:] == [
-        f"{old_term},Year (2026-08-17 – 2027-06-11),active,2026-08-17T00:00:00Z,2027-06-11T23:59:59Z"
-    ]
+    # Carried as Canvas has them: the rows the first night sent.
+    sent = {
+        name: (first.run_dir / "build" / "csv" / name).read_text().splitlines()
+        for name in ("terms.csv", "accounts.csv")
+    }
+    carried = (merged.run_dir / "build" / "sync" / "carried" / "terms.csv").read_text().splitlines()
+    assert carried[1:] == [line for line in sent["terms.csv"] if line.startswith(f"{old_term},")]
     carried = (dropped.run_dir / "build" / "sync" / "carried" / "accounts.csv").read_text().splitlines()
-    assert carried[1:] == [f"{school['id']},,{school['name']},active"]
-    # The courses of the re-created term moved to the new one; none was deleted.
-    terms = {district.model.course_term(str(course.sis_id)) for course in district.model.courses.values()}
-    assert new_term in terms
-    assert old_term not in terms
-    assert run_json(recreated)["sync_changes"]["carried"] == {"terms.csv": 1}
+    assert carried[1:] == [line for line in sent["accounts.csv"] if line.startswith(f"{school['id']},")]
+    assert len(carried) == 2
+    # The moved sections' courses are in the other term now; none was deleted.
+    assert {district.model.course_term(section) for section in moved} == {kept_term}
+    assert {district.model.course_status(section) for section in moved} == {"claimed"}  # not deleted
+    assert run_json(merged)["sync_changes"]["carried"] == {"terms.csv": 1}
 
 
 # --- the guard judges what Clever sent tonight ----------------------------------------------------------------
