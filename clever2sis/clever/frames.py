@@ -196,6 +196,17 @@ def _roster(
     return frame.dropna(subset=["user_id"]) if items.null_count else frame
 
 
+def user_roles(snapshot: Snapshot) -> pd.DataFrame:
+    """Each user's id and one ``is_<role>`` flag per role of :data:`ROLES`, read from the users collection
+    alone (what the sync's guard needs of a night's snapshot)."""
+    table = _read_table(snapshot, "users")
+    roles = table.column("roles")
+    out = pd.DataFrame({"id": _string_series(table.column("id"))})
+    for role in ROLES:
+        out[f"is_{role}"] = np.asarray(pc.is_valid(pc.struct_field(roles, role)).to_numpy(), dtype=bool)
+    return out
+
+
 def load_district(snapshot: Snapshot) -> District:
     """Parse every collection of ``snapshot`` into the frames of a :class:`District`."""
     tables = {name: _read_table(snapshot, name) for name in SCHEMAS}

@@ -175,7 +175,7 @@ def history_command(
     as_json: bool,
     verbose: bool,
 ) -> None:
-    """List sync runs, newest first: when, outcome, what changed, the import and its state."""
+    """List sync runs, newest first: when, outcome, the import, what Canvas applied, what changed."""
 
     def action() -> None:
         settings = parse_sync(read_canvas_config(config_path, verbose))
@@ -204,6 +204,7 @@ def history_command(
                         row["exit_code"] if row["exit_code"] is not None else "-",
                         f"guard {row['guard'] or '-'}",
                         f"sis_import {row['sis_import_id'] or '-'} {row['import_state'] or ''}".rstrip(),
+                        f"applied {row['applied'] or '-'}",
                         _changed(row["changes"]),
                         flags or "-",
                     )

@@ -8,23 +8,32 @@ All functions here are pure: frames in, frames out (reading a build's frames and
   later; under diffing or batch mode Canvas would then delete the courses and drop the enrollments. So
   rows of ended terms that the last applied run sent are carried into the new build, and every enrollment
   of an ended term is sent as ``completed`` (concluded, grades kept).
+* **Terms and accounts** (:func:`carry_terms_and_accounts`): a term or account Canvas holds that tonight's
+  build lacks is sent again as it was, so Canvas's diff never sends it as deleted.
 * **Explicit deletion mode** (:func:`removal_rows`): the rows the last applied run sent that are gone now,
   as rows with a removal status: courses and sections ``deleted``, enrollments and users as configured
   (``inactive`` and ``suspended`` by default). Accounts and terms are never removed.
+* **What the guard compares** (:func:`current_terms_only`, :func:`without_rows`): the rows of terms that
+  have not ended, without the rows the sync carried.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from clever2sis.build_dir import CARRIED, REMOVED, Frames, empty_frames
 from clever2sis.review.facts import DIFF_KEYS, diff_file
 from clever2sis.sis import files
+from clever2sis.sis.arrow import arrow_strings, member
 
 ACTIVE = "active"
 COMPLETED = "completed"
@@ -32,24 +41,35 @@ DELETED = "deleted"
 # Statuses a sync writes for something that is gone; such a row is not "present" in the next comparison.
 REMOVAL_STATUSES = frozenset({"deleted", "inactive", "suspended", "deleted_last_completed"})
 STUDENT_ROLE = "student"
+KEY_SEPARATOR = "\x1f"  # between the key columns of a row's identity: never in a CSV value we write
 
 
 def row_keys(frame: pd.DataFrame, name: str) -> pd.Series:
-    """Each row's identity in ``name`` (its diff key columns joined), vectorised."""
+    """Each row's identity in ``name`` (its diff key columns joined), computed by Arrow."""
     key = list(DIFF_KEYS[name])
     if frame.empty:
-        return pd.Series([], dtype="str")
-    joined = frame[key[0]].astype("str")
-    for column in key[1:]:
-        joined = joined + "\x1f" + frame[column].astype("str")
-    return joined
+        return pd.Series([], dtype="string")
+    parts = [arrow_strings(frame[column]) for column in key]
+    separator = pa.scalar(KEY_SEPARATOR, pa.large_string())
+    joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, separator)
+    return pd.Series(pd.arrays.ArrowStringArray(joined), index=frame.index, copy=False)
 
 
-def _without(frame: pd.DataFrame, other: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Rows of ``frame`` whose key is not in ``other``."""
+def among(values: pd.Series, of: pd.Series | Collection[str]) -> np.ndarray:
+    """Where ``values`` (strings) are in ``of``, as booleans, computed by Arrow: pandas' own ``isin`` walks
+    Arrow strings one at a time in Python (seconds for a district's enrollments)."""
+    if not isinstance(of, pd.Series):
+        of = pd.Series(sorted(of), dtype="string")
+    if not len(values):
+        return np.zeros(0, dtype=bool)
+    return member(values, of).to_numpy(dtype=bool)
+
+
+def without(frame: pd.DataFrame, other: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows of ``frame`` (of the Canvas file ``name``) whose key is not in ``other``."""
     if frame.empty or other.empty:
         return frame
-    return frame.loc[~row_keys(frame, name).isin(row_keys(other, name)).to_numpy()]
+    return frame.loc[~among(row_keys(frame, name), row_keys(other, name))]
 
 
 def present(frames: Mapping[str, pd.DataFrame], removed: Mapping[str, pd.DataFrame] | None = None) -> Frames:
@@ -58,9 +78,9 @@ def present(frames: Mapping[str, pd.DataFrame], removed: Mapping[str, pd.DataFra
     for name in files.FILE_ORDER:
         frame = frames[name]
         if "status" in frame.columns and not frame.empty:
-            frame = frame.loc[~frame["status"].isin(REMOVAL_STATUSES).to_numpy()]
+            frame = frame.loc[~among(frame["status"], REMOVAL_STATUSES)]
         if removed is not None:
-            frame = _without(frame, removed[name], name)
+            frame = without(frame, removed[name], name)
         out[name] = frame.reset_index(drop=True)
     return out
 
@@ -126,34 +146,38 @@ def carry_ended_terms(
     if not ended:
         return Amended(frames=frames)
     courses = old[files.COURSES]
-    carried_courses = _without(
-        courses.loc[courses["term_id"].isin(ended).to_numpy()], new[files.COURSES], files.COURSES
+    carried_courses = without(
+        courses.loc[among(courses["term_id"], ended)], new[files.COURSES], files.COURSES
     )
-    ended_courses = set(carried_courses["course_id"]) | set(
-        new[files.COURSES].loc[new[files.COURSES]["term_id"].isin(ended).to_numpy(), "course_id"]
+    ended_courses = pd.concat(
+        [
+            carried_courses["course_id"],
+            new[files.COURSES].loc[among(new[files.COURSES]["term_id"], ended), "course_id"],
+        ],
+        ignore_index=True,
     )
     terms = old[files.TERMS]
-    carried[files.TERMS] = _without(
-        terms.loc[terms["term_id"].isin(set(carried_courses["term_id"]) | ended).to_numpy()],
+    carried[files.TERMS] = without(
+        terms.loc[among(terms["term_id"], set(carried_courses["term_id"]) | ended)],
         new[files.TERMS],
         files.TERMS,
     )
     accounts = old[files.ACCOUNTS]
-    carried[files.ACCOUNTS] = _without(
-        accounts.loc[accounts["account_id"].isin(set(carried_courses["account_id"])).to_numpy()],
+    carried[files.ACCOUNTS] = without(
+        accounts.loc[among(accounts["account_id"], set(carried_courses["account_id"]))],
         new[files.ACCOUNTS],
         files.ACCOUNTS,
     )
     carried[files.COURSES] = carried_courses
     sections = old[files.SECTIONS]
-    carried[files.SECTIONS] = _without(
-        sections.loc[sections["course_id"].isin(ended_courses).to_numpy()],
+    carried[files.SECTIONS] = without(
+        sections.loc[among(sections["course_id"], ended_courses)],
         new[files.SECTIONS],
         files.SECTIONS,
     )
     enrollments = old[files.ENROLLMENTS]
-    carried[files.ENROLLMENTS] = _without(
-        enrollments.loc[enrollments["course_id"].isin(ended_courses).to_numpy()],
+    carried[files.ENROLLMENTS] = without(
+        enrollments.loc[among(enrollments["course_id"], ended_courses)],
         new[files.ENROLLMENTS],
         files.ENROLLMENTS,
     )
@@ -161,9 +185,46 @@ def carry_ended_terms(
         carried[name] = carried[name].reset_index(drop=True)
         frames[name] = append_rows(frames[name], carried[name])
     enrollments = frames[files.ENROLLMENTS]
-    concluding = (enrollments["course_id"].isin(ended_courses) & (enrollments["status"] == ACTIVE)).to_numpy()
+    concluding = among(enrollments["course_id"], ended_courses) & (enrollments["status"] == ACTIVE).to_numpy()
     enrollments.loc[concluding, "status"] = COMPLETED
     return Amended(frames=frames, carried=carried, completed_enrollments=int(concluding.sum()))
+
+
+def carry_terms_and_accounts(old: Mapping[str, pd.DataFrame], amended: Amended) -> Amended:
+    """Carry every term and account ``old`` (what Canvas holds) has that ``amended``'s frames lack.
+
+    A diff sends a vanished row as ``deleted``. Canvas refuses to delete a term or an account that still
+    holds courses ("Cannot delete a term with active courses", ``app/models/enrollment_term.rb``; "Can't
+    delete an account with active courses.", ``app/models/account.rb``), so the night ends with messages,
+    and it deletes one that holds none, for what may be a Clever hiccup. Sent again as Canvas has them,
+    they stay; the carried rows are recorded with the others (``sync/carried/``).
+    """
+    frames = dict(amended.frames)
+    carried = dict(amended.carried)
+    for name in (files.ACCOUNTS, files.TERMS):
+        extra = without(old[name], frames[name], name).reset_index(drop=True)
+        if len(extra):
+            carried[name] = append_rows(carried[name], extra)
+            frames[name] = append_rows(frames[name], extra)
+    return dataclasses.replace(amended, frames=frames, carried=carried)
+
+
+def current_terms_only(frames: Mapping[str, pd.DataFrame], ended: set[str]) -> Frames:
+    """``frames`` without the terms in ``ended`` and the courses, sections and enrollments of those terms."""
+    out = dict(frames)
+    terms, courses = frames[files.TERMS], frames[files.COURSES]
+    out[files.TERMS] = terms.loc[~among(terms["term_id"], ended)].reset_index(drop=True)
+    ended_courses = courses.loc[among(courses["term_id"], ended), "course_id"]
+    out[files.COURSES] = courses.loc[~among(courses["term_id"], ended)].reset_index(drop=True)
+    for name in (files.SECTIONS, files.ENROLLMENTS):
+        frame = frames[name]
+        out[name] = frame.loc[~among(frame["course_id"], ended_courses)].reset_index(drop=True)
+    return out
+
+
+def without_rows(frames: Mapping[str, pd.DataFrame], rows: Mapping[str, pd.DataFrame]) -> Frames:
+    """``frames`` without the rows whose key is in ``rows`` (file by file)."""
+    return {name: without(frame, rows[name], name).reset_index(drop=True) for name, frame in frames.items()}
 
 
 def removal_rows(
@@ -186,7 +247,7 @@ def removal_rows(
     }
     out = empty_frames()
     for name, status in statuses.items():
-        gone = _without(old[name], new[name], name).copy()
+        gone = without(old[name], new[name], name).copy()
         gone["status"] = status
         out[name] = gone.reset_index(drop=True)
     return out

@@ -1,13 +1,19 @@
-"""The local guard: stop a run before upload when the new build lost too much against the last applied run.
+"""The local guard: stop a run before upload when what Clever sent tonight lost too much of what Canvas holds.
 
 Clever data goes missing for harmless reasons (a district sync half done, a sharing setting changed), and
-Canvas removes whatever an import says is gone. So, before anything is uploaded, the new build is compared
-with what the last applied run sent (its present rows):
+Canvas removes whatever an import says is gone. So, before anything is uploaded, tonight's build is
+compared with the rows Canvas holds (the applied state's present rows). Both sides are taken as the
+pipeline gives them: tonight's build *before* the sync carries anything into it, and the present rows
+without the rows the sync carried and without the terms that have ended (and their courses, sections
+and enrollments): a carried row is not something Clever sent, so it must never make a night look whole.
+The guard stops the run on
 
 * a file that lost more than its limit (a share of its rows, ``[sync] max_shrink_percent``);
 * a school (Canvas account) that vanished;
-* a role (students, teachers) that vanished entirely, across the district or within a school that is
-  still there.
+* a role (students, teachers) whose enrollments vanished entirely, across the district or within a school
+  that is still there;
+* a Clever role (students, teachers, staff, district admins, contacts) of which users.csv kept nobody,
+  counted from the users' roles in each night's snapshot, so that roles without enrollments count too.
 
 Each is a :class:`Shrink`; any shrink stops the run unless it was allowed (``--allow-large-change``).
 """
@@ -18,14 +24,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from clever2sis.sis import files
-from clever2sis.sync.changes import row_keys
+from clever2sis.sis.arrow import arrow_strings
+from clever2sis.sync.changes import among, row_keys
 
 STUDENTS = "students"
 TEACHERS = "teachers"
 STUDENT_ROLE = "student"
+# A Clever role's name in the guard's messages ("all district admins of users.csv vanished").
+ROLE_NAMES = {
+    "student": STUDENTS,
+    "teacher": TEACHERS,
+    "staff": "staff",
+    "district_admin": "district admins",
+    "contact": "contacts",
+}
 FIRST_RUN = "first_run"
 PASSED = "passed"
 STOPPED = "stopped"
@@ -77,17 +94,19 @@ class Verdict:
         return {"verdict": self.verdict, "shrinks": [shrink.as_dict() for shrink in self.shrinks]}
 
 
-def _keys(frame: pd.DataFrame, name: str) -> set[str]:
-    return set(row_keys(frame, name))
+def _keys(frame: pd.DataFrame, name: str) -> pd.Series:
+    """The distinct row keys of ``frame`` (Arrow's unique: pandas' factorizes Arrow strings slowly)."""
+    return pd.Series(pd.arrays.ArrowStringArray(pc.unique(arrow_strings(row_keys(frame, name)))))
 
 
 def _people(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """(account_id, role group, user_id) of every enrollment, roles grouped as students and teachers."""
+    """(account_id, role group, user_id) of every enrollment (a person once per enrollment), roles grouped
+    as students and teachers."""
     enrollments = frames[files.ENROLLMENTS][["course_id", "user_id", "role"]]
     placed = enrollments.merge(frames[files.COURSES][["course_id", "account_id"]], on="course_id", how="left")
-    placed["group"] = placed["role"].map(lambda role: STUDENTS if role == STUDENT_ROLE else TEACHERS)
+    placed["group"] = np.where(placed["role"].to_numpy() == STUDENT_ROLE, STUDENTS, TEACHERS)
     placed["account_id"] = placed["account_id"].fillna("")
-    return placed[["account_id", "group", "user_id"]].drop_duplicates()
+    return placed[["account_id", "group", "user_id"]]
 
 
 def check_shrink(
@@ -96,16 +115,22 @@ def check_shrink(
     *,
     limit_percent: Callable[[str], float],
     allow: bool = False,
+    roles_before: Mapping[str, int] | None = None,
+    roles_after: Mapping[str, int] | None = None,
 ) -> Verdict:
-    """Compare ``new`` with ``old`` (present rows of the last applied run; None: there is none)."""
+    """Compare ``new`` (tonight's build) with ``old`` (what Canvas holds; None: nothing yet).
+
+    ``roles_before`` and ``roles_after``: how many users of ``old``'s and ``new``'s users.csv hold each
+    Clever role (:func:`role_counts`); the role check of users is left out without them.
+    """
     if old is None:
         return Verdict(FIRST_RUN)
     shrinks: list[Shrink] = []
     for name in files.FILE_ORDER:
         old_keys = _keys(old[name], name)
-        if not old_keys:
+        if not len(old_keys):
             continue
-        lost = len(old_keys - _keys(new[name], name))
+        lost = int(np.count_nonzero(~among(old_keys, row_keys(new[name], name))))
         limit = limit_percent(name)
         if 100.0 * lost / len(old_keys) > limit:
             shrinks.append(Shrink("file", name, len(old_keys), len(new[name]), lost, limit))
@@ -116,18 +141,44 @@ def check_shrink(
         if account_id not in new_accounts:
             courses = int((old[files.COURSES]["account_id"] == account_id).sum())
             shrinks.append(Shrink("school", f"school {name} ({account_id})", courses, 0, courses))
+    # People per (role group, school), counted once per group and school rather than school by school.
+    before_by_school = old_people.groupby(["group", "account_id"], sort=True)["user_id"].nunique()
+    after_by_school = set(new_people.groupby(["group", "account_id"]).size().index)
+    before_total = old_people.groupby("group")["user_id"].nunique()
+    after_groups = set(new_people["group"].unique())
     for group in (STUDENTS, TEACHERS):
-        before = old_people.loc[old_people["group"] == group]
-        after = new_people.loc[new_people["group"] == group]
-        if before["user_id"].nunique() and not after["user_id"].nunique():
-            n = int(before["user_id"].nunique())
+        if group not in before_total.index:
+            continue
+        if group not in after_groups:
+            n = int(before_total[group])
             shrinks.append(Shrink("role", f"all {group}", n, 0, n))
             continue
-        for account_id in sorted(set(before["account_id"]) & new_accounts):
-            n = int(before.loc[before["account_id"] == account_id, "user_id"].nunique())
-            if n and not (after["account_id"] == account_id).any():
+        schools = before_by_school.loc[[group]]
+        for (_, account_id), people in zip(schools.index, schools.to_numpy(), strict=True):
+            if account_id in new_accounts and (group, account_id) not in after_by_school:
                 label = old_accounts.get(account_id, account_id)
-                shrinks.append(Shrink("role", f"all {group} of school {label} ({account_id})", n, 0, n))
+                count = int(people)
+                shrinks.append(
+                    Shrink("role", f"all {group} of school {label} ({account_id})", count, 0, count)
+                )
+    for role, label in ROLE_NAMES.items():
+        held = (roles_before or {}).get(role, 0)
+        if held and roles_after is not None and not roles_after.get(role, 0):
+            shrinks.append(Shrink("role", f"all {label} of users.csv", held, 0, held))
     if not shrinks:
         return Verdict(PASSED)
     return Verdict(ALLOWED if allow else STOPPED, tuple(shrinks))
+
+
+def role_counts(users: pd.DataFrame, roles: pd.DataFrame) -> dict[str, int]:
+    """How many rows of ``users`` (users.csv) hold each Clever role, by ``roles`` (a snapshot's users: id and
+    one ``is_<role>`` flag per role, :func:`clever2sis.clever.frames.user_roles`).
+
+    A users.csv row names its Clever user by integration_id when the file has one (a user_id template other
+    than the Clever id), else by user_id.
+    """
+    clever_id = users["user_id"]
+    if "integration_id" in users.columns:
+        clever_id = users["integration_id"].where(users["integration_id"] != "", clever_id)
+    held = roles.loc[among(roles["id"], clever_id)]
+    return {role: int(held[f"is_{role}"].sum()) for role in ROLE_NAMES if f"is_{role}" in held.columns}

@@ -4,6 +4,10 @@ A row is written when a run starts (outcome ``running``) and completed when it e
 midway still shows, as ``running`` with no end. Counts and the guard's verdict are stored as JSON text;
 :meth:`History.runs` gives them back as dicts. Nothing secret is ever stored: tokens never reach a run's
 facts.
+
+The schema's version is SQLite's ``user_version``. Version 2 added ``applied`` (what Canvas really applied:
+see :mod:`clever2sis.sync.state`); a version 1 file is migrated when opened, its rows keep ``applied``
+empty (NULL), and the sync reads such a run as it did before (the present rows of its build).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import orjson
 from clever2sis.errors import RunsDirError
 
 HISTORY_NAME = "history.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
 RUNNING = "running"
 # Outcomes after which the run's build is what Canvas now holds: the baseline for the next run.
@@ -45,7 +49,8 @@ CREATE TABLE IF NOT EXISTS runs (
     changes_json TEXT,
     sis_import_id INTEGER,
     import_state TEXT,
-    run_dir TEXT
+    run_dir TEXT,
+    applied TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_profile ON runs (profile, run_id);
 """
@@ -69,6 +74,7 @@ _COLUMNS = (
     "sis_import_id",
     "import_state",
     "run_dir",
+    "applied",
 )
 # The facts of a run as its JSON line and run.json give them: the history columns, JSON ones by their fact
 # name (the guard's details stay in history and run.json's details, not in the one-line summary).
@@ -97,10 +103,36 @@ class History:
             runs_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._migrate()
         except sqlite3.Error as error:
             raise RunsDirError(f"cannot open run history {self.path}: {error}") from None
+        except RunsDirError:
+            self._db.close()
+            raise
+
+    def _migrate(self) -> None:
+        """Create the schema, or bring an older one up to :data:`SCHEMA_VERSION`, in one transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise RunsDirError(
+                    f"run history {self.path} has schema version {version}, newer than this clever2sis "
+                    f"reads ({SCHEMA_VERSION}); upgrade clever2sis"
+                )
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            if "applied" not in columns:
+                db.execute("ALTER TABLE runs ADD COLUMN applied TEXT")
+            if version != SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()

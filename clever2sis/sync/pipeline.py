@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from clever2sis.atomic import atomic_write_bytes
-from clever2sis.build_dir import REMOVED, BuildDir, BuildRecord, Frames, empty_frames
+from clever2sis.build_dir import BuildDir, BuildRecord, Frames, empty_frames
 from clever2sis.canvas.signoff import needs_approval
 from clever2sis.canvas.sis_import import (
     BATCH_ENROLLMENT_DROP_STATUSES,
@@ -33,7 +33,9 @@ from clever2sis.canvas.sis_import import (
 )
 from clever2sis.canvas.upload import Posted, follow_import, post_build
 from clever2sis.clever.client import CleverClient
+from clever2sis.clever.frames import user_roles
 from clever2sis.clever.pull import pull_district
+from clever2sis.clever.snapshot import Snapshot
 from clever2sis.config import BuildSettings, CanvasProfile, SyncSettings, UploadSettings
 from clever2sis.errors import (
     ApprovalRequiredError,
@@ -54,15 +56,20 @@ from clever2sis.errors import (
     WaitTimeoutError,
 )
 from clever2sis.progress import Progress, silent
+from clever2sis.sis import files
 from clever2sis.sis.build import build
 from clever2sis.sync import guard as guards
+from clever2sis.sync import state as state_module
 from clever2sis.sync.changes import (
     Amended,
     append_rows,
     carry_ended_terms,
+    carry_terms_and_accounts,
     change_counts,
-    present,
+    current_terms_only,
+    ended_terms,
     removal_rows,
+    without_rows,
 )
 from clever2sis.sync.history import SUMMARY_FIELDS, History, RunRow
 from clever2sis.sync.runs import (
@@ -77,6 +84,20 @@ from clever2sis.sync.runs import (
     stamp,
     utc_now,
 )
+from clever2sis.sync.state import (
+    AppliedState,
+    Outcome,
+    ZipSizes,
+    applied_of,
+    read_legacy_state,
+    read_state,
+    sent_present,
+    state_after,
+    state_dir,
+    write_state,
+    write_unchanged,
+)
+from clever2sis.sync.threshold import diff_skipped
 
 EXIT_OK = 0
 SECONDS_PER_DAY = 24 * 60 * 60
@@ -176,17 +197,28 @@ def check_job(job: SyncJob, *, remaster: bool = False) -> None:
         )
 
 
-def remaster_due(history: History, job: SyncJob, now: dt.datetime, *, asked: bool) -> bool:
-    """Diffing: re-send everything when asked, on a first run, or when the last remaster is old enough."""
+def remaster_reason(
+    history: History, job: SyncJob, now: dt.datetime, *, asked: bool, state: AppliedState | None = None
+) -> str | None:
+    """Diffing: why tonight re-sends everything (None: it need not).
+
+    When asked; when Canvas applied the last night without deletes (``state``), so that what it did not
+    remove is sent as removal rows; on a first run; and when the last remaster is old enough.
+    """
     if job.sync.deletion_mode != "diffing":
-        return False
+        return None
     if asked:
-        return True
+        return "asked for (--remaster)"
+    if state is not None and state.needs_remaster:
+        return f"Canvas applied run {state.run_id} without deletes (diffing_threshold_exceeded)"
     last = history.last_remaster(job.profile.name)
     if last is None:
-        return True
+        return "no remaster applied yet"
     last_at = dt.datetime.fromisoformat(str(last["started"]).replace("Z", "+00:00"))
-    return (now - last_at).total_seconds() >= job.sync.remaster_every_days * SECONDS_PER_DAY
+    days = (now - last_at).total_seconds() / SECONDS_PER_DAY
+    if days >= job.sync.remaster_every_days:
+        return f"the last one, run {last['run_id']}, is {days:g} days old (remaster_every_days)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -237,6 +269,7 @@ class _Run:
     facts: dict[str, Any]
     log: RunLog
     details: dict[str, Any] = field(default_factory=dict)
+    keep: set[str] = field(default_factory=set)  # run directories keep_runs must not remove
 
     @property
     def snapshot_dir(self) -> Path:
@@ -357,13 +390,14 @@ def _locked_run(
 
 
 def _prune(run: _Run, runs_dir: Path, keep: int) -> None:
-    """Apply ``keep_runs``: never this run, nor any profile's last applied run (the next run's baseline).
+    """Apply ``keep_runs``: never this run, nor any profile's last applied run (the next run's baseline),
+    nor the run whose zip Canvas's diffing compares with.
 
     A removal that fails is a warning in the log, not a failed run.
     """
     if keep <= 0:
         return
-    protected = {str(run.facts["run_id"]), *run.history.baseline_run_ids()}
+    protected = {str(run.facts["run_id"]), *run.history.baseline_run_ids(), *run.keep}
     try:
         removed = prune_run_dirs(runs_dir, keep, protected)
     except OSError as error:
@@ -405,20 +439,39 @@ def _finish(run: _Run, outcome: str, exit_code: int, message: str) -> RunResult:
 # --- the stages ------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How tonight goes to Canvas: the import options, and why it is a remaster (None: it is not)."""
+
+    options: ImportOptions
+    remaster_reason: str | None = None
+
+    @property
+    def remaster(self) -> bool:
+        return self.remaster_reason is not None
+
+
 def _stages(run: _Run) -> None:
     """The stages in order; each records its facts on ``run`` and raises to stop the run."""
     district_id = _pull(run)
     baseline = run.history.last_baseline(run.job.profile.name)
-    old = _baseline_frames(run, baseline)
-    record, new = _build(run, previous=old)
-    amended = _rollover(run, old, new)
-    verdict = _guard(run, baseline, old, amended)
-    is_remaster = remaster_due(run.history, run.job, run.started, asked=run.options.remaster)
-    options = import_options(run.job, district_id=district_id, remaster=is_remaster)
-    amended = _removals(run, old, amended, options, is_remaster=is_remaster)
-    _rewrite(run, record, amended, options, baseline=baseline, verdict=verdict, is_remaster=is_remaster)
-    posted = _upload(run, options, verdict)
-    _follow(run, posted)
+    state = _applied_state(run, baseline)
+    held = state.present if state is not None else None
+    record, built = _build(run, previous=held)
+    amended = _carry(run, held, _rollover(run, held, built))
+    _count_changes(run, held, amended)
+    verdict = _guard(run, state, built)
+    plan = _plan(run, district_id, state)
+    sent = _removals(run, held, amended, plan)
+    rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict)
+    skipped = _diff_skipped(run, plan, state, rewritten, sent)
+    if skipped is not None:
+        run.log(f"Canvas would not diff tonight: {skipped}; sending a remaster with the removals as rows")
+        plan = _Plan(import_options(run.job, district_id=district_id, remaster=True), f"threshold: {skipped}")
+        sent = _removals(run, held, amended, plan)
+        rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict)
+    posted = _upload(run, plan.options, verdict)
+    _follow(run, posted, plan, state, sent, rewritten)
 
 
 def _pull(run: _Run) -> str:
@@ -435,7 +488,8 @@ def _pull(run: _Run) -> str:
 def _build(run: _Run, *, previous: Frames | None) -> tuple[BuildRecord, Frames]:
     """Build the snapshot into the run's build directory; return its record and every file's rows.
 
-    ``previous`` (what the last applied run left in Canvas) lets a term Clever re-created keep its term_id.
+    ``previous`` (what Canvas holds: the applied state's present rows) lets a term Clever re-created keep
+    its term_id.
     """
     try:
         build(run.snapshot_dir, run.build_dir.path, run.job.build, progress=run.log, previous=previous)
@@ -445,71 +499,157 @@ def _build(run: _Run, *, previous: Frames | None) -> tuple[BuildRecord, Frames]:
         raise SyncBuildError(f"build failed: {error}") from error
 
 
-def _baseline_frames(run: _Run, baseline: RunRow | None) -> Frames | None:
-    """The present rows of the last applied run's build (None: no such run, or it is gone and allowed)."""
+def _applied_state(run: _Run, baseline: RunRow | None) -> AppliedState | None:
+    """What Canvas holds: the state the last applied run kept (None: no such run, or it is gone and allowed).
+
+    A run kept before applied states existed (history has no ``applied`` for it) is read from its build.
+    A state that is missing or damaged stops the run, unless --allow-large-change lets it go on from that
+    run's build, or with nothing to compare with when the build is gone too.
+    """
     if baseline is None:
         return None
-    layout = BuildDir(Path(str(baseline["run_dir"])) / BUILD_DIR_NAME)
+    run_id, run_dir = str(baseline["run_id"]), Path(str(baseline["run_dir"]))
     try:
-        frames = layout.verified_zip(error=SyncBuildError).read_frames()
-    except SyncBuildError as error:
+        if baseline["applied"] is None:
+            state = read_legacy_state(run_dir, run_id, applied=_legacy_applied(baseline))
+        else:
+            state = read_state(run_dir, run_id)
+    except RunsDirError as error:
         if not run.options.allow_large_change:
             raise RunsDirError(
-                f"the last applied run {baseline['run_id']} has no readable build to compare with ({error}); "
-                "restore it, or re-run with --allow-large-change to upload without the comparison"
+                f"the last applied run {run_id} cannot tell what Canvas holds ({error}); restore its run "
+                "directory, or re-run with --allow-large-change to go on without it"
             ) from None
-        run.log(f"warning: no build of run {baseline['run_id']} to compare with; going on as allowed")
-        return None
-    old = present(frames, layout.read_sync_rows(REMOVED))
-    run.log(f"comparing with run {baseline['run_id']} (sis_import {baseline['sis_import_id']})")
-    return old
+        run.log(f"warning: the applied state of run {run_id} cannot be read ({error}); going on as allowed")
+        try:
+            state = read_legacy_state(run_dir, run_id, applied=_legacy_applied(baseline))
+        except RunsDirError:
+            run.log(f"warning: no build of run {run_id} to compare with either; going on as allowed")
+            return None
+    run.log(f"comparing with run {run_id} (sis_import {baseline['sis_import_id']}, applied {state.applied})")
+    if state.canvas_baseline is not None:
+        run.keep.add(state.canvas_baseline.run_id)
+    return state
 
 
-def _rollover(run: _Run, old: Frames | None, new: Frames) -> Amended:
+def _legacy_applied(baseline: RunRow) -> str:
+    """What an applied run kept before history had ``applied`` most likely did, from its mode."""
+    mode = baseline["deletion_mode"]
+    if mode == "diffing":
+        return state_module.REMASTER if baseline["remaster"] else state_module.DIFF
+    return state_module.BATCH if mode == "batch" else state_module.EXPLICIT
+
+
+def _rollover(run: _Run, held: Frames | None, new: Frames) -> Amended:
     """With ``[sync] term_rollover``: carry the ended terms' rows, conclude their enrollments."""
     if not run.job.sync.term_rollover:
         return Amended(frames=new)
-    amended = carry_ended_terms(old if old is not None else empty_frames(), new, now=run.started)
+    amended = carry_ended_terms(held if held is not None else empty_frames(), new, now=run.started)
     if amended.completed_enrollments or any(len(f) for f in amended.carried.values()):
         carried = {name: len(frame) for name, frame in amended.carried.items() if len(frame)}
         run.log(f"term rollover: {amended.completed_enrollments} enrollments concluded; carried {carried}")
     return amended
 
 
-def _guard(run: _Run, baseline: RunRow | None, old: Frames | None, amended: Amended) -> guards.Verdict:
-    """Compare with the last applied run; stop the run (nothing uploaded) when it lost too much."""
+def _carry(run: _Run, held: Frames | None, amended: Amended) -> Amended:
+    """Diffing and explicit mode: send again every term and account Canvas holds that Clever left out.
+
+    Not in batch mode: multi-term batch mode takes every term of terms.csv as in scope and would delete
+    what a carried term holds.
+    """
+    if held is None or run.job.sync.deletion_mode == "batch":
+        return amended
+    carried = carry_terms_and_accounts(held, amended)
+    more = {
+        name: len(carried.carried[name]) - len(amended.carried[name])
+        for name in (files.ACCOUNTS, files.TERMS)
+        if len(carried.carried[name]) > len(amended.carried[name])
+    }
+    if more:
+        run.log(f"terms and accounts Canvas holds and Clever left out, sent again: {more}")
+    return carried
+
+
+def _guard(run: _Run, state: AppliedState | None, built: Frames) -> guards.Verdict:
+    """Judge what Clever sent tonight against what Canvas holds; stop the run (nothing uploaded) when it
+    lost too much.
+
+    Tonight: the build before anything was carried into it. Canvas: the applied state's present rows less
+    the rows the sync carried. Both without the terms that have ended (and what they hold), so a rollover
+    is not a loss and an ended term's rows never stand in for tonight's.
+    """
+    old: Frames | None = None
+    new = built
+    roles_before = roles_after = None
+    if state is not None:
+        held = without_rows(state.present, state.carried)
+        ended = ended_terms(held[files.TERMS], built[files.TERMS], now=run.started)
+        old, new = current_terms_only(held, ended), current_terms_only(built, ended)
+        roles_before, roles_after = _role_counts(run, state, held, built)
     verdict = guards.check_shrink(
         old,
-        amended.frames,
+        new,
         limit_percent=run.job.sync.shrink_limit_percent,
         allow=run.options.allow_large_change,
+        roles_before=roles_before,
+        roles_after=roles_after,
     )
-    changes = change_counts(old if old is not None else empty_frames(), amended.frames)
     run.details["guard_details"] = verdict.as_dict()
-    run.record(guard=verdict.verdict, guard_details=verdict.as_dict(), changes=changes)
+    run.record(guard=verdict.verdict, guard_details=verdict.as_dict())
     if verdict.shrinks:
         run.log(f"guard ({verdict.verdict}): {verdict.message()}")
     if verdict.stops:
         raise GuardStoppedError(
-            f"nothing was uploaded: against run {baseline['run_id'] if baseline else '?'}, "
-            f"{verdict.message()}. "
+            f"nothing was uploaded: against run {state.run_id if state else '?'}, {verdict.message()}. "
             "If the district really changed this much, re-run with --allow-large-change"
         )
     return verdict
 
 
-def _removals(
-    run: _Run, old: Frames | None, amended: Amended, options: ImportOptions, *, is_remaster: bool
-) -> Amended:
-    """Explicit mode, and a diffing remaster: send what the last applied run had and this one lacks as rows.
+def _role_counts(
+    run: _Run, state: AppliedState, held: Frames, built: Frames
+) -> tuple[dict[str, int], dict[str, int]]:
+    """How many users Canvas holds and tonight's users.csv has of each Clever role, from the roles in the
+    snapshots of the state's run and of tonight (users.csv does not say a user's roles)."""
+    tonight = guards.role_counts(built[files.USERS], user_roles(Snapshot.open(run.snapshot_dir)))
+    before_dir = run.run_dir.parent / str(state.run_id) / SNAPSHOT_DIR_NAME
+    try:
+        before_roles = user_roles(Snapshot.open(before_dir))
+    except SnapshotError as error:
+        if not run.options.allow_large_change:
+            raise RunsDirError(
+                f"the snapshot of run {state.run_id} cannot be read to compare users' roles with ({error}); "
+                "restore its run directory, or re-run with --allow-large-change to go on without it"
+            ) from None
+        run.log(
+            f"warning: no snapshot of run {state.run_id} to compare users' roles with; going on as allowed"
+        )
+        return {}, tonight
+    return guards.role_counts(held[files.USERS], before_roles), tonight
+
+
+def _count_changes(run: _Run, held: Frames | None, amended: Amended) -> None:
+    """Record what tonight changes against what Canvas holds (history's ``changes``)."""
+    run.record(changes=change_counts(held if held is not None else empty_frames(), amended.frames))
+
+
+def _plan(run: _Run, district_id: str, state: AppliedState | None) -> _Plan:
+    """Tonight's import options, and whether (and why) it is a remaster."""
+    reason = remaster_reason(run.history, run.job, run.started, asked=run.options.remaster, state=state)
+    return _Plan(import_options(run.job, district_id=district_id, remaster=reason is not None), reason)
+
+
+def _removals(run: _Run, held: Frames | None, amended: Amended, plan: _Plan) -> Amended:
+    """Explicit mode, and a diffing remaster: send what Canvas holds and tonight lacks as removal rows.
 
     A remaster applies the files without diffing, so what vanished since the last run would never be
     removed: on those nights the removals are sent as rows, as explicit mode always does.
     """
-    if old is None or not (run.job.sync.deletion_mode == "explicit" or is_remaster):
+    if held is None or not (run.job.sync.deletion_mode == "explicit" or plan.remaster):
         return amended
+    options = plan.options
     removed = removal_rows(
-        old,
+        held,
         amended.frames,
         enrollment_status=options.diffing_drop_status or run.job.sync.enrollment_remove_status,
         user_status=options.diffing_user_remove_status or run.job.sync.user_remove_status,
@@ -523,19 +663,19 @@ def _rewrite(
     run: _Run,
     record: BuildRecord,
     amended: Amended,
-    options: ImportOptions,
+    plan: _Plan,
     *,
     baseline: RunRow | None,
     verdict: guards.Verdict,
-    is_remaster: bool,
-) -> None:
+) -> BuildRecord:
     """Write the sync's changes into the build (CSVs, zip, build.json with a "sync" section, sync/)."""
     sync_facts = {
         "run_id": run.facts["run_id"],
         "deletion_mode": run.job.sync.deletion_mode,
         "baseline_run_id": baseline["run_id"] if baseline else None,
         "guard": verdict.as_dict(),
-        "remaster": is_remaster,
+        "remaster": plan.remaster,
+        "remaster_reason": plan.remaster_reason,
     }
     try:
         rewritten = run.build_dir.rewrite(
@@ -543,13 +683,40 @@ def _rewrite(
         )
     except OSError as error:
         raise SyncBuildError(f"cannot rewrite the build in {run.build_dir.path}: {error}") from error
-    run.details["import_options"] = options.form_fields()
+    run.details["import_options"] = plan.options.form_fields()
     run.details["sync_changes"] = amended.counts()
+    run.details["remaster_reason"] = plan.remaster_reason
     run.record(
-        rows={name: entry.rows for name, entry in (rewritten.files or {}).items()}, remaster=is_remaster
+        rows={name: entry.rows for name, entry in (rewritten.files or {}).items()}, remaster=plan.remaster
     )
-    if is_remaster:
-        run.log("remaster: Canvas applies the whole files and restarts the diff chain")
+    if plan.remaster:
+        run.log(
+            f"remaster ({plan.remaster_reason}): Canvas applies the whole files and restarts the diff chain"
+        )
+    return rewritten
+
+
+def _diff_skipped(
+    run: _Run, plan: _Plan, state: AppliedState | None, rewritten: BuildRecord, sent: Amended
+) -> str | None:
+    """Diffing, not a remaster: why Canvas would skip the diff of tonight's zip (None: it would diff).
+
+    Canvas would then apply the whole files without deletes, and tonight's removals would wait a night.
+    """
+    if plan.remaster or state is None or state.canvas_baseline is None:
+        return None
+    if plan.options.diffing_data_set_identifier is None:
+        return None
+    baseline = state.canvas_baseline
+    sizes = ZipSizes({name: entry.bytes for name, entry in (rewritten.files or {}).items()})
+    baseline_frames = None
+    if plan.options.diff_row_count_threshold is not None:
+        layout = BuildDir(run.run_dir.parent / baseline.run_id / BUILD_DIR_NAME)
+        try:
+            baseline_frames = layout.verified_zip(error=RunsDirError).read_frames()
+        except RunsDirError as error:
+            run.log(f"warning: Canvas's diff baseline, run {baseline.run_id}, cannot be read: {error}")
+    return diff_skipped(baseline, sizes, plan.options, baseline_frames=baseline_frames, tonight=sent.frames)
 
 
 def _upload(run: _Run, options: ImportOptions, verdict: guards.Verdict) -> Posted:
@@ -569,8 +736,11 @@ def _upload(run: _Run, options: ImportOptions, verdict: guards.Verdict) -> Poste
     return posted
 
 
-def _follow(run: _Run, posted: Posted) -> None:
-    """Wait for the import to end, save its results, and raise unless it ended as the config accepts."""
+def _follow(
+    run: _Run, posted: Posted, plan: _Plan, state: AppliedState | None, sent: Amended, rewritten: BuildRecord
+) -> None:
+    """Wait for the import to end, save its results, keep the applied state, and raise unless the import
+    ended as the config accepts."""
 
     def on_update(sis_import: SisImport) -> None:
         run.facts["import_state"] = sis_import.workflow_state
@@ -586,7 +756,49 @@ def _follow(run: _Run, posted: Posted) -> None:
         attachment_wait_s=run.runtime.attachment_wait_s,
     )
     final = results.sis_import
-    run.record(import_state=final.workflow_state)
     run.details["import_counts"] = dict(final.counts)
     run.log(f"sis_import {final.id} ended {final.workflow_state}: {dict(final.counts)}")
+    applied = applied_of(final, plan.options)
+    run.record(import_state=final.workflow_state, applied=applied)
+    _keep_state(run, plan, state, sent, rewritten, applied)
+    if applied == state_module.WHOLE_NO_DELETES:
+        run.log(
+            "Canvas applied the whole files without deletes (diffing_threshold_exceeded): what vanished "
+            "tonight is still active in Canvas; the next run is a remaster that sends it as removal rows"
+        )
     check_outcome(final, messages_ok=run.job.upload.messages_ok)
+
+
+def _keep_state(
+    run: _Run,
+    plan: _Plan,
+    state: AppliedState | None,
+    sent: Amended,
+    rewritten: BuildRecord,
+    applied: str,
+) -> None:
+    """Compute the state after tonight and keep it in the run directory (see clever2sis/sync/state.py)."""
+    run_id = str(run.facts["run_id"])
+    try:
+        if applied == state_module.NONE:
+            write_unchanged(run.run_dir, run_id, state)
+            after = state
+        else:
+            outcome = Outcome(
+                run_id=run_id,
+                night=stamp(run.started),
+                applied=applied,
+                sizes=ZipSizes({name: entry.bytes for name, entry in (rewritten.files or {}).items()}),
+                user_remove_status=plan.options.diffing_user_remove_status or run.job.sync.user_remove_status,
+            )
+            after = state_after(state, sent, outcome)
+            # Only a night applied without deletes holds other rows than the build's own present rows.
+            build_present = (
+                sent_present(sent.frames) if applied == state_module.WHOLE_NO_DELETES else after.present
+            )
+            write_state(run.run_dir, after, build_present=build_present)
+    except OSError as error:
+        raise RunsDirError(
+            f"cannot keep the applied state of run {run_id} in {state_dir(run.run_dir)}: {error}"
+        ) from error
+    run.keep = {after.canvas_baseline.run_id} if after and after.canvas_baseline else set()

@@ -1,0 +1,420 @@
+"""The applied state: what Canvas holds after a night, as far as the sync knows, and how it is kept.
+
+Canvas is the sum of every import it applied, and an import is not always applied as sent: on a night when
+Canvas skips the diff (``diffing_threshold_exceeded``) it applies the whole files without deleting
+anything, and the rows that vanished stay. So each run ends by computing, from the state before it and what
+it sent, the state after it (:func:`state_after`, a pure function), and by keeping that beside its build
+(:func:`write_state`); the next run starts from the state of the newest run whose import Canvas applied
+(:func:`read_state`).
+
+An :class:`AppliedState` holds:
+
+* ``present``: per Canvas file, the rows Canvas holds (not removed): tonight's rows, unless Canvas applied
+  the files without deletes (the previous rows and tonight's together) or applied nothing (unchanged).
+  ``change_sis_id.csv`` renames ids; Canvas holds no rows of it.
+* ``carried``: the rows of ``present`` that the sync sent only because Canvas holds them (ended terms,
+  terms and accounts Clever no longer lists): they never count as Clever's.
+* ``removed_users``: every user the sync removed (Canvas holds them suspended or deleted), with the keys a
+  person may be recognised by later (:data:`REMOVED_USER_COLUMNS`) and the night of the removal.
+* ``observers``: the observer links Canvas holds (:data:`OBSERVER_COLUMNS`).
+* ``canvas_baseline``: the run whose zip Canvas's diffing compares with, and that zip's uncompressed size
+  per file. Canvas diffs against its newest applied import that was diffed or a remaster
+  (``SisBatch#generate_diff``, ``app/models/sis_batch.rb``), so a night applied without a diff leaves it
+  where it was.
+
+A run's state lives in ``RUN/state/``: ``state.json`` (:data:`STATE_FORMAT`), ``removed_users.csv``,
+``observers.csv`` and, only when ``present`` is not simply the present rows of the run's own build (most
+nights it is), ``present/<file>.csv``. A run whose import Canvas did not apply records only that nothing
+changed since the state it started from.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from clever2sis.atomic import atomic_directory, atomic_write_bytes
+from clever2sis.build_dir import CARRIED, REMOVED, BuildDir, Frames, empty_frames
+from clever2sis.canvas.sis_import import SUCCESS_STATES, ImportOptions, SisImport
+from clever2sis.errors import RunsDirError
+from clever2sis.sis import files
+from clever2sis.sync.changes import Amended, among, append_rows, present, without
+from clever2sis.sync.runs import BUILD_DIR_NAME
+
+# What Canvas applied on a night (history's ``applied`` column).
+DIFF = "diff"  # the diff against the Canvas baseline: vanished rows removed by Canvas
+REMASTER = "remaster"  # the whole files, no deletes (the sync sends its removals as rows)
+WHOLE_NO_DELETES = "whole_no_deletes"  # Canvas skipped the diff (threshold): whole files, no deletes
+EXPLICIT = "explicit"  # a plain import: each row as sent
+BATCH = "batch"  # batch mode: what the zip's terms leave out is removed
+NONE = "none"  # nothing (the import failed or was aborted)
+APPLIED_MODES = (DIFF, REMASTER, WHOLE_NO_DELETES, EXPLICIT, BATCH, NONE)
+# Canvas's warnings when it skips the diff (``SisBatch#generate_diff``).
+DIFF_SKIPPED_WARNINGS = (
+    "Diffing not performed because file size difference exceeded threshold",
+    "Diffing not performed because difference row count exceeded threshold",
+)
+
+STATE_DIR_NAME = "state"
+STATE_RECORD_NAME = "state.json"
+PRESENT_DIR_NAME = "present"
+REMOVED_USERS_NAME = "removed_users.csv"
+OBSERVERS_NAME = "observers.csv"
+STATE_FORMAT = 1
+SAME_AS_BUILD = "build"  # state.json's "present": the present rows of the run's own build
+OWN_FILES = "files"  # state.json's "present": present/<file>.csv
+
+USER_REMOVAL_STATUSES = frozenset({"suspended", "deleted"})
+# The removed-user ledger. clever_id, login_id (lower-cased, as Canvas compares logins) and the name come
+# from users.csv; sis_id, the numbers and the roles are left empty until the build records them.
+REMOVED_USER_COLUMNS = (
+    "user_id",
+    "login_id",
+    "status",
+    "removed_on",
+    "removed_run_id",
+    "clever_id",
+    "sis_id",
+    "student_number",
+    "teacher_number",
+    "first_name",
+    "last_name",
+    "roles",
+)
+OBSERVER_COLUMNS = ("observer_id", "student_id")
+
+
+def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({column: pd.Series([], dtype="str") for column in columns})
+
+
+@dataclass(frozen=True)
+class ZipSizes:
+    """The uncompressed size in bytes of each file in a zip (what Canvas's change_threshold compares)."""
+
+    files: Mapping[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.files.values())
+
+    @classmethod
+    def of_zip(cls, path: Path) -> ZipSizes:
+        with zipfile.ZipFile(path) as archive:
+            return cls({info.filename: info.file_size for info in archive.infolist()})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"files": dict(sorted(self.files.items())), "total_bytes": self.total}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> ZipSizes:
+        sizes = value.get("files") if isinstance(value, dict) else None
+        if not isinstance(sizes, dict) or not all(isinstance(n, int) for n in sizes.values()):
+            raise ValueError("canvas_baseline.files is not a map of file sizes")
+        return cls({str(name): int(size) for name, size in sizes.items()})
+
+
+@dataclass(frozen=True)
+class CanvasBaseline:
+    """The run whose zip Canvas diffs the next import against, and that zip's sizes."""
+
+    run_id: str
+    sizes: ZipSizes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, **self.sizes.as_dict()}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> CanvasBaseline | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("run_id"), str):
+            raise ValueError("canvas_baseline has no run_id")
+        return cls(value["run_id"], ZipSizes.from_dict(value))
+
+
+@dataclass(frozen=True)
+class AppliedState:
+    """What Canvas holds after run ``run_id`` (see the module docstring); ``applied``: what that night did."""
+
+    run_id: str | None
+    applied: str
+    present: Frames
+    carried: Frames = field(default_factory=empty_frames)
+    removed_users: pd.DataFrame = field(default_factory=lambda: _empty(REMOVED_USER_COLUMNS))
+    observers: pd.DataFrame = field(default_factory=lambda: _empty(OBSERVER_COLUMNS))
+    canvas_baseline: CanvasBaseline | None = None
+
+    @classmethod
+    def empty(cls) -> AppliedState:
+        """Before the first night: Canvas holds nothing the sync sent."""
+        return cls(run_id=None, applied=NONE, present=empty_frames())
+
+    @property
+    def needs_remaster(self) -> bool:
+        """Canvas applied the last night without deletes: what vanished must be sent as removal rows."""
+        return self.applied == WHOLE_NO_DELETES
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a night ended, as :func:`state_after` needs it.
+
+    ``applied`` is one of :data:`APPLIED_MODES`; ``sizes`` those of the zip sent; ``user_remove_status``
+    what Canvas's diff makes of a user who vanished (``diffing_user_remove_status``).
+    """
+
+    run_id: str
+    night: str
+    applied: str
+    sizes: ZipSizes
+    user_remove_status: str = "suspended"
+
+
+def applied_of(final: SisImport, options: ImportOptions) -> str:
+    """What Canvas applied, from the import as it ended and the options it was sent with."""
+    if final.workflow_state not in SUCCESS_STATES:
+        return NONE
+    if options.batch_mode:
+        return BATCH
+    if options.diffing_data_set_identifier is None:
+        return EXPLICIT
+    if options.diffing_remaster_data_set:
+        return REMASTER
+    skipped = final.raw.get("diffing_threshold_exceeded")
+    if skipped is None:  # a Canvas that does not say: its warning does
+        skipped = any(message in DIFF_SKIPPED_WARNINGS for _, message in final.processing_warnings)
+    return WHOLE_NO_DELETES if skipped else DIFF
+
+
+def state_after(previous: AppliedState | None, tonight: Amended, outcome: Outcome) -> AppliedState:
+    """The state after a night that sent ``tonight`` (every row of the zip, and the rows it carried).
+
+    Nothing applied: ``previous``. Files applied without deletes: ``previous``'s present rows and tonight's
+    together (a row sent tonight, with any status, in tonight's version). Otherwise tonight's present rows.
+    """
+    before = previous if previous is not None else AppliedState.empty()
+    if outcome.applied == NONE:
+        return before
+    sent = sent_present(tonight.frames)
+    if outcome.applied == WHOLE_NO_DELETES:
+        held = {
+            name: append_rows(without(before.present[name], tonight.frames[name], name), sent[name])
+            for name in files.FILE_ORDER
+        }
+    else:
+        held = sent
+    baseline = (
+        CanvasBaseline(outcome.run_id, outcome.sizes)
+        if outcome.applied in (DIFF, REMASTER)
+        else before.canvas_baseline
+    )
+    return AppliedState(
+        run_id=outcome.run_id,
+        applied=outcome.applied,
+        present=held,
+        carried={name: tonight.carried[name].reset_index(drop=True) for name in files.FILE_ORDER},
+        removed_users=_ledger(before, tonight.frames, held, outcome),
+        observers=before.observers,
+        canvas_baseline=baseline,
+    )
+
+
+def sent_present(frames: Mapping[str, pd.DataFrame]) -> Frames:
+    """The rows a zip leaves Canvas holding: no removal status, and nothing of change_sis_id.csv."""
+    out = present(frames)
+    out[files.CHANGE_SIS_ID] = empty_frames()[files.CHANGE_SIS_ID]
+    return out
+
+
+def _ledger(
+    before: AppliedState, sent: Mapping[str, pd.DataFrame], held: Mapping[str, pd.DataFrame], outcome: Outcome
+) -> pd.DataFrame:
+    """``before``'s removed users, less those Canvas holds again, plus tonight's removals.
+
+    Tonight's removals are the users sent with a removal status and, on a diffed night, those Canvas's
+    diff removed (held before, not in tonight's users.csv). A user already listed keeps the first night.
+    """
+    users = sent[files.USERS]
+    removed = [users.loc[among(users["status"], USER_REMOVAL_STATUSES)]]
+    if outcome.applied == DIFF and len(users):
+        removed.append(
+            without(before.present[files.USERS], users, files.USERS).assign(status=outcome.user_remove_status)
+        )
+    rows = [frame for frame in removed if len(frame)]
+    ledger = before.removed_users
+    if rows:
+        ledger = pd.concat(
+            [ledger, *(_removed_user_rows(frame, outcome) for frame in rows)], ignore_index=True
+        )
+    back = among(ledger["user_id"], held[files.USERS]["user_id"])
+    return ledger.loc[~back].drop_duplicates("user_id", keep="first").reset_index(drop=True)
+
+
+def _removed_user_rows(users: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
+    """Ledger rows of users.csv rows (the Clever id: integration_id where users.csv has one, else user_id)."""
+
+    def column(name: str) -> pd.Series:
+        if name in users.columns:
+            return users[name].astype("str").reset_index(drop=True)
+        return pd.Series([""] * len(users), dtype="str")
+
+    clever_id = column("integration_id")
+    user_id = column("user_id")
+    out = pd.DataFrame({name: pd.Series([""] * len(users), dtype="str") for name in REMOVED_USER_COLUMNS})
+    out["user_id"] = user_id
+    out["login_id"] = column("login_id").str.lower()
+    out["status"] = column("status")
+    out["removed_on"] = outcome.night
+    out["removed_run_id"] = outcome.run_id
+    out["clever_id"] = clever_id.where(clever_id != "", user_id)
+    out["first_name"] = column("first_name")
+    out["last_name"] = column("last_name")
+    return out
+
+
+# --- keeping it ------------------------------------------------------------------------------------------
+
+
+def state_dir(run_dir: Path) -> Path:
+    return run_dir / STATE_DIR_NAME
+
+
+def write_state(run_dir: Path, state: AppliedState, *, build_present: Mapping[str, pd.DataFrame]) -> None:
+    """Keep ``state`` in ``RUN/state/`` (written beside it, renamed into place when whole).
+
+    ``build_present`` is :func:`sent_present` of the run's build: when ``present`` is the same rows, only
+    that is recorded.
+    """
+    from clever2sis.sis.writer import write_csv
+
+    same = all(_same_rows(state.present[name], build_present[name]) for name in files.FILE_ORDER)
+    record = {
+        "format": STATE_FORMAT,
+        "run_id": state.run_id,
+        "applied": state.applied,
+        "present": SAME_AS_BUILD if same else OWN_FILES,
+        "canvas_baseline": None if state.canvas_baseline is None else state.canvas_baseline.as_dict(),
+        "removed_users": len(state.removed_users),
+        "observers": len(state.observers),
+    }
+    with atomic_directory(state_dir(run_dir), replace=True) as tmp:
+        write_csv(_sorted(state.removed_users, ["user_id"]), tmp / REMOVED_USERS_NAME)
+        write_csv(_sorted(state.observers, list(OBSERVER_COLUMNS)), tmp / OBSERVERS_NAME)
+        if not same:
+            (tmp / PRESENT_DIR_NAME).mkdir()
+            for name in files.FILE_ORDER:
+                frame = state.present[name]
+                write_csv(_sorted(frame, list(files.SORT_KEYS[name])), tmp / PRESENT_DIR_NAME / name)
+        atomic_write_bytes(tmp / STATE_RECORD_NAME, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_unchanged(run_dir: Path, run_id: str, previous: AppliedState | None) -> None:
+    """Record that run ``run_id`` changed nothing in Canvas: its state is ``previous``'s run's."""
+    record = {
+        "format": STATE_FORMAT,
+        "run_id": run_id,
+        "applied": NONE,
+        "unchanged_since": None if previous is None else previous.run_id,
+    }
+    atomic_write_bytes(
+        state_dir(run_dir) / STATE_RECORD_NAME, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n"
+    )
+
+
+def read_state(run_dir: Path, run_id: str) -> AppliedState:
+    """The state run ``run_id`` kept in ``run_dir``; :class:`RunsDirError` naming the file when it cannot."""
+    record_file = state_dir(run_dir) / STATE_RECORD_NAME
+    try:
+        record = orjson.loads(record_file.read_bytes())
+    except FileNotFoundError:
+        raise RunsDirError(f"{record_file}: missing") from None
+    except (OSError, orjson.JSONDecodeError) as error:
+        raise RunsDirError(f"{record_file}: not readable ({error})") from None
+    try:
+        return _state_from(record, run_dir, run_id)
+    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise RunsDirError(f"{record_file}: not a whole applied state ({error})") from None
+
+
+def _state_from(record: Any, run_dir: Path, run_id: str, *, follow: bool = True) -> AppliedState:
+    if not isinstance(record, dict) or record.get("format") != STATE_FORMAT:
+        raise ValueError(f"format is not {STATE_FORMAT}")
+    if record.get("run_id") != run_id:
+        raise ValueError(f"it is the state of run {record.get('run_id')!r}, not {run_id!r}")
+    applied = record.get("applied")
+    if applied not in APPLIED_MODES:
+        raise ValueError(f"applied is {applied!r}")
+    if applied == NONE:
+        since = record.get("unchanged_since")
+        if since is None:
+            return AppliedState.empty()
+        if not follow:
+            raise ValueError(f"unchanged_since names run {since!r}, which changed nothing either")
+        earlier = run_dir.parent / str(since)
+        return _state_from(
+            orjson.loads((state_dir(earlier) / STATE_RECORD_NAME).read_bytes()),
+            earlier,
+            str(since),
+            follow=False,
+        )
+    build = BuildDir(run_dir / BUILD_DIR_NAME)
+    carried = build.read_sync_rows(CARRIED)
+    if record.get("present") == SAME_AS_BUILD:
+        held = sent_present(build.verified_zip(error=RunsDirError).read_frames())
+    elif record.get("present") == OWN_FILES:
+        held = {name: _read_csv(state_dir(run_dir) / PRESENT_DIR_NAME / name) for name in files.FILE_ORDER}
+    else:
+        raise ValueError(f"present is {record.get('present')!r}")
+    removed_users = _read_csv(state_dir(run_dir) / REMOVED_USERS_NAME, REMOVED_USER_COLUMNS)
+    observers = _read_csv(state_dir(run_dir) / OBSERVERS_NAME, OBSERVER_COLUMNS)
+    return AppliedState(
+        run_id=run_id,
+        applied=str(applied),
+        present=held,
+        carried=carried,
+        removed_users=removed_users,
+        observers=observers,
+        canvas_baseline=CanvasBaseline.from_dict(record.get("canvas_baseline")),
+    )
+
+
+def read_legacy_state(run_dir: Path, run_id: str, *, applied: str) -> AppliedState:
+    """The state of a run kept before applied states existed: the present rows of its build, less the rows
+    it sent as removals; Canvas's baseline is taken to be that run (``applied`` as history tells)."""
+    build = BuildDir(run_dir / BUILD_DIR_NAME)
+    verified = build.verified_zip(error=RunsDirError)
+    held = present(verified.read_frames(), build.read_sync_rows(REMOVED))
+    held[files.CHANGE_SIS_ID] = empty_frames()[files.CHANGE_SIS_ID]
+    baseline = CanvasBaseline(run_id, ZipSizes.of_zip(verified.path)) if applied in (DIFF, REMASTER) else None
+    return AppliedState(
+        run_id=run_id,
+        applied=applied,
+        present=held,
+        carried=build.read_sync_rows(CARRIED),
+        canvas_baseline=baseline,
+    )
+
+
+def _read_csv(path: Path, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if columns is not None and tuple(frame.columns) != columns:
+        raise ValueError(f"{path.name} has the columns {', '.join(frame.columns)}")
+    return frame
+
+
+def _same_rows(one: pd.DataFrame, other: pd.DataFrame) -> bool:
+    return one is other or (
+        list(one.columns) == list(other.columns)
+        and one.reset_index(drop=True).equals(other.reset_index(drop=True))
+    )
+
+
+def _sorted(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    return frame.sort_values(by, ignore_index=True, kind="stable") if len(frame) else frame
