@@ -272,7 +272,7 @@ def upload_command(
             ok = session.settings.messages_ok if messages_ok is None else messages_ok
             check_outcome(results.sis_import, messages_ok=ok)
 
-    run_command(action, verbose=verbose)
+    run_command(action, verbose=verbose, io_error=BuildDirError)
 
 
 @click.command("status")

@@ -20,6 +20,7 @@ from clever2sis.cli.common import (
     verbose_option,
 )
 from clever2sis.config import parse_upload
+from clever2sis.errors import ApprovalError, ReviewError
 from clever2sis.review.baseline import find_baseline
 from clever2sis.review.excel import write_spreadsheet_copies
 from clever2sis.review.facts import open_build, review_facts
@@ -127,7 +128,7 @@ def review_command(
         if as_json:
             click.echo(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode())
 
-    run_command(action, verbose=verbose)
+    run_command(action, verbose=verbose, io_error=ReviewError)
 
 
 @click.command("approve")
@@ -167,7 +168,7 @@ def approve_command(
             if tested["workflow_state"] not in SUCCESS_STATES:
                 click.echo(f"warning: the test import did not end imported ({state})", err=True)
 
-    run_command(action, verbose=verbose)
+    run_command(action, verbose=verbose, io_error=ApprovalError)
 
 
 REVIEW_COMMANDS: list[click.Command] = [review_command, approve_command]
