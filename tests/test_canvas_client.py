@@ -12,6 +12,7 @@ from clever2sis.errors import (
     CanvasPermissionError,
     CanvasUnavailableError,
     NotRootAccountError,
+    PostOutcomeUnknownError,
     SisImportsDisabledError,
     UnknownBatchTermError,
 )
@@ -128,11 +129,26 @@ class _Bytes:
         return b""
 
 
-def test_post_is_not_retried_after_a_5xx_or_a_lost_response() -> None:
-    with pytest.raises(CanvasError, match="HTTP 500"):
-        _post(Recorder(httpx.Response(500)).client())
-    with pytest.raises(CanvasUnavailableError, match="may have reached Canvas"):
-        _post(Recorder(httpx.ReadTimeout("slow")).client())
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (httpx.Response(500, text="Internal Server Error"), "HTTP 500 (Internal Server Error)"),
+        (httpx.Response(503, text="<html>busy</html>"), "HTTP 503 (<html>busy</html>)"),
+        (httpx.ReadTimeout("slow"), "network error (ReadTimeout)"),
+    ],
+)
+def test_post_is_not_retried_after_a_5xx_or_a_lost_response(
+    answer: httpx.Response | Exception, problem: str
+) -> None:
+    recorder = Recorder(answer)
+    with pytest.raises(PostOutcomeUnknownError) as caught:
+        _post(recorder.client())
+    assert str(caught.value) == (
+        f"POST {BASE}/p: {problem} after the request was sent; it may have reached Canvas"
+    )
+    assert caught.value.exit_code == CanvasUnavailableError.exit_code == 38
+    assert len(recorder.requests) == 1
+    assert recorder.sleeps == []
 
 
 def test_post_is_retried_when_it_never_left_or_was_throttled() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from clever2sis.build_dir import BuildZip
 from clever2sis.canvas.results import ImportResults, record_created, save_results
 from clever2sis.canvas.sis_import import ImportOptions, SisImport, SisImports, WaitPolicy, wait_for_import
-from clever2sis.errors import ImportAlreadyRunningError
+from clever2sis.errors import ImportAlreadyRunningError, PostOutcomeUnknownError
 from clever2sis.progress import Progress, silent
 
 
@@ -57,7 +57,13 @@ def post_build(
     ensure_nothing_running(api, queue=queue, progress=progress)
     signoff = before_post(profile, build)
     progress(f"uploading {build.path} ({build.size_bytes} bytes)")
-    sis_import = api.create(build.path, options)
+    try:
+        sis_import = api.create(build.path, options)
+    except PostOutcomeUnknownError as error:
+        raise PostOutcomeUnknownError(
+            f"{error}. The SIS import may have been created: see the account's latest imports with "
+            f"`clever2sis list --profile {profile}` before uploading again"
+        ) from None
     directory = record_created(
         build.build_dir,
         profile,

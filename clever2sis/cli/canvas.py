@@ -182,7 +182,11 @@ def given_import_flags() -> dict[str, Any]:
     default=None,
     help="Exit 0 for imported_with_messages (default: 20, or upload.messages_ok).",
 )
-@click.option("--dry-run", is_flag=True, help="Check everything and print the form fields; send nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the build, options, settings and sign-off; print the form fields; send nothing.",
+)
 @click.option(
     "--force",
     is_flag=True,
@@ -220,6 +224,7 @@ def upload_command(
         options.validate()
         if dry_run:
             target = resolve_profile(raw, profile, current_runtime().environ)
+            target.token(current_runtime().environ)  # a real upload would stop here without one (30)
             gate = check_before_post(
                 target.name, build, require_approval=target.require_approval, force=force, warn=loud
             )
@@ -231,6 +236,10 @@ def upload_command(
             click.echo(f"would POST {build.path} to {target.base_url} account {target.account_id} with:")
             for name, value in options.form_fields():
                 click.echo(f"  {name}={value}")
+            loud(
+                "dry run: nothing was sent to Canvas, so the token, the account and the imports running "
+                "on it were not checked"
+            )
             return
         runtime = current_runtime()
         with _session(raw, profile, quiet) as session:
