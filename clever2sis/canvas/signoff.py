@@ -109,9 +109,11 @@ def approve(
         },
         "test_import": last_import_result(build_dir, test_profile) if profile != test_profile else None,
     }
-    atomic_write_bytes(
-        BuildDir(build_dir).approval_file(profile), orjson.dumps(record, option=orjson.OPT_INDENT_2)
-    )
+    path = BuildDir(build_dir).approval_file(profile)
+    try:
+        atomic_write_bytes(path, orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    except OSError as error:
+        raise ApprovalError(f"cannot record the sign-off in {path}: {error.strerror or error}") from None
     return record
 
 
