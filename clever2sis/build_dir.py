@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import shutil
 import zipfile
 from collections.abc import Mapping
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from clever2sis.atomic import atomic_directory, atomic_write_bytes
+from clever2sis.atomic import atomic_directory, atomic_write_bytes, recover_directory
 from clever2sis.errors import Clever2SisError
 from clever2sis.sis import files
 
@@ -273,6 +274,8 @@ class BuildDir:
 
     def read_record(self, *, error: ErrorClass) -> BuildRecord:
         """build.json, refused with ``error`` when the directory is not a build or the record not a record."""
+        if not os.path.lexists(self.path):
+            recover_directory(self.path.resolve())  # a replacement killed halfway (see clever2sis.atomic)
         if not self.path.is_dir():
             raise error(f"{self.path}: no such build directory; run `clever2sis build` first")
         try:

@@ -31,6 +31,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ import pyarrow as pa
 import pyarrow.ipc as paipc
 import pyarrow.json as pajson
 
-from clever2sis.atomic import atomic_directory, atomic_write_bytes
+from clever2sis.atomic import atomic_directory, atomic_write_bytes, recover_directory
 from clever2sis.clever.schemas import SCHEMA_FINGERPRINT, SCHEMAS
 from clever2sis.errors import SnapshotError
 
@@ -393,6 +394,8 @@ class Snapshot:
     def open(cls, path: Path) -> Snapshot:
         """Read and check the manifest: format, version, every collection file there at its recorded size."""
         manifest_path = path / MANIFEST_NAME
+        if not os.path.lexists(path):
+            recover_directory(path.resolve())  # a replacement killed halfway (see clever2sis.atomic)
         if not path.is_dir():
             raise SnapshotError(f"{path}: no such snapshot directory")
         if not manifest_path.is_file():
