@@ -53,7 +53,8 @@ def _invoke(args: list[str], runtime: CanvasRuntime | None = None) -> tuple[int,
 
 
 def _leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.rglob(".*"))
+    """Hidden files and directories (temporary ones) under ``directory``, but for a build's lock file."""
+    return sorted(p.name for p in directory.rglob(".*") if not p.name.endswith(".lock"))
 
 
 @pytest.fixture

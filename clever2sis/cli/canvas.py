@@ -22,7 +22,7 @@ import click
 import httpx
 import orjson
 
-from clever2sis.build_dir import BuildDir
+from clever2sis.build_dir import BuildDir, BuildLock
 from clever2sis.canvas.client import CanvasClient
 from clever2sis.canvas.results import summary_lines
 from clever2sis.canvas.signoff import check_before_post
@@ -219,6 +219,11 @@ def upload_command(
 
     def action() -> None:
         raw = read_canvas_config(config_path, verbose)
+        # Held until the results are saved: no build replaces the directory meanwhile.
+        with BuildLock(build_dir, shared=True, error=BuildDirError):
+            upload(raw)
+
+    def upload(raw: RawConfig) -> None:
         build = BuildDir(build_dir).verified_zip(error=BuildDirError)
         options = parse_upload(raw).options.merged(given_import_flags())
         options.validate()

@@ -8,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from clever2sis.build_dir import BuildDir
+from clever2sis.build_dir import BuildDir, BuildLock
 from clever2sis.canvas.signoff import TEST_PROFILE, approve
 from clever2sis.canvas.sis_import import SUCCESS_STATES
 from clever2sis.cli.common import (
@@ -19,7 +19,7 @@ from clever2sis.cli.common import (
     run_command,
     verbose_option,
 )
-from clever2sis.config import parse_upload
+from clever2sis.config import UploadSettings, parse_upload
 from clever2sis.errors import ApprovalError, ReviewError
 from clever2sis.review.baseline import find_baseline
 from clever2sis.review.excel import write_spreadsheet_copies
@@ -108,6 +108,10 @@ def review_command(
     def action() -> None:
         upload = parse_upload(read_config(config_path, verbose=verbose))
         upload.options.validate()
+        with BuildLock(build_dir, shared=True, error=ReviewError):
+            review(upload)
+
+    def review(upload: UploadSettings) -> None:
         new = open_build(build_dir)
         reason = "--against"
         older = against
@@ -154,7 +158,8 @@ def approve_command(
     """
 
     def action() -> None:
-        record = approve(build_dir, profile, by, test_profile=test_profile)
+        with BuildLock(build_dir, shared=True, error=ApprovalError):
+            record = approve(build_dir, profile, by, test_profile=test_profile)
         click.echo(
             f"approved {BuildDir(build_dir).zip_file} (sha256 {record['zip_sha256'][:SHORT_SHA]}…) for "
             f"{profile} by {record['approved_by']} at {record['approved_at']}"
