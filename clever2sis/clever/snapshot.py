@@ -419,10 +419,12 @@ class Snapshot:
             entry = collections.get(name)
             if not isinstance(entry, dict):
                 raise SnapshotError(f"{manifest_path}: collection {name!r} is missing from the manifest")
+            _check_file(path, entry, f"collection {name!r}", f"{name}.jsonl")
             _check_size(path, entry)
         for name, entry in _columnar_entries(manifest, manifest_path).items():
             if name not in COLLECTIONS or not isinstance(entry, dict):
                 raise SnapshotError(f"{manifest_path}: columnar entry {name!r} is not a snapshot collection")
+            _check_file(path, entry, f"the columnar copy of {name!r}", f"{name}.arrow")
             if entry.get("records") != collections[name]["records"]:
                 raise SnapshotError(
                     f"{manifest_path}: the columnar copy of {name} holds {entry.get('records')!r} records, "
@@ -528,6 +530,33 @@ class Snapshot:
             "manifest_sha256": self.manifest_sha256,
             "records": {name: self.manifest["collections"][name]["records"] for name in COLLECTIONS},
         }
+
+
+def _check_file(path: Path, entry: Mapping[str, Any], what: str, example: str) -> None:
+    """Refuse a manifest entry whose file is not a plain name of a file inside the snapshot at ``path``.
+
+    A manifest is data that comes with the snapshot: a name such as ``../x``, ``/etc/x`` or ``a/b`` (or a
+    link to a file elsewhere) would have a build read, and show in its findings, a file that is not part of
+    the snapshot.
+    """
+    name = entry.get("file")
+    plain = (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and not any(character in name for character in ("/", "\\", "\0"))
+    )
+    if not plain:
+        raise SnapshotError(
+            f"{path / MANIFEST_NAME}: {what} names the file {name!r}; a manifest names its files by plain "
+            f"name inside the snapshot ({example}), so it was changed by hand or not written by clever2sis: "
+            "pull the snapshot again"
+        )
+    file = path / str(name)
+    if file.is_symlink() and file.resolve().parent != path.resolve():
+        raise SnapshotError(
+            f"{file}: a link to {file.resolve()}, outside the snapshot; a snapshot holds its own files: pull "
+            "the snapshot again"
+        )
 
 
 def _check_size(path: Path, entry: Mapping[str, Any]) -> None:
