@@ -32,6 +32,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -64,6 +65,13 @@ COLUMNAR_BATCH_ROWS = 1 << 17
 # Arrow parses JSONL in blocks of this size on its own threads; a record must fit in one.
 JSON_BLOCK_BYTES = 16 << 20
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+MALFORMED_SECTION = "malformed_records"
+# A collection with more records than this that do not fit its schema is not taken for Clever data at all.
+MAX_MALFORMED_RECORDS = 1000
+# The malformed records a manifest lists by id (it counts them all).
+MALFORMED_EXAMPLES = 20
+_TYPE_CHANGE = re.compile(r"Column\((/[^)]*)\) changed from (\w+) to (\w+)")
+_ARTICLE = {"array": "an array", "object": "an object", "number": "a number", "string": "a string"}
 
 
 def utc_timestamp(moment: dt.datetime | None = None) -> str:
@@ -158,6 +166,116 @@ class _ColumnarFile:
             self._writer.close()
         self._sink.close()
         self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class MalformedRecord:
+    """A record whose fields do not have the types Clever gives them (a string where Clever sends an
+    object, say): ``line`` is its 1-based line in the collection's JSONL, ``record_id`` its id if it has
+    one, ``problem`` what is wrong, in words."""
+
+    line: int
+    record_id: str | None
+    problem: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "id": self.record_id, "problem": self.problem}
+
+
+def _problem(error: Exception) -> str:
+    """Arrow's complaint about one record, as ``roles is a string where Clever sends an object``."""
+    found = _TYPE_CHANGE.search(str(error))
+    if found is None:
+        return " ".join(str(error).split())
+    path, expected, got = found.groups()
+    field = path.strip("/").replace("/[]", "[]").replace("/", ".")
+    return f"{field} is {_ARTICLE.get(got, got)} where Clever sends {_ARTICLE.get(expected, expected)}"
+
+
+def _record_id(line: bytes) -> str | None:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    found = record.get("id") if isinstance(record, dict) else None
+    return found if isinstance(found, str) and found else None
+
+
+def _parse_lines(lines: bytes, schema: pa.Schema) -> pa.Table:
+    """JSON Lines parsed into ``schema`` as one block (so no record is too long for the block)."""
+    return pajson.read_json(
+        io.BytesIO(lines),
+        read_options=pajson.ReadOptions(block_size=max(len(lines), 1), use_threads=False),
+        parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+    )
+
+
+def _sift(
+    lines: list[bytes], first: int, schema: pa.Schema, tables: list[pa.Table], bad: list[MalformedRecord]
+) -> None:
+    """Parse ``lines`` (numbered from ``first``) into ``tables``, halving any run Arrow refuses until each
+    refused record is alone, and listed in ``bad``: a few Arrow parses per bad record, never one per record
+    (unless most are bad, which :data:`MAX_MALFORMED_RECORDS` cuts short)."""
+    runs = [(first, lines)]
+    while runs:
+        start, run = runs.pop()
+        try:
+            tables.append(_parse_lines(b"\n".join(run) + b"\n", schema))
+            continue
+        except _ARROW_ERRORS as error:
+            if len(run) == 1:
+                bad.append(MalformedRecord(start, _record_id(run[0]), _problem(error)))
+                if len(bad) > MAX_MALFORMED_RECORDS:
+                    return
+                continue
+        half = len(run) // 2
+        runs += [(start + half, run[half:]), (start, run[:half])]
+
+
+def malformed_records(lines: list[bytes], collection: str) -> list[MalformedRecord]:
+    """The records among ``lines`` (one JSON record each) that do not fit the collection's schema, with
+    their position in ``lines`` (1-based); at most :data:`MAX_MALFORMED_RECORDS` and one more."""
+    bad: list[MalformedRecord] = []
+    _sift(lines, 1, SCHEMAS[collection], [], bad)
+    return sorted(bad, key=lambda record: record.line)
+
+
+def parse_jsonl_leniently(
+    stream: IO[bytes], collection: str, block_bytes: int = JSON_BLOCK_BYTES
+) -> tuple[pa.Table, list[MalformedRecord]]:
+    """A collection's JSONL in its schema, leaving out the records that do not fit it, and those records.
+
+    For a JSONL that Arrow's reader refuses as a whole (:data:`SCHEMAS`): the table holds every other
+    record, in order, as that reader gives them. The JSONL is read ``block_bytes`` at a time (cut at line
+    ends); a block Arrow refuses is sifted (:func:`_sift`). More than :data:`MAX_MALFORMED_RECORDS` bad
+    records raise :class:`SnapshotError`: the collection is not Clever data at all.
+    """
+    schema = SCHEMAS[collection]
+    tables: list[pa.Table] = []
+    bad: list[MalformedRecord] = []
+    line = 1
+    rest = b""
+    while True:
+        chunk = stream.read(block_bytes)
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1 if chunk else len(data)
+        block, rest = data[:cut], data[cut:]
+        lines = [item for item in block.split(b"\n") if item] if block.strip() else []
+        if lines:
+            try:
+                tables.append(_parse_lines(block, schema))
+            except _ARROW_ERRORS:
+                _sift(lines, line, schema, tables, bad)
+            line += len(lines)
+        if len(bad) > MAX_MALFORMED_RECORDS:
+            raise SnapshotError(
+                f"not Clever {collection} records: more than {MAX_MALFORMED_RECORDS} of them do not have "
+                f"Clever's field types (the first, line {bad[0].line}: {bad[0].problem})"
+            )
+        if not chunk:
+            break
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    return table, sorted(bad, key=lambda record: record.line)
 
 
 def _columnar_from_jsonl(

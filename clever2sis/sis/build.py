@@ -54,10 +54,12 @@ from clever2sis.sis.builders.sections import build_sections
 from clever2sis.sis.builders.terms import Previous, build_terms, keep_recreated_terms
 from clever2sis.sis.builders.user_observers import build_user_observers
 from clever2sis.sis.builders.users import build_users
-from clever2sis.sis.findings import WARNING, combine
+from clever2sis.sis.findings import WARNING, combine, findings, no_findings
 from clever2sis.sis.id_map import read_id_map
 from clever2sis.sis.validate import check_references, clean_control_characters
 from clever2sis.sis.writer import InOrder, WrittenFile, ZipWriter, write_csv
+
+MALFORMED_RECORD = "malformed_record"
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ def build_frames(
         )
         progress(f"SIS ids changed: {len(first[files.CHANGE_SIS_ID].frame):,}")
     final = _Validated(ready)
+    final.found.append(malformed_findings(district))
     final.add(first)
     final.found.append(plan.findings)
     del first, accounts, terms, courses, sections, users
@@ -132,6 +135,30 @@ def build_frames(
         progress(f"user observers: {len(rest[files.USER_OBSERVERS].frame):,}")
     final.add(rest)
     return BuiltFiles(frames=final.frames, findings=combine(final.found), skipped=final.skipped)
+
+
+def malformed_findings(district: District) -> pd.DataFrame:
+    """A ``malformed_record`` warning for each record the snapshot holds with a field of another type than
+    Clever gives it (left out when the snapshot was loaded), named by its collection file and id. There
+    are at most :data:`~clever2sis.clever.snapshot.MAX_MALFORMED_RECORDS` per collection."""
+    parts = [
+        findings(
+            MALFORMED_RECORD,
+            WARNING,
+            f"{collection}.jsonl",
+            pd.Series([record.record_id or "" for record in records], dtype="string"),
+            pd.Series(
+                [
+                    f"{collection} record {record.record_id or '(no id)'} (line {record.line}): "
+                    f"{record.problem}; left out of the build"
+                    for record in records
+                ],
+                dtype="string",
+            ),
+        )
+        for collection, records in district.malformed.items()
+    ]
+    return pd.concat(parts, ignore_index=True) if parts else no_findings()
 
 
 class _Validated:
