@@ -280,3 +280,15 @@ def test_an_echoed_token_is_redacted_before_the_message_is_cut(status: int, erro
         assert not any(
             CANVAS_TOKEN[i : i + 8].lower() in text.lower() for i in range(len(CANVAS_TOKEN) - 7)
         ), text
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_a_5xx_on_get_or_put_is_retried_then_exits_38_as_canvas_unavailable(method: str) -> None:
+    recorder = Recorder(*[httpx.Response(503) for _ in range(3)])
+    client = recorder.client(retry=RetryPolicy(max_attempts=3))
+    with pytest.raises(CanvasUnavailableError) as caught:
+        client.get_json("/x") if method == "GET" else client.put_json("/x")
+    assert str(caught.value) == f"{method} {BASE}/x: HTTP 503; gave up after 3 attempts"
+    assert caught.value.exit_code == 38
+    assert not isinstance(caught.value, PostOutcomeUnknownError)
+    assert [request.method for request in recorder.requests] == [method] * 3
