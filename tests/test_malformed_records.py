@@ -56,7 +56,7 @@ BAD: list[tuple[str, str, dict[str, Any], str]] = [
 ]
 
 
-def _with_bad_records() -> dict[str, list[dict[str, Any]]]:
+def with_bad_records() -> dict[str, list[dict[str, Any]]]:
     records = tiny_district()
     for collection, _, record, _ in BAD:
         records[collection].append(copy.deepcopy(record))
@@ -95,7 +95,7 @@ def _expected_findings(snapshot: Path) -> list[dict[str, str]]:
 
 
 def test_a_wrongly_typed_record_is_a_finding_and_the_rest_builds_as_without_it(tmp_path: Path) -> None:
-    bad = write_snapshot(tmp_path / "bad", _with_bad_records())
+    bad = write_snapshot(tmp_path / "bad", with_bad_records())
     good = write_snapshot(tmp_path / "good", tiny_district())
     assert Snapshot.open(bad).columnar_entry("users") is None
 
@@ -114,7 +114,7 @@ def test_a_wrongly_typed_record_is_a_finding_and_the_rest_builds_as_without_it(t
 
 
 def test_a_pull_keeps_and_counts_wrongly_typed_records_and_the_build_leaves_them_out(tmp_path: Path) -> None:
-    served = write_snapshot(tmp_path / "served", _with_bad_records())
+    served = write_snapshot(tmp_path / "served", with_bad_records())
     out = tmp_path / "pulled"
     with CleverTestServer(district_from_snapshot(served), token=TOKEN) as server:
         result = CliRunner().invoke(

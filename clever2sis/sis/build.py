@@ -54,12 +54,11 @@ from clever2sis.sis.builders.sections import build_sections
 from clever2sis.sis.builders.terms import Previous, build_terms, keep_recreated_terms
 from clever2sis.sis.builders.user_observers import build_user_observers
 from clever2sis.sis.builders.users import build_users
-from clever2sis.sis.findings import WARNING, combine, findings, no_findings
+from clever2sis.sis.checks import MALFORMED_RECORD
+from clever2sis.sis.findings import WARNING, combine, no_findings
 from clever2sis.sis.id_map import read_id_map
 from clever2sis.sis.validate import check_references, clean_control_characters
 from clever2sis.sis.writer import InOrder, WrittenFile, ZipWriter, write_csv
-
-MALFORMED_RECORD = "malformed_record"
 
 
 @dataclass(frozen=True)
@@ -139,25 +138,21 @@ def build_frames(
 
 def malformed_findings(district: District) -> pd.DataFrame:
     """A ``malformed_record`` warning for each record the snapshot holds with a field of another type than
-    Clever gives it (left out when the snapshot was loaded), named by its collection file and id. There
-    are at most :data:`~clever2sis.clever.snapshot.MAX_MALFORMED_RECORDS` per collection."""
-    parts = [
-        findings(
-            MALFORMED_RECORD,
-            WARNING,
-            f"{collection}.jsonl",
-            pd.Series([record.record_id or "" for record in records], dtype="string"),
-            pd.Series(
-                [
-                    f"{collection} record {record.record_id or '(no id)'} (line {record.line}): "
-                    f"{record.problem}; left out of the build"
-                    for record in records
-                ],
-                dtype="string",
-            ),
+    Clever gives it (left out when the snapshot was loaded), about its collection's JSONL. There are at
+    most :data:`~clever2sis.clever.snapshot.MAX_MALFORMED_RECORDS` per collection."""
+    parts = []
+    for collection, records in district.malformed.items():
+        ids = pd.Series([record.record_id or "" for record in records], dtype="string")
+        parts.append(
+            MALFORMED_RECORD.about(f"{collection}.jsonl")(
+                pd.Series(True, index=ids.index),
+                ids,
+                collection=collection,
+                record_id=ids.replace("", "(no id)"),
+                line=pd.Series([str(record.line) for record in records], dtype="string"),
+                problem=pd.Series([record.problem for record in records], dtype="string"),
+            )
         )
-        for collection, records in district.malformed.items()
-    ]
     return pd.concat(parts, ignore_index=True) if parts else no_findings()
 
 
