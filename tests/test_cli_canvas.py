@@ -445,12 +445,13 @@ def test_config_profile_and_upload_options(build_dir: Path, tmp_path: Path) -> N
         '[profiles.test]\nbase_url = "https://district.test.instructure.com"\ntoken_env = "T_TOKEN"\n'
         'account_id = "self"\n\n[upload]\nprofile = "test"\nskip_deletes = true\n'
     )
-    result = run(["upload", str(build_dir), "--config", str(config), "--dry-run"], T_TOKEN="x")
+    result = run(["upload", str(build_dir), "--config", str(config), "--dry-run"], T_TOKEN=TEST_TOKEN)
     assert result.exit_code == 0, result.output
     assert "https://district.test.instructure.com account self" in result.stdout
     assert "  skip_deletes=true" in result.stdout
     result = run(
-        ["upload", str(build_dir), "--config", str(config), "--no-skip-deletes", "--dry-run"], T_TOKEN="x"
+        ["upload", str(build_dir), "--config", str(config), "--no-skip-deletes", "--dry-run"],
+        T_TOKEN=TEST_TOKEN,
     )
     assert result.exit_code == 0, result.output
     assert "skip_deletes" not in result.stdout

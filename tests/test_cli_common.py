@@ -46,7 +46,7 @@ def _cases(tmp_path: Path) -> dict[str, tuple[list[str], dict[str, str], int, st
         ),
         "sync": (
             ["sync", "--profile", "nightly", "--config", str(config)],
-            {"CLEVER_TOKEN": "x", "CANVAS_TOKEN": ""},
+            {"CLEVER_TOKEN": "c" * 40, "CANVAS_TOKEN": ""},
             30,
             "error: set CANVAS_TOKEN to a Canvas access token",
         ),
