@@ -15,6 +15,9 @@ Every command that touches a build asks this module where things are and whether
       imports/<profile>/<import_id>/  created.json, sis_import.json, sis_import_errors/page-NNNN.json,
                                       errors_attachment.csv (see :class:`ImportDir`)
 
+Beside it, ``.BUILD_DIR.lock`` is the :class:`BuildLock` that keeps a build from replacing the directory
+while another command uses it.
+
 A build is *whole* when build.json is a build record and ``sis_import.zip`` has the sha256 it records.
 :meth:`BuildDir.verified_zip` checks that, with one message per defect for every command; the caller
 names the error class, because the same defect is a different exit code for each command (36 for
@@ -27,18 +30,22 @@ pandas is imported only by the functions that read or write frames, so a command
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import hashlib
 import io
+import os
 import shutil
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from clever2sis.atomic import atomic_directory, atomic_write_bytes
+from clever2sis.atomic import atomic_directory, atomic_write_bytes, recover_directory
 from clever2sis.errors import Clever2SisError
 from clever2sis.sis import files
 
@@ -60,6 +67,7 @@ CREATED_NAME = "created.json"
 FINAL_NAME = "sis_import.json"
 ERRORS_DIR_NAME = "sis_import_errors"
 ERRORS_ATTACHMENT_NAME = "errors_attachment.csv"
+LOCK_SUFFIX = ".lock"
 HASH_CHUNK_BYTES = 8 << 20
 # What a rewrite replaces; anything else in the directory (imports/, approvals/, report.html) is kept.
 _REWRITTEN = frozenset({CSV_DIR_NAME, ZIP_NAME, RECORD_NAME, SYNC_DIR_NAME})
@@ -273,6 +281,8 @@ class BuildDir:
 
     def read_record(self, *, error: ErrorClass) -> BuildRecord:
         """build.json, refused with ``error`` when the directory is not a build or the record not a record."""
+        if not os.path.lexists(self.path):
+            recover_directory(self.path.resolve())  # a replacement killed halfway (see clever2sis.atomic)
         if not self.path.is_dir():
             raise error(f"{self.path}: no such build directory; run `clever2sis build` first")
         try:
@@ -364,6 +374,99 @@ class BuildDir:
             )
             new.write_record(rewritten)
         return rewritten
+
+
+class BuildLock:
+    """An ``flock`` on ``.NAME.lock`` beside the build directory ``NAME``, taken at once or not at all.
+
+    ``build`` holds it exclusively from its first check until the new directory is in place (and writes its
+    pid in the file); ``upload``, ``review`` and ``approve`` hold it shared while they read the build and
+    write into it (imports/, report.html, approvals/). So two builds never write the same directory, and a
+    ``build --force`` never replaces a directory while an upload is saving an import's id or results into
+    it, nor does anything write into a directory that is being replaced. The kernel drops the lock with
+    the process, so a lock file left by a killed command blocks nothing.
+
+    A conflict is ``error`` (the command's exit code) with a message that says who holds the lock. A shared
+    lock is not taken on a build directory that does not exist, nor when its file cannot be made (a
+    directory the user may not write beside): nothing that replaces the build can write there either.
+    """
+
+    def __init__(self, build_dir: Path, *, shared: bool, error: ErrorClass) -> None:
+        self.build_dir = build_dir
+        resolved = build_dir.resolve()
+        self.path = resolved.with_name(f".{resolved.name}{LOCK_SUFFIX}")
+        self.shared = shared
+        self.error = error
+        self._fd: int | None = None
+
+    def __enter__(self) -> BuildLock:
+        fd = self._open()
+        if fd is None:
+            return self
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except OSError as problem:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if problem.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise self.error(f"cannot lock {self.path}: {problem.strerror}") from None
+            raise self.error(self._conflict(holder)) from None
+        if not self.shared:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._fd is None:
+            return
+        if not self.shared:
+            os.ftruncate(self._fd, 0)
+        os.close(self._fd)
+        self._fd = None
+
+    def _open(self) -> int | None:
+        if self.shared and not self.build_dir.is_dir():
+            return None  # nothing to keep from being replaced; the command reports the missing build
+        try:
+            if not self.shared:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as problem:
+            if not self.shared:
+                raise self.error(f"cannot lock {self.path}: {problem.strerror}") from None
+        try:
+            return os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+
+    def _conflict(self, builder: int | None) -> str:
+        if builder is not None:
+            return (
+                f"another clever2sis build is writing {self.build_dir} (pid {builder}); wait for it to "
+                "finish" + (", then run this again" if self.shared else ", or build into another directory")
+            )
+        return (
+            f"{self.build_dir} is in use by another clever2sis command (an upload, review or approve); build "
+            "again when it has finished, or build into another directory"
+        )
+
+
+def _read_pid(fd: int) -> int | None:
+    """The pid a build wrote in its lock file, if that process is alive (the file outlives a killed one)."""
+    try:
+        pid = int(os.pread(fd, 32, 0).decode("ascii", "replace").strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,11 @@ class CanvasUnavailableError(CanvasError):
     exit_code = 38
 
 
+class PostOutcomeUnknownError(CanvasUnavailableError):
+    """A POST may have reached Canvas, but no answer came back that says what it did (a 5xx, a lost
+    connection): it is never retried, and the message says how to find out."""
+
+
 class ImportOutcomeError(CanvasError):
     """The import ended in a state other than ``imported``; the exit code says which."""
 

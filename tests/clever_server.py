@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +48,20 @@ class Faults:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class Stall:
+    """Hold every answer for ``collection`` after its first page until ``release`` is set.
+
+    ``reached`` is set when the first such request comes in, so a test knows the client is mid-pull (its
+    first page written) and can kill it there. Each held request waits at most ``max_wait_s``.
+    """
+
+    collection: str
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    max_wait_s: float = 120.0
+
+
 @dataclass
 class _Collection:
     ids: list[str]
@@ -72,8 +86,10 @@ class CleverTestServer:
         window_s: int = RATE_LIMIT_WINDOW_S,
         faults: Faults | None = None,
         clock: Callable[[], float] = time.time,
+        stall: Stall | None = None,
     ) -> None:
         self.token = token
+        self.stall = stall
         self.rate_limit = rate_limit
         self.window_s = window_s
         self.faults = faults or Faults()
@@ -228,6 +244,10 @@ class _Handler(BaseHTTPRequestHandler):
         segments = parts.path.strip("/").split("/")
         if len(segments) == 2 and segments[0] in SERVED_VERSIONS and segments[1] in app.collections:
             query = parse_qsl(parts.query, keep_blank_values=True)
+            stall = app.stall
+            if stall is not None and segments[1] == stall.collection and "starting_after" in dict(query):
+                stall.reached.set()
+                stall.release.wait(stall.max_wait_s)
             status, body = app.page(segments[0], segments[1], query)
             self._send(status, body, "application/json; charset=utf-8", headers)
             return

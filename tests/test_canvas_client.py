@@ -12,6 +12,7 @@ from clever2sis.errors import (
     CanvasPermissionError,
     CanvasUnavailableError,
     NotRootAccountError,
+    PostOutcomeUnknownError,
     SisImportsDisabledError,
     UnknownBatchTermError,
 )
@@ -128,11 +129,26 @@ class _Bytes:
         return b""
 
 
-def test_post_is_not_retried_after_a_5xx_or_a_lost_response() -> None:
-    with pytest.raises(CanvasError, match="HTTP 500"):
-        _post(Recorder(httpx.Response(500)).client())
-    with pytest.raises(CanvasUnavailableError, match="may have reached Canvas"):
-        _post(Recorder(httpx.ReadTimeout("slow")).client())
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (httpx.Response(500, text="Internal Server Error"), "HTTP 500 (Internal Server Error)"),
+        (httpx.Response(503, text="<html>busy</html>"), "HTTP 503 (<html>busy</html>)"),
+        (httpx.ReadTimeout("slow"), "network error (ReadTimeout)"),
+    ],
+)
+def test_post_is_not_retried_after_a_5xx_or_a_lost_response(
+    answer: httpx.Response | Exception, problem: str
+) -> None:
+    recorder = Recorder(answer)
+    with pytest.raises(PostOutcomeUnknownError) as caught:
+        _post(recorder.client())
+    assert str(caught.value) == (
+        f"POST {BASE}/p: {problem} after the request was sent; it may have reached Canvas"
+    )
+    assert caught.value.exit_code == CanvasUnavailableError.exit_code == 38
+    assert len(recorder.requests) == 1
+    assert recorder.sleeps == []
 
 
 def test_post_is_retried_when_it_never_left_or_was_throttled() -> None:
@@ -264,3 +280,15 @@ def test_an_echoed_token_is_redacted_before_the_message_is_cut(status: int, erro
         assert not any(
             CANVAS_TOKEN[i : i + 8].lower() in text.lower() for i in range(len(CANVAS_TOKEN) - 7)
         ), text
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_a_5xx_on_get_or_put_is_retried_then_exits_38_as_canvas_unavailable(method: str) -> None:
+    recorder = Recorder(*[httpx.Response(503) for _ in range(3)])
+    client = recorder.client(retry=RetryPolicy(max_attempts=3))
+    with pytest.raises(CanvasUnavailableError) as caught:
+        client.get_json("/x") if method == "GET" else client.put_json("/x")
+    assert str(caught.value) == f"{method} {BASE}/x: HTTP 503; gave up after 3 attempts"
+    assert caught.value.exit_code == 38
+    assert not isinstance(caught.value, PostOutcomeUnknownError)
+    assert [request.method for request in recorder.requests] == [method] * 3

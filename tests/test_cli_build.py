@@ -9,6 +9,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from clever2sis.clever.snapshot import MAX_MALFORMED_RECORDS
 from clever2sis.cli import main
 from clever2sis.sis import files
 
@@ -123,10 +124,11 @@ def test_truncated_snapshot_writes_nothing(tiny_snapshot: Path, tmp_path: Path) 
 
 
 def test_not_clever_records(snapshot_factory, tmp_path: Path) -> None:
-    snapshot = snapshot_factory({"sections": [{"id": "x", "students": "not-a-list"}]})
+    sections = [{"id": f"x{n:05d}", "students": "not-a-list"} for n in range(MAX_MALFORMED_RECORDS + 1)]
+    snapshot = snapshot_factory({"sections": sections})
     code, _, stderr = run("build", str(snapshot), "--out", str(tmp_path / "b"), "-q")
     assert code == 3
-    assert stderr.startswith(f"error: {snapshot / 'sections.jsonl'}: not Clever sections records (")
+    assert stderr.startswith(f"error: {snapshot / 'sections.jsonl'}: not Clever sections records: more than ")
 
 
 def test_failed_rebuild_keeps_the_previous_build(tiny_snapshot: Path, tmp_path: Path) -> None:
@@ -167,7 +169,8 @@ def test_a_write_failing_on_the_writing_thread_fails_the_build_and_keeps_the_pre
     assert stderr.startswith(f"error: cannot write the build to {out}: No space left on device (")
     assert stderr.endswith(f"{files.USERS})\n")
     assert (out / "sis_import.zip").read_bytes() == before
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial build left
+    # No partial build left; the lock file beside the build stays (a lock is the open file, not the file).
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [".b.lock"]
 
 
 # Each a template that must not build; the message the CLI gives for it (after "error: names.section: ").

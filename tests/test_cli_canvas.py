@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import click
+import httpx
 import orjson
 import pytest
 from click.testing import CliRunner, Result
@@ -156,6 +157,49 @@ def test_missing_settings_fail_before_any_request(
     assert message in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (httpx.Response(500, text="Internal Server Error"), "HTTP 500 (Internal Server Error)"),
+        (httpx.RemoteProtocolError("closed"), "network error (RemoteProtocolError)"),
+    ],
+)
+def test_a_5xx_or_a_lost_answer_to_the_post_exits_38_and_says_the_import_may_exist(
+    build_dir: Path, answer: httpx.Response | Exception, problem: str
+) -> None:
+    posts: list[httpx.Request] = []
+
+    def canvas(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith("/sis_imports/importing"):
+            return httpx.Response(200, json={"sis_imports": []})
+        posts.append(request)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    time = FakeTime()
+    runtime = CanvasRuntime(
+        environ={
+            "CANVAS_BASE_URL": "https://canvas.invalid",
+            "CANVAS_TOKEN": TEST_TOKEN,
+            "CANVAS_ACCOUNT_ID": "1",
+        },
+        transport=httpx.MockTransport(canvas),
+        sleep=time.sleep,
+        clock=time.clock,
+    )
+    result = CliRunner().invoke(main, ["upload", str(build_dir), "-q"], obj=runtime, catch_exceptions=False)
+    assert result.exit_code == 38
+    assert result.stderr == (
+        f"error: POST https://canvas.invalid/api/v1/accounts/1/sis_imports: {problem} after the request "
+        "was sent; it may have reached Canvas. The SIS import may have been created: see the account's "
+        "latest imports with `clever2sis list --profile env` before uploading again\n"
+    )
+    assert len(posts) == 1
+    assert time.sleeps == []
+    assert not (build_dir / "imports").exists()
+
+
 def test_missing_zip(build_dir: Path) -> None:
     (build_dir / "sis_import.zip").unlink()
     result = run(["upload", str(build_dir)])
@@ -183,6 +227,22 @@ def test_bad_option_combinations_are_usage_errors(build_dir: Path, args: list[st
     result = run(["upload", str(build_dir), *args])
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_a_dry_run_without_a_token_exits_30_like_the_upload_would(build_dir: Path) -> None:
+    result = run(["upload", str(build_dir), "--dry-run"], CANVAS_TOKEN="")
+    assert result.exit_code == 30
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: set CANVAS_TOKEN to a Canvas access token")
+
+
+def test_a_dry_run_says_what_it_did_not_check(build_dir: Path) -> None:
+    result = run(["upload", str(build_dir), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "dry run: nothing was sent to Canvas, so the token, the account and the imports running on it "
+        "were not checked\n"
+    )
 
 
 def test_dry_run_prints_the_fields(build_dir: Path) -> None:
@@ -385,11 +445,15 @@ def test_config_profile_and_upload_options(build_dir: Path, tmp_path: Path) -> N
         '[profiles.test]\nbase_url = "https://district.test.instructure.com"\ntoken_env = "T_TOKEN"\n'
         'account_id = "self"\n\n[upload]\nprofile = "test"\nskip_deletes = true\n'
     )
-    result = run(["upload", str(build_dir), "--config", str(config), "--dry-run"], T_TOKEN="x")
+    result = run(["upload", str(build_dir), "--config", str(config), "--dry-run"], T_TOKEN=TEST_TOKEN)
     assert result.exit_code == 0, result.output
     assert "https://district.test.instructure.com account self" in result.stdout
     assert "  skip_deletes=true" in result.stdout
-    result = run(["upload", str(build_dir), "--config", str(config), "--no-skip-deletes", "--dry-run"])
+    result = run(
+        ["upload", str(build_dir), "--config", str(config), "--no-skip-deletes", "--dry-run"],
+        T_TOKEN=TEST_TOKEN,
+    )
+    assert result.exit_code == 0, result.output
     assert "skip_deletes" not in result.stdout
 
 

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
 import pytest
 from click.testing import CliRunner
 
+from clever2sis.atomic import recover_directory
+from clever2sis.clever.snapshot import Snapshot
 from clever2sis.cli import main
-from tests.clever_server import CleverTestServer, district_from_snapshot
+from tests.clever_server import CleverTestServer, Stall, district_from_snapshot
 from tests.synthetic import write_district
 
 TOKEN = "00112233445566778899aabbccddeeff00112233"
+ROOT = Path(__file__).resolve().parents[1]
+KILL_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +105,32 @@ def test_an_api_base_with_a_version_is_refused(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--api-version" in result.stderr
+
+
+def test_a_pull_killed_mid_collection_leaves_a_partial_that_the_next_pull_removes(
+    district: dict[str, list[bytes]], tmp_path: Path
+) -> None:
+    stall = Stall("users")
+    out = tmp_path / "snap"
+    with CleverTestServer(district, token=TOKEN, stall=stall) as server:
+        env = {**os.environ, "CLEVER_TOKEN": TOKEN, "CLEVER_API_BASE": server.url}
+        args = [sys.executable, "-m", "clever2sis", "pull", "--out", str(out), "--page-size", "20", "-q"]
+        child = subprocess.Popen(args, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+        try:
+            assert stall.reached.wait(KILL_TIMEOUT_S), "the pull never asked for a second page of users"
+            [partial] = [p for p in tmp_path.iterdir() if p.name.startswith(".snap.partial-")]
+            assert (partial / "users.jsonl").exists()
+            recover_directory(out.resolve())  # the pull is alive: its partial stays
+            assert partial.is_dir()
+            child.send_signal(signal.SIGKILL)
+            assert child.wait(KILL_TIMEOUT_S) == -signal.SIGKILL
+        finally:
+            if child.poll() is None:
+                child.kill()
+            stall.release.set()
+        assert not out.exists()
+        assert partial.is_dir()
+        result = CliRunner().invoke(main, ["pull", "--out", str(out), "--page-size", "20", "-q"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert Snapshot.open(out).manifest["collections"]["users"]["records"] == len(district["users"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap"]

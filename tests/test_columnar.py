@@ -52,8 +52,9 @@ def flip_a_byte(file: Path) -> None:
 
 def assert_same_district(left: District, right: District) -> None:
     assert left.district == right.district
+    assert left.malformed == right.malformed
     for field in dataclasses.fields(District):
-        if field.name != "district":
+        if field.name not in ("district", "malformed"):
             a, b = getattr(left, field.name), getattr(right, field.name)
             pd.testing.assert_frame_equal(a, b, check_exact=True, obj=field.name)
             assert list(a.dtypes) == list(b.dtypes), field.name

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
 from clever2sis.clever.snapshot import Snapshot, SnapshotWriter
+from clever2sis.cli import main
 from clever2sis.errors import SnapshotError
 from tests.conftest import drop_columnar, tiny_district, write_snapshot
 
@@ -112,3 +114,53 @@ def test_loading_frames_checks_the_bytes_it_parses(tmp_path: Path) -> None:
     users.write_bytes(users.read_bytes().replace(b"Okafor", b"Okafur"))
     with pytest.raises(SnapshotError, match=r"users.jsonl: sha256 does not match the manifest"):
         load_district(Snapshot.open(path))
+
+
+def _pointing(snapshot: Path, entry: str, collection: str, name: str) -> Path:
+    """The snapshot with its manifest's ``entry`` ("collections" or "columnar") for ``collection`` naming
+    ``name``, a copy of the real file there (same size and sha256, so only the name can give it away)."""
+    manifest = orjson.loads((snapshot / "manifest.json").read_bytes())
+    entries = manifest["collections"] if entry == "collections" else manifest["columnar"]["collections"]
+    source = snapshot / entries[collection]["file"]
+    target = Path(name) if Path(name).is_absolute() else snapshot / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(source.read_bytes())
+    entries[collection]["file"] = name
+    (snapshot / "manifest.json").write_bytes(orjson.dumps(manifest))
+    return snapshot
+
+
+@pytest.mark.parametrize("entry", ["collections", "columnar"])
+@pytest.mark.parametrize("where", ["../outside", "/abs", "sub/dir"])
+def test_a_manifest_naming_a_file_outside_the_snapshot_is_refused(
+    tmp_path: Path, entry: str, where: str
+) -> None:
+    snapshot = write_snapshot(tmp_path / "s", tiny_district())
+    suffix = ".jsonl" if entry == "collections" else ".arrow"
+    name = str(tmp_path / f"abs{suffix}") if where == "/abs" else f"{where}{suffix}"
+    _pointing(snapshot, entry, "users", name)
+    label = "collection 'users'" if entry == "collections" else "the columnar copy of 'users'"
+    with pytest.raises(SnapshotError) as caught:
+        Snapshot.open(snapshot)
+    assert str(caught.value) == (
+        f"{snapshot / 'manifest.json'}: {label} names the file {name!r}; a manifest names its files by plain "
+        f"name inside the snapshot (users{suffix}), so it was changed by hand or not written by clever2sis: "
+        "pull the snapshot again"
+    )
+    result = CliRunner().invoke(main, ["build", str(snapshot), "--out", str(tmp_path / "b"), "-q"])
+    assert result.exit_code == 3
+    assert result.stderr == f"error: {caught.value}\n"
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_snapshot_file_that_links_out_of_the_snapshot_is_refused(tmp_path: Path) -> None:
+    snapshot = write_snapshot(tmp_path / "s", tiny_district())
+    outside = tmp_path / "elsewhere.jsonl"
+    (snapshot / "users.jsonl").rename(outside)
+    (snapshot / "users.jsonl").symlink_to(outside)
+    with pytest.raises(SnapshotError) as caught:
+        Snapshot.open(snapshot)
+    assert str(caught.value) == (
+        f"{snapshot / 'users.jsonl'}: a link to {outside}, outside the snapshot; a snapshot holds its own "
+        "files: pull the snapshot again"
+    )

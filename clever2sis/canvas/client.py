@@ -8,7 +8,9 @@ Retries are bounded in attempts and in total sleep:
 * a 403 whose body says ``Rate Limit Exceeded`` is Canvas's throttle signal (doc/api/throttling.md): back off
   and try again; any other 403 is a permission problem and is raised at once;
 * 5xx and network errors are retried for idempotent requests (GET, PUT). A POST is retried only when it
-  certainly never reached Canvas (connection refused, rate limited), so an import is never created twice.
+  certainly never reached Canvas (connection refused, rate limited), so an import is never created twice;
+  a 5xx or a lost answer to it is :class:`~clever2sis.errors.PostOutcomeUnknownError`, which says the
+  object may exist.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from clever2sis.errors import (
     CanvasPermissionError,
     CanvasUnavailableError,
     NotRootAccountError,
+    PostOutcomeUnknownError,
     SisImportsDisabledError,
     UnknownBatchTermError,
 )
@@ -266,7 +269,7 @@ class CanvasClient:
                 never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
                 problem = f"network error ({type(error).__name__})"
                 if not (idempotent or never_sent):
-                    raise CanvasUnavailableError(
+                    raise PostOutcomeUnknownError(
                         f"{where}: {problem} after the request was sent; it may have reached Canvas"
                     ) from None
             else:
@@ -279,6 +282,13 @@ class CanvasClient:
                 elif status >= 500 and idempotent:
                     detail = canvas_message(response, self._redact)
                     problem = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
+                elif status >= 500:
+                    # A gateway timing out a slow upload answers 502/504 after Canvas has the import.
+                    detail = canvas_message(response, self._redact)
+                    raise PostOutcomeUnknownError(
+                        f"{where}: HTTP {status}{f' ({detail})' if detail else ''} after the request was "
+                        "sent; it may have reached Canvas"
+                    )
                 else:
                     raise self._error_for(response, where)
             if attempt == self.retry.max_attempts:

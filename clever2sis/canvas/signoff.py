@@ -55,13 +55,21 @@ def read_approval(build_dir: Path, profile: str) -> dict[str, Any] | None:
     return _load(BuildDir(build_dir).approval_file(profile))
 
 
-def last_import_result(build_dir: Path, profile: str = TEST_PROFILE) -> dict[str, Any] | None:
-    """What the last import of this build into the ``profile`` instance did, from its saved results."""
+def last_import_result(
+    build_dir: Path, profile: str = TEST_PROFILE, *, zip_sha256: str | None = None
+) -> dict[str, Any] | None:
+    """What the last import of this build into the ``profile`` instance did, from its saved results.
+
+    With ``zip_sha256``, an import whose created.json names another zip does not count: a build replaced
+    with ``build --force`` keeps the imports of the zip it replaced, which say nothing about the new one.
+    """
     latest = _load(BuildDir(build_dir).latest_import_file(profile))
     if latest is None:
         return None
     results = ImportDir(build_dir / str(latest.get("results", "")))
     created = _load(results.created) or {}
+    if zip_sha256 is not None and created.get("zip_sha256", zip_sha256) != zip_sha256:
+        return None
     final = _load(results.final)
     return {
         "profile": profile,
@@ -107,11 +115,17 @@ def approve(
             "config_sha256": (built.config or {}).get("sha256"),
             "tool": built.tool,
         },
-        "test_import": last_import_result(build_dir, test_profile) if profile != test_profile else None,
+        "test_import": (
+            last_import_result(build_dir, test_profile, zip_sha256=build.sha256)
+            if profile != test_profile
+            else None
+        ),
     }
-    atomic_write_bytes(
-        BuildDir(build_dir).approval_file(profile), orjson.dumps(record, option=orjson.OPT_INDENT_2)
-    )
+    path = BuildDir(build_dir).approval_file(profile)
+    try:
+        atomic_write_bytes(path, orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    except OSError as error:
+        raise ApprovalError(f"cannot record the sign-off in {path}: {error.strerror or error}") from None
     return record
 
 

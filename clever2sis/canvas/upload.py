@@ -15,7 +15,7 @@ from typing import Any
 from clever2sis.build_dir import BuildZip
 from clever2sis.canvas.results import ImportResults, record_created, save_results
 from clever2sis.canvas.sis_import import ImportOptions, SisImport, SisImports, WaitPolicy, wait_for_import
-from clever2sis.errors import ImportAlreadyRunningError
+from clever2sis.errors import BuildDirError, ImportAlreadyRunningError, PostOutcomeUnknownError
 from clever2sis.progress import Progress, silent
 
 
@@ -35,8 +35,11 @@ def ensure_nothing_running(api: SisImports, *, queue: bool, progress: Progress =
 
 @dataclass(frozen=True)
 class Posted:
+    """An import Canvas created from a build, and where its results are saved."""
+
     sis_import: SisImport
     directory: Path
+    profile: str
 
 
 def post_build(
@@ -51,24 +54,39 @@ def post_build(
 ) -> Posted:
     """Check everything, post the zip, and record the new import's id in the build directory at once.
 
-    ``before_post`` is the last check (the sign-off gate); what it returns is saved in created.json.
+    ``before_post`` is the last check (the sign-off gate); what it returns is saved in created.json. An id
+    that cannot be saved (a full disk) is a :class:`~clever2sis.errors.BuildDirError` that names the import,
+    which exists in Canvas by then.
     """
     options.validate()
     ensure_nothing_running(api, queue=queue, progress=progress)
     signoff = before_post(profile, build)
     progress(f"uploading {build.path} ({build.size_bytes} bytes)")
-    sis_import = api.create(build.path, options)
-    directory = record_created(
-        build.build_dir,
-        profile,
-        sis_import,
-        base_url=str(api.client.base_url),
-        account_id=api.account_id,
-        zip_sha256=build.sha256,
-        form_fields=options.form_fields(),
-        signoff=signoff,
-    )
-    return Posted(sis_import=sis_import, directory=directory)
+    try:
+        sis_import = api.create(build.path, options)
+    except PostOutcomeUnknownError as error:
+        raise PostOutcomeUnknownError(
+            f"{error}. The SIS import may have been created: see the account's latest imports with "
+            f"`clever2sis list --profile {profile}` before uploading again"
+        ) from None
+    try:
+        directory = record_created(
+            build.build_dir,
+            profile,
+            sis_import,
+            base_url=str(api.client.base_url),
+            account_id=api.account_id,
+            zip_sha256=build.sha256,
+            form_fields=options.form_fields(),
+            signoff=signoff,
+        )
+    except OSError as error:
+        raise BuildDirError(
+            f"SIS import {sis_import.id} was created on Canvas, but {error.filename} could not be written "
+            f"({error.strerror or error}); follow it with "
+            f"`clever2sis status {sis_import.id} --profile {profile}`"
+        ) from None
+    return Posted(sis_import=sis_import, directory=directory, profile=profile)
 
 
 def follow_import(
@@ -82,7 +100,11 @@ def follow_import(
     progress: Progress = silent,
     attachment_wait_s: float | None = None,
 ) -> ImportResults:
-    """Poll the import to its end, then save its final state, errors pages and errors file."""
+    """Poll the import to its end, then save its final state, errors pages and errors file.
+
+    Results that cannot be saved are a :class:`~clever2sis.errors.BuildDirError` naming the import and its
+    end state.
+    """
     final = wait_for_import(
         api,
         posted.sis_import.id,
@@ -93,4 +115,14 @@ def follow_import(
         on_problem=progress,
     )
     extra = {} if attachment_wait_s is None else {"attachment_wait_s": attachment_wait_s}
-    return save_results(api, final, posted.directory, clock=clock, sleep=sleep, progress=progress, **extra)
+    try:
+        return save_results(
+            api, final, posted.directory, clock=clock, sleep=sleep, progress=progress, **extra
+        )
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise BuildDirError(
+            f"SIS import {final.id} ended {final.workflow_state}, but its results could not be saved: "
+            f"{where}{error.strerror or error}; `clever2sis status {final.id} --profile {posted.profile}` "
+            "shows it"
+        ) from None

@@ -18,11 +18,14 @@ Frames (one row per record unless said otherwise):
 - ``section_teachers``: section, user_id, position (0 is the primary teacher)
 - ``users``: id, first, middle, last, email, one ``is_<role>`` flag per role, and the role fields below
 - ``contact_links``: contact_id, student_id, relationship, type (one row per student_relationships entry)
+
+and ``malformed``: per collection, the records left out of the frames because a field has another type
+than Clever gives it (``"roles": "student"``); the build lists each as a finding.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from clever2sis.clever.schemas import SCHEMAS
-from clever2sis.clever.snapshot import JSON_BLOCK_BYTES, Snapshot
+from clever2sis.clever.snapshot import JSON_BLOCK_BYTES, MalformedRecord, Snapshot, parse_jsonl_leniently
 from clever2sis.errors import SnapshotError
 
 ROLES = ("student", "teacher", "staff", "district_admin", "contact")
@@ -77,27 +80,41 @@ class District:
     section_teachers: pd.DataFrame
     users: pd.DataFrame
     contact_links: pd.DataFrame
+    malformed: dict[str, list[MalformedRecord]] = field(default_factory=dict)
 
 
-def _read_table(snapshot: Snapshot, collection: str) -> pa.Table:
+def _read_table(snapshot: Snapshot, collection: str) -> tuple[pa.Table, list[MalformedRecord]]:
     """The collection's records in its schema: from the columnar copy if the snapshot has one this
-    clever2sis reads, otherwise parsed from the JSONL (the same table either way)."""
+    clever2sis reads, otherwise parsed from the JSONL (the same table either way).
+
+    A JSONL with records whose fields have other types than Clever gives them (which is why it has no
+    columnar copy) is parsed again without them (:func:`~clever2sis.clever.snapshot.parse_jsonl_leniently`):
+    the table of the others, and those records, which the build reports and leaves out.
+    """
     schema = SCHEMAS[collection]
     if snapshot.manifest["collections"][collection]["records"] == 0:
-        return schema.empty_table()
+        return schema.empty_table(), []
     table = snapshot.read_columnar(collection)
     if table is not None:
-        return table
+        return table, []
+    file = snapshot.path / snapshot.manifest["collections"][collection]["file"]
     try:
         with snapshot.reader(collection) as stream:
             return pajson.read_json(
                 stream,
                 read_options=pajson.ReadOptions(block_size=JSON_BLOCK_BYTES),
                 parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-            )
+            ), []
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        file = snapshot.path / snapshot.manifest["collections"][collection]["file"]
-        raise SnapshotError(f"{file}: not Clever {collection} records ({error})") from None
+        refused = error
+    try:
+        with snapshot.reader(collection) as stream:
+            table, malformed = parse_jsonl_leniently(stream, collection)
+    except SnapshotError as error:
+        raise SnapshotError(f"{file}: {error}") from None
+    if not malformed:
+        raise SnapshotError(f"{file}: not Clever {collection} records ({refused})")
+    return table, malformed
 
 
 def _flatten(table: pa.Table) -> pa.Table:
@@ -198,8 +215,9 @@ def _roster(
 
 def user_roles(snapshot: Snapshot) -> pd.DataFrame:
     """Each user's id and one ``is_<role>`` flag per role of :data:`ROLES`, read from the users collection
-    alone (what the sync's guard needs of a night's snapshot)."""
-    table = _read_table(snapshot, "users")
+    alone (what the sync's guard needs of a night's snapshot; malformed records are left out, as the build
+    leaves them out)."""
+    table, _ = _read_table(snapshot, "users")
     roles = table.column("roles")
     out = pd.DataFrame({"id": _string_series(table.column("id"))})
     for role in ROLES:
@@ -209,7 +227,9 @@ def user_roles(snapshot: Snapshot) -> pd.DataFrame:
 
 def load_district(snapshot: Snapshot) -> District:
     """Parse every collection of ``snapshot`` into the frames of a :class:`District`."""
-    tables = {name: _read_table(snapshot, name) for name in SCHEMAS}
+    read = {name: _read_table(snapshot, name) for name in SCHEMAS}
+    tables = {name: table for name, (table, _) in read.items()}
+    malformed = {name: found for name, (_, found) in read.items() if found}
     districts = tables["districts"].to_pylist()
     if not districts:
         raise SnapshotError(f"{snapshot.path}: districts.jsonl holds no district")
@@ -251,4 +271,5 @@ def load_district(snapshot: Snapshot) -> District:
         section_teachers=section_teachers,
         users=users,
         contact_links=contact_links,
+        malformed=malformed,
     )

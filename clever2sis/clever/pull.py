@@ -29,7 +29,15 @@ import pyarrow.compute as pc
 
 from clever2sis.clever.client import CleverClient, Page
 from clever2sis.clever.schemas import SCHEMAS
-from clever2sis.clever.snapshot import COLLECTIONS, SnapshotWriter, utc_timestamp
+from clever2sis.clever.snapshot import (
+    COLLECTIONS,
+    MALFORMED_EXAMPLES,
+    MALFORMED_SECTION,
+    MalformedRecord,
+    SnapshotWriter,
+    malformed_records,
+    utc_timestamp,
+)
 from clever2sis.errors import CleverApiError, CleverError, SnapshotError, UsageError
 from clever2sis.progress import Progress, silent
 
@@ -126,6 +134,8 @@ class _Pulled:
     id_arrays: list[pa.Array] = field(default_factory=list)
     referenced: dict[str, list[pa.Array]] = field(default_factory=dict)
     last_id: str = ""  # the last id kept, for the out-of-order count
+    # Records kept whose field types are not Clever's (the build leaves them out, as findings).
+    malformed: list[MalformedRecord] = field(default_factory=list)
 
     def keep(self, record_id: str) -> bool:
         """Whether a record is new (a repeated id is dropped and counted); counts it if out of order."""
@@ -174,6 +184,7 @@ def pull_district(
             for key, count in dangling.items():
                 if count:
                     progress(f"warning: {count} dangling {key} reference(s) (ids missing from the pull)")
+            malformed = _malformed(pulled, progress)
             manifest = snapshot.finish(
                 district=district,
                 started_at=started_at,
@@ -181,6 +192,7 @@ def pull_district(
                     "api_base": client.origin,
                     "page_size": client.page_size,
                     "dangling_references": dangling,
+                    MALFORMED_SECTION: malformed,
                     "pull": {
                         "duration_s": round(time.monotonic() - started, 3),
                         "pages": {name: pulled[name].pages for name in COLLECTIONS},
@@ -300,9 +312,28 @@ def _take_record_page(page: Page, result: _Pulled, references: list[Reference], 
         for reference in references:
             referenced[reference.key].extend(reference.ids(record))
     write(b"\n".join(lines), len(lines), None)
+    result.malformed += malformed_records(lines, page.collection)
     result.id_arrays.append(pa.array(kept, type=_S))
     for key, ids in referenced.items():
         result.referenced[key].append(pa.array(ids, type=_S))
+
+
+def _malformed(pulled: dict[str, _Pulled], progress: Progress) -> dict[str, Any]:
+    """The manifest's ``malformed_records``: per collection with any, how many and the first ids."""
+    out: dict[str, Any] = {}
+    for name in COLLECTIONS:
+        found = pulled[name].malformed
+        if found:
+            first = found[0]
+            progress(
+                f"warning: {len(found)} {name} record(s) with fields of another type than Clever's (the "
+                f"first: {first.record_id}, {first.problem}); a build leaves them out"
+            )
+            out[name] = {
+                "records": len(found),
+                "ids": [record.record_id for record in found[:MALFORMED_EXAMPLES]],
+            }
+    return out
 
 
 def _the_district(pulled: _Pulled) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import numpy.typing as npt
 import orjson
 
 from clever2sis.clever.snapshot import SnapshotWriter
-from clever2sis.errors import UsageError
+from clever2sis.errors import SnapshotError, UsageError
 from clever2sis.progress import Progress, silent
 
 IntArray = npt.NDArray[np.int64]
@@ -445,17 +445,25 @@ def generate_district(
         raise UsageError(f"{dest} already exists; use --force to replace it")
     district = _District(students=students, seed=seed, moment=moment, progress=progress)
     progress(f"generating a district of {students:,} students (seed {seed})")
-    with SnapshotWriter(dest, api_version="v3.0", source="sample", replace=replace) as snap:
-        for name, records in district.collections():
-            file = snap.collection(name)
-            file.write_raw(orjson.dumps(record) for record in records)
-            progress(f"{name}: {file.records:,} records")
-        manifest = snap.finish(
-            district=district.record,
-            started_at=as_of,
-            finished_at=as_of,
-            extra={"generator": {"students": students, "seed": seed}},
-        )
+    try:
+        with SnapshotWriter(dest, api_version="v3.0", source="sample", replace=replace) as snap:
+            for name, records in district.collections():
+                file = snap.collection(name)
+                file.write_raw(orjson.dumps(record) for record in records)
+                progress(f"{name}: {file.records:,} records")
+            manifest = snap.finish(
+                district=district.record,
+                started_at=as_of,
+                finished_at=as_of,
+                extra={"generator": {"students": students, "seed": seed}},
+            )
+    except FileExistsError:
+        raise UsageError(f"{dest} appeared while generating; nothing was replaced (use --force)") from None
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise SnapshotError(
+            f"cannot write the snapshot to {dest}: {error.strerror or error}{where}"
+        ) from None
     progress(f"wrote {dest}")
     return manifest
 

@@ -31,6 +31,8 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ import pyarrow as pa
 import pyarrow.ipc as paipc
 import pyarrow.json as pajson
 
-from clever2sis.atomic import atomic_directory, atomic_write_bytes
+from clever2sis.atomic import atomic_directory, atomic_write_bytes, recover_directory
 from clever2sis.clever.schemas import SCHEMA_FINGERPRINT, SCHEMAS
 from clever2sis.errors import SnapshotError
 
@@ -63,6 +65,13 @@ COLUMNAR_BATCH_ROWS = 1 << 17
 # Arrow parses JSONL in blocks of this size on its own threads; a record must fit in one.
 JSON_BLOCK_BYTES = 16 << 20
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+MALFORMED_SECTION = "malformed_records"
+# A collection with more records than this that do not fit its schema is not taken for Clever data at all.
+MAX_MALFORMED_RECORDS = 1000
+# The malformed records a manifest lists by id (it counts them all).
+MALFORMED_EXAMPLES = 20
+_TYPE_CHANGE = re.compile(r"Column\((/[^)]*)\) changed from (\w+) to (\w+)")
+_ARTICLE = {"array": "an array", "object": "an object", "number": "a number", "string": "a string"}
 
 
 def utc_timestamp(moment: dt.datetime | None = None) -> str:
@@ -157,6 +166,116 @@ class _ColumnarFile:
             self._writer.close()
         self._sink.close()
         self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class MalformedRecord:
+    """A record whose fields do not have the types Clever gives them (a string where Clever sends an
+    object, say): ``line`` is its 1-based line in the collection's JSONL, ``record_id`` its id if it has
+    one, ``problem`` what is wrong, in words."""
+
+    line: int
+    record_id: str | None
+    problem: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "id": self.record_id, "problem": self.problem}
+
+
+def _problem(error: Exception) -> str:
+    """Arrow's complaint about one record, as ``roles is a string where Clever sends an object``."""
+    found = _TYPE_CHANGE.search(str(error))
+    if found is None:
+        return " ".join(str(error).split())
+    path, expected, got = found.groups()
+    field = path.strip("/").replace("/[]", "[]").replace("/", ".")
+    return f"{field} is {_ARTICLE.get(got, got)} where Clever sends {_ARTICLE.get(expected, expected)}"
+
+
+def _record_id(line: bytes) -> str | None:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    found = record.get("id") if isinstance(record, dict) else None
+    return found if isinstance(found, str) and found else None
+
+
+def _parse_lines(lines: bytes, schema: pa.Schema) -> pa.Table:
+    """JSON Lines parsed into ``schema`` as one block (so no record is too long for the block)."""
+    return pajson.read_json(
+        io.BytesIO(lines),
+        read_options=pajson.ReadOptions(block_size=max(len(lines), 1), use_threads=False),
+        parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+    )
+
+
+def _sift(
+    lines: list[bytes], first: int, schema: pa.Schema, tables: list[pa.Table], bad: list[MalformedRecord]
+) -> None:
+    """Parse ``lines`` (numbered from ``first``) into ``tables``, halving any run Arrow refuses until each
+    refused record is alone, and listed in ``bad``: a few Arrow parses per bad record, never one per record
+    (unless most are bad, which :data:`MAX_MALFORMED_RECORDS` cuts short)."""
+    runs = [(first, lines)]
+    while runs:
+        start, run = runs.pop()
+        try:
+            tables.append(_parse_lines(b"\n".join(run) + b"\n", schema))
+            continue
+        except _ARROW_ERRORS as error:
+            if len(run) == 1:
+                bad.append(MalformedRecord(start, _record_id(run[0]), _problem(error)))
+                if len(bad) > MAX_MALFORMED_RECORDS:
+                    return
+                continue
+        half = len(run) // 2
+        runs += [(start + half, run[half:]), (start, run[:half])]
+
+
+def malformed_records(lines: list[bytes], collection: str) -> list[MalformedRecord]:
+    """The records among ``lines`` (one JSON record each) that do not fit the collection's schema, with
+    their position in ``lines`` (1-based); at most :data:`MAX_MALFORMED_RECORDS` and one more."""
+    bad: list[MalformedRecord] = []
+    _sift(lines, 1, SCHEMAS[collection], [], bad)
+    return sorted(bad, key=lambda record: record.line)
+
+
+def parse_jsonl_leniently(
+    stream: IO[bytes], collection: str, block_bytes: int = JSON_BLOCK_BYTES
+) -> tuple[pa.Table, list[MalformedRecord]]:
+    """A collection's JSONL in its schema, leaving out the records that do not fit it, and those records.
+
+    For a JSONL that Arrow's reader refuses as a whole (:data:`SCHEMAS`): the table holds every other
+    record, in order, as that reader gives them. The JSONL is read ``block_bytes`` at a time (cut at line
+    ends); a block Arrow refuses is sifted (:func:`_sift`). More than :data:`MAX_MALFORMED_RECORDS` bad
+    records raise :class:`SnapshotError`: the collection is not Clever data at all.
+    """
+    schema = SCHEMAS[collection]
+    tables: list[pa.Table] = []
+    bad: list[MalformedRecord] = []
+    line = 1
+    rest = b""
+    while True:
+        chunk = stream.read(block_bytes)
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1 if chunk else len(data)
+        block, rest = data[:cut], data[cut:]
+        lines = [item for item in block.split(b"\n") if item] if block.strip() else []
+        if lines:
+            try:
+                tables.append(_parse_lines(block, schema))
+            except _ARROW_ERRORS:
+                _sift(lines, line, schema, tables, bad)
+            line += len(lines)
+        if len(bad) > MAX_MALFORMED_RECORDS:
+            raise SnapshotError(
+                f"not Clever {collection} records: more than {MAX_MALFORMED_RECORDS} of them do not have "
+                f"Clever's field types (the first, line {bad[0].line}: {bad[0].problem})"
+            )
+        if not chunk:
+            break
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    return table, sorted(bad, key=lambda record: record.line)
 
 
 def _columnar_from_jsonl(
@@ -393,6 +512,8 @@ class Snapshot:
     def open(cls, path: Path) -> Snapshot:
         """Read and check the manifest: format, version, every collection file there at its recorded size."""
         manifest_path = path / MANIFEST_NAME
+        if not os.path.lexists(path):
+            recover_directory(path.resolve())  # a replacement killed halfway (see clever2sis.atomic)
         if not path.is_dir():
             raise SnapshotError(f"{path}: no such snapshot directory")
         if not manifest_path.is_file():
@@ -416,10 +537,12 @@ class Snapshot:
             entry = collections.get(name)
             if not isinstance(entry, dict):
                 raise SnapshotError(f"{manifest_path}: collection {name!r} is missing from the manifest")
+            _check_file(path, entry, f"collection {name!r}", f"{name}.jsonl")
             _check_size(path, entry)
         for name, entry in _columnar_entries(manifest, manifest_path).items():
             if name not in COLLECTIONS or not isinstance(entry, dict):
                 raise SnapshotError(f"{manifest_path}: columnar entry {name!r} is not a snapshot collection")
+            _check_file(path, entry, f"the columnar copy of {name!r}", f"{name}.arrow")
             if entry.get("records") != collections[name]["records"]:
                 raise SnapshotError(
                     f"{manifest_path}: the columnar copy of {name} holds {entry.get('records')!r} records, "
@@ -525,6 +648,33 @@ class Snapshot:
             "manifest_sha256": self.manifest_sha256,
             "records": {name: self.manifest["collections"][name]["records"] for name in COLLECTIONS},
         }
+
+
+def _check_file(path: Path, entry: Mapping[str, Any], what: str, example: str) -> None:
+    """Refuse a manifest entry whose file is not a plain name of a file inside the snapshot at ``path``.
+
+    A manifest is data that comes with the snapshot: a name such as ``../x``, ``/etc/x`` or ``a/b`` (or a
+    link to a file elsewhere) would have a build read, and show in its findings, a file that is not part of
+    the snapshot.
+    """
+    name = entry.get("file")
+    plain = (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and not any(character in name for character in ("/", "\\", "\0"))
+    )
+    if not plain:
+        raise SnapshotError(
+            f"{path / MANIFEST_NAME}: {what} names the file {name!r}; a manifest names its files by plain "
+            f"name inside the snapshot ({example}), so it was changed by hand or not written by clever2sis: "
+            "pull the snapshot again"
+        )
+    file = path / str(name)
+    if file.is_symlink() and file.resolve().parent != path.resolve():
+        raise SnapshotError(
+            f"{file}: a link to {file.resolve()}, outside the snapshot; a snapshot holds its own files: pull "
+            "the snapshot again"
+        )
 
 
 def _check_size(path: Path, entry: Mapping[str, Any]) -> None:

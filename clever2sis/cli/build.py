@@ -18,7 +18,7 @@ from clever2sis.cli.common import (
     verbose_option,
 )
 from clever2sis.config import build_settings
-from clever2sis.errors import UsageError
+from clever2sis.errors import BuildError, UsageError
 from clever2sis.sis.build import build, previous_build
 
 EXAMPLES_PER_KIND = 3
@@ -111,7 +111,7 @@ def build_command(
                 _report(record or orjson.loads(BuildDir(out).record_file.read_bytes()), out, quiet, as_json)
         return record
 
-    run_command(action, verbose=verbose)
+    run_command(action, verbose=verbose, io_error=BuildError)
 
 
 def _report(record: dict[str, Any], out: Path, quiet: bool, as_json: bool) -> None:

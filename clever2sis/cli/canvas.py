@@ -22,7 +22,7 @@ import click
 import httpx
 import orjson
 
-from clever2sis.build_dir import BuildDir
+from clever2sis.build_dir import BuildDir, BuildLock
 from clever2sis.canvas.client import CanvasClient
 from clever2sis.canvas.results import summary_lines
 from clever2sis.canvas.signoff import check_before_post
@@ -182,7 +182,11 @@ def given_import_flags() -> dict[str, Any]:
     default=None,
     help="Exit 0 for imported_with_messages (default: 20, or upload.messages_ok).",
 )
-@click.option("--dry-run", is_flag=True, help="Check everything and print the form fields; send nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the build, options, settings and sign-off; print the form fields; send nothing.",
+)
 @click.option(
     "--force",
     is_flag=True,
@@ -215,11 +219,17 @@ def upload_command(
 
     def action() -> None:
         raw = read_canvas_config(config_path, verbose)
+        # Held until the results are saved: no build replaces the directory meanwhile.
+        with BuildLock(build_dir, shared=True, error=BuildDirError):
+            upload(raw)
+
+    def upload(raw: RawConfig) -> None:
         build = BuildDir(build_dir).verified_zip(error=BuildDirError)
         options = parse_upload(raw).options.merged(given_import_flags())
         options.validate()
         if dry_run:
             target = resolve_profile(raw, profile, current_runtime().environ)
+            target.token(current_runtime().environ)  # a real upload would stop here without one (30)
             gate = check_before_post(
                 target.name, build, require_approval=target.require_approval, force=force, warn=loud
             )
@@ -231,6 +241,10 @@ def upload_command(
             click.echo(f"would POST {build.path} to {target.base_url} account {target.account_id} with:")
             for name, value in options.form_fields():
                 click.echo(f"  {name}={value}")
+            loud(
+                "dry run: nothing was sent to Canvas, so the token, the account and the imports running "
+                "on it were not checked"
+            )
             return
         runtime = current_runtime()
         with _session(raw, profile, quiet) as session:
@@ -272,7 +286,7 @@ def upload_command(
             ok = session.settings.messages_ok if messages_ok is None else messages_ok
             check_outcome(results.sis_import, messages_ok=ok)
 
-    run_command(action, verbose=verbose)
+    run_command(action, verbose=verbose, io_error=BuildDirError)
 
 
 @click.command("status")

@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import click
 
@@ -93,19 +93,23 @@ class StderrProgress:
             click.echo(f"[{time.monotonic() - self.started:6.1f}s] {SECRETS(message)}", err=True)
 
 
-def run_command(action: Callable[[], T], *, verbose: bool = False) -> T:
+def run_command(
+    action: Callable[[], T], *, verbose: bool = False, io_error: type[Clever2SisError] = Clever2SisError
+) -> T:
     """Run ``action``; turn a library error into ``error: <message>`` on stderr and its exit code.
 
-    With ``verbose`` the traceback comes first. Anything else that escapes ``action`` is a bug: its
-    traceback and a line saying so, then exit 1. Every line is redacted (:data:`SECRETS`).
+    With ``verbose`` the traceback comes first; the exit code stays the same. An ``OSError`` that no
+    library function turned into one of its errors (a disk that filled, a permission taken away) is shown
+    the same way, naming the file, with ``io_error``'s exit code: each command passes the error class whose
+    code its README table gives for files it cannot read or write. Anything else that escapes ``action`` is
+    a bug: its traceback and a line saying so, then exit 1. Every line is redacted (:data:`SECRETS`).
     """
     try:
         return action()
     except Clever2SisError as error:
-        if verbose:
-            _echo_traceback(error)
-        click.echo(f"error: {SECRETS(str(error))}", err=True)
-        sys.exit(error.exit_code)
+        _fail(error, str(error), error.exit_code, verbose)
+    except OSError as error:
+        _fail(error, describe_os_error(error), io_error.exit_code, verbose)
     except KeyboardInterrupt:
         click.echo("interrupted; nothing was left half-written", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -119,6 +123,19 @@ def run_command(action: Callable[[], T], *, verbose: bool = False) -> T:
             err=True,
         )
         sys.exit(EXIT_BUG)
+
+
+def describe_os_error(error: OSError) -> str:
+    """``<file>: <reason>`` for an OSError (the reason alone when it names no file)."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{error.filename}: {reason}" if error.filename is not None else reason
+
+
+def _fail(error: BaseException, message: str, exit_code: int, verbose: bool) -> NoReturn:
+    if verbose:
+        _echo_traceback(error)
+    click.echo(f"error: {SECRETS(message)}", err=True)
+    sys.exit(exit_code)
 
 
 def _echo_traceback(error: BaseException) -> None:

@@ -8,6 +8,7 @@ import click
 
 from clever2sis.cli.common import run_command
 from clever2sis.config import DEFAULT_CONFIG_NAME
+from clever2sis.errors import ConfigError
 from clever2sis.example_config import write_example_config
 
 
@@ -24,4 +25,4 @@ def init_command(directory: Path, force: bool) -> None:
         path = write_example_config(directory, force=force)
         click.echo(f"wrote {path}; every setting is commented out at its default", err=True)
 
-    run_command(action)
+    run_command(action, io_error=ConfigError)

@@ -10,6 +10,7 @@ import orjson
 
 from clever2sis.cli.common import config_option, quiet_option, read_config, run_command, verbose_option
 from clever2sis.config import build_settings
+from clever2sis.errors import BuildError
 from clever2sis.sis.id_map import map_ids
 
 
@@ -78,4 +79,4 @@ def map_ids_command(
             click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         return result
 
-    run_command(action, verbose=verbose)
+    run_command(action, verbose=verbose, io_error=BuildError)

@@ -19,6 +19,7 @@ from clever2sis.clever.client import (
 from clever2sis.clever.pull import DEFAULT_WORKERS, pull_district
 from clever2sis.clever.settings import API_BASE_ENV, API_VERSION_ENV, token_from_env
 from clever2sis.cli.common import StderrProgress, keep_secret, quiet_option, run_command, verbose_option
+from clever2sis.errors import SnapshotError
 
 
 @click.command("pull")
@@ -86,7 +87,7 @@ def pull_command(
         with CleverClient(token, api_base, api_version, page_size=page_size, progress=progress) as client:
             return pull_district(client, out, progress=progress, replace=force, workers=workers)
 
-    manifest = run_command(action, verbose=verbose)
+    manifest = run_command(action, verbose=verbose, io_error=SnapshotError)
     if as_json:
         sys.stdout.buffer.write(
             orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"

@@ -8,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from clever2sis.build_dir import BuildDir
+from clever2sis.build_dir import BuildDir, BuildLock
 from clever2sis.canvas.signoff import TEST_PROFILE, approve
 from clever2sis.canvas.sis_import import SUCCESS_STATES
 from clever2sis.cli.common import (
@@ -19,7 +19,8 @@ from clever2sis.cli.common import (
     run_command,
     verbose_option,
 )
-from clever2sis.config import parse_upload
+from clever2sis.config import UploadSettings, parse_upload
+from clever2sis.errors import ApprovalError, ReviewError
 from clever2sis.review.baseline import find_baseline
 from clever2sis.review.excel import write_spreadsheet_copies
 from clever2sis.review.facts import open_build, review_facts
@@ -107,6 +108,10 @@ def review_command(
     def action() -> None:
         upload = parse_upload(read_config(config_path, verbose=verbose))
         upload.options.validate()
+        with BuildLock(build_dir, shared=True, error=ReviewError):
+            review(upload)
+
+    def review(upload: UploadSettings) -> None:
         new = open_build(build_dir)
         reason = "--against"
         older = against
@@ -127,7 +132,7 @@ def review_command(
         if as_json:
             click.echo(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode())
 
-    run_command(action, verbose=verbose)
+    run_command(action, verbose=verbose, io_error=ReviewError)
 
 
 @click.command("approve")
@@ -153,7 +158,8 @@ def approve_command(
     """
 
     def action() -> None:
-        record = approve(build_dir, profile, by, test_profile=test_profile)
+        with BuildLock(build_dir, shared=True, error=ApprovalError):
+            record = approve(build_dir, profile, by, test_profile=test_profile)
         click.echo(
             f"approved {BuildDir(build_dir).zip_file} (sha256 {record['zip_sha256'][:SHORT_SHA]}…) for "
             f"{profile} by {record['approved_by']} at {record['approved_at']}"
@@ -167,7 +173,7 @@ def approve_command(
             if tested["workflow_state"] not in SUCCESS_STATES:
                 click.echo(f"warning: the test import did not end imported ({state})", err=True)
 
-    run_command(action, verbose=verbose)
+    run_command(action, verbose=verbose, io_error=ApprovalError)
 
 
 REVIEW_COMMANDS: list[click.Command] = [review_command, approve_command]

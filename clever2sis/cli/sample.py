@@ -9,6 +9,7 @@ import orjson
 
 from clever2sis.clever.sample import generate_district
 from clever2sis.cli.common import StderrProgress, quiet_option, run_command, verbose_option
+from clever2sis.errors import SnapshotError
 
 
 @click.command("sample")
@@ -33,6 +34,7 @@ def sample_command(
     manifest = run_command(
         lambda: generate_district(out, students=students, seed=seed, replace=force, progress=progress),
         verbose=verbose,
+        io_error=SnapshotError,
     )
     if as_json:
         click.echo(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())

@@ -24,13 +24,14 @@ from clever2sis.cli.common import (
     SECRETS,
     StderrProgress,
     config_option,
+    describe_os_error,
     keep_secret,
     quiet_option,
     run_command,
     verbose_option,
 )
 from clever2sis.config import build_settings, parse_sync, parse_upload, resolve_profile
-from clever2sis.errors import Clever2SisError
+from clever2sis.errors import Clever2SisError, RunsDirError
 from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import RunOptions, SyncJob, SyncRuntime, run_sync
 
@@ -129,7 +130,10 @@ def sync_command(
 
     def guarded() -> int:
         try:
-            return action()
+            try:
+                return action()
+            except OSError as error:
+                raise RunsDirError(describe_os_error(error)) from error
         except Clever2SisError as error:
             _emit(
                 {
@@ -143,7 +147,7 @@ def sync_command(
             )
             raise
 
-    sys.exit(run_command(guarded, verbose=verbose))
+    sys.exit(run_command(guarded, verbose=verbose, io_error=RunsDirError))
 
 
 def _changed(changes: dict[str, Any] | None) -> str:
@@ -211,7 +215,7 @@ def history_command(
                 )
             )
 
-    run_command(action, verbose=verbose)
+    run_command(action, verbose=verbose, io_error=RunsDirError)
 
 
 SYNC_COMMANDS: list[click.Command] = [sync_command, history_command]

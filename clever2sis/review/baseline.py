@@ -38,12 +38,18 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 
 def _events(build_dir: Path, profile: str) -> list[Baseline]:
+    """The build's uploads to and sign-offs for ``profile`` of the zip it holds now (one replaced with
+    ``build --force`` keeps those of the zip it replaced, which Canvas may hold but this build does not)."""
     events = []
+    zip_entry = (_load(BuildDir(build_dir).record_file) or {}).get("zip")
+    zip_sha256 = zip_entry.get("sha256") if isinstance(zip_entry, dict) else None
     latest = _load(BuildDir(build_dir).latest_import_file(profile))
     if latest is not None and isinstance(latest.get("posted_at"), str):
-        final = _load(ImportDir(build_dir / str(latest.get("results", ""))).final) or {}
+        results = ImportDir(build_dir / str(latest.get("results", "")))
+        final = _load(results.final) or {}
         state = final.get("workflow_state")
-        if state not in NOTHING_APPLIED_STATES:
+        uploaded = (_load(results.created) or {}).get("zip_sha256", zip_sha256)
+        if state not in NOTHING_APPLIED_STATES and uploaded == zip_sha256:
             ended = f", {state}" if state else ""
             events.append(
                 Baseline(
@@ -54,7 +60,11 @@ def _events(build_dir: Path, profile: str) -> list[Baseline]:
                 )
             )
     approval = read_approval(build_dir, profile)
-    if approval is not None and isinstance(approval.get("approved_at"), str):
+    if (
+        approval is not None
+        and isinstance(approval.get("approved_at"), str)
+        and approval.get("zip_sha256", zip_sha256) == zip_sha256
+    ):
         events.append(
             Baseline(
                 build_dir,

@@ -26,6 +26,7 @@ from typing import Any
 
 from clever2sis.atomic import atomic_directory
 from clever2sis.build_dir import BuildDir
+from clever2sis.errors import ReviewError
 from clever2sis.review.facts import DERIVED, BuildView
 from clever2sis.sis import files
 
@@ -86,8 +87,23 @@ def _change_rows(diff: Mapping[str, Any]) -> Iterable[list[Any]]:
 
 
 def write_spreadsheet_copies(view: BuildView, facts: Mapping[str, Any]) -> Path:
-    """Write ``BUILD_DIR/review/`` (replacing an older one once the new one is complete)."""
+    """Write ``BUILD_DIR/review/`` (replacing an older one once the new one is complete).
+
+    A file that cannot be written is a :class:`~clever2sis.errors.ReviewError` naming the directory and
+    the file; an older ``review/`` is then left as it was.
+    """
     out = BuildDir(view.path).review_dir
+    try:
+        _write_copies(out, view, facts)
+    except OSError as error:
+        name = f" ({Path(error.filename).name})" if error.filename else ""
+        raise ReviewError(
+            f"cannot write the spreadsheet copies {out}: {error.strerror or error}{name}"
+        ) from None
+    return out
+
+
+def _write_copies(out: Path, view: BuildView, facts: Mapping[str, Any]) -> None:
     with atomic_directory(out, replace=True) as tmp:
         (tmp / README_NAME).write_text(README, encoding="utf-8")
         for name in files.FILE_ORDER:
@@ -108,7 +124,6 @@ def write_spreadsheet_copies(view: BuildView, facts: Mapping[str, Any]) -> Path:
             header = ["file", "change", "key_1", "key_2", "key_3", "field", "before", "after"]
             rows = [_padded(row) for row in _change_rows(facts["diff"])]
             (tmp / CHANGES_NAME).write_bytes(spreadsheet_csv(header, rows))
-    return out
 
 
 def _padded(row: list[Any]) -> list[Any]:

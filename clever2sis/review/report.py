@@ -17,6 +17,7 @@ import jinja2
 from clever2sis import __version__
 from clever2sis.atomic import atomic_write_bytes
 from clever2sis.build_dir import BuildDir
+from clever2sis.errors import ReviewError
 from clever2sis.sis import files
 
 TEMPLATE_NAME = "report.html.j2"
@@ -139,7 +140,15 @@ def render_report(facts: Mapping[str, Any]) -> str:
 
 
 def write_report(build_dir: Path, facts: Mapping[str, Any]) -> Path:
-    """Render the report into ``build_dir/report.html`` (atomically) and return its path."""
+    """Render the report into ``build_dir/report.html`` (atomically) and return its path.
+
+    A file that cannot be written is a :class:`~clever2sis.errors.ReviewError` naming it; an older report
+    is then left as it was.
+    """
     path = BuildDir(build_dir).report_file
-    atomic_write_bytes(path, render_report(facts).encode("utf-8"))
+    html = render_report(facts).encode("utf-8")
+    try:
+        atomic_write_bytes(path, html)
+    except OSError as error:
+        raise ReviewError(f"cannot write the review report {path}: {error.strerror or error}") from None
     return path

@@ -9,12 +9,14 @@
                            sha256, and every validation finding (kind, severity, file, record_id, message)
 
 (:mod:`clever2sis.build_dir` owns that layout and the record.) Everything is written into a temporary
-directory first and renamed into place when complete.
+directory first and renamed into place when complete, under the build directory's lock; ``--force`` keeps
+the imports/ and approvals/ of the build it replaces (:func:`carry_over`).
 """
 
 from __future__ import annotations
 
 import functools
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,17 @@ import pyarrow as pa
 
 from clever2sis import __version__
 from clever2sis.atomic import atomic_directory
-from clever2sis.build_dir import RECORD_NAME, BuildDir, BuildRecord, FileEntry, ZipEntry, sha256_file
+from clever2sis.build_dir import (
+    APPROVALS_DIR_NAME,
+    IMPORTS_DIR_NAME,
+    RECORD_NAME,
+    BuildDir,
+    BuildLock,
+    BuildRecord,
+    FileEntry,
+    ZipEntry,
+    sha256_file,
+)
 from clever2sis.clever.frames import District, load_district
 from clever2sis.clever.snapshot import Snapshot, utc_timestamp
 from clever2sis.config import BuildSettings
@@ -42,7 +54,8 @@ from clever2sis.sis.builders.sections import build_sections
 from clever2sis.sis.builders.terms import Previous, build_terms, keep_recreated_terms
 from clever2sis.sis.builders.user_observers import build_user_observers
 from clever2sis.sis.builders.users import build_users
-from clever2sis.sis.findings import WARNING, combine
+from clever2sis.sis.checks import MALFORMED_RECORD
+from clever2sis.sis.findings import WARNING, combine, no_findings
 from clever2sis.sis.id_map import read_id_map
 from clever2sis.sis.validate import check_references, clean_control_characters
 from clever2sis.sis.writer import InOrder, WrittenFile, ZipWriter, write_csv
@@ -109,6 +122,7 @@ def build_frames(
         )
         progress(f"SIS ids changed: {len(first[files.CHANGE_SIS_ID].frame):,}")
     final = _Validated(ready)
+    final.found.append(malformed_findings(district))
     final.add(first)
     final.found.append(plan.findings)
     del first, accounts, terms, courses, sections, users
@@ -120,6 +134,26 @@ def build_frames(
         progress(f"user observers: {len(rest[files.USER_OBSERVERS].frame):,}")
     final.add(rest)
     return BuiltFiles(frames=final.frames, findings=combine(final.found), skipped=final.skipped)
+
+
+def malformed_findings(district: District) -> pd.DataFrame:
+    """A ``malformed_record`` warning for each record the snapshot holds with a field of another type than
+    Clever gives it (left out when the snapshot was loaded), about its collection's JSONL. There are at
+    most :data:`~clever2sis.clever.snapshot.MAX_MALFORMED_RECORDS` per collection."""
+    parts = []
+    for collection, records in district.malformed.items():
+        ids = pd.Series([record.record_id or "" for record in records], dtype="string")
+        parts.append(
+            MALFORMED_RECORD.about(f"{collection}.jsonl")(
+                pd.Series(True, index=ids.index),
+                ids,
+                collection=collection,
+                record_id=ids.replace("", "(no id)"),
+                line=pd.Series([str(record.line) for record in records], dtype="string"),
+                problem=pd.Series([record.problem for record in records], dtype="string"),
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if parts else no_findings()
 
 
 class _Validated:
@@ -219,6 +253,11 @@ def build(
     ``id_map``: a mapping from ``clever2sis map-ids``, for the first import into a Canvas that already has
     SIS ids from an older feed (adds change_sis_id.csv). ``previous``: what Canvas holds (see
     :func:`build_frames`; :func:`previous_build` reads it from a build directory).
+
+    The build holds ``out``'s :class:`~clever2sis.build_dir.BuildLock` from the moment the snapshot is
+    open until the new directory is in place: a second build of ``out``, or one while an upload, review or
+    approve uses it, stops at once saying so. With ``force`` an existing build is replaced, keeping what
+    records its history (see :func:`carry_over`).
     """
     if out.exists() and not force:
         raise UsageError(f"{out} already exists; use --force to replace it")
@@ -226,7 +265,43 @@ def build(
     use_returning_allocator()
     id_changes = read_id_map(id_map) if id_map is not None else None
     snapshot = Snapshot.open(snapshot_dir)
-    progress(f"reading snapshot {snapshot_dir} (district {snapshot.district_id})")
+    with BuildLock(out, shared=False, error=BuildError):
+        if out.exists() and not force:
+            raise UsageError(
+                f"{out} already exists (another build wrote it meanwhile); use --force to replace it"
+            )
+        record = _write_build(
+            snapshot,
+            out,
+            settings,
+            force=force,
+            progress=progress,
+            id_map=id_map,
+            id_changes=id_changes,
+            previous=previous,
+        )
+    warnings = (record.findings or {})["warnings"]
+    if strict and warnings:
+        raise StrictFindingsError(
+            f"{warnings} warning finding(s) and --strict was given; "
+            f"the build is in {out} for review (see {RECORD_NAME})"
+        )
+    return record.as_dict()
+
+
+def _write_build(
+    snapshot: Snapshot,
+    out: Path,
+    settings: BuildSettings,
+    *,
+    force: bool,
+    progress: Progress,
+    id_map: Path | None,
+    id_changes: pd.DataFrame | None,
+    previous: Previous | None,
+) -> BuildRecord:
+    """Load the snapshot, build and write every file into a new directory, and put it in place at ``out``."""
+    progress(f"reading snapshot {snapshot.path} (district {snapshot.district_id})")
     if not snapshot.has_columnar_copy:
         progress("the snapshot has no columnar copy this clever2sis reads (an older pull): parsing its JSONL")
     district = load_district(snapshot)
@@ -260,14 +335,35 @@ def build(
             )
             record = build_record(snapshot, settings, written, layout.zip_file, built, id_map)
             layout.write_record(record)
+            if out.is_dir():
+                for line in carry_over(BuildDir(out), layout):
+                    progress(line)
     except OSError as error:
         # Disk full, permissions: nothing was replaced, and the message says where and why.
         where = f" ({error.filename})" if error.filename else ""
         raise BuildError(f"cannot write the build to {out}: {error.strerror or error}{where}") from None
-    warnings = (record.findings or {})["warnings"]
-    if strict and warnings:
-        raise StrictFindingsError(
-            f"{warnings} warning finding(s) and --strict was given; "
-            f"the build is in {out} for review (see {RECORD_NAME})"
+    return record
+
+
+def carry_over(old: BuildDir, new: BuildDir) -> list[str]:
+    """Copy into ``new`` what ``old`` (the build it replaces) holds besides the build; say what, in lines.
+
+    ``imports/`` (the id and results of every import posted from the old build: an import may still be
+    running in Canvas) and ``approvals/`` are kept. A carried approval names the zip it approved by
+    sha256, so it lets only those very bytes through (a rebuild that gives another zip is reported by
+    ``upload`` as changed since it was signed off), and a carried import of another zip is not taken for
+    this zip's test import nor for what Canvas holds. ``report.html`` and ``review/`` are left out: they
+    describe the old build (its findings, snapshot and time, even when the zip came out the same), and a
+    report of the old build must not pass for a review of the new one.
+    """
+    kept = [name for name in (IMPORTS_DIR_NAME, APPROVALS_DIR_NAME) if (old.path / name).is_dir()]
+    for name in kept:
+        shutil.copytree(old.path / name, new.path / name, symlinks=True)
+    lines = [f"kept {', '.join(name + '/' for name in kept)} of the build this one replaces"] if kept else []
+    reviews = [p.name + ("/" if p.is_dir() else "") for p in (old.report_file, old.review_dir) if p.exists()]
+    if reviews:
+        lines.append(
+            f"left out {' and '.join(reviews)}: they describe the build this one replaces; run "
+            "`clever2sis review` on this one"
         )
-    return record.as_dict()
+    return lines

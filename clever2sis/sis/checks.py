@@ -275,4 +275,12 @@ DANGLING_REFERENCE = _check(
     "{file} {id_column} {id}: {column} '{value}' is not in {target}; row left out",
 )
 
+# The snapshot, as it is loaded: about its {collection}.jsonl (see clever2sis.clever.frames).
+MALFORMED_RECORD = _check(
+    "malformed_record",
+    WARNING,
+    None,
+    "{collection} record {record_id} (line {line}): {problem}; left out of the build",
+)
+
 CHECKS: tuple[Check, ...] = tuple(_declared)

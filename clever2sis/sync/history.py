@@ -106,6 +106,11 @@ class History:
             self._migrate()
         except sqlite3.Error as error:
             raise RunsDirError(f"cannot open run history {self.path}: {error}") from None
+        except OSError as error:
+            where = f" ({error.filename})" if error.filename else ""
+            raise RunsDirError(
+                f"cannot open run history {self.path}: {error.strerror or error}{where}"
+            ) from None
         except RunsDirError:
             self._db.close()
             raise
