@@ -480,7 +480,9 @@ def overlong_district() -> Records:
         "email": "p" * 120 + "@x.org",
         "roles": {
             "contact": {
-                "student_relationships": [{"student": uid(1), "relationship": "Parent", "type": "Parent/Guardian"}]
+                "student_relationships": [
+                    {"student": uid(1), "relationship": "Parent", "type": "Parent/Guardian"}
+                ]
             }
         },
     }
@@ -494,3 +496,49 @@ def overlong_district() -> Records:
 
 
 OVERLONG_SETTINGS: dict[str, Any] = {"observers": {"enabled": True}, "ids": {"user_id": "{{ user.sis_id }}"}}
+
+
+# -- fields as Canvas reads them ------------------------------------------------------------------------------
+
+
+def test_ids_that_differ_only_by_white_space_around_them_are_one_id(
+    snapshot_factory: Callable[[Records], Path], tmp_path: Path
+) -> None:
+    """Canvas strips every field it reads (lib/sis/csv/csv_base_importer.rb): "S1" and "S1 " are one user
+    and "9001" and " 9001" one section to it. The second of each is a duplicate, not a second row Canvas
+    would apply over the first (signing one person in as the other, moving a section)."""
+    users = [
+        student(uid(1), "Ann", "A", school=SCHOOL_A, username="ann", sis_id="S1"),
+        student(uid(2), "Bob", "B", school=SCHOOL_A, username="bob", sis_id="S1 "),
+        student(uid(3), "Cy", "C", school=SCHOOL_A, username="cy", sis_id="\tS3"),
+    ]
+    records = district_of(users)
+    first = records["sections"][0]
+    records["sections"] = [
+        first,
+        dict(first, id="5f00000000000000000000e9", sis_id=" 9001", students=[uid(3)]),
+    ]
+    snapshot = snapshot_factory(records)
+    settings = {"ids": {"user_id": "{{ user.sis_id }}", "section_id": "{{ section.sis_id }}"}}
+    result = built(snapshot, **settings)
+    assert result.frames[files.USERS]["user_id"].tolist() == ["S1", "S3", "T9000"]
+    assert result.frames[files.SECTIONS]["section_id"].tolist() == ["9001"]
+    assert findings(result, "duplicate_user_id", "duplicate_section_id") == [
+        (
+            "duplicate_section_id",
+            "5f00000000000000000000e9",
+            "section 5f00000000000000000000e9: section_id '9001' is already used by another section; left out",
+        ),
+        (
+            "duplicate_user_id",
+            uid(2),
+            f"user {uid(2)}: user_id 'S1' is already used by another user; left out",
+        ),
+    ]
+    canvas, messages = applied(snapshot, tmp_path / "build", **settings)
+    assert messages == []
+    assert canvas.active_enrollments() == {
+        ("9001", "S1", "student"),
+        ("9001", "S3", "student"),
+        ("9001", "T9000", "teacher"),
+    }
