@@ -542,3 +542,39 @@ def test_ids_that_differ_only_by_white_space_around_them_are_one_id(
         ("9001", "S3", "student"),
         ("9001", "T9000", "teacher"),
     }
+
+
+def test_required_names_are_never_blank_as_canvas_reads_them(
+    snapshot_factory: Callable[[Records], Path], tmp_path: Path
+) -> None:
+    """Canvas reads a blank cell as nothing (it strips every field) and refuses a new account, term, course
+    or section without a name ("No name given for account ...", "No short_name given for course ...");
+    the build names such a record from what it has."""
+    records = district_of([student(uid(1), "Kim", "K", school=SCHOOL_A, username="kim")], section_name="   ")
+    records["schools"] = [dict(records["schools"][0], name="  ")]
+    records["terms"] = [dict(records["terms"][0], name=" ")]
+    records["courses"] = [dict(records["courses"][0], name="", number="  ")]
+    snapshot = snapshot_factory(records)
+    result = built(snapshot)
+    assert result.frames[files.ACCOUNTS]["name"].tolist() == [SCHOOL_A]
+    assert result.frames[files.TERMS][["term_id", "name"]].values.tolist() == [
+        ["2026-08-17_2027-06-11_", "2026-08-17_2027-06-11_"]
+    ]
+    # The course code's template is "{{ course.number or ... }} P{{ section.period }}": "   P2" as rendered.
+    assert result.frames[files.COURSES][["short_name", "long_name"]].values.tolist() == [["P2", "P2"]]
+    assert result.frames[files.SECTIONS]["name"].tolist() == ["P2"]
+    _, messages = applied(snapshot, tmp_path / "build")
+    assert messages == []
+
+
+def test_a_file_without_rows_is_not_sent(snapshot_factory: Callable[[Records], Path], tmp_path: Path) -> None:
+    """A header-only file is still read as its type, and in batch mode deletes every row of that type in
+    the term (SisBatch#remove_previous_imports): a file with no rows is left out of the zip."""
+    records = district_of([])
+    records["users"] = []
+    out = tmp_path / "build"
+    record = build(snapshot_factory(records), out, build_settings(RawConfig(data={})))
+    with zipfile.ZipFile(out / "sis_import.zip") as archive:
+        assert archive.namelist() == [files.ACCOUNTS, files.TERMS, files.COURSES, files.SECTIONS]
+    no_rows = "no rows (Canvas would take a header-only file as 'delete all')"
+    assert record["skipped_files"] == {files.USERS: no_rows, files.ENROLLMENTS: no_rows}
