@@ -70,9 +70,17 @@ def test_printable_is_rubys_print_class(ruby_verdicts: tuple[str, list[int], str
 
 
 def test_the_vectorised_check_is_the_scalar_one() -> None:
-    codes = [code for code in range(LAST_CODE_POINT + 1) if code not in SURROGATES]
+    """Every code point of the Basic Multilingual Plane and every 89th above, each inside a value."""
+    codes = [
+        code
+        for code in range(LAST_CODE_POINT + 1)
+        if code not in SURROGATES and (code < 0x10000 or code % 89 == 0)
+    ]
     rows, chars = _first_unprintable(pa.array([f"a{chr(code)}b" for code in codes], pa.large_string()))
     unprintable = [code for code in codes if not printable(chr(code))]
     assert [codes[row] for row in rows] == unprintable
     assert chars == [chr(code) for code in unprintable]
     assert sys.maxunicode == LAST_CODE_POINT
+    mixed = pa.array(["ok", None, "t\tab\u2028", "é\u0378", "plain"], pa.large_string())
+    rows, chars = _first_unprintable(mixed)
+    assert (rows.tolist(), chars) == ([2, 3], ["\t", "\u0378"])

@@ -29,7 +29,6 @@ differently (tests/test_logins_ruby.py checks the rule against Ruby itself).
 
 from __future__ import annotations
 
-import functools
 import unicodedata
 from typing import NamedTuple
 
@@ -45,27 +44,11 @@ from clever2sis.sis.lengths import MAX_LOGIN_CHARS
 LOST_COLUMNS = ("field", "value", "reason")
 # The general categories Onigmo's [[:print:]] leaves out (with the surrogates, which UTF-8 cannot hold).
 UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cn", "Zl", "Zp", "Cs"})
-_LAST_CODE_POINT = 0x10FFFF
-_SURROGATES = range(0xD800, 0xE000)
 
 
 def printable(value: str) -> bool:
     """Whether Canvas's login format (``/\\A[[:print:]]+\\z/``) takes ``value``."""
     return bool(value) and all(unicodedata.category(char) not in UNPRINTABLE_CATEGORIES for char in value)
-
-
-@functools.cache
-def _unprintable_class() -> str:
-    """The characters [[:print:]] leaves out, as one RE2 character class (made once, in ~0.3 s)."""
-    ranges: list[tuple[int, int]] = []
-    for code in range(_LAST_CODE_POINT + 1):
-        if code in _SURROGATES or unicodedata.category(chr(code)) not in UNPRINTABLE_CATEGORIES:
-            continue
-        if ranges and ranges[-1][1] == code - 1:
-            ranges[-1] = (ranges[-1][0], code)
-        else:
-            ranges.append((code, code))
-    return "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" if a < b else f"\\x{{{a:x}}}" for a, b in ranges) + "]"
 
 
 def _refused(field: str, value: pa.Array, index: pd.Index) -> tuple[np.ndarray, pd.DataFrame]:
@@ -98,24 +81,52 @@ def _first_unprintable(value: pa.Array) -> tuple[np.ndarray, list[str]]:
     """The positions of the values holding a character that [[:print:]] leaves out, and the first such
     character of each.
 
-    The class of those characters is long (RE2 reads a million values with it in ~0.25 s), so it reads only
-    the values that may hold one: the non-ASCII ones, and all of them if a control byte is in the data
-    (found by a numpy scan of the bytes, as ``sis/validate.py`` finds control characters).
+    Only the values that may hold one are read: the non-ASCII ones, and all of them if a control byte is in
+    the data (found by a numpy scan of the bytes, as ``sis/validate.py`` finds control characters). Their
+    distinct characters are judged once each, and RE2 then finds the first refused one of each value.
     """
     ascii_only = np.asarray(
         pc.fill_null(pc.string_is_ascii(value), True).to_numpy(zero_copy_only=False), dtype=bool
     )
-    data = value.buffers()[2] if len(value) else None
-    octets = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    control_bytes = bool(len(octets)) and bool((octets < 0x20).any() or (octets == 0x7F).any())
+    control_bytes = _has_control_bytes(value)
     rows = np.arange(len(value)) if control_bytes else np.flatnonzero(~ascii_only)
     if not len(rows):
         return rows, []
-    found = pc.struct_field(
-        pc.extract_regex(value.take(pa.array(rows)), f"(?P<char>{_unprintable_class()})"), [0]
-    )
+    candidates = value.take(pa.array(rows))
+    refused = sorted(ord(char) for char in _characters(candidates) if not printable(char))
+    if not refused:
+        return np.zeros(0, dtype=np.int64), []
+    pattern = f"(?P<char>[{_character_class(refused)}])"
+    found = pc.struct_field(pc.extract_regex(candidates, pattern), [0])
     hit = np.asarray(pc.is_valid(found).to_numpy(zero_copy_only=False), dtype=bool)
     return rows[hit], found.filter(pa.array(hit)).to_pylist()
+
+
+def _character_class(codes: list[int]) -> str:
+    """The sorted code points as the inside of an RE2 character class, runs written as ranges."""
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" if a < b else f"\\x{{{a:x}}}" for a, b in runs)
+
+
+def _has_control_bytes(value: pa.Array) -> bool:
+    """Whether a byte of the values' data is a C0 control or DEL (UTF-8 uses none inside a character)."""
+    data = value.buffers()[2] if len(value) else None
+    octets = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return bool(len(octets)) and bool((octets < 0x20).any() or (octets == 0x7F).any())
+
+
+def _characters(value: pa.Array) -> set[str]:
+    """The distinct characters of the (large_string) values: their data buffer decoded once."""
+    data = value.buffers()[2]
+    if data is None:
+        return set()
+    offsets = np.frombuffer(value.buffers()[1], dtype=np.int64)[value.offset : value.offset + len(value) + 1]
+    return set(bytes(memoryview(data)[int(offsets[0]) : int(offsets[-1])]).decode("utf-8"))
 
 
 def _named(char: str) -> str:
