@@ -9,13 +9,13 @@ a term's name are string columns of the same size, ``db/migrate/20101210192618_i
 A row holding a longer value is refused by Canvas. So, file by file and column by column (``LIMITS``):
 
 * an **id** over its limit leaves its row out, with an ``id_too_long`` finding: an id cut short could
-  name another record, and the next night's cut must give the same id, so no id is shortened (rows that
+  name another record (two ids may share their first 255 characters), so no id is shortened (rows that
   refer to it are then left out by the reference check, ``sis/validate.py``);
 * a **name** over its limit is cut to it, with a ``value_too_long`` finding.
 
 A user's name is two columns: Canvas makes ``name`` "first last" and ``sortable_name`` "last, first"
 (``lib/sis/user_importer.rb``, ``infer_user_name`` and ``infer_sortable_name``), so first_name and
-last_name together may hold 253 characters (the longer is cut, down to half the room at most). Canvas
+last_name together may hold 253 characters (the longer is cut first, neither below half of them). Canvas
 infers an observer's sortable name from its ``full_name`` ("surname, given", ``User.last_name_first``),
 one character longer, so full_name may hold 254. A login_id has its own limit (``MAX_LOGIN_CHARS``, the
 login rule of ``sis/builders/logins.py``), and so does an email (``sis/builders/people.py``).

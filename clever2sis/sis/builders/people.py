@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from clever2sis.sis import checks
 from clever2sis.sis.arrow import one_array, stacked, string_series
 from clever2sis.sis.emails import canvas_accepts_emails
-from clever2sis.sis.findings import combine
+from clever2sis.sis.findings import combine, no_findings
 from clever2sis.sis.lengths import MAX_STRING_CHARS, counts, lengths, shortened
 from clever2sis.sis.validate import CONTROL_CHARACTERS
 
@@ -37,8 +37,9 @@ def checked_email(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     ``lib/email_address_validator.rb``; :func:`clever2sis.sis.emails.canvas_accepts_emails`), and stores it
     as a communication channel whose path is a 255-character string column. An address holding a control
     character (legal in a quoted local part) is not sent either: the build removes control characters
-    from every value it writes (``sis/validate.py``), which would send another address. The second Series
-    is ``""`` where the email is sent or missing, else one of the ``EMAIL_*`` reasons.
+    from every value it writes (``sis/validate.py``), which would send another address. A blank email is a
+    missing one. The second Series is ``""`` where the email is sent or missing, else one of the
+    ``EMAIL_*`` reasons.
     """
     stripped = one_array(values.str.strip())
     # Canvas reads a blank cell as no email (lib/sis/csv/csv_base_importer.rb strips every field).
@@ -71,23 +72,26 @@ EMAIL_CONTROL_CHARACTERS = "control characters"
 
 def invalid_emails(clever_id: pd.Series, given: pd.Series, reason: pd.Series) -> pd.DataFrame:
     """The ``invalid_email`` findings: ``given`` is the email as Clever has it, ``reason`` what
-    :func:`checked_email` says of it."""
-    shown = shortened(given)
-    too_long = (reason == EMAIL_TOO_LONG).to_numpy()
+    :func:`checked_email` says of it. Only the few rows not sent are read."""
+    at = np.flatnonzero((reason != "").to_numpy(dtype=bool, na_value=False))
+    if not len(at):
+        return no_findings()
+    user, why = clever_id.iloc[at], reason.iloc[at]
+    email = given.iloc[at]
+    shown = shortened(email)
+    too_long = (why == EMAIL_TOO_LONG).to_numpy(dtype=bool)
     return combine(
         [
-            checks.INVALID_EMAIL(reason == EMAIL_REFUSED, clever_id, user=clever_id, email=shown),
+            checks.INVALID_EMAIL(why == EMAIL_REFUSED, user, user=user, email=shown),
             checks.EMAIL_TOO_LONG(
-                reason == EMAIL_TOO_LONG,
-                clever_id,
-                user=clever_id,
+                why == EMAIL_TOO_LONG,
+                user,
+                user=user,
                 email=shown,
-                length=counts(lengths(given.str.strip()), too_long, given.index),
+                length=counts(lengths(email.str.strip()), too_long, email.index),
                 limit=str(MAX_STRING_CHARS),
             ),
-            checks.EMAIL_CONTROL_CHARACTERS(
-                reason == EMAIL_CONTROL_CHARACTERS, clever_id, user=clever_id, email=shown
-            ),
+            checks.EMAIL_CONTROL_CHARACTERS(why == EMAIL_CONTROL_CHARACTERS, user, user=user, email=shown),
         ]
     )
 
