@@ -324,4 +324,4 @@ def test_a_zip_canvas_would_refuse_to_extract_exits_4_and_keeps_the_previous_bui
         stderr,
     )
     assert (out / "sis_import.zip").read_bytes() == before
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [".b.lock"]  # no partial build
