@@ -33,6 +33,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clever2sis.sis.builders.logins import printable
+from clever2sis.sis.emails import canvas_accepts_email
 from tests.canvas_rules import DETECTION
 
 Row = dict[str, str | None]
@@ -417,19 +419,14 @@ def file_diff_percent(current_size: int, previous_size: int) -> float:
 
 # -- the default email rule ------------------------------------------------------------------------------------
 
-_ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff]"
-_DEFAULT_EMAIL = re.compile(
-    rf'(?:(?:{_ATEXT}|\.)+|"(?:[^"\\\r\n]|\\.)*")@(?:{_ATEXT}+(?:\.{_ATEXT}+)*|\[[^\[\]\\\s]*\])\Z'
-)
-
 
 def default_email_valid(value: str) -> bool:
-    """A stand-in for ``EmailAddressValidator.valid?`` (lib/email_address_validator.rb) built only from the
-    SIS CSV reference's examples: a dotless domain, repeated or leading dots in the local part, a quoted
-    local part and an apostrophe are valid; a stray quote, parentheses, a comma, a missing ``@``, a display
-    name or angle brackets are not. Pass ``email_valid=`` to :class:`CanvasModel` to use another rule.
+    """``EmailAddressValidator.valid?`` (lib/email_address_validator.rb with the mail gem 2.8.1): the product's
+    own rule, clever2sis.sis.emails.canvas_accepts_email. The model takes it rather than a rule of its own
+    because the rule is checked independently, against the Ruby gem itself (tests/test_emails_ruby.py). Pass
+    ``email_valid=`` to :class:`CanvasModel` to use another rule.
     """
-    return bool(_DEFAULT_EMAIL.match(value))
+    return canvas_accepts_email(value)
 
 
 # -- the objects --------------------------------------------------------------------------------------------
@@ -1491,7 +1488,9 @@ class CanvasModel:
     ) -> str | None:
         """Why ``Pseudonym`` would not save this login (the reason ``generate_user_warning`` words), if it
         would not: over MAX_UNIQUE_ID_LENGTH characters, unprintable, or taken by another login not deleted
-        of the same provider (``validate_unique_id``)."""
+        of the same provider (``validate_unique_id``). Printable is ``/\\A[[:print:]]+\\z/`` as Ruby reads it
+        (clever2sis.sis.builders.logins.printable: no-break spaces and format characters print, line
+        separators do not; checked against Ruby itself by tests/test_logins_ruby.py)."""
         if state != "deleted":
             taken = [
                 p
@@ -1504,7 +1503,7 @@ class CanvasModel:
                 )
         if len(login) > MAX_UNIQUE_ID_LENGTH:
             return f"Unknown reason: unique_id is too long (maximum is {MAX_UNIQUE_ID_LENGTH} characters)"
-        if not login.isprintable():
+        if not printable(login):
             return f"Invalid login_id: '{login}'"
         return None
 

@@ -512,19 +512,18 @@ def test_a_login_over_100_characters_or_unprintable_is_not_saved() -> None:
                 f"U1,{long_login},active",
                 f"U2,{'b' * 100},active",
                 "U3,tab\there,active",
+                "U4,no\u00a0break\u200bspace,active",
+                "U5,line\u2028separator,active",
             )
         },
     )
     assert texts(record) == [
         "Could not save the user with user_id: 'U1'. Unknown reason: unique_id is too long (maximum is 100 characters)",
         "Could not save the user with user_id: 'U3'. Invalid login_id: 'tab\there'",
+        "Could not save the user with user_id: 'U5'. Invalid login_id: 'line\u2028separator'",
     ]
-    assert [m.row for m in record.messages] == [2, 4]
-    assert (canvas.user_status("U1"), canvas.user_status("U2"), canvas.user_status("U3")) == (
-        None,
-        "active",
-        None,
-    )
+    assert [m.row for m in record.messages] == [2, 4, 6]
+    assert [canvas.user_status(f"U{n}") for n in range(1, 6)] == [None, "active", None, "active", None]
     assert canvas.users.keys() == {canvas.pseudonyms[p].user for p in canvas.pseudonyms}  # nothing half-saved
 
 

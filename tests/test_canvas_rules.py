@@ -1,4 +1,5 @@
-"""The built files as Canvas's importer would take them (../shared/reference/canvas-sis-import.md §1.0-1.1).
+"""The built files as Canvas's importer would take them (canvas-lms lib/sis/csv/csv_base_importer.rb,
+lib/sis/csv/import_refactored.rb; every rule: docs/canvas-rules.md).
 
 Canvas decides a file's type from its header alone, testing each importer's predicate in a fixed order;
 a stray column can make a courses file look like a terms file. These tests run that detection (restated

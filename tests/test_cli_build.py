@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -301,3 +302,26 @@ def test_a_course_id_that_spans_schools_is_exit_4_and_writes_nothing(
         "course belongs to one school's account; add {{ school.id }} to ids.course_id",
     )
     assert not out.exists()
+
+
+def test_a_zip_canvas_would_refuse_to_extract_exits_4_and_keeps_the_previous_build(
+    tiny_snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Canvas extracts at most 100 times the zip's size (CanvasUnzip.default_limits); no roster within the
+    length limits reaches it, so the ratio is lowered for the tiny district's build to trip it."""
+    from clever2sis.sis import build as build_module
+
+    out = tmp_path / "b"
+    run("build", str(tiny_snapshot), "--out", str(out), "-q")
+    before = (out / "sis_import.zip").read_bytes()
+    monkeypatch.setattr(build_module, "CANVAS_UNZIP_MAX_RATIO", 1)
+    code, stdout, stderr = run("build", str(tiny_snapshot), "--out", str(out), "--force", "-q")
+    assert (code, stdout) == (4, "")
+    assert re.fullmatch(
+        r"error: sis_import\.zip would expand to [\d,]+ bytes, more than 1 times its [\d,]+ bytes, and Canvas "
+        r"refuses to extract such a zip: \w+\.csv expands \d+ times \([\d,]+ bytes from [\d,]+\); look in it for "
+        r"a value repeated over and over\n",
+        stderr,
+    )
+    assert (out / "sis_import.zip").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [".b.lock"]  # no partial build

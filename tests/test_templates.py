@@ -435,3 +435,89 @@ def test_every_documented_template_is_allowed(structure: str) -> None:
     settings = build_settings(RawConfig(data=readme))
     assert template(settings, "ids.user_id").variables == ["user.sis_id"]
     assert template(settings, "observers.user_id").variables == ["contact.id", "contact.sis_id"]
+
+
+# -- how long a rendered value may grow (TEMPLATE_GROWTH) ---------------------------------------------------
+
+GROW = "replace('', 'aaaaaaaaaa')"  # a 10-character value becomes 120 characters long
+NAMES = {"section": ("name",)}
+
+
+def names_of(*values: str) -> pd.DataFrame:
+    return pd.DataFrame({"section.name": pd.Series(values, dtype="string")})
+
+
+def too_long(setting: str, source: str) -> str:
+    return (
+        f"{setting}: template {source!r} renders a value more than 16 times as long as the template and the "
+        "values it reads together; make it grow values less (a replace of '' or a loop over a value that "
+        "prints it)"
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        f"{{{{ section.name|{GROW}|{GROW} }}}}",  # vectorised: 300 -> 3,310 -> 36,420 characters
+        f"{{{{ (section.name|{GROW}) ~ (section.name|{GROW}) }}}}",  # each 3,310, joined 6,620
+        f"{{% for c in section.name %}}{{{{ section.name|{GROW} }}}}{{% endfor %}}",  # row by row: 993,000
+        "{% for c in section.name %}{% for d in section.name %}{{ c }}{% endfor %}{% endfor %}",
+    ],
+)
+def test_a_template_growing_values_past_its_budget_is_a_config_error(source: str) -> None:
+    """A 300-character name may render at most 16 times its and the template's length together (the
+    joined one: 16 * (300 + 88) = 6,208 characters)."""
+    with pytest.raises(ConfigError) as error:
+        Template("names.section", source, NAMES).render(names_of("0123456789" * 30, "x"))
+    assert str(error.value) == too_long("names.section", source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        f"{{{{ section.name|{GROW}|{GROW}|{GROW}|{GROW}|{GROW}|{GROW}|{GROW}|{GROW}|{GROW} }}}}",  # 10**10
+        f"{{% for c in section.name %}}{{{{ section.name|{GROW}|{GROW}|{GROW}|{GROW}|{GROW}|{GROW} }}}}{{% endfor %}}",
+        "{% for c in section.name %}{% for d in section.name %}{% for e in section.name %}"
+        "{{ section.name }}{% endfor %}{% endfor %}{% endfor %}",
+    ],
+)
+def test_the_growth_is_refused_before_it_is_made(source: str) -> None:
+    """Each would make at least 10**10 characters of one row: refused before any is allocated."""
+    with pytest.raises(ConfigError) as error:
+        Template("names.section", source, NAMES).render(names_of("a" * 2_000, "b"))
+    assert str(error.value) == too_long("names.section", source)
+
+
+def test_growing_within_the_budget_and_long_data_render() -> None:
+    """One replace of '' on a 10-character value is 12 times its length; a value long because Clever's
+    value is long is the build's to cut (sis/lengths.py), not a template's mistake."""
+    frame = names_of("0123456789", "a" * 5_000_000)
+    assert Template("names.section", f"{{{{ section.name|{GROW} }}}}", NAMES).render(
+        frame
+    ).str.len().tolist() == [
+        120,
+        55_000_010,
+    ]
+    twice = Template("names.section", "{{ section.name|upper }} - {{ section.name }}", NAMES).render(frame)
+    assert twice.str.len().tolist() == [23, 10_000_003]
+    looped = "{% for c in section.name[:3] %}{{ section.name }}{% endfor %}"
+    assert Template("names.section", looped, NAMES).render(frame).str.len().tolist() == [30, 15_000_000]
+
+
+def test_the_cli_names_the_setting_of_a_template_that_grows_too_much(
+    tiny_snapshot: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from clever2sis.cli import main
+
+    source = f"{{{{ section.name|{GROW}|{GROW}|{GROW} }}}}"
+    config = tmp_path / "clever2sis.toml"
+    config.write_text(f'[names]\nsection = "{source}"\n', encoding="utf-8")
+    out = tmp_path / "build"
+    result = CliRunner().invoke(
+        main, ["build", str(tiny_snapshot), "--out", str(out), "--config", str(config)]
+    )
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == f"error: {too_long('names.section', source)}"
+    assert not out.exists()

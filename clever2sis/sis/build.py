@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ from clever2sis.sis.builders.users import build_users
 from clever2sis.sis.checks import MALFORMED_RECORD
 from clever2sis.sis.findings import WARNING, combine, no_findings
 from clever2sis.sis.id_map import read_id_map
+from clever2sis.sis.lengths import fit_lengths
 from clever2sis.sis.validate import check_references, clean_control_characters
 from clever2sis.sis.writer import InOrder, WrittenFile, ZipWriter, write_csv
 
@@ -73,6 +75,41 @@ class BuiltFiles:
 Ready = Callable[[str, pd.DataFrame], None]
 # The files of what Canvas holds that a build reads (see build_frames' ``previous``).
 PREVIOUS_FILES = (files.TERMS, files.COURSES, files.SECTIONS)
+
+# CanvasUnzip.default_limits (canvas-lms gems/canvas_unzip/lib/canvas_unzip.rb), with which an SIS import's
+# zip is extracted (lib/sis/csv/import_refactored.rb): its files may hold, uncompressed, at most this many
+# times the zip's own size, and at most CANVAS_UNZIP_MAX_BYTES; past either, extracting raises
+# SizeLimitExceeded and the whole import fails ("Error while importing CSV").
+CANVAS_UNZIP_MAX_RATIO = 100
+CANVAS_UNZIP_MAX_BYTES = 50 << 30  # 50 GiB
+
+
+def check_canvas_unzips(archive: Path) -> None:
+    """Raise :class:`BuildError` when Canvas would refuse to extract ``archive`` (see
+    ``CANVAS_UNZIP_MAX_RATIO``), naming the file that makes it so: the one that expands the most times, or
+    under the absolute cap the largest. Canvas counts the bytes of every file in the zip against the size of
+    the zip file as uploaded."""
+    with zipfile.ZipFile(archive) as opened:
+        members = opened.infolist()
+    zip_bytes = archive.stat().st_size
+    total = sum(member.file_size for member in members)
+    by_ratio = zip_bytes * CANVAS_UNZIP_MAX_RATIO
+    if total <= min(by_ratio, CANVAS_UNZIP_MAX_BYTES):
+        return
+    if total > by_ratio:
+        worst = max(members, key=lambda member: member.file_size / max(member.compress_size, 1))
+        ratio = worst.file_size / max(worst.compress_size, 1)
+        raise BuildError(
+            f"{archive.name} would expand to {total:,} bytes, more than {CANVAS_UNZIP_MAX_RATIO} times its "
+            f"{zip_bytes:,} bytes, and Canvas refuses to extract such a zip: {worst.filename} expands "
+            f"{ratio:,.0f} times ({worst.file_size:,} bytes from {worst.compress_size:,}); look in it for a "
+            "value repeated over and over"
+        )
+    largest = max(members, key=lambda member: member.file_size)
+    raise BuildError(
+        f"{archive.name} would expand to {total:,} bytes, more than the {CANVAS_UNZIP_MAX_BYTES:,} bytes "
+        f"(50 GiB) Canvas extracts; the largest file is {largest.filename} ({largest.file_size:,} bytes)"
+    )
 
 
 def build_frames(
@@ -157,8 +194,9 @@ def malformed_findings(district: District) -> pd.DataFrame:
 
 
 class _Validated:
-    """Built files made final a batch at a time, in processing order: control characters cleaned, then rows
-    whose references are not in the build dropped (each file's targets come before it, so are final)."""
+    """Built files made final a batch at a time, in processing order: control characters cleaned and values
+    fitted to the lengths Canvas stores, then rows whose references are not in the build dropped (each
+    file's targets come before it, so are final)."""
 
     def __init__(self, ready: Ready | None) -> None:
         self.ready = ready
@@ -173,6 +211,8 @@ class _Validated:
             self.found.append(built[name].findings)
             frames[name], cleaned = clean_control_characters(name, built[name].frame)
             self.found.append(cleaned)
+            frames[name], fitted = fit_lengths(name, frames[name])
+            self.found.append(fitted)
         frames, dangling = check_references(frames, only=names)
         self.found.append(dangling)
         for name in names:
@@ -328,6 +368,7 @@ def _write_build(
                 )
                 del district
                 release_freed_memory()
+            check_canvas_unzips(layout.zip_file)
             csv_bytes = sum(f.bytes for f in written.values())
             zip_bytes = layout.zip_file.stat().st_size
             progress(

@@ -130,6 +130,20 @@ INVALID_EMAIL = _check(
     files.USERS,
     "user {user}: email '{email}' is not a valid address; sent without an email",
 )
+EMAIL_TOO_LONG = _check(
+    "invalid_email",
+    WARNING,
+    files.USERS,
+    "user {user}: email '{email}' is {length} characters, more than the {limit} Canvas stores; sent without "
+    "an email",
+)
+EMAIL_CONTROL_CHARACTERS = _check(
+    "invalid_email",
+    WARNING,
+    files.USERS,
+    "user {user}: email '{email}' holds control characters, which the build removes from every value; sent "
+    "without an email",
+)
 DUPLICATE_LOGIN_REPLACED = _check(
     "duplicate_login",
     WARNING,
@@ -148,12 +162,32 @@ MISSING_LOGIN = _check(
     files.USERS,
     "user {user} has no usable login_id ({login_id_fields}); left out",
 )
+# {reason}: "is 150 characters long, more than the 100 Canvas takes" or "holds U+2028 (LINE SEPARATOR), which
+# Canvas does not take in a login" (the login rule, sis/builders/logins.py)
+UNUSABLE_LOGIN_REPLACED = _check(
+    "unusable_login",
+    WARNING,
+    files.USERS,
+    "user {user}: login_id '{value}' ({field}) {reason}; sent with login_id '{login_id}' instead",
+)
+UNUSABLE_LOGIN_LEFT_OUT = _check(
+    "missing_login",
+    WARNING,
+    files.USERS,
+    "user {user}: login_id '{value}' ({field}) {reason}, and no other login field is usable; left out",
+)
 OBSERVER_MISSING_LOGIN = _check(
     "observer_missing_login",
     WARNING,
     files.USERS,
     "contact {contact} has no usable login_id (observers.login_id '{login_id_template}' renders empty); "
     "left out",
+)
+OBSERVER_UNUSABLE_LOGIN = _check(
+    "observer_missing_login",
+    WARNING,
+    files.USERS,
+    "contact {contact}: login_id '{value}' (observers.login_id) {reason}; left out",
 )
 OBSERVER_WITHOUT_STUDENTS = _check(
     "observer_without_students",
@@ -267,6 +301,28 @@ CONTROL_CHARACTERS = _check(
     WARNING,
     None,
     "{file} {id_column} {id}: control characters removed from {column}",
+)
+# ... and fitted to what Canvas stores (sis/lengths.py): {length} and {limit} are in characters.
+VALUE_TOO_LONG = _check(
+    "value_too_long",
+    WARNING,
+    None,
+    "{file} {id_column} {id}: {column} is {length} characters, more than the {limit} Canvas stores; cut to "
+    "{limit}",
+)
+NAME_PAIR_TOO_LONG = _check(
+    "value_too_long",
+    WARNING,
+    None,
+    "{file} {id_column} {id}: first_name and last_name are {length} characters together, more than the "
+    "{limit} Canvas stores in the name made of them; the longer cut to fit",
+)
+ID_TOO_LONG = _check(
+    "id_too_long",
+    WARNING,
+    None,
+    "{file} {id_column} {id}: {column} is {length} characters, more than the {limit} Canvas stores, and an "
+    "id cannot be cut safely; row left out",
 )
 DANGLING_REFERENCE = _check(
     "dangling_reference",

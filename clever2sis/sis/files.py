@@ -1,9 +1,10 @@
 """The Canvas SIS CSV files clever2sis writes: names, headers and processing order.
 
 Headers are fixed per file (and per setting where a column is optional) because Canvas's diffing compares
-files by name and header set, and detects each file's type from its header alone
-(../shared/reference/canvas-sis-import.md §1.1): no column may trigger an earlier importer's predicate,
-so courses and enrollments never carry ``name``, and accounts always carry ``parent_account_id``.
+files by name and header set, and detects each file's type from its header alone (canvas-lms
+``lib/sis/csv/import_refactored.rb`` and each ``lib/sis/csv/*_importer.rb``): no column may trigger an
+earlier importer's predicate, so courses and enrollments never carry ``name``, and accounts always carry
+``parent_account_id``.
 """
 
 from __future__ import annotations

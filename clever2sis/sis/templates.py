@@ -14,10 +14,19 @@ walking the parsed template before any data is read, and rows are rendered in ji
 (the second line of defence). Anything else is a ``ConfigError`` naming the setting and the template.
 
 Missing values render as the empty string, and an empty string is false in ``a or b``.
+
+A rendered value may be at most ``TEMPLATE_GROWTH`` times as long as the template's text and the values it
+reads in that row together (``replace('', 'xxxxxxxxxx')`` chained a few times, or a loop printing a field
+inside a loop over it, would otherwise grow a value beyond any memory). Both paths check it before they
+grow a value past it (a ``replace`` by counting what it would replace, the row path as jinja2 streams
+the output), and a template that does is a ``ConfigError`` naming the setting. A value long because the
+data is long (a 5,000,000-character section name) is not the template's doing: the build cuts it to what
+Canvas stores (``sis/lengths.py``).
 """
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -27,12 +36,15 @@ from typing import Any
 
 import jinja2
 import jinja2.nodes as nodes
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from jinja2.filters import FILTERS as JINJA_FILTERS
+from jinja2.nodes import EvalContext
 from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import pass_eval_context
 
 from clever2sis.errors import ConfigError
 
@@ -42,6 +54,11 @@ Column = pd.Series  # a "string" dtype Series, never <NA> (missing is "")
 _SLUG_DROP = r"[^0-9a-z]+"
 # jinja2's own default for truncate's leeway (Environment.policies["truncate.leeway"]).
 _TRUNCATE_LEEWAY = 5
+# A rendered value may be at most this many times as long as the template's text and the values it reads.
+TEMPLATE_GROWTH = 16
+# What Ruby's String#strip takes off both ends, as Canvas's CSV reader does to every field
+# (lib/sis/csv/csv_base_importer.rb): NUL, tab, line feed, vertical tab, form feed, carriage return, space.
+CANVAS_STRIPPED = "\x00\t\n\x0b\x0c\r "
 
 
 def _lower(value: Column) -> Column:
@@ -90,6 +107,38 @@ def _truncate(
     if not killwords:
         kept = kept.str.replace(r" [^ ]*$", "", regex=True)  # str.rsplit(" ", 1)[0]
     return value.where(value.str.len() <= length + leeway, kept + end)
+
+
+def _replaced_length(length: int, occurrences: int, old: str, new: str, count: int | None) -> int:
+    """The length of a value of ``length`` characters holding ``occurrences`` of ``old`` once ``replace``
+    has put ``new`` for them (at most ``count`` of them)."""
+    if count is not None and count >= 0:
+        occurrences = min(occurrences, count)
+    return length + occurrences * (len(new) - len(old))
+
+
+class _TooLong(Exception):
+    """A row's rendering would be longer than its budget (see ``TEMPLATE_GROWTH``)."""
+
+
+# The budget of the row being rendered row by row (``Template._render_one`` sets it for ``_row_replace``).
+_ROW_BUDGET: contextvars.ContextVar[int | None] = contextvars.ContextVar("row_budget", default=None)
+
+
+@pass_eval_context
+def _row_replace(
+    eval_ctx: EvalContext, value: object, old: object, new: object, count: int | None = None
+) -> str:
+    """jinja2's ``replace``, refused (before it runs) when it would make the value longer than the row's
+    budget."""
+    text, old_text, new_text = str(value), str(old), str(new)
+    budget = _ROW_BUDGET.get()
+    if budget is not None:
+        occurrences = len(text) + 1 if old_text == "" else text.count(old_text)
+        if _replaced_length(len(text), occurrences, old_text, new_text, count) > budget:
+            raise _TooLong
+    replaced: str = JINJA_FILTERS["replace"](eval_ctx, value, old, new, count)
+    return replaced
 
 
 def _default(value: Column, default_value: str = "", boolean: bool = False) -> Column:
@@ -155,7 +204,7 @@ class Filter:
 FILTERS: dict[str, Filter] = {
     "default": Filter(_default, JINJA_FILTERS["default"], "default('text', true) (true: also when empty)"),
     "lower": Filter(_lower, _row_lower, "lower"),
-    "replace": Filter(_replace, JINJA_FILTERS["replace"], "replace('old', 'new'[, count])"),
+    "replace": Filter(_replace, _row_replace, "replace('old', 'new'[, count])"),
     "slug": Filter(_slug, _row_slug, "slug"),
     "title": Filter(_title, _row_title, "title"),
     "trim": Filter(_trim, _row_trim, "trim or trim('characters')"),
@@ -440,12 +489,18 @@ class _Checker:
 
 
 class Template:
-    """One configured template, e.g. the ``[names] course_long_name`` setting."""
+    """One configured template, e.g. the ``[names] course_long_name`` setting.
 
-    def __init__(self, setting: str, source: str, namespaces: Mapping[str, Sequence[str]]) -> None:
+    ``strip``: values come out with ``CANVAS_STRIPPED`` taken off their ends, as Canvas reads them.
+    """
+
+    def __init__(
+        self, setting: str, source: str, namespaces: Mapping[str, Sequence[str]], *, strip: bool = False
+    ) -> None:
         self.setting = setting
         self.source = source
         self.namespaces = namespaces
+        self.strip = strip
         try:
             self._tree = _parse(source)
         except jinja2.TemplateSyntaxError as error:
@@ -460,49 +515,81 @@ class Template:
         """Render over ``frame``, whose columns are named ``"<namespace>.<field>"``; returns strings."""
         values = {name: frame[name].fillna("").astype("string") for name in self.variables}
         index = frame.index
+        read = sum((_lengths(values[name]) for name in self.variables), np.zeros(len(index), dtype=np.int64))
+        budget = TEMPLATE_GROWTH * (len(self.source) + read)
         try:
-            out = self._vector(self._tree, values, index)
+            out = self._vector(self._tree, _Scope(values, index, budget))
         except _NotVectorisable:
             out = self._row_by_row(values, index)
-        return out.astype("string")
+        out = out.astype("string")
+        if self.strip:
+            strings = pa.array(out.array, type=pa.large_string(), from_pandas=True)
+            out = pd.Series(pd.arrays.ArrowStringArray(pc.utf8_trim(strings, CANVAS_STRIPPED)), index=index)
+        return out
 
-    def _vector(self, node: nodes.Node, values: Mapping[str, Column], index: pd.Index) -> Column:
+    def too_long(self) -> ConfigError:
+        return ConfigError(
+            f"{self.setting}: template {self.source!r} renders a value more than {TEMPLATE_GROWTH} times as "
+            "long as the template and the values it reads together; make it grow values less (a replace "
+            "of '' or a loop over a value that prints it)"
+        )
+
+    def _fits(self, lengths: np.ndarray, scope: _Scope) -> None:
+        """Raise the config error when a value of these lengths would exceed its row's budget."""
+        if len(lengths) and bool((lengths > scope.budget).any()):
+            raise self.too_long()
+
+    def _vector(self, node: nodes.Node, scope: _Scope) -> Column:
+        out = self._vector_node(node, scope)
+        self._fits(_lengths(out), scope)
+        return out
+
+    def _vector_node(self, node: nodes.Node, scope: _Scope) -> Column:
+        index = scope.index
         if isinstance(node, nodes.Template):
-            parts = [self._vector(child, values, index) for child in node.body]
-            return _concat(parts, index)
-        if isinstance(node, nodes.Output):
-            return _concat([self._vector(child, values, index) for child in node.nodes], index)
+            return self._concat([self._vector(child, scope) for child in node.body], scope)
+        if isinstance(node, nodes.Output | nodes.Concat):
+            return self._concat([self._vector(child, scope) for child in node.nodes], scope)
         if isinstance(node, nodes.TemplateData):
             return pd.Series(node.data, index=index, dtype="string")
         if isinstance(node, nodes.Const) and _is_text(node.value):
             return pd.Series(str(node.value), index=index, dtype="string")
-        if isinstance(node, nodes.Concat):
-            return _concat([self._vector(child, values, index) for child in node.nodes], index)
         if isinstance(node, nodes.If) and not node.elif_:
-            test = self._vector(node.test, values, index) != ""
-            then = _concat([self._vector(child, values, index) for child in node.body], index)
-            otherwise = _concat([self._vector(child, values, index) for child in node.else_], index)
+            test = self._vector(node.test, scope) != ""
+            then = self._concat([self._vector(child, scope) for child in node.body], scope)
+            otherwise = self._concat([self._vector(child, scope) for child in node.else_], scope)
             return then.where(test, otherwise)
         if isinstance(node, nodes.CondExpr):
-            test = self._vector(node.test, values, index) != ""
-            then = self._vector(node.expr1, values, index)
+            test = self._vector(node.test, scope) != ""
+            then = self._vector(node.expr1, scope)
             otherwise = (
-                self._vector(node.expr2, values, index)
+                self._vector(node.expr2, scope)
                 if node.expr2 is not None
                 else pd.Series("", index=index, dtype="string")
             )
             return then.where(test, otherwise)
         if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name):
-            return values[f"{node.node.name}.{node.attr}"]
+            return scope.values[f"{node.node.name}.{node.attr}"]
         if isinstance(node, nodes.Or):
-            left = self._vector(node.left, values, index)
-            right = self._vector(node.right, values, index)
+            left = self._vector(node.left, scope)
+            right = self._vector(node.right, scope)
             return left.where(left != "", right)
         if isinstance(node, nodes.Filter) and node.name in FILTERS and node.node:
             args = [_literal(arg) for arg in node.args]
             kwargs = {str(kw.key): _literal(kw.value) for kw in node.kwargs}
-            return FILTERS[node.name].vector(self._vector(node.node, values, index), *args, **kwargs)
+            value = self._vector(node.node, scope)
+            if node.name == "replace":
+                self._fits(_replaced_lengths(value, *args, **kwargs), scope)
+            return FILTERS[node.name].vector(value, *args, **kwargs)
         raise _NotVectorisable
+
+    def _concat(self, parts: list[Column], scope: _Scope) -> Column:
+        """The parts joined, once their joined lengths are known to fit the budget."""
+        if len(parts) > 1:
+            self._fits(
+                sum((_lengths(part) for part in parts), np.zeros(len(scope.index), dtype=np.int64)), scope
+            )
+        return _concat(parts, scope.index)
 
     def _row_by_row(self, values: Mapping[str, Column], index: pd.Index) -> Column:
         template = SANDBOX.from_string(self.source)
@@ -522,14 +609,68 @@ class Template:
         return pd.Series(merged["_rendered"].to_numpy(), index=index, dtype="string")
 
     def _render_one(self, template: jinja2.Template, fields: Mapping[str, dict[str, str]]) -> str:
+        """One row rendered by jinja2, streamed so that it stops as soon as the output passes the row's
+        budget."""
+        budget = TEMPLATE_GROWTH * (
+            len(self.source) + sum(len(value) for values in fields.values() for value in values.values())
+        )
+        token = _ROW_BUDGET.set(budget)
         try:
-            return template.render({namespace: _Fields(values) for namespace, values in fields.items()})
+            parts: list[str] = []
+            size = 0
+            for part in template.generate(
+                {namespace: _Fields(values) for namespace, values in fields.items()}
+            ):
+                size += len(part)
+                if size > budget:
+                    raise _TooLong
+                parts.append(part)
+            return "".join(parts)
+        except _TooLong:
+            raise self.too_long() from None
         except jinja2.exceptions.SecurityError as error:
             raise ConfigError(
                 f"{self.setting}: template {self.source!r} was refused by the sandbox ({error}); {ALLOWED}"
             ) from None
         except Exception as error:  # the template is the config's code: whatever it raises is a config error
             raise ConfigError(f"{self.setting}: template {self.source!r} failed: {error}") from None
+        finally:
+            _ROW_BUDGET.reset(token)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What the vectorised path renders over: the values of the variables, the rows, and each row's budget
+    (the most characters a value of the row may hold)."""
+
+    values: Mapping[str, Column]
+    index: pd.Index
+    budget: np.ndarray
+
+
+def _lengths(values: Column) -> np.ndarray:
+    """Each value's length in characters (0 where missing)."""
+    counted = pc.fill_null(
+        pc.utf8_length(pa.array(values.array, type=pa.large_string(), from_pandas=True)), 0
+    )
+    return np.asarray(counted.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _replaced_lengths(values: Column, old: object, new: object, count: int | None = None) -> np.ndarray:
+    """The lengths ``_replace`` would give ``values``, counted before it runs."""
+    strings = pa.array(values.array, type=pa.large_string(), from_pandas=True)
+    length = np.asarray(
+        pc.fill_null(pc.utf8_length(strings), 0).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
+    old_text, new_text = str(old), str(new)
+    if old_text == "":
+        occurrences = length + 1
+    else:
+        found = pc.fill_null(pc.count_substring(strings, old_text), 0)
+        occurrences = np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if count is not None and count >= 0:
+        occurrences = np.minimum(occurrences, count)
+    return length + occurrences * (len(new_text) - len(old_text))
 
 
 def _is_text(value: object) -> bool:

@@ -16,6 +16,7 @@ import pyarrow as pa
 from clever2sis.sis import checks, files
 from clever2sis.sis.arrow import member
 from clever2sis.sis.findings import combine
+from clever2sis.sis.lengths import shortened
 
 # C0 controls and DEL: Canvas refuses NUL ("Some of the fields contain NULL character")
 # and a newline or tab inside a name or id is never intended.
@@ -109,7 +110,7 @@ def check_references(
                     id_column=frame.columns[0],
                     id=key,
                     column=column,
-                    value=frame[column],
+                    value=shortened(frame[column]),
                     target=target,
                 )
             )

@@ -58,14 +58,19 @@ SETTING_SCOPES: dict[str, tuple[str, ...]] = {
 
 
 def template(settings: BuildSettings, setting: str) -> Template:
-    """The compiled template for ``setting`` (e.g. ``"names.term"``), checked against its namespaces."""
+    """The compiled template for ``setting`` (e.g. ``"names.term"``), checked against its namespaces.
+
+    Its values come out stripped as Canvas strips every field it reads (``lib/sis/csv/csv_base_importer.rb``):
+    two ids that differ only by white space around them are one id to Canvas, so the builders must see
+    them as one (and leave the second out as a duplicate) rather than send both.
+    """
     table, key = setting.split(".", 1)
     if table == "observers":
         source = {"user_id": settings.observers.user_id, "login_id": settings.observers.login_id}[key]
     else:
         source = (settings.ids if table == "ids" else settings.names)[key]
     scope = {name: NAMESPACES[name] for name in SETTING_SCOPES[setting]}
-    return Template(setting, source, scope)
+    return Template(setting, source, scope, strip=True)
 
 
 def check_templates(settings: BuildSettings) -> None:

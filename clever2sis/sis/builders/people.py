@@ -22,33 +22,78 @@ import pyarrow.compute as pc
 
 from clever2sis.sis import checks
 from clever2sis.sis.arrow import one_array, stacked, string_series
+from clever2sis.sis.emails import canvas_accepts_emails
+from clever2sis.sis.findings import combine, no_findings
+from clever2sis.sis.lengths import MAX_STRING_CHARS, counts, lengths, shortened
+from clever2sis.sis.validate import CONTROL_CHARACTERS
 
 LOGIN = "login:"
 
-# A pragmatic address check: one @, something before it, a dot in the domain, no spaces.
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-# Python's \s (every character str.isspace accepts) spelled out for Arrow's regex engine, RE2, whose \s is
-# ASCII whitespace only. Given \s itself, pandas matches one value at a time with Python's re (3x slower).
-UNICODE_WHITESPACE = (
-    r"\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
-)
-_EMAIL_RE2 = EMAIL_PATTERN.replace(r"\s", UNICODE_WHITESPACE)
-
 
 def checked_email(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """The stripped email where it is a usable address (else ``<NA>``), and where one was invalid."""
-    email = one_array(values.str.strip())
-    email_ok = pc.fill_null(pc.match_substring_regex(email, _EMAIL_RE2), False)
-    invalid = pc.and_(pc.is_valid(email), pc.invert(email_ok))
+    """The stripped email where Canvas would keep it (else ``<NA>``), and why each other one is not sent.
+
+    Canvas keeps an email only when ``EmailAddressValidator`` accepts it (canvas-lms
+    ``lib/email_address_validator.rb``; :func:`clever2sis.sis.emails.canvas_accepts_emails`), and stores it
+    as a communication channel whose path is a 255-character string column. An address holding a control
+    character (legal in a quoted local part) is not sent either: the build removes control characters
+    from every value it writes (``sis/validate.py``), which would send another address. A blank email is a
+    missing one. The second Series is ``""`` where the email is sent or missing, else one of the
+    ``EMAIL_*`` reasons.
+    """
+    stripped = one_array(values.str.strip())
+    # Canvas reads a blank cell as no email (lib/sis/csv/csv_base_importer.rb strips every field).
+    email = pc.if_else(pc.equal(stripped, ""), pa.scalar(None, pa.large_string()), stripped)
+    length = pc.utf8_length(email)
+    too_long = pc.fill_null(pc.greater(length, MAX_STRING_CHARS), False)
+    control = pc.fill_null(pc.match_substring_regex(email, CONTROL_CHARACTERS), False)
+    accepted = pc.fill_null(canvas_accepts_emails(email), False)
+    present = pc.is_valid(email)
+    reason = pc.case_when(
+        pc.make_struct(pc.invert(present), too_long, control, pc.invert(accepted)),
+        "",
+        EMAIL_TOO_LONG,
+        EMAIL_CONTROL_CHARACTERS,
+        EMAIL_REFUSED,
+        "",
+    )
+    usable = pc.equal(reason, "")
     return (
-        string_series(pc.if_else(email_ok, email, pa.scalar(None, pa.large_string())), values.index),
-        pd.Series(invalid.to_numpy(zero_copy_only=False), index=values.index),
+        string_series(pc.if_else(usable, email, pa.scalar(None, pa.large_string())), values.index),
+        string_series(reason.cast(pa.large_string()), values.index),
     )
 
 
-def invalid_emails(clever_id: pd.Series, given: pd.Series, invalid: pd.Series) -> pd.DataFrame:
-    """The ``invalid_email`` findings: ``given`` is the email as Clever has it."""
-    return checks.INVALID_EMAIL(invalid, clever_id, user=clever_id, email=given)
+# Why checked_email does not send an email.
+EMAIL_REFUSED = "refused"
+EMAIL_TOO_LONG = "too long"
+EMAIL_CONTROL_CHARACTERS = "control characters"
+
+
+def invalid_emails(clever_id: pd.Series, given: pd.Series, reason: pd.Series) -> pd.DataFrame:
+    """The ``invalid_email`` findings: ``given`` is the email as Clever has it, ``reason`` what
+    :func:`checked_email` says of it. Only the few rows not sent are read."""
+    at = np.flatnonzero((reason != "").to_numpy(dtype=bool, na_value=False))
+    if not len(at):
+        return no_findings()
+    user, why = clever_id.iloc[at], reason.iloc[at]
+    email = given.iloc[at]
+    shown = shortened(email)
+    too_long = (why == EMAIL_TOO_LONG).to_numpy(dtype=bool)
+    return combine(
+        [
+            checks.INVALID_EMAIL(why == EMAIL_REFUSED, user, user=user, email=shown),
+            checks.EMAIL_TOO_LONG(
+                why == EMAIL_TOO_LONG,
+                user,
+                user=user,
+                email=shown,
+                length=counts(lengths(email.str.strip()), too_long, email.index),
+                limit=str(MAX_STRING_CHARS),
+            ),
+            checks.EMAIL_CONTROL_CHARACTERS(why == EMAIL_CONTROL_CHARACTERS, user, user=user, email=shown),
+        ]
+    )
 
 
 def login_candidates(people: pd.DataFrame) -> list[tuple[str, pd.Series]]:

@@ -36,6 +36,7 @@ from clever2sis.sis.builders.logins import assign_logins
 from clever2sis.sis.builders.observers import contacts_not_built, observer_people, without_students
 from clever2sis.sis.builders.people import LOGIN, checked_email, invalid_emails, login_candidates, stack
 from clever2sis.sis.findings import combine
+from clever2sis.sis.lengths import shortened
 from clever2sis.sis.templates import is_identity
 
 # A column's value for a kind of row: a column of the people frame (see people.py: "user_id", "login_id",
@@ -165,14 +166,14 @@ def build_users(
         wanted |= all_users[f"is_{role}"]
     columns = users_csv(settings, table)
     people, found, links = _people(district, settings, wanted, columns)
-    login, lost = assign_logins(login_candidates(people))
+    login, lost, refused = assign_logins(login_candidates(people))
     for column in [column for column in people.columns if column.startswith(LOGIN)]:
         del people[column]
     people["login_id"] = login
     del login
     order = pc.sort_indices(one_array(people["user_id"])).to_numpy()  # users.csv's order, and for repeats
-    sent, left_out = _sent(people, lost, order, links, settings)
-    del lost
+    sent, left_out = _sent(people, _LostLogins(lost, refused), order, links, settings)
+    del lost, refused
     found += [*left_out, contacts_not_built(district, settings, wanted, int(people["observer"].sum()))]
     observer = people["observer"]
     user_map, observer_map = _id_map(people, sent & ~observer), _id_map(people, sent & observer)
@@ -234,18 +235,28 @@ def _built_users(
     return people, invalid_emails(users["id"], users["email"], invalid)
 
 
+@dataclass(frozen=True)
+class _LostLogins:
+    """The login values users lost (``assign_logins``): to a collision (``collided``) and because Canvas
+    would not save them (``refused``); each indexed like the people frame."""
+
+    collided: pd.DataFrame
+    refused: pd.DataFrame
+
+
 def _sent(
     people: pd.DataFrame,
-    lost: pd.DataFrame,
+    lost_logins: _LostLogins,
     order: np.ndarray,
     links: pd.DataFrame | None,
     settings: BuildSettings,
 ) -> tuple[pd.Series, list[pd.DataFrame]]:
     """Which rows of ``people`` users.csv sends, and the findings for those it leaves out.
 
-    ``lost``: the login rule's collisions; ``order``: a stable sort of the user_ids; ``links``: the chosen
-    observer links (None without observers).
+    ``lost_logins``: the values the login rule did not give; ``order``: a stable sort of the user_ids;
+    ``links``: the chosen observer links (None without observers).
     """
+    lost = lost_logins.collided
     cid, user_id, login, observer = (
         people["clever_id"],
         people["user_id"],
@@ -259,6 +270,8 @@ def _sent(
     lonely = without_students(people, sent, links) if links is not None else observer
     sent &= ~lonely
     stranded = pd.Series(people.index.isin(lost.index), index=people.index) & no_login
+    refused = lost_logins.refused
+    unusable = pd.Series(people.index.isin(refused.index), index=people.index) & no_login
     # The users who lost a login to a collision are few: their messages are made from their rows only.
     lost_cid = cid.loc[lost.index]
     collision = {"user": lost_cid, "value": lost["value"], "field": lost["field"], "reason": lost["reason"]}
@@ -267,20 +280,48 @@ def _sent(
             ~no_login.loc[lost.index], lost_cid, **collision, login_id=login.loc[lost.index]
         ),
         checks.DUPLICATE_LOGIN_LEFT_OUT(no_login.loc[lost.index], lost_cid, **collision),
+        *_refused_logins(refused, cid, login, observer),
         checks.MISSING_LOGIN(
-            no_login & ~stranded & ~observer,
+            no_login & ~stranded & ~unusable & ~observer,
             cid,
             user=cid,
             login_id_fields=", ".join(settings.login_id_fields),
         ),
         checks.OBSERVER_MISSING_LOGIN(
-            no_login & ~stranded & observer, cid, contact=cid, login_id_template=settings.observers.login_id
+            no_login & ~stranded & ~unusable & observer,
+            cid,
+            contact=cid,
+            login_id_template=settings.observers.login_id,
         ),
         checks.OBSERVER_WITHOUT_STUDENTS(lonely, cid, contact=cid),
         checks.USER_WITHOUT_ID(no_user_id, cid, user=cid),
         checks.DUPLICATE_USER_ID(duplicate_id, cid, user=cid, user_id=user_id),
     ]
     return sent, found
+
+
+def _refused_logins(
+    refused: pd.DataFrame, cid: pd.Series, login: pd.Series, observer: pd.Series
+) -> list[pd.DataFrame]:
+    """The findings for the login values Canvas would not save (``refused``, see ``assign_logins``): the
+    user was sent with another login, or left out (an observer has no other login field)."""
+    if refused.empty:
+        return []
+    at = refused.index
+    user, value, given = cid.loc[at], shortened(refused["value"]), login.loc[at]
+    has_login, is_observer = given.notna(), observer.loc[at]
+    reason, field = refused["reason"], refused["field"]
+    return [
+        checks.UNUSABLE_LOGIN_REPLACED(
+            has_login, user, user=user, value=value, field=field, reason=reason, login_id=given
+        ),
+        checks.UNUSABLE_LOGIN_LEFT_OUT(
+            ~has_login & ~is_observer, user, user=user, value=value, field=field, reason=reason
+        ),
+        checks.OBSERVER_UNUSABLE_LOGIN(
+            ~has_login & is_observer, user, contact=user, value=value, reason=reason
+        ),
+    ]
 
 
 def _id_map(people: pd.DataFrame, keep: pd.Series) -> pd.Series:
