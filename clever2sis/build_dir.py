@@ -14,6 +14,8 @@ Every command that touches a build asks this module where things are and whether
       imports/<profile>/latest.json   the last import posted with the profile      (clever2sis upload)
       imports/<profile>/<import_id>/  created.json, sis_import.json, sis_import_errors/page-NNNN.json,
                                       errors_attachment.csv (see :class:`ImportDir`)
+      imports/<profile>/intents/      an upload not yet confirmed: <intent_id>.intent.json and its
+                                      <intent_id>.answer slot (see :class:`IntentFiles`)
 
 Beside it, ``.BUILD_DIR.lock`` is the :class:`BuildLock` that keeps a build from replacing the directory
 while another command uses it.
@@ -68,6 +70,10 @@ FINAL_NAME = "sis_import.json"
 ERRORS_DIR_NAME = "sis_import_errors"
 ERRORS_ATTACHMENT_NAME = "errors_attachment.csv"
 LOCK_SUFFIX = ".lock"
+INTENTS_DIR_NAME = "intents"
+INTENT_SUFFIX = ".intent.json"
+ANSWER_SUFFIX = ".answer"
+NOT_FOUND_SUFFIX = ".not-found.json"
 HASH_CHUNK_BYTES = 8 << 20
 # What a rewrite replaces; anything else in the directory (imports/, approvals/, report.html) is kept.
 _REWRITTEN = frozenset({CSV_DIR_NAME, ZIP_NAME, RECORD_NAME, SYNC_DIR_NAME})
@@ -238,6 +244,30 @@ class ImportDir:
 
 
 @dataclass(frozen=True)
+class IntentFiles:
+    """One upload's intent under ``imports/<profile>/intents/`` (see canvas/intent.py).
+
+    ``<id>.intent.json`` is written before the POST; ``<id>.answer`` is its preallocated answer slot. An
+    intent that no import ever matched is kept as ``<id>.not-found.json``.
+    """
+
+    directory: Path
+    intent_id: str
+
+    @property
+    def intent(self) -> Path:
+        return self.directory / f"{self.intent_id}{INTENT_SUFFIX}"
+
+    @property
+    def answer(self) -> Path:
+        return self.directory / f"{self.intent_id}{ANSWER_SUFFIX}"
+
+    @property
+    def not_found(self) -> Path:
+        return self.directory / f"{self.intent_id}{NOT_FOUND_SUFFIX}"
+
+
+@dataclass(frozen=True)
 class BuildDir:
     """A build directory (see the module docstring for its layout)."""
 
@@ -278,6 +308,49 @@ class BuildDir:
 
     def import_dir(self, profile: str, import_id: int) -> ImportDir:
         return ImportDir(self.path / IMPORTS_DIR_NAME / profile / str(import_id))
+
+    def import_profiles(self) -> list[str]:
+        """The profiles this build was uploaded with (the directories under ``imports/``), sorted."""
+        root = self.path / IMPORTS_DIR_NAME
+        return sorted(entry.name for entry in root.iterdir() if entry.is_dir()) if root.is_dir() else []
+
+    def recorded_imports(self, profile: str) -> list[int]:
+        """The ids of the imports this build recorded for ``profile`` (a created.json), ascending."""
+        root = self.path / IMPORTS_DIR_NAME / profile
+        if not root.is_dir():
+            return []
+        return sorted(
+            int(entry.name)
+            for entry in root.iterdir()
+            if entry.name.isdigit() and ImportDir(entry).created.is_file()
+        )
+
+    def import_profile(self, import_id: int) -> str | None:
+        """The profile this build recorded import ``import_id`` under (its created.json, or a latest.json
+        naming it); None when the build has no record of it."""
+        for profile in self.import_profiles():
+            if self.import_dir(profile, import_id).created.is_file():
+                return profile
+            try:
+                latest = orjson.loads(self.latest_import_file(profile).read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                continue
+            if isinstance(latest, dict) and latest.get("sis_import_id") == import_id:
+                return profile
+        return None
+
+    def intent_files(self, profile: str, intent_id: str) -> IntentFiles:
+        return IntentFiles(self.path / IMPORTS_DIR_NAME / profile / INTENTS_DIR_NAME, intent_id)
+
+    def pending_intents(self, profile: str) -> list[IntentFiles]:
+        """The uploads of ``profile`` recorded before their POST and not yet settled, oldest first."""
+        directory = self.path / IMPORTS_DIR_NAME / profile / INTENTS_DIR_NAME
+        if not directory.is_dir():
+            return []
+        return [
+            IntentFiles(directory, path.name.removesuffix(INTENT_SUFFIX))
+            for path in sorted(directory.glob(f"*{INTENT_SUFFIX}"))
+        ]
 
     def read_record(self, *, error: ErrorClass) -> BuildRecord:
         """build.json, refused with ``error`` when the directory is not a build or the record not a record."""

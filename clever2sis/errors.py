@@ -65,6 +65,10 @@ class CanvasError(Clever2SisError):
     exit_code = 39
 
 
+class CanvasNotFoundError(CanvasError):
+    """HTTP 404: Canvas does not know the import (or the account) asked for."""
+
+
 class CanvasSettingsError(CanvasError):
     """No Canvas base URL, token or account id: set the environment variable or the config profile."""
 
@@ -107,6 +111,16 @@ class BuildDirError(CanvasError):
     exit_code = 36
 
 
+class ImportNotRecordedError(BuildDirError):
+    """Canvas created the import, but its id could not be saved in created.json (a full disk); the import's
+    id and state come with it, so that a caller can still record them elsewhere (the sync's history)."""
+
+    def __init__(self, message: str, import_id: int, workflow_state: str) -> None:
+        super().__init__(message)
+        self.import_id = import_id
+        self.workflow_state = workflow_state
+
+
 class ImportAlreadyRunningError(CanvasError):
     """Another SIS import is running on the account and ``--queue`` was not given."""
 
@@ -120,8 +134,14 @@ class CanvasUnavailableError(CanvasError):
 
 
 class PostOutcomeUnknownError(CanvasUnavailableError):
-    """A POST may have reached Canvas, but no answer came back that says what it did (a 5xx, a lost
-    connection): it is never retried, and the message says how to find out."""
+    """A POST may have reached Canvas, but no answer came back that says what it did: none came, a 5xx came
+    (a gateway's, after it forwarded the request), or a body that is not what was asked for. It is never
+    simply sent again: the caller looks for what it made (:mod:`clever2sis.canvas.intent`)."""
+
+
+class ImportNotConfirmedError(CanvasUnavailableError):
+    """An upload may have created an import, but Canvas's answer was lost and no import matches it (yet);
+    the record of the upload is kept, and the next upload or sync of the build looks for it again."""
 
 
 class ImportOutcomeError(CanvasError):

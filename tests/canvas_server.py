@@ -4,7 +4,13 @@ It follows Canvas's sis_imports API (app/controllers/sis_imports_api_controller.
 and the public SIS Imports API doc): multipart POST with an ``attachment`` field, root-account and
 SIS-enabled checks, option validation with Canvas's messages, a state that moves on with each GET, errors
 pages linked by ``Link`` headers, an errors file that appears a little after the end,
-``/sis_imports/importing``, abort, ``restore_states`` returning a Progress, and a paged list.
+``/sis_imports/importing``, abort, ``restore_states`` returning a Progress, and a paged list with the
+``created_since``, ``created_before`` and ``workflow_state[]`` filters. An import is stamped with the
+double's clock (``FakeCanvas.now``) when it is created, and lists the files of its zip as
+``csv_attachments`` (name and size) once it has started, as Canvas does once it has unpacked the zip.
+
+``FakeCanvas.post_stall`` (a :class:`Stall`) holds the answer to the next POST after the import is
+created, as a slow or dying connection would: the import exists, the client has no answer yet.
 
 Without a model every import ends as the script says, with the same canned messages. With a
 :class:`~tests.canvas_model.CanvasModel` (``FakeCanvas(model=...)``) each posted zip is applied to it, and
@@ -16,16 +22,19 @@ It listens on 127.0.0.1 only, on a free port, in a daemon thread; every loop in 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 import threading
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
@@ -75,6 +84,10 @@ WARNINGS = [
     ],
 ]
 MAX_PER_PAGE = 2
+STALL_LIMIT_S = 60.0  # a stalled answer is sent anyway after this long, so no test can hang on it
+SEEDED_AGE = dt.timedelta(hours=1)
+NOT_STARTED = frozenset({"initializing", "created"})
+IMPORTING_STATES = frozenset({"importing", "cleanup_batch"})  # what /sis_imports/importing lists
 # The option values Canvas accepts (app/controllers/sis_imports_api_controller.rb), checked with a model.
 CHOICES = {
     "diffing_drop_status": ("deleted", "completed", "inactive", "deleted_last_completed"),
@@ -85,6 +98,50 @@ CHOICES = {
 
 def _truthy(value: str | None) -> bool:
     return (value or "").lower() in {"1", "true", "on", "yes"}
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def zip_listing(payload: bytes) -> list[tuple[str, int]]:
+    """The files of a posted zip as Canvas stores them: base name and size, empty ones skipped."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            return [
+                (info.filename.rsplit("/", 1)[-1], info.file_size)
+                for info in archive.infolist()
+                if not info.is_dir() and info.file_size
+            ]
+    except zipfile.BadZipFile:
+        return []
+
+
+class Stall:
+    """Holds a request's answer until :meth:`release` (or :data:`STALL_LIMIT_S`); ``reached`` is set once a
+    request is being held."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.released = threading.Event()
+
+    def hold(self) -> None:
+        self.reached.set()
+        self.released.wait(STALL_LIMIT_S)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass
@@ -98,6 +155,7 @@ class FakeImport:
     state: str = "created"
     progress: int = 0
     created_at: str = "2025-01-06T10:00:00Z"
+    files: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -123,6 +181,8 @@ class FakeCanvas:
     next_id: int = 101
     lock: threading.Lock = field(default_factory=threading.Lock)
     model: CanvasModel | None = None  # set it to apply each import to a model of the account
+    now: Callable[[], dt.datetime] = utc_now  # stamps created_at
+    post_stall: Stall | None = None  # holds the answer to the next POST, once the import exists
 
     def record(self, item: FakeImport) -> ImportRecord | None:
         """What the model did with ``item`` (``None`` without a model, or for a seeded import)."""
@@ -133,6 +193,7 @@ class FakeCanvas:
     def seed(self, count: int, state: str = "imported") -> None:
         for _ in range(count):
             item = FakeImport(self.next_id, {}, [(state, 100)], 0, state=state, progress=100)
+            item.created_at = stamp(self.now() - SEEDED_AGE)
             self.imports[item.id] = item
             self.next_id += 1
 
@@ -153,6 +214,11 @@ class FakeCanvas:
         body["diffed_against_import_id"] = None
         body["skip_deletes"] = bool(item.options.get("skip_deletes"))
         body["update_sis_id_if_login_claimed"] = bool(item.options.get("update_sis_id_if_login_claimed"))
+        if item.files and item.state not in NOT_STARTED:
+            body["csv_attachments"] = [
+                {"id": 7000 + 10 * item.id + n, "display_name": name, "filename": name, "size": size}
+                for n, (name, size) in enumerate(item.files)
+            ]
         record = self.record(item)
         if record is not None:
             return self._modelled_json(body, item, record, origin)
@@ -244,6 +310,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None
     ) -> None:
+        """Keep the answer; :meth:`_answer` sends it once the lock is released (and any stall is over)."""
+        self._answer = (status, body, headers, raw)
+
+    def _flush(self) -> None:
+        status, body, headers, raw = self._answer
         payload = raw if raw is not None else orjson.dumps(body)
         self.send_response(status)
         content_type = "text/csv" if raw is not None else "application/json; charset=utf-8"
@@ -272,11 +343,19 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
+    def _handle(self, method: str) -> None:
+        self._stall: Stall | None = None
+        self._route(method)
+        if self._stall is not None:
+            self._stall.hold()
+        self._flush()
+
     def _route(self, method: str) -> None:
         if not self._authorised():
             return
         parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        self._query_lists = parse_qs(parts.query)
+        query = {k: v[-1] for k, v in self._query_lists.items()}
         path = parts.path
         with self.canvas.lock:
             if method == "GET" and (match := re.fullmatch(r"/files/(\d+)/download", path)):
@@ -297,7 +376,11 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET" and which is None:
                 return self._list(base, query)
             if method == "GET" and which == "importing":
-                running = [self.canvas.imports[i] for i in self.canvas.running]
+                running = [
+                    item
+                    for key, item in sorted(self.canvas.imports.items())
+                    if key in self.canvas.running or item.state in IMPORTING_STATES
+                ]
                 return self._send(
                     200, {"sis_imports": [self.canvas.sis_import_json(i, self.origin) for i in running]}
                 )
@@ -315,13 +398,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
 
     def do_GET(self) -> None:
-        self._route("GET")
+        self._handle("GET")
 
     def do_POST(self) -> None:
-        self._route("POST")
+        self._handle("POST")
 
     def do_PUT(self) -> None:
-        self._route("PUT")
+        self._handle("PUT")
 
     def _form(self) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
         length = int(self.headers.get("Content-Length") or 0)
@@ -370,7 +453,12 @@ class _Handler(BaseHTTPRequestHandler):
                 continue
             options[key] = int(value) if key.endswith("threshold") else (_truthy(value) or value)
         item = FakeImport(
-            self.canvas.next_id, options, list(self.canvas.script), self.canvas.attachment_delay_gets
+            self.canvas.next_id,
+            options,
+            list(self.canvas.script),
+            self.canvas.attachment_delay_gets,
+            created_at=stamp(self.canvas.now()),
+            files=zip_listing(files["attachment"][1]),
         )
         if model is not None:
             filename, attachment = files["attachment"]
@@ -380,6 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.canvas.next_id += 1
         self.canvas.imports[item.id] = item
         self._send(200, self.canvas.sis_import_json(item, self.origin))
+        self._stall, self.canvas.post_stall = self.canvas.post_stall, None
 
     def _show(self, item: FakeImport) -> None:
         if item.state in TERMINAL:
@@ -393,16 +482,29 @@ class _Handler(BaseHTTPRequestHandler):
         per_page = min(int(query.get("per_page", "10")), MAX_PER_PAGE)
         page = int(query.get("page", "1"))
         chunk = items[(page - 1) * per_page : page * per_page]
-        links = [f'<{url}?page={page}&per_page={per_page}>; rel="current"']
+        # Canvas's links repeat the request's filters (created_since, workflow_state[], ...).
+        kept = [(k, v) for k, vs in self._query_lists.items() if k not in ("page", "per_page") for v in vs]
+        filters = f"&{urlencode(kept)}" if kept else ""
+        links = [f'<{url}?page={page}&per_page={per_page}{filters}>; rel="current"']
         if page * per_page < len(items):
-            links.append(f'<{url}?page={page + 1}&per_page={per_page}>; rel="next"')
+            links.append(f'<{url}?page={page + 1}&per_page={per_page}{filters}>; rel="next"')
         if page > 1:
-            links.append(f'<{url}?page={page - 1}&per_page={per_page}>; rel="prev"')
-        links.append(f'<{url}?page=1&per_page={per_page}>; rel="first"')
+            links.append(f'<{url}?page={page - 1}&per_page={per_page}{filters}>; rel="prev"')
+        links.append(f'<{url}?page=1&per_page={per_page}{filters}>; rel="first"')
         return chunk, {"Link": ",".join(links)}
 
     def _list(self, base: str, query: dict[str, str]) -> None:
         newest_first = sorted(self.canvas.imports.values(), key=lambda i: -i.id)
+        since = _parse_time(query.get("created_since", ""))
+        before = _parse_time(query.get("created_before", ""))
+        states = self._query_lists.get("workflow_state[]", [])
+        newest_first = [
+            item
+            for item in newest_first
+            if (since is None or (_parse_time(item.created_at) or since) > since)
+            and (before is None or (_parse_time(item.created_at) or before) < before)
+            and (not states or item.state in states)
+        ]
         items = [self.canvas.sis_import_json(i, self.origin) for i in newest_first]
         chunk, headers = self._page(items, base, query)
         self._send(200, {"sis_imports": chunk}, headers)

@@ -53,13 +53,15 @@ class Stall:
     """Hold every answer for ``collection`` after its first page until ``release`` is set.
 
     ``reached`` is set when the first such request comes in, so a test knows the client is mid-pull (its
-    first page written) and can kill it there. Each held request waits at most ``max_wait_s``.
+    first page written) and can kill it there. Each held request waits at most ``max_wait_s``. With
+    ``first_page`` the first page is held too (a collection that fits in one page).
     """
 
     collection: str
     reached: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     max_wait_s: float = 120.0
+    first_page: bool = False
 
 
 @dataclass
@@ -245,7 +247,11 @@ class _Handler(BaseHTTPRequestHandler):
         if len(segments) == 2 and segments[0] in SERVED_VERSIONS and segments[1] in app.collections:
             query = parse_qsl(parts.query, keep_blank_values=True)
             stall = app.stall
-            if stall is not None and segments[1] == stall.collection and "starting_after" in dict(query):
+            if (
+                stall is not None
+                and segments[1] == stall.collection
+                and (stall.first_page or "starting_after" in dict(query))
+            ):
                 stall.reached.set()
                 stall.release.wait(stall.max_wait_s)
             status, body = app.page(segments[0], segments[1], query)

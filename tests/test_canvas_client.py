@@ -9,6 +9,7 @@ from clever2sis.canvas.client import CanvasClient, RetryPolicy, safe_url
 from clever2sis.errors import (
     CanvasAuthError,
     CanvasError,
+    CanvasNotFoundError,
     CanvasPermissionError,
     CanvasUnavailableError,
     NotRootAccountError,
@@ -183,7 +184,7 @@ def test_post_is_retried_when_it_never_left_or_was_throttled() -> None:
             UnknownBatchTermError,
             "batch_mode_term_id",
         ),
-        (httpx.Response(404, json={}), CanvasError, "not found"),
+        (httpx.Response(404, json={}), CanvasNotFoundError, "not found"),
         (httpx.Response(422, json={"error_message": "nope"}), CanvasError, "HTTP 422: nope"),
     ],
 )

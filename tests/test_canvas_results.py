@@ -109,7 +109,7 @@ def test_summary_lists_first_messages_and_counts() -> None:
 def test_the_id_survives_a_connection_lost_after_the_post(tmp_path: Path) -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/importing"):
+        if request.url.path.endswith(("/importing", "/sis_imports")) and request.method == "GET":
             return httpx.Response(200, json={"sis_imports": []})
         if request.method == "POST":
             return httpx.Response(200, json={"id": 55, "workflow_state": "created", "progress": 0})

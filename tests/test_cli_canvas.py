@@ -11,6 +11,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
+from clever2sis.build_dir import BuildDir
 from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.cli import main
 from clever2sis.cli.canvas import CANVAS_COMMANDS, CanvasRuntime, upload_command
@@ -170,7 +171,7 @@ def test_a_5xx_or_a_lost_answer_to_the_post_exits_38_and_says_the_import_may_exi
     posts: list[httpx.Request] = []
 
     def canvas(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and request.url.path.endswith("/sis_imports/importing"):
+        if request.method == "GET":  # nothing running or queued, and no import made by the POST
             return httpx.Response(200, json={"sis_imports": []})
         posts.append(request)
         if isinstance(answer, Exception):
@@ -190,14 +191,16 @@ def test_a_5xx_or_a_lost_answer_to_the_post_exits_38_and_says_the_import_may_exi
     )
     result = CliRunner().invoke(main, ["upload", str(build_dir), "-q"], obj=runtime, catch_exceptions=False)
     assert result.exit_code == 38
+    (intent,) = BuildDir(build_dir).pending_intents("env")
     assert result.stderr == (
         f"error: POST https://canvas.invalid/api/v1/accounts/1/sis_imports: {problem} after the request "
-        "was sent; it may have reached Canvas. The SIS import may have been created: see the account's "
-        "latest imports with `clever2sis list --profile env` before uploading again\n"
+        f"was sent; it may have reached Canvas; no import matches it yet. The upload is recorded in "
+        f"{intent.intent}: the next upload or sync of this build looks for its import again before posting "
+        "anything (`clever2sis list` shows the account's imports)\n"
     )
     assert len(posts) == 1
     assert time.sleeps == []
-    assert not (build_dir / "imports").exists()
+    assert not (build_dir / "imports/env/latest.json").exists()
 
 
 def test_missing_zip(build_dir: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 import clever2sis.atomic
+from clever2sis.build_dir import BuildDir
 from clever2sis.cli import main
 from clever2sis.cli.canvas import CanvasRuntime
 from tests.canvas_server import TEST_TOKEN
@@ -105,11 +106,13 @@ def test_approve_on_a_full_disk_exits_41_naming_the_sign_off(
     assert _leftovers(built) == []
 
 
-def _canvas(created: dict[str, Any]) -> CanvasRuntime:
+def _canvas(created: dict[str, Any], posts: list[httpx.Request] | None = None) -> CanvasRuntime:
     def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/sis_imports/importing"):
-            return httpx.Response(200, json={"sis_imports": []})
+        if request.url.path.endswith(("/sis_imports/importing", "/sis_imports")) and request.method == "GET":
+            return httpx.Response(200, json={"sis_imports": []})  # nothing running, nothing queued
         if request.method == "POST":
+            if posts is not None:
+                posts.append(request)
             return httpx.Response(200, json=created)
         return httpx.Response(200, json={**created, "workflow_state": "imported", "progress": 100})
 
@@ -126,20 +129,57 @@ def _canvas(created: dict[str, Any]) -> CanvasRuntime:
     )
 
 
-def test_upload_that_cannot_save_the_new_id_exits_36_and_names_the_import(
+def test_upload_that_cannot_write_down_the_upload_exits_36_and_posts_nothing(
     built: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _full_disk(monkeypatch)
-    runtime = _canvas({"id": 101, "workflow_state": "created", "progress": 0})
+    posts: list[httpx.Request] = []
+    runtime = _canvas({"id": 101, "workflow_state": "created", "progress": 0}, posts)
+    code, stdout, stderr = _invoke(["upload", str(built), "-q"], runtime)
+    assert code == 36
+    intents = built / "imports" / "env" / "intents"
+    assert stderr == (
+        f"error: cannot record the upload in {intents} before posting ({NO_SPACE}); nothing was posted: free "
+        "some space and upload again\n"
+    )
+    assert stdout == ""
+    assert posts == []
+    assert list(intents.iterdir()) == []
+    assert _leftovers(built) == []
+
+
+def test_upload_that_cannot_save_the_new_id_exits_36_and_names_the_import(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save: Callable[..., Any] = clever2sis.atomic.atomic_write_bytes
+
+    def failing(path: Path, data: bytes) -> None:
+        if path.name == "created.json":
+            raise OSError(errno.ENOSPC, NO_SPACE, str(path))
+        save(path, data)
+
+    monkeypatch.setattr("clever2sis.canvas.results.atomic_write_bytes", failing)
+    posts: list[httpx.Request] = []
+    runtime = _canvas({"id": 101, "workflow_state": "created", "progress": 0}, posts)
     code, stdout, stderr = _invoke(["upload", str(built), "-q"], runtime)
     assert code == 36
     created = built / "imports" / "env" / "101" / "created.json"
+    (files,) = BuildDir(built).pending_intents("env")
     assert stderr == (
-        f"error: SIS import 101 was created on Canvas, but {created} could not be written ({NO_SPACE}); "
-        "follow it with `clever2sis status 101 --profile env`\n"
+        f"error: SIS import 101 was created on Canvas, but {created} could not be written ({NO_SPACE}); its "
+        f"id is kept in {files.answer}, and the next upload or sync of this build records it; follow it with "
+        "`clever2sis status 101 --profile env`\n"
     )
     assert stdout == ""
     assert not created.exists()
+    assert len(posts) == 1
+
+    monkeypatch.setattr("clever2sis.canvas.results.atomic_write_bytes", save)
+    code, stdout, stderr = _invoke(["upload", str(built), "-q"], runtime)
+    assert (code, stdout) == (0, "sis_import 101 imported on env\n")  # as Canvas has it now
+    assert len(posts) == 1
+    assert created.is_file()
+    assert BuildDir(built).pending_intents("env") == []
     assert _leftovers(built) == []
 
 
@@ -161,7 +201,7 @@ def test_upload_wait_that_cannot_save_the_results_exits_36_and_names_the_import(
     final = built / "imports" / "env" / "101" / "sis_import.json"
     assert stderr == (
         f"error: SIS import 101 ended imported, but its results could not be saved: {final}: {NO_SPACE}; "
-        "`clever2sis status 101 --profile env` shows it\n"
+        "free some space, then save them with `clever2sis status 101 --profile env --wait`\n"
     )
     assert (built / "imports" / "env" / "101" / "created.json").is_file()
 

@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from clever2sis.canvas.client import CanvasClient
-from clever2sis.canvas.sis_import import ImportOptions, SisImports
+from clever2sis.canvas.sis_import import ImportOptions, SisImports, WaitPolicy, wait_for_import
 from clever2sis.clever.client import CleverClient
 from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import RunOptions, RunResult, SyncJob, SyncRuntime, run_sync
@@ -202,9 +202,12 @@ def _post_partial_remaster(district: Nights, identifier: str) -> None:
     path = district.runs_dir / "partial.zip"
     path.write_bytes(zipped.getvalue())
     with CanvasClient(district.server.base_url, TEST_TOKEN, sleep=lambda _s: None) as client:
-        SisImports(client, "1").create(
+        api = SisImports(client, "1")
+        partial = api.create(
             path, ImportOptions(diffing_data_set_identifier=identifier, diffing_remaster_data_set=True)
         )
+        # Canvas runs it before the next night (the double moves an import on as it is asked about it).
+        wait_for_import(api, partial.id, policy=WaitPolicy(timeout_s=60), sleep=lambda _s: None)
 
 
 def test_when_canvas_skips_the_diff_anyway_the_leaver_is_removed_the_next_night(tmp_path: Path) -> None:

@@ -569,5 +569,7 @@ def test_a_history_newer_than_this_clever2sis_is_refused(tmp_path: Path) -> None
     with sqlite3.connect(tmp_path / "history.sqlite") as db:
         db.execute("PRAGMA user_version = 9")
     db.close()
-    with pytest.raises(RunsDirError, match=r"schema version 9, newer than this clever2sis reads \(2\)"):
+    with pytest.raises(
+        RunsDirError, match=rf"schema version 9, newer than this clever2sis reads \({SCHEMA_VERSION}\)"
+    ):
         History(tmp_path)

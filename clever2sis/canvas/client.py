@@ -8,9 +8,10 @@ Retries are bounded in attempts and in total sleep:
 * a 403 whose body says ``Rate Limit Exceeded`` is Canvas's throttle signal (doc/api/throttling.md): back off
   and try again; any other 403 is a permission problem and is raised at once;
 * 5xx and network errors are retried for idempotent requests (GET, PUT). A POST is retried only when it
-  certainly never reached Canvas (connection refused, rate limited), so an import is never created twice;
-  a 5xx or a lost answer to it is :class:`~clever2sis.errors.PostOutcomeUnknownError`, which says the
-  object may exist.
+  certainly never reached Canvas (connection refused, rate limited), so an import is never created twice.
+  A POST that may have reached Canvas but has no usable answer (a network error once it was sent, a 5xx,
+  a body that is not JSON) raises :class:`~clever2sis.errors.PostOutcomeUnknownError`, so that the caller
+  can look for what it created (:mod:`clever2sis.canvas.intent`) instead of guessing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import orjson
 from clever2sis.errors import (
     CanvasAuthError,
     CanvasError,
+    CanvasNotFoundError,
     CanvasPermissionError,
     CanvasUnavailableError,
     NotRootAccountError,
@@ -195,7 +197,11 @@ class CanvasClient:
         open_file: Callable[[], IO[bytes]],
         content_type: str = "application/zip",
     ) -> Any:
-        """POST a multipart form with one file part, streamed from ``open_file()`` (reopened per attempt)."""
+        """POST a multipart form with one file part, streamed from ``open_file()`` (reopened per attempt).
+
+        :class:`~clever2sis.errors.PostOutcomeUnknownError` when the POST may have reached Canvas and its
+        answer is lost: no answer, a 5xx, or a success whose body is not JSON.
+        """
 
         def send() -> httpx.Response:
             with open_file() as handle:
@@ -207,7 +213,11 @@ class CanvasClient:
                     timeout=UPLOAD_TIMEOUT_S,
                 )
 
-        return self._json(self._with_retries(f"POST {safe_url(self.url(path))}", send, idempotent=False))
+        response = self._with_retries(f"POST {safe_url(self.url(path))}", send, idempotent=False)
+        try:
+            return self._json(response)
+        except CanvasError as error:
+            raise PostOutcomeUnknownError(f"{error}; the POST may have reached Canvas") from None
 
     def pages(self, path: str, params: Query = None) -> Iterator[Page]:
         """Every page of a paginated list, following ``Link: rel="next"`` (Canvas's own URLs, opaque)."""
@@ -325,7 +335,7 @@ class CanvasClient:
         if status == 403:
             return CanvasPermissionError(f"{where}: permission denied (HTTP 403): {message}")
         if status == 404:
-            return CanvasError(f"{where}: not found (HTTP 404)")
+            return CanvasNotFoundError(f"{where}: not found (HTTP 404)")
         return CanvasError(f"{where}: HTTP {status}: {message}")
 
     def _json(self, response: httpx.Response) -> Any:

@@ -4,9 +4,11 @@ Layout (documented in the README)::
 
     BUILD_DIR/imports/<profile>/
       latest.json                     the last import posted with this profile: id, Canvas, account, when
+      intents/                        uploads not yet confirmed (see canvas/intent.py)
       <import_id>/
         created.json                  written the moment the POST returns: the SisImport as created, the
                                       Canvas host, account, zip sha256 and the exact form fields sent
+                                      (or, for an import whose answer was lost, as it was found: "adopted")
         sis_import.json               the final SisImport object
         sis_import_errors/page-0001.json ...   every page of /sis_imports/:id/sis_import_errors, as sent
         errors_attachment.csv         Canvas's full errors file (when the import had messages)
@@ -55,27 +57,50 @@ def record_created(
     zip_sha256: str,
     form_fields: Iterable[tuple[str, str]],
     signoff: Mapping[str, Any] | None = None,
+    posted_at: str | None = None,
+    intent_id: str | None = None,
+    adopted: str | None = None,
+    write: Callable[[Path, bytes], None] | None = None,
 ) -> Path:
-    """Save the new import's id before anything else happens; returns its results directory."""
+    """Save the new import's id before anything else happens; returns its results directory.
+
+    ``intent_id`` names the upload intent it answers (canvas/intent.py); ``adopted`` says how an import
+    whose answer was lost was found, and ``posted_at`` is then when it was posted. ``write`` writes a file
+    whole (default :func:`~clever2sis.atomic.atomic_write_bytes`); OSError (a full disk) reaches the caller.
+    """
+    write = write or atomic_write_bytes
     layout = BuildDir(build_dir)
     directory = layout.import_dir(profile, sis_import.id)
-    receipt = {
+    receipt: dict[str, Any] = {
         "sis_import_id": sis_import.id,
         "profile": profile,
         "canvas": safe_url(base_url),
         "account_id": account_id,
-        "posted_at": _now(),
+        "posted_at": posted_at or _now(),
         "zip_sha256": zip_sha256,
         "form_fields": [list(pair) for pair in form_fields],
         "sis_import": sis_import.raw,
     }
     if signoff is not None:
         receipt["signoff"] = dict(signoff)
-    atomic_write_bytes(directory.created, _dump(receipt))
+    if intent_id is not None:
+        receipt["intent_id"] = intent_id
+    if adopted is not None:
+        receipt["adopted"] = {"how": adopted, "at": _now()}
+    write(directory.created, _dump(receipt))
     latest = {k: receipt[k] for k in ("sis_import_id", "profile", "canvas", "account_id", "posted_at")}
     latest["results"] = str(directory.path.relative_to(build_dir))
-    atomic_write_bytes(layout.latest_import_file(profile), _dump(latest))
+    if _latest_id(layout.latest_import_file(profile)) <= sis_import.id:  # an adopted older one stays behind
+        write(layout.latest_import_file(profile), _dump(latest))
     return directory.path
+
+
+def _latest_id(path: Path) -> int:
+    try:
+        value = orjson.loads(path.read_bytes()).get("sis_import_id")
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return 0
+    return value if isinstance(value, int) else 0
 
 
 @dataclass

@@ -7,8 +7,10 @@ The API, its parameters and states: canvas-lms ``app/controllers/sis_imports_api
 
 from __future__ import annotations
 
+import builtins
+import datetime as dt
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -21,6 +23,7 @@ from clever2sis.errors import (
     ImportAbortedError,
     ImportedWithMessagesError,
     ImportFailedError,
+    PostOutcomeUnknownError,
     UnknownBatchTermError,
     UsageError,
     WaitTimeoutError,
@@ -31,6 +34,9 @@ ATTACHMENT_FIELD = "attachment"
 ATTACHMENT_FILENAME = "sis_import.zip"
 
 RUNNING_STATES = frozenset({"initializing", "created", "importing", "cleanup_batch", "restoring"})
+# Not started yet: /sis_imports/importing lists only "importing" and "cleanup_batch" (SisBatch.importing in
+# app/models/sis_batch.rb), so these are asked for with the list's workflow_state[] filter.
+QUEUED_STATES = ("initializing", "created")
 SUCCESS_STATES = frozenset({"imported", "imported_with_messages"})
 FAILED_STATES = frozenset({"failed", "failed_with_messages"})
 RESTORED_STATES = frozenset({"restored", "partially_restored"})
@@ -363,7 +369,12 @@ class SisImports:
                 f"Canvas cannot find batch_mode_term_id {options.batch_mode_term_id!r}; give the Canvas id "
                 "or sis_term_id:<id> of an active term"
             ) from None
-        return SisImport.from_json(body)
+        try:
+            return SisImport.from_json(body)
+        except CanvasError as error:
+            raise PostOutcomeUnknownError(
+                f"POST {self.base}: {error}; the POST may have reached Canvas"
+            ) from None
 
     def get(self, import_id: int) -> SisImport:
         return SisImport.from_json(self.client.get_json(f"{self.base}/{import_id}"))
@@ -376,10 +387,33 @@ class SisImports:
             raise CanvasError("/sis_imports/importing: expected {'sis_imports': [...]}")
         return [SisImport.from_json(item) for item in items]
 
-    def list(self, *, per_page: int = 50) -> Iterator[SisImport]:
-        """Every import of the account, newest first, page after page."""
-        for item in self.client.paginate(self.base, "sis_imports", {"per_page": str(per_page)}):
+    def list(
+        self,
+        *,
+        per_page: int = 50,
+        created_since: dt.datetime | None = None,
+        states: Sequence[str] = (),
+    ) -> Iterator[SisImport]:
+        """The account's imports, newest first, page after page: all, or those created after
+        ``created_since`` and in one of ``states`` (``SisImportsApiController#index``'s filters)."""
+        params = [("per_page", str(per_page))]
+        if created_since is not None:
+            params.append(("created_since", created_since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
+        params.extend(("workflow_state[]", state) for state in states)
+        for item in self.client.paginate(self.base, "sis_imports", params):
             yield SisImport.from_json(item)
+
+    def unfinished(self, *, limit: int = 50) -> builtins.list[SisImport]:
+        """Imports running (:meth:`running`) or waiting to run (:data:`QUEUED_STATES`), by id.
+
+        A queued import runs before one posted after it, so it counts as much as a running one.
+        """
+        found = {item.id: item for item in self.running()}
+        for count, item in enumerate(self.list(states=QUEUED_STATES), start=1):
+            found.setdefault(item.id, item)
+            if count >= limit:
+                break
+        return [found[key] for key in sorted(found)]
 
     def error_pages(self, import_id: int, *, per_page: int = 100) -> Iterator[Page]:
         """The raw pages of ``/sis_imports/:id/sis_import_errors`` (``{"sis_import_errors": [...]}``)."""

@@ -2,44 +2,95 @@
 
 The zip comes checked against its build.json (:meth:`clever2sis.build_dir.BuildDir.verified_zip`, with
 :class:`~clever2sis.errors.BuildDirError`: exit code 36).
+
+An upload never loses its import and never posts one twice (:mod:`clever2sis.canvas.intent`):
+
+1. what earlier uploads of the build left unconfirmed is settled first: adopted, closed, or (while it may
+   still have reached Canvas) a reason to stop;
+2. nothing may be running or queued on the account, unless ``queue`` (:func:`ensure_nothing_running`);
+3. the intent is written (or the upload stops here, having sent nothing);
+4. the POST; when its answer is lost the import is looked for and adopted instead of being posted again;
+5. the id goes into the intent's answer slot, then into created.json, and the intent goes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clever2sis.build_dir import BuildZip
+from clever2sis.build_dir import BuildDir, BuildZip, IntentFiles
+from clever2sis.canvas.intent import (
+    FOUND,
+    Intent,
+    Settlement,
+    adopt,
+    discard,
+    find_import,
+    new_intent,
+    settle_intents,
+    write_answer,
+    write_intent,
+)
 from clever2sis.canvas.results import ImportResults, record_created, save_results
 from clever2sis.canvas.sis_import import ImportOptions, SisImport, SisImports, WaitPolicy, wait_for_import
-from clever2sis.errors import BuildDirError, ImportAlreadyRunningError, PostOutcomeUnknownError
+from clever2sis.errors import (
+    BuildDirError,
+    CanvasError,
+    ImportAlreadyRunningError,
+    ImportNotConfirmedError,
+    ImportNotRecordedError,
+    PostOutcomeUnknownError,
+)
 from clever2sis.progress import Progress, silent
 
 
-def ensure_nothing_running(api: SisImports, *, queue: bool, progress: Progress = silent) -> None:
-    """Stop when Canvas is already running an import on the account, unless ``queue`` says to line up."""
-    running = api.running()
-    if not running:
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def ensure_nothing_running(
+    api: SisImports,
+    *,
+    queue: bool,
+    build_dir: Path | None = None,
+    profile: str | None = None,
+    progress: Progress = silent,
+) -> None:
+    """Stop when an import is running or queued on the account, unless ``queue`` says to line up.
+
+    Imports this build recorded (``build_dir``, ``profile``) are named as such in the message.
+    """
+    unfinished = api.unfinished()
+    if not unfinished:
         return
-    described = ", ".join(f"{item.id} ({item.workflow_state})" for item in running)
+    mine = set(BuildDir(build_dir).recorded_imports(profile)) if build_dir and profile else set()
+    described = ", ".join(
+        f"{item.id} ({item.workflow_state}{', posted from this build' if item.id in mine else ''})"
+        for item in unfinished
+    )
     if not queue:
         raise ImportAlreadyRunningError(
-            f"SIS import {described} is already running on this account; wait for it, or pass --queue to "
-            "have Canvas run this one after it"
+            f"SIS import {described} is already running or queued on this account; wait for it (or abort it: "
+            "`clever2sis abort ID`), or pass --queue to have Canvas run this one after it"
         )
-    progress(f"SIS import {described} is running; this one will queue behind it")
+    progress(f"SIS import {described} is running or queued; this one will queue behind it")
 
 
 @dataclass(frozen=True)
 class Posted:
-    """An import Canvas created from a build, and where its results are saved."""
+    """The import an upload made, and where its results go.
+
+    ``adopted`` says how an import whose POST answer was lost was found instead (None: Canvas answered).
+    """
 
     sis_import: SisImport
     directory: Path
     profile: str
+    adopted: str | None = None
 
 
 def post_build(
@@ -51,42 +102,147 @@ def post_build(
     queue: bool = False,
     before_post: Callable[[str, BuildZip], Mapping[str, Any] | None] = lambda _profile, _build: None,
     progress: Progress = silent,
+    now: Callable[[], dt.datetime] = _utc_now,
+    write: Callable[[Path, bytes], None] | None = None,
 ) -> Posted:
     """Check everything, post the zip, and record the new import's id in the build directory at once.
 
-    ``before_post`` is the last check (the sign-off gate); what it returns is saved in created.json. An id
-    that cannot be saved (a full disk) is a :class:`~clever2sis.errors.BuildDirError` that names the import,
-    which exists in Canvas by then.
+    ``before_post`` is the last check (the sign-off gate); what it returns is saved in created.json.
+    ``now`` is the wall clock the intent is stamped with (compared with Canvas's ``created_at``);
+    ``write`` writes created.json and latest.json (see :func:`~clever2sis.canvas.results.record_created`).
     """
     options.validate()
-    ensure_nothing_running(api, queue=queue, progress=progress)
+    settled = _settle_earlier(api, build, profile, now(), progress)
+    fields = tuple(options.form_fields())
+    for earlier in reversed(settled.adopted):
+        if earlier.intent.zip_sha256 == build.sha256 and earlier.intent.form_fields == fields:
+            progress(
+                f"this zip was already posted with these options as sis_import {earlier.sis_import.id}; "
+                "following that one instead of posting it again"
+            )
+            return Posted(earlier.sis_import, earlier.directory, profile, adopted=earlier.how)
+    ensure_nothing_running(api, queue=queue, build_dir=build.build_dir, profile=profile, progress=progress)
     signoff = before_post(profile, build)
+    intent = new_intent(
+        profile=profile,
+        canvas=str(api.client.base_url),
+        account_id=api.account_id,
+        zip_path=build.path,
+        zip_sha256=build.sha256,
+        options=options,
+        now=now(),
+        signoff=signoff,
+    )
+    files = BuildDir(build.build_dir).intent_files(profile, intent.intent_id)
+    try:
+        write_intent(files, intent)
+    except OSError as error:
+        raise BuildDirError(
+            f"cannot record the upload in {files.directory} before posting ({error.strerror or error}); "
+            "nothing was posted: free some space and upload again"
+        ) from None
     progress(f"uploading {build.path} ({build.size_bytes} bytes)")
     try:
         sis_import = api.create(build.path, options)
-    except PostOutcomeUnknownError as error:
-        raise PostOutcomeUnknownError(
-            f"{error}. The SIS import may have been created: see the account's latest imports with "
-            f"`clever2sis list --profile {profile}` before uploading again"
+    except PostOutcomeUnknownError as lost:
+        return _recover(api, build, intent, files, lost, progress)
+    except CanvasError:
+        discard(files)  # Canvas answered with a refusal: nothing was created
+        raise
+    return _record(api, build, intent, files, sis_import, now(), write)
+
+
+def _settle_earlier(
+    api: SisImports, build: BuildZip, profile: str, now: dt.datetime, progress: Progress
+) -> Settlement:
+    """Settle what earlier uploads of this build left; stop while one may still have reached Canvas."""
+    settled = settle_intents(api, build.build_dir, profile, now=now, progress=progress)
+    if settled.waiting:
+        raise ImportNotConfirmedError(
+            f"not posting: {settled.waiting[0]}"
+            + (f" (and {len(settled.waiting) - 1} more)" if len(settled.waiting) > 1 else "")
+        )
+    return settled
+
+
+def _recover(
+    api: SisImports,
+    build: BuildZip,
+    intent: Intent,
+    files: IntentFiles,
+    lost: PostOutcomeUnknownError,
+    progress: Progress,
+) -> Posted:
+    """The POST's answer is lost: find what it created and adopt it, or keep the intent and say so."""
+    progress(f"{lost}; looking for it among the account's recent imports")
+    layout = BuildDir(build.build_dir)
+    kept = (
+        f"The upload is recorded in {files.intent}: the next upload or sync of this build looks for its "
+        "import again before posting anything (`clever2sis list` shows the account's imports)"
+    )
+    try:
+        found = find_import(api, intent, exclude=layout.recorded_imports(intent.profile))
+    except CanvasError as error:
+        raise ImportNotConfirmedError(
+            f"{lost}; the account's imports could not be listed either ({error}). {kept}"
         ) from None
+    if len(found) != 1:
+        what = (
+            "no import matches it yet"
+            if not found
+            else f"several imports match it ({', '.join(str(item.id) for item in found)})"
+        )
+        raise ImportNotConfirmedError(f"{lost}; {what}. {kept}")
+    adopted = adopt(api, layout, intent, found[0], FOUND)
+    discard(files)
+    progress(
+        f"sis_import {adopted.sis_import.id} ({adopted.sis_import.workflow_state}) is this upload: {FOUND}"
+    )
+    return Posted(adopted.sis_import, adopted.directory, intent.profile, adopted=FOUND)
+
+
+def _record(
+    api: SisImports,
+    build: BuildZip,
+    intent: Intent,
+    files: IntentFiles,
+    sis_import: SisImport,
+    now: dt.datetime,
+    write: Callable[[Path, bytes], None] | None,
+) -> Posted:
+    """Save the id Canvas answered: in the answer slot (needs no free space), then in created.json.
+
+    :class:`~clever2sis.errors.ImportNotRecordedError` when created.json cannot be written: the import
+    exists, and its id is in the answer slot for the next upload or sync of the build to record.
+    """
+    try:
+        write_answer(files, sis_import, now)
+        kept = f"its id is kept in {files.answer}"
+    except OSError:
+        kept = f"the upload is recorded in {files.intent}"
     try:
         directory = record_created(
             build.build_dir,
-            profile,
+            intent.profile,
             sis_import,
             base_url=str(api.client.base_url),
             account_id=api.account_id,
             zip_sha256=build.sha256,
-            form_fields=options.form_fields(),
-            signoff=signoff,
+            form_fields=intent.form_fields,
+            signoff=intent.signoff,
+            intent_id=intent.intent_id,
+            write=write,
         )
     except OSError as error:
-        raise BuildDirError(
-            f"SIS import {sis_import.id} was created on Canvas, but {error.filename} could not be written "
-            f"({error.strerror or error}); follow it with "
-            f"`clever2sis status {sis_import.id} --profile {profile}`"
+        raise ImportNotRecordedError(
+            f"SIS import {sis_import.id} was created on Canvas, but {error.filename or 'created.json'} could "
+            f"not be written ({error.strerror or error}); {kept}, and the next upload or sync of this build "
+            f"records it; follow it with `clever2sis status {sis_import.id} --profile {intent.profile}`",
+            sis_import.id,
+            sis_import.workflow_state,
         ) from None
-    return Posted(sis_import=sis_import, directory=directory, profile=profile)
+    discard(files)
+    return Posted(sis_import, directory, intent.profile)
 
 
 def follow_import(
@@ -102,8 +258,8 @@ def follow_import(
 ) -> ImportResults:
     """Poll the import to its end, then save its final state, errors pages and errors file.
 
-    Results that cannot be saved are a :class:`~clever2sis.errors.BuildDirError` naming the import and its
-    end state.
+    A file that cannot be saved (a full disk) is a :class:`~clever2sis.errors.BuildDirError`: the import
+    has ended in Canvas, and ``clever2sis status ID --wait`` saves its results again.
     """
     final = wait_for_import(
         api,
@@ -123,6 +279,6 @@ def follow_import(
         where = f"{error.filename}: " if error.filename else ""
         raise BuildDirError(
             f"SIS import {final.id} ended {final.workflow_state}, but its results could not be saved: "
-            f"{where}{error.strerror or error}; `clever2sis status {final.id} --profile {posted.profile}` "
-            "shows it"
+            f"{where}{error.strerror or error}; free some space, then save them with "
+            f"`clever2sis status {final.id} --profile {posted.profile} --wait`"
         ) from None

@@ -7,6 +7,8 @@ clock and ``sleep`` through ``CliRunner.invoke(..., obj=CanvasRuntime(...))``.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import functools
 import os
 import sys
@@ -34,7 +36,7 @@ from clever2sis.canvas.sis_import import (
     check_outcome,
     wait_for_progress,
 )
-from clever2sis.canvas.upload import follow_import, post_build
+from clever2sis.canvas.upload import Posted, follow_import, post_build
 from clever2sis.cli.common import (
     StderrProgress,
     config_option,
@@ -44,8 +46,17 @@ from clever2sis.cli.common import (
     run_command,
     verbose_option,
 )
-from clever2sis.config import CanvasProfile, RawConfig, UploadSettings, parse_upload, resolve_profile
-from clever2sis.errors import BuildDirError
+from clever2sis.config import (
+    CanvasProfile,
+    RawConfig,
+    UploadSettings,
+    parse_sync,
+    parse_upload,
+    resolve_profile,
+)
+from clever2sis.errors import BuildDirError, UsageError
+from clever2sis.sync.history import HISTORY_NAME, History
+from clever2sis.sync.runs import BUILD_DIR_NAME
 
 LIST_DEFAULT_LIMIT = 20
 BAR_WIDTH = 30
@@ -53,13 +64,17 @@ BAR_WIDTH = 30
 
 @dataclass(frozen=True)
 class CanvasRuntime:
-    """What the commands take from the outside world; tests replace it through the click context."""
+    """What the commands take from the outside world; tests replace it through the click context.
+
+    ``clock`` times waits; ``now`` is the wall clock an upload's intent is stamped with.
+    """
 
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     transport: httpx.BaseTransport | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     attachment_wait_s: float | None = None
+    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
 
 def current_runtime() -> CanvasRuntime:
@@ -261,10 +276,10 @@ def upload_command(
                     warn=loud,
                 ),
                 progress=session.progress,
+                now=runtime.now,
             )
             sis_import = posted.sis_import
-            click.echo(f"sis_import {sis_import.id} {sis_import.workflow_state} on {session.profile.name}")
-            session.progress(f"id saved in {posted.directory}")
+            _report_posted(posted, session)
             if not wait:
                 session.progress(
                     f"follow it with: clever2sis status {sis_import.id} --profile {session.profile.name}"
@@ -289,20 +304,130 @@ def upload_command(
     run_command(action, verbose=verbose, io_error=BuildDirError)
 
 
+def _report_posted(posted: Posted, session: _Session) -> None:
+    """The new import's id on stdout; how it was found and where it is saved on stderr."""
+    sis_import = posted.sis_import
+    click.echo(f"sis_import {sis_import.id} {sis_import.workflow_state} on {session.profile.name}")
+    if posted.adopted is not None:
+        session.progress(f"sis_import {sis_import.id} was posted earlier, its answer lost: {posted.adopted}")
+    session.progress(f"id saved in {posted.directory}")
+
+
 @click.command("status")
 @click.argument("import_id", type=int)
 @canvas_options
+@click.option(
+    "--wait/--no-wait",
+    default=False,
+    help="Follow the import to its end and save its results, as upload does.",
+)
+@click.option(
+    "--timeout", "timeout_s", type=float, metavar="SECONDS", help="How long --wait follows the job."
+)
+@click.option(
+    "--messages-ok/--no-messages-ok",
+    default=None,
+    help="Exit 0 for imported_with_messages (default: 20, or upload.messages_ok).",
+)
+@click.option(
+    "--build-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --wait: the build the import was posted from; results go in its imports/<profile>/<ID>/ "
+    "(default: the sync run that posted it, from the run history).",
+)
+@click.option(
+    "--save-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --wait: save the results in DIR/<ID>/ instead (an import no build directory knows).",
+)
 def status_command(
-    import_id: int, config_path: Path | None, profile: str | None, quiet: bool, verbose: bool
+    import_id: int,
+    config_path: Path | None,
+    profile: str | None,
+    quiet: bool,
+    verbose: bool,
+    wait: bool,
+    timeout_s: float | None,
+    messages_ok: bool | None,
+    build_dir: Path | None,
+    save_dir: Path | None,
 ) -> None:
-    """Print SIS import IMPORT_ID as Canvas reports it (JSON on stdout)."""
+    """Print SIS import IMPORT_ID as Canvas reports it (JSON on stdout); with --wait, see it through.
+
+    The exit code says how a finished import ended, as upload's does: 20 imported_with_messages, 21 failed,
+    22 aborted; 0 while it runs. With --wait it is followed to its end, its results are saved like upload
+    --wait saves them, and 23 means it was still running at --timeout.
+    """
 
     def action() -> None:
-        with _session(read_canvas_config(config_path, verbose), profile, quiet) as session:
-            sis_import = session.api.get(import_id)
-        click.echo(orjson.dumps(sis_import.raw, option=orjson.OPT_INDENT_2).decode())
+        raw = read_canvas_config(config_path, verbose)
+        if not wait and (build_dir is not None or save_dir is not None):
+            raise UsageError("--build-dir and --save-dir say where --wait saves the results; add --wait")
+        runtime = current_runtime()
+        with _session(raw, profile, quiet) as session:
+            ok = session.settings.messages_ok if messages_ok is None else messages_ok
+            if not wait:
+                sis_import = session.api.get(import_id)
+                click.echo(orjson.dumps(sis_import.raw, option=orjson.OPT_INDENT_2).decode())
+                if sis_import.is_finished:
+                    check_outcome(sis_import, messages_ok=ok)
+                return
+            directory, build = results_dir(
+                raw, session.profile.name, import_id, build_dir=build_dir, save_dir=save_dir
+            )
+            session.progress(f"following sis_import {import_id}; results go in {directory}")
+            # Held while the results are written into the build: no build replaces it meanwhile.
+            lock = BuildLock(build, shared=True, error=BuildDirError) if build else contextlib.nullcontext()
+            with lock:
+                results = follow_import(
+                    session.api,
+                    Posted(SisImport({"id": import_id}), directory, session.profile.name),
+                    policy=WaitPolicy(timeout_s=timeout_s or session.settings.wait_timeout_s),
+                    clock=runtime.clock,
+                    sleep=runtime.sleep,
+                    on_update=ImportBar(quiet, runtime.clock),
+                    progress=session.progress,
+                    attachment_wait_s=runtime.attachment_wait_s,
+                )
+        for line in summary_lines(results):
+            click.echo(line)
+        check_outcome(results.sis_import, messages_ok=ok)
 
-    run_command(action, verbose=verbose)
+    run_command(action, verbose=verbose, io_error=BuildDirError)
+
+
+def results_dir(
+    raw: RawConfig, profile: str, import_id: int, *, build_dir: Path | None, save_dir: Path | None
+) -> tuple[Path, Path | None]:
+    """Where ``status --wait`` saves an import's results, and the build directory that is (None: none).
+
+    The build that knows the import, or ``--save-dir``; without either, the sync run that posted it (from
+    the run history of ``[sync] runs_dir``).
+    """
+    if build_dir is not None and save_dir is not None:
+        raise UsageError("give --build-dir or --save-dir, not both")
+    if save_dir is not None:
+        return save_dir / str(import_id), None
+    if build_dir is None:
+        history_file = parse_sync(raw).runs_dir / HISTORY_NAME
+        row = None
+        if history_file.is_file():
+            with History(history_file.parent) as history:
+                row = history.run_of_import(import_id, profile)
+        if row is None or not row["run_dir"]:
+            raise UsageError(
+                f"say where to save the results of sis_import {import_id}: --build-dir BUILD_DIR (the build "
+                "it was posted from) or --save-dir DIR"
+            )
+        build_dir = Path(str(row["run_dir"])) / BUILD_DIR_NAME
+    layout = BuildDir(build_dir)
+    known = layout.import_profile(import_id)
+    if known is None:
+        raise UsageError(
+            f"{build_dir} has no record of sis_import {import_id} (no imports/<profile>/{import_id}/"
+            "created.json, no latest.json naming it); give the build it was posted from, or --save-dir DIR"
+        )
+    return layout.import_dir(known, import_id).path, build_dir
 
 
 @click.command("list")

@@ -19,6 +19,7 @@ import click
 
 from clever2sis.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, RawConfig, config_warnings, load_config
 from clever2sis.errors import Clever2SisError
+from clever2sis.interrupts import Interrupted
 from clever2sis.secrets import Redactor
 
 T = TypeVar("T")
@@ -110,6 +111,9 @@ def run_command(
         _fail(error, str(error), error.exit_code, verbose)
     except OSError as error:
         _fail(error, describe_os_error(error), io_error.exit_code, verbose)
+    except Interrupted as stop:
+        click.echo(f"{stop}; nothing was left half-written", err=True)
+        sys.exit(stop.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted; nothing was left half-written", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -2,7 +2,9 @@
 
 ``sync`` resolves the profile and settings, builds the Clever and Canvas clients from environment tokens
 and calls :func:`clever2sis.sync.pipeline.run_sync`. It always ends with one JSON line on stdout and exits
-with the run's code, so a scheduler can act on either.
+with the run's code, so a scheduler can act on either. SIGTERM and SIGINT stop it cleanly
+(:func:`clever2sis.interrupts.raise_on_signals`): the run ends ``interrupted``, still with its JSON line,
+and exits 143 or 130.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from clever2sis.cli.common import (
     run_command,
     verbose_option,
 )
-from clever2sis.config import build_settings, parse_sync, parse_upload, resolve_profile
-from clever2sis.errors import Clever2SisError, RunsDirError
+from clever2sis.config import RawConfig, build_settings, parse_sync, parse_upload, resolve_profile
+from clever2sis.errors import Clever2SisError, RunsDirError, SyncError
+from clever2sis.interrupts import Interrupted, deferred, raise_on_signals
 from clever2sis.sync.history import History
-from clever2sis.sync.pipeline import RunOptions, SyncJob, SyncRuntime, run_sync
+from clever2sis.sync.pipeline import RunOptions, RunResult, SyncJob, SyncRuntime, run_sync
+from clever2sis.sync.reconcile import reconcile_runs
+from clever2sis.sync.runs import RunLock
 
 HISTORY_DEFAULT_LIMIT = 30
 
@@ -97,35 +102,15 @@ def sync_command(
         job = SyncJob(profile=target, sync=parse_sync(raw), build=build_settings(raw), upload=upload)
         clever_token = keep_secret(token_from_env(runtime.environ))
         canvas_token = keep_secret(target.token(runtime.environ))
-        with (
-            CleverClient(clever_token, api_base, api_version, progress=progress) as clever,
-            CanvasClient(
-                target.base_url,
-                canvas_token,
-                token_source=target.token_env,
-                transport=runtime.transport,
-                sleep=runtime.sleep,
-                progress=progress,
-            ) as canvas,
-        ):
-            result = run_sync(
-                job,
-                clever,
-                SisImports(canvas, target.account_id),
-                options=RunOptions(
-                    runs_dir=runs_dir, remaster=remaster, allow_large_change=allow_large_change
-                ),
-                runtime=SyncRuntime(
-                    monotonic=runtime.clock,
-                    sleep=runtime.sleep,
-                    progress=progress,
-                    attachment_wait_s=runtime.attachment_wait_s,
-                    secrets=(clever_token, canvas_token),
-                ),
-            )
-        if result.exit_code:
-            click.echo(f"error: {SECRETS(result.message)}", err=True)
-        _emit(result.summary)
+        options = RunOptions(runs_dir=runs_dir, remaster=remaster, allow_large_change=allow_large_change)
+        result = _run(job, (clever_token, canvas_token), api_base, api_version, progress, options)
+        try:
+            with deferred():
+                if result.exit_code:
+                    click.echo(f"error: {SECRETS(result.message)}", err=True)
+                _emit(result.summary)
+        except Interrupted:
+            pass  # the run has ended and said so; a signal now only stops what is left: nothing
         return result.exit_code
 
     def guarded() -> int:
@@ -134,20 +119,68 @@ def sync_command(
                 return action()
             except OSError as error:
                 raise RunsDirError(describe_os_error(error)) from error
-        except Clever2SisError as error:
+        except (Clever2SisError, Interrupted) as error:
             _emit(
                 {
                     "run_id": None,
                     "profile": profile,
                     "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "outcome": "not_started",
+                    "outcome": "interrupted" if isinstance(error, Interrupted) else "not_started",
                     "exit_code": error.exit_code,
                     "message": SECRETS(str(error)),
                 }
             )
             raise
 
-    sys.exit(run_command(guarded, verbose=verbose, io_error=RunsDirError))
+    with raise_on_signals():
+        sys.exit(run_command(guarded, verbose=verbose, io_error=RunsDirError))
+
+
+def _run(
+    job: SyncJob,
+    tokens: tuple[str, str],
+    api_base: str,
+    api_version: str,
+    progress: StderrProgress,
+    options: RunOptions,
+) -> RunResult:
+    """One run of ``job`` with clients made from ``tokens`` (Clever's, Canvas's) and the CLI's runtime.
+
+    A stop signal while the clients close, once the run has ended, does not undo the run's result.
+    """
+    runtime = current_runtime()
+    clever_token, canvas_token = tokens
+    result: RunResult | None = None
+    try:
+        with (
+            CleverClient(clever_token, api_base, api_version, progress=progress) as clever,
+            CanvasClient(
+                job.profile.base_url,
+                canvas_token,
+                token_source=job.profile.token_env,
+                transport=runtime.transport,
+                sleep=runtime.sleep,
+                progress=progress,
+            ) as canvas,
+        ):
+            result = run_sync(
+                job,
+                clever,
+                SisImports(canvas, job.profile.account_id),
+                options=options,
+                runtime=SyncRuntime(
+                    clock=runtime.now,
+                    monotonic=runtime.clock,
+                    sleep=runtime.sleep,
+                    progress=progress,
+                    attachment_wait_s=runtime.attachment_wait_s,
+                    secrets=tokens,
+                ),
+            )
+    except Interrupted:
+        if result is None:
+            raise
+    return result
 
 
 def _changed(changes: dict[str, Any] | None) -> str:
@@ -179,12 +212,17 @@ def history_command(
     as_json: bool,
     verbose: bool,
 ) -> None:
-    """List sync runs, newest first: when, outcome, the import, what Canvas applied, what changed."""
+    """List sync runs, newest first: when, outcome, the import, what Canvas applied, what changed.
+
+    Runs that ended without saying so (killed) and imports still running when their run ended are first
+    brought up to date with Canvas (with each profile's token), unless a sync is running right now.
+    """
 
     def action() -> None:
-        settings = parse_sync(read_canvas_config(config_path, verbose))
-        directory = runs_dir or settings.runs_dir
+        raw = read_canvas_config(config_path, verbose)
+        directory = runs_dir or parse_sync(raw).runs_dir
         with History(directory) as history:
+            _reconcile_history(history, raw, directory)
             rows = history.runs(profile=profile, limit=limit)
         for row in rows:
             if as_json:
@@ -216,6 +254,39 @@ def history_command(
             )
 
     run_command(action, verbose=verbose, io_error=RunsDirError)
+
+
+def _reconcile_history(history: History, raw: RawConfig, directory: Path) -> None:
+    """Reconcile every profile's unsettled runs (sync/reconcile.py), when no sync holds the lock."""
+    try:
+        lock = RunLock(directory).acquire()
+    except SyncError:
+        return  # a sync is running: its row is live, and it reconciles the others itself
+    runtime = current_runtime()
+    progress = StderrProgress()
+    with lock:
+        for name in sorted({str(row["profile"]) for row in history.unsettled()}):
+            now = runtime.now()
+            try:
+                target = resolve_profile(raw, name, runtime.environ)
+                token = keep_secret(target.token(runtime.environ))
+            except Clever2SisError as error:
+                done = reconcile_runs(history, None, profile=name, now=now, progress=progress)
+                for problem in done.problems:
+                    click.echo(f"warning: {problem} ({SECRETS(str(error))})", err=True)
+                continue
+            with CanvasClient(
+                target.base_url,
+                token,
+                token_source=target.token_env,
+                transport=runtime.transport,
+                sleep=runtime.sleep,
+                progress=progress,
+            ) as client:
+                api = SisImports(client, target.account_id)
+                done = reconcile_runs(history, api, profile=name, now=now, progress=progress)
+            for problem in [*done.problems, *done.blocking]:
+                click.echo(f"warning: {SECRETS(problem)}", err=True)
 
 
 SYNC_COMMANDS: list[click.Command] = [sync_command, history_command]

@@ -1,13 +1,16 @@
 """Run history: one row per sync run in ``RUNS_DIR/history.sqlite`` (stdlib sqlite3, no server).
 
-A row is written when a run starts (outcome ``running``) and completed when it ends, so a run killed
-midway still shows, as ``running`` with no end. Counts and the guard's verdict are stored as JSON text;
-:meth:`History.runs` gives them back as dicts. Nothing secret is ever stored: tokens never reach a run's
-facts.
+A row is written when a run starts (outcome ``running``), kept up to date as it goes (its ``stage``, its
+import's state) and completed when it ends. A run killed midway (``kill -9``, a power cut) leaves its row
+``running``; the next run, and ``clever2sis history``, reconcile it (:mod:`clever2sis.sync.reconcile`) with
+what Canvas says about its import: :meth:`History.unsettled` lists such rows. Counts and the guard's verdict
+are stored as JSON text; :meth:`History.runs` gives them back as dicts. Nothing secret is ever stored:
+tokens never reach a run's facts.
 
 The schema's version is SQLite's ``user_version``. Version 2 added ``applied`` (what Canvas really applied:
-see :mod:`clever2sis.sync.state`); a version 1 file is migrated when opened, its rows keep ``applied``
-empty (NULL), and the sync reads such a run as it did before (the present rows of its build).
+see :mod:`clever2sis.sync.state`); version 3 added ``stage`` (where a run was: the pipeline's stages). An
+older file is migrated when opened (:data:`_ADDED_COLUMNS`); its rows keep the new columns empty (NULL),
+and the sync reads such a run as it did before (for ``applied``: the present rows of its build).
 """
 
 from __future__ import annotations
@@ -24,11 +27,26 @@ import orjson
 from clever2sis.errors import RunsDirError
 
 HISTORY_NAME = "history.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 RUNNING = "running"
 # Outcomes after which the run's build is what Canvas now holds: the baseline for the next run.
 BASELINE_OUTCOMES = ("imported", "imported_with_messages")
+# Import states after which nothing changes any more (clever2sis.canvas.sis_import.TERMINAL_STATES).
+FINAL_IMPORT_STATES = (
+    "imported",
+    "imported_with_messages",
+    "failed",
+    "failed_with_messages",
+    "aborted",
+    "restored",
+    "partially_restored",
+)
+# The import_state of a run whose import Canvas no longer knows (404): nothing more can be learned.
+NOT_IN_CANVAS = "not_in_canvas"
+# The stage during which a run posts its import (the pipeline's): a run that ended in it without an import
+# id may have left an upload to confirm in its build directory.
+UPLOAD_STAGE = "upload"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -50,10 +68,13 @@ CREATE TABLE IF NOT EXISTS runs (
     sis_import_id INTEGER,
     import_state TEXT,
     run_dir TEXT,
-    applied TEXT
+    applied TEXT,
+    stage TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_profile ON runs (profile, run_id);
 """
+# Columns added after the first schema (version 1), with their types: added to an older file when opened.
+_ADDED_COLUMNS = {"applied": "TEXT", "stage": "TEXT"}
 _JSON_COLUMNS = {"guard_json": "guard_details", "rows_json": "rows", "changes_json": "changes"}
 _COLUMNS = (
     "run_id",
@@ -75,6 +96,7 @@ _COLUMNS = (
     "import_state",
     "run_dir",
     "applied",
+    "stage",
 )
 # The facts of a run as its JSON line and run.json give them: the history columns, JSON ones by their fact
 # name (the guard's details stay in history and run.json's details, not in the one-line summary).
@@ -130,8 +152,9 @@ class History:
                 if statement.strip():
                     db.execute(statement)
             columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-            if "applied" not in columns:
-                db.execute("ALTER TABLE runs ADD COLUMN applied TEXT")
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in columns:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
             if version != SCHEMA_VERSION:
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
@@ -214,6 +237,28 @@ class History:
         except sqlite3.Error as error:
             raise RunsDirError(f"cannot read run history {self.path}: {error}") from None
         return [RunRow(_decoded(row)) for row in rows]
+
+    def unsettled(self, profile: str | None = None, *, besides: str | None = None) -> list[RunRow]:
+        """Runs to reconcile, oldest first: still ``running`` (only true of the run holding the lock,
+        ``besides``), with an import that had not finished when they last looked, or that ended during
+        the upload without an import id (their build directory may hold an upload to confirm)."""
+        return [
+            run
+            for run in reversed(self.runs(profile=profile))
+            if run["run_id"] != besides
+            and (
+                run["outcome"] == RUNNING
+                or (
+                    run["sis_import_id"] is not None
+                    and run["import_state"] not in (*FINAL_IMPORT_STATES, NOT_IN_CANVAS)
+                )
+                or (run["sis_import_id"] is None and run["stage"] == UPLOAD_STAGE)
+            )
+        ]
+
+    def run_of_import(self, import_id: int, profile: str | None = None) -> RunRow | None:
+        """The run that posted (or adopted) import ``import_id``, if one of this directory's runs did."""
+        return next((run for run in self.runs(profile=profile) if run["sis_import_id"] == import_id), None)
 
     def last_baseline(self, profile: str) -> RunRow | None:
         """The profile's newest run whose import Canvas applied: what Canvas now holds."""

@@ -1,4 +1,4 @@
-"""One sync run: pull → build → term rollover → guard → (explicit removals) → rewrite → upload → wait.
+"""One sync run: reconcile → pull → build → rollover → guard → (removals) → rewrite → upload → wait.
 
 :func:`run_sync` wires the library stages together, one function per stage (see :func:`_stages`). It
 takes its clients (Clever, Canvas) as arguments, the outside world (clock, sleep, progress callback,
@@ -6,6 +6,12 @@ secrets) as a :class:`SyncRuntime` and what the run was asked as :class:`RunOpti
 never exits. It always returns a :class:`RunResult` (the JSON line a scheduler reads and the exit code it
 acts on), and records the run in ``RUNS_DIR/history.sqlite`` and ``RUNS_DIR/<run_id>/run.json``. Only a
 config error found before anything starts is raised (:class:`~clever2sis.errors.UsageError`).
+
+History follows the run as it goes: the stage it is in, its import's state at every change. A run first
+reconciles what earlier runs left unsettled (:mod:`clever2sis.sync.reconcile`). An interruption
+(:class:`~clever2sis.interrupts.Interrupted`, or :class:`KeyboardInterrupt`) at any stage ends the run
+``interrupted`` with exit code 130 (SIGINT) or 143 (SIGTERM): half-written directories are removed on the
+way out, a posted import's id stays in the build directory and in history, and the next run follows it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from clever2sis import interrupts
 from clever2sis.atomic import atomic_write_bytes
 from clever2sis.build_dir import BuildDir, BuildRecord, Frames, empty_frames
 from clever2sis.canvas.signoff import needs_approval
@@ -46,6 +53,8 @@ from clever2sis.errors import (
     CleverError,
     ConfigError,
     GuardStoppedError,
+    ImportAlreadyRunningError,
+    ImportNotRecordedError,
     RunsDirError,
     SnapshotError,
     SyncBuildError,
@@ -71,7 +80,8 @@ from clever2sis.sync.changes import (
     removal_rows,
     without_rows,
 )
-from clever2sis.sync.history import SUMMARY_FIELDS, History, RunRow
+from clever2sis.sync.history import SUMMARY_FIELDS, UPLOAD_STAGE, History, RunRow
+from clever2sis.sync.reconcile import reconcile_runs
 from clever2sis.sync.runs import (
     BUILD_DIR_NAME,
     RUN_LOG_NAME,
@@ -112,6 +122,16 @@ BUILD_FAILED = "build_failed"
 UPLOAD_FAILED = "upload_failed"
 IMPORT_NOT_FOLLOWED = "import_not_followed"
 FAILED = "failed"
+INTERRUPTED = "interrupted"
+
+# Stages (history's and the JSON line's "stage": where a run was when it ended, or was stopped).
+RECONCILE = "reconcile"
+PULL = "pull"
+BUILD = "build"
+COMPARE = "compare"
+REWRITE = "rewrite"
+UPLOAD = UPLOAD_STAGE
+WAIT = "wait"
 
 
 @dataclass(frozen=True)
@@ -283,6 +303,10 @@ class _Run:
         self.facts.update(facts)
         self.history.record({"run_id": self.facts["run_id"], **facts})
 
+    def enter(self, stage: str) -> None:
+        """The run moves on to ``stage``: history says so at once, so that a killed run shows where it was."""
+        self.record(stage=stage)
+
 
 def run_sync(
     job: SyncJob,
@@ -356,22 +380,28 @@ def _locked_run(
         facts={"run_id": run_id, **base_facts, "run_dir": str(run_dir)},
         log=log,
     )
-    history.start(
-        run_id,
-        profile=job.profile.name,
-        started=base_facts["started"],
-        run_dir=run_dir,
-        deletion_mode=job.sync.deletion_mode,
-        allow_large_change=options.allow_large_change,
-    )
-    log(f"sync run {run_id} for profile {job.profile.name} ({job.sync.deletion_mode} mode) in {run_dir}")
     outcome, exit_code, message = IMPORTED, EXIT_OK, "ok"
+    interrupted = False
     try:
+        history.start(
+            run_id,
+            profile=job.profile.name,
+            started=base_facts["started"],
+            run_dir=run_dir,
+            deletion_mode=job.sync.deletion_mode,
+            allow_large_change=options.allow_large_change,
+        )
+        log(f"sync run {run_id} for profile {job.profile.name} ({job.sync.deletion_mode} mode) in {run_dir}")
         _stages(run)
         outcome = str(run.facts.get("import_state") or IMPORTED)
         message = f"sis_import {run.facts.get('sis_import_id')} ended {outcome}"
     except Clever2SisError as error:
         outcome, exit_code, message = _outcome_of(error, run.facts), error.exit_code, log.redact(str(error))
+    except (interrupts.Interrupted, KeyboardInterrupt) as error:
+        stop = interrupts.interruption(error)
+        assert stop is not None
+        interrupted = True
+        outcome, exit_code, message = INTERRUPTED, stop.exit_code, _interrupted_message(run, stop)
     except Exception as error:  # a bug: record the run as failed rather than leave it "running"
         outcome, exit_code, message = (
             FAILED,
@@ -382,10 +412,42 @@ def _locked_run(
         _finish(run, outcome, exit_code, message)
         log.close()
         raise
-    _prune(run, runs_dir, job.sync.keep_runs)
-    log(("done: " if exit_code == EXIT_OK else "stopped: ") + message)
-    result = _finish(run, outcome, exit_code, message)
-    log.close()
+    return _end(run, runs_dir, outcome, exit_code, message, prune=not interrupted)
+
+
+def _interrupted_message(run: _Run, stop: interrupts.Interrupted) -> str:
+    """What an interrupted run says: where it was stopped, and what becomes of its import."""
+    where = f"{stop} during {run.facts.get('stage') or 'its start'}"
+    import_id = run.facts.get("sis_import_id")
+    if import_id is not None:
+        return (
+            f"{where}; sis_import {import_id} ({run.facts.get('import_state')}) carries on in Canvas: the "
+            "next run follows it (or `clever2sis status "
+            f"{import_id} --wait --build-dir {run.build_dir.path}`)"
+        )
+    if run.build_dir.pending_intents(run.job.profile.name):
+        return f"{where}; the upload may have reached Canvas: the next run looks for it before posting"
+    recorded = run.build_dir.recorded_imports(run.job.profile.name)
+    if recorded:
+        return f"{where}; sis_import {recorded[-1]} was posted: the next run follows it"
+    return f"{where}; nothing was posted"
+
+
+def _end(run: _Run, runs_dir: Path, outcome: str, exit_code: int, message: str, *, prune: bool) -> RunResult:
+    """Prune, log and record how the run ended; a stop signal now waits until that is written."""
+    result: RunResult | None = None
+    try:
+        with interrupts.deferred():
+            if prune:
+                _prune(run, runs_dir, run.job.sync.keep_runs)
+            run.log(("done: " if exit_code == EXIT_OK else "stopped: ") + message)
+            result = _finish(run, outcome, exit_code, message)
+    except interrupts.Interrupted:
+        if result is None:
+            raise
+        # A signal while the end was written down: the run is recorded as it ended; the process stops now.
+    finally:
+        run.log.close()
     return result
 
 
@@ -427,7 +489,13 @@ def _outcome_of(error: Clever2SisError, facts: Mapping[str, Any]) -> str:
 
 
 def _finish(run: _Run, outcome: str, exit_code: int, message: str) -> RunResult:
-    run.record(finished=stamp(run.runtime.clock()), outcome=outcome, exit_code=exit_code, message=message)
+    run.record(
+        finished=stamp(run.runtime.clock()),
+        outcome=outcome,
+        exit_code=exit_code,
+        message=message,
+        import_state=run.facts.get("import_state"),
+    )
     summary = {key: run.facts.get(key) for key in SUMMARY_FIELDS}
     record = {**summary, **run.details}
     atomic_write_bytes(
@@ -453,14 +521,20 @@ class _Plan:
 
 def _stages(run: _Run) -> None:
     """The stages in order; each records its facts on ``run`` and raises to stop the run."""
+    run.enter(RECONCILE)
+    _reconcile(run)
+    run.enter(PULL)
     district_id = _pull(run)
+    run.enter(BUILD)
     baseline = run.history.last_baseline(run.job.profile.name)
     state = _applied_state(run, baseline)
     held = state.present if state is not None else None
     record, built = _build(run, previous=held)
+    run.enter(COMPARE)
     amended = _carry(run, held, _rollover(run, held, built))
     _count_changes(run, held, amended)
     verdict = _guard(run, state, built)
+    run.enter(REWRITE)
     plan = _plan(run, district_id, state)
     sent = _removals(run, held, amended, plan)
     rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict)
@@ -470,8 +544,26 @@ def _stages(run: _Run) -> None:
         plan = _Plan(import_options(run.job, district_id=district_id, remaster=True), f"threshold: {skipped}")
         sent = _removals(run, held, amended, plan)
         rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict)
+    run.enter(UPLOAD)
     posted = _upload(run, plan.options, verdict)
+    run.enter(WAIT)
     _follow(run, posted, plan, state, sent, rewritten)
+
+
+def _reconcile(run: _Run) -> None:
+    """Settle what earlier runs of the profile left (sync/reconcile.py); stop while one may still post."""
+    done = reconcile_runs(
+        run.history,
+        run.canvas,
+        profile=run.job.profile.name,
+        now=run.runtime.clock(),
+        besides=str(run.facts["run_id"]),
+        progress=run.log,
+    )
+    for problem in done.problems:
+        run.log(f"warning: {problem}")
+    if done.blocking:
+        raise ImportAlreadyRunningError(f"not posting: {done.blocking[0]}")
 
 
 def _pull(run: _Run) -> str:
@@ -721,16 +813,21 @@ def _diff_skipped(
 
 def _upload(run: _Run, options: ImportOptions, verdict: guards.Verdict) -> Posted:
     """Post the build's zip (checked against build.json again); the guard's verdict is its sign-off."""
-    posted = post_build(
-        run.canvas,
-        run.build_dir.verified_zip(error=BuildDirError),
-        options,
-        profile=run.job.profile.name,
-        before_post=lambda _profile, _zip: {
-            "sync": {"run_id": run.facts["run_id"], "guard": verdict.verdict}
-        },
-        progress=run.log,
-    )
+    try:
+        posted = post_build(
+            run.canvas,
+            run.build_dir.verified_zip(error=BuildDirError),
+            options,
+            profile=run.job.profile.name,
+            before_post=lambda _profile, _zip: {
+                "sync": {"run_id": run.facts["run_id"], "guard": verdict.verdict}
+            },
+            progress=run.log,
+            now=run.runtime.clock,
+        )
+    except ImportNotRecordedError as error:
+        run.record(sis_import_id=error.import_id, import_state=error.workflow_state)
+        raise
     run.record(sis_import_id=posted.sis_import.id, import_state=posted.sis_import.workflow_state)
     run.log(f"sis_import {posted.sis_import.id} posted; following it")
     return posted
@@ -743,7 +840,8 @@ def _follow(
     ended as the config accepts."""
 
     def on_update(sis_import: SisImport) -> None:
-        run.facts["import_state"] = sis_import.workflow_state
+        if sis_import.workflow_state != run.facts.get("import_state"):
+            run.record(import_state=sis_import.workflow_state)
 
     results = follow_import(
         run.canvas,
