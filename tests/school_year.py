@@ -5,8 +5,9 @@ parents and guardians as contacts, seed 23, the 2026-27 school year) and changes
 do, one event per night on known nights (:data:`CALENDAR`; each event is a method below, its docstring says
 what Clever does). The 24 nights run in five weeks of consecutive nights (August, October, January, March,
 June); the nights between the weeks, when nothing would change, are left out. So the sync's 7-day remaster
-falls on the first night of each week (the first after a gap of seven days or more) and, inside the August
-week, on night 7.
+falls on the first night of each week (the first after a gap of seven days or more) and, in the March week,
+on its last night, seven days after its first (the August and October weeks hold nights the product may
+send as remasters of its own accord: the growth night, the id churn).
 
 Before the first night a few records are set as real districts have them (:meth:`SchoolYear._plant`):
 
@@ -120,7 +121,6 @@ CALENDAR: tuple[tuple[dt.datetime, str, str], ...] = (
     (_night(8, 16), "growth", "_growth"),
     (_night(8, 17), "first-day", "_first_day"),
     (_night(8, 18), "teacher-swap", "_teacher_swap"),
-    (_night(8, 19), "remaster-school-move", "_school_move"),
     (_night(10, 5), "returning-student", "_returning_student"),
     (_night(10, 6), "name-change", "_name_change"),
     (_night(10, 7), "parent-link-removed", "_parent_link_removed"),
@@ -135,6 +135,7 @@ CALENDAR: tuple[tuple[dt.datetime, str, str], ...] = (
     (_night(3, 9), "term-date-edit", "_term_date_edit"),
     (_night(3, 10), "arrival", "_arrival"),
     (_night(3, 11), "leaver", "_leaver"),
+    (_night(3, 15), "remaster-school-move", "_school_move"),
     (_night(6, 7), "term-ended", "_term_ended"),
     (_night(6, 14), "year-ended", "_term_ended"),
 )
@@ -143,14 +144,14 @@ QUIET_NIGHT = 1
 LEAVER_NIGHT = 3
 GROWTH_NIGHT = 4
 TEACHER_SWAP_NIGHT = 6
-REMASTER_NIGHT = 7  # seven days after the first run: the 7-day remaster
-RETURN_NIGHT = 8
-NAME_CHANGE_NIGHT = 9
-LINK_REMOVED_NIGHT = 10
-PARENT_REMOVED_NIGHT = 11
-CHURN_NIGHT = 12
-ROLLOVER_NIGHTS = (15, 17)
-TERM_EDIT_NIGHT = 19
+RETURN_NIGHT = 7
+NAME_CHANGE_NIGHT = 8
+LINK_REMOVED_NIGHT = 9
+PARENT_REMOVED_NIGHT = 10
+CHURN_NIGHT = 11
+ROLLOVER_NIGHTS = (14, 16)
+TERM_EDIT_NIGHT = 18
+REMASTER_NIGHT = 21  # seven days after the first night of the March week: the 7-day remaster
 
 # Names for the students (and their parents) who arrive during the year.
 ARRIVING = (
