@@ -237,13 +237,9 @@ def listed(found: tuple[str, ...] | list[str]) -> str:
 
 # What today's product gets wrong, by problem (the test_problem_* tests pin each; 3, 4 and 5 pass).
 PROBLEMS = {
-    1: "1, removed parent links still observe (user_observers.csv goes through Canvas's diff, which pairs rows "
-    "by observer_id alone, and no removal row is sent: the links of a removed parent and of students who "
-    "left stay active)",
-    2: "2, the returning and the re-created student cannot sign in (their suspended old user still claims the "
-    "login; Canvas skips the new user and their enrollments)",
-    6: "6, the username over 100 characters is sent and refused (that student cannot sign in) and emails are "
-    "judged by a naive regex (one Canvas rejects is sent: imported_with_messages on every remaster)",
+    1: "1, a removed link (a parent's, a leaver's) still observes: no removal is sent for user_observers.csv",
+    2: "2, the returning and the re-created student cannot sign in: their suspended old user holds the login",
+    6: "6, the username over 100 characters is sent and refused; emails are judged by a naive regex",
 }
 # The nights whose test_night fails today, and the problems in the night's state (or in its outcome and the
 # next night's) that make it fail; the nights not listed pass.
