@@ -235,18 +235,18 @@ def listed(found: tuple[str, ...] | list[str]) -> str:
     return "\n  ".join(["", *found[:SHOWN]]) + more
 
 
-# What today's product gets wrong, by problem (the test_problem_* tests pin each; 3, 4 and 5 pass).
+# What today's product gets wrong, by problem (the test_problem_* tests pin each; 3, 4, 5 and 6 pass).
 PROBLEMS = {
     1: "1, a removed link (a parent's, a leaver's) still observes: no removal is sent for user_observers.csv",
     2: "2, the returning and the re-created student cannot sign in: their suspended old user holds the login",
-    6: "6, the username over 100 characters is sent and refused; emails are judged by a naive regex",
 }
 # The nights whose test_night fails today, and the problems in the night's state (or in its outcome and the
 # next night's) that make it fail; the nights not listed pass.
 FAILING_TODAY: dict[int, tuple[int, ...]] = {
-    5: (1, 6),
-    6: (1, 6),
-    **{n: (1, 2, 6) for n in (8, 9, 10, 11, 12, 13, 14, 16, 18, 19, 20, 21, 22, 23)},
+    4: (1,),
+    5: (1,),
+    6: (1,),
+    **{n: (1, 2) for n in (8, 9, 10, 11, 12, 13, 14, 16, 18, 19, 20, 21, 22, 23)},
 }
 
 
@@ -510,14 +510,7 @@ def test_problem_5_the_growth_nights_leaver_is_removed_by_the_next_night(
         assert active == [], f"{what}: leaver {leaver} still active in sections {active}"
 
 
-TODAY_6 = (
-    "today: a naive email regex drops the teacher's dotless-domain email and the parent's quoted one (that "
-    "parent is left out), sends the address Canvas rejects (a warning on night 0 and every remaster), and "
-    "the username over 100 characters goes out without a finding (Canvas refuses the user)"
-)
-
-
-@pytest.mark.parametrize("structure", _structures(section=TODAY_6, course=TODAY_6))
+@pytest.mark.parametrize("structure", _structures())
 def test_problem_6_emails_and_logins_follow_canvas_rules(
     years: Callable[[str], Year], structure: str
 ) -> None:
