@@ -673,10 +673,41 @@ class CanvasModel:
         section = self.section(section_id)
         return self.courses[section.course].sis_id if section else None
 
+    def course_account(self, course_id: str) -> str | None:
+        """The SIS id of the course's account; ``None`` for the root account (or an unknown course)."""
+        course = self.course(course_id)
+        return self.accounts[course.account].sis_id if course and course.account is not None else None
+
+    def course_sections(self, course_id: str, states: Collection[str] = ("active",)) -> list[str]:
+        """The SIS ids of the course's sections in ``states``, in creation order (default sections left out)."""
+        course = self.course(course_id)
+        return [
+            section.sis_id
+            for section in self.sections.values()
+            if course is not None
+            and section.course == course.id
+            and section.sis_id is not None
+            and section.state in states
+        ]
+
     def user_status(self, user_id: str) -> str | None:
         """The state of the login carrying SIS id ``user_id``: active, suspended, deleted, or ``None``."""
         pseudo = self._pseudo(user_id)
         return pseudo.state if pseudo else None
+
+    def user_states(self) -> dict[str, str]:
+        """The state of every login carrying a SIS id, by that id."""
+        return {p.sis_user_id: p.state for p in self.pseudonyms.values() if p.sis_user_id is not None}
+
+    def canvas_user_id(self, user_id: str) -> int | None:
+        """The Canvas id of the user whose login carries SIS id ``user_id``. It stays when the SIS id changes
+        (change_sis_id, a re-pointed login): the same number is the same person, with their coursework."""
+        pseudo = self._pseudo(user_id)
+        return pseudo.user if pseudo else None
+
+    def login_holders(self, login: str) -> list[tuple[str | None, str]]:
+        """(SIS id, state) of every login named ``login`` (case-insensitively), deleted ones included."""
+        return [(p.sis_user_id, p.state) for p in self._pseudos_by_login(login)]
 
     def logins(self, user_id: str) -> list[tuple[str, str | None, str, str | None]]:
         """Every login of the Canvas user holding SIS id ``user_id``: (login, provider, state, SIS id)."""

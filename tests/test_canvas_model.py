@@ -1049,6 +1049,22 @@ def test_change_sis_id_runs_first_and_refuses_conflicts(model: CanvasModel) -> N
     assert (model.course("C1"), model.account("A1"), model.account("A2").integration_id) == (None, None, "X1")  # type: ignore[union-attr]
 
 
+def test_the_queries_a_school_year_judges_by(model: CanvasModel) -> None:
+    """Who holds a login, every login's state, the Canvas user behind a SIS id, a course's account and
+    sections: what the school-year simulation reads to judge Canvas's state night by night."""
+    person = model.canvas_user_id("U1")
+    assert person is not None
+    apply(model, {"users.csv": (USERS[0], "U1,ann,Ann,Lee,ann@example.org,suspended")})
+    assert model.login_holders("ANN") == [("U1", "suspended")]
+    assert model.user_states() == {"U1": "suspended", "U2": "active", "P1": "active"}
+    apply(model, {"change_sis_id.csv": ("old_id,new_id,type", "U1,U10,user")})
+    assert (model.canvas_user_id("U10"), model.canvas_user_id("U1")) == (person, None)
+    apply(model, {"sections.csv": (SECTIONS[0], "S2,C1,Art 1,active", "S3,C1,Lab,deleted")})
+    assert model.course_sections("C1") == ["S1", "S2"]
+    assert model.course_sections("C1", states=("deleted",)) == ["S3"]
+    assert (model.course_account("C1"), model.course_account("C9")) == ("A1", None)
+
+
 # -- batch mode -------------------------------------------------------------------------------------------------
 
 
