@@ -2032,6 +2032,11 @@ class CanvasModel:
             course.account = account.id if account else None
             course.stuck.add("account_id")
 
+    def user_names(self, user_id: str) -> tuple[str | None, str | None, frozenset[str]]:
+        """(name, sortable name, the fields of them changed by hand) of the user holding SIS id ``user_id``."""
+        user = self.users[self._login_of(user_id).user]
+        return user.name, user.sortable_name, frozenset(user.stuck)
+
     def _login_of(self, user_id: str) -> Pseudonym:
         pseudo = self._pseudo(user_id)
         if pseudo is None:

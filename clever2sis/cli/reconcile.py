@@ -87,8 +87,7 @@ def reconcile_command(
     Examples:
       clever2sis reconcile --profile production --out reconcile/2027-01-10
       clever2sis reconcile --against builds/2027-01-09 --profile production --out reconcile/today --fix
-      clever2sis upload reconcile/today/fix --profile production \
-        --override-sis-stickiness --clear-sis-stickiness
+      clever2sis upload reconcile/today/fix --override-sis-stickiness --clear-sis-stickiness
       clever2sis reconcile --against builds/2027-01-09 --report provisioning.zip --out reconcile/offline
     """
 
