@@ -1967,16 +1967,42 @@ class CanvasModel:
         return user.id
 
     def ui_edit_user(
-        self, user_id: str, *, name: str | None = None, sortable_name: str | None = None
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        sortable_name: str | None = None,
+        email: str | None = None,
+        state: str | None = None,
     ) -> None:
-        """A user's names edited by hand: they become sticky."""
-        user = self.users[self._login_of(user_id).user]
+        """A user edited by hand: names (they become sticky), the email (a communication channel, never
+        sticky), the login's state (``suspended``: it becomes sticky)."""
+        pseudo = self._login_of(user_id)
+        user = self.users[pseudo.user]
         if name is not None:
             user.name = name
             user.stuck.add("name")
         if sortable_name is not None:
             user.sortable_name = sortable_name
             user.stuck.add("sortable_name")
+        if email is not None:
+            user.email = email
+        if state is not None:
+            pseudo.state = state
+            pseudo.stuck.add("workflow_state")
+
+    def ui_unlink(self, observer_id: str, student_id: str) -> None:
+        """An observer link removed by hand: the link deleted, and the observer's enrollments linked to it."""
+        observer, student = self._login_of(observer_id).user, self._login_of(student_id).user
+        link = self.links[self._link_by_pair[(observer, student)]]
+        link.state = "deleted"
+        linked = [
+            e
+            for e in self._user_enrollments.get(observer, ())
+            if self.enrollments[e].type == "ObserverEnrollment"
+            and self.enrollments[e].associated_user == student
+        ]
+        self._delete_enrollments(linked, None)
 
     def ui_delete_user(self, user_id: str) -> None:
         """A user deleted by hand (``User#destroy``): every login deleted (its state sticky), every
