@@ -340,7 +340,7 @@ def with_canvas_names(users: pa.Table) -> pa.Table:
 
     def text(name: str) -> pa.ChunkedArray:
         if name in users.column_names:
-            return pc.utf8_trim_whitespace(users.column(name))
+            return pc.utf8_trim_whitespace(users.column(name).cast(pa.large_string()))
         return pa.chunked_array([pa.nulls(users.num_rows, pa.large_string()).fill_null("")])
 
     first, last, full = text("first_name"), text("last_name"), text("full_name")
@@ -356,13 +356,17 @@ def with_canvas_names(users: pa.Table) -> pa.Table:
     )
 
 
+def _firsts(values: np.ndarray) -> np.ndarray:
+    """True at the first occurrence of each value (a hash pass; numpy's unique sorts)."""
+    return ~pd.Series(values).duplicated(keep="first").to_numpy()
+
+
 def _unique_rows(table: pa.Table, keys: np.ndarray) -> tuple[pa.Table, np.ndarray]:
     """The first row of each key (Canvas applies each row in turn; a build never repeats one)."""
-    if len(np.unique(keys)) == len(keys):
+    first = _firsts(keys)
+    if first.all():
         return table, keys
-    _, first = np.unique(keys, return_index=True)
-    first.sort()
-    return table.take(pa.array(first)), keys[first]
+    return table.filter(pa.array(first)), keys[first]
 
 
 def _text_flags(report: pa.Table, column: str, chosen: frozenset[str] | set[str]) -> np.ndarray:
@@ -440,8 +444,8 @@ def compare_file(rule: Rule, expected: pa.Table, report: pa.Table, *, live_cours
     held = np.zeros(expected.num_rows, dtype=bool)
     held[positions[row_holds]] = True
     first_row = np.full(expected.num_rows, _NO_ROW, dtype=np.int64)
-    matched_positions, first = np.unique(positions, return_index=True)
-    first_row[matched_positions] = rows[first]
+    first = _firsts(positions)
+    first_row[positions[first]] = rows[first]
     gone = np.append(_flags(status_values, status_codes, rule.gone), True)  # the last: no report row
     unheld = np.flatnonzero(~held)
     unheld_rows = first_row[unheld]

@@ -1,4 +1,5 @@
-"""What Canvas should hold: the present rows of a build, read from its zip as Arrow string columns.
+"""What Canvas should hold: the present rows of a build, read from its zip as Arrow text columns,
+dictionary-encoded as the report's are (:mod:`clever2sis.reconcile.report`).
 
 "Present" is what :func:`clever2sis.sync.changes.present` means by it: rows not sent with a removal status
 (``deleted``, ``inactive``, ``suspended``, ``deleted_last_completed``), nor recorded by a sync under
@@ -23,6 +24,7 @@ import pyarrow.csv as pa_csv
 
 from clever2sis.build_dir import REMOVED, BuildDir, BuildZip
 from clever2sis.errors import ReconcileBaselineError
+from clever2sis.reconcile.report import CODES, compact, open_member
 from clever2sis.sis import files
 from clever2sis.sync.changes import REMOVAL_STATUSES
 
@@ -63,12 +65,12 @@ def _strings(open_file: Callable[[], AbstractContextManager[IO[bytes]]], block_b
             handle,
             read_options=pa_csv.ReadOptions(block_size=block_bytes),
             convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.large_string()),
+                column_types=dict.fromkeys(header, CODES),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
         )
-        return pa.Table.from_batches(list(reader), schema=reader.schema)
+        return compact(pa.Table.from_batches(list(reader), schema=reader.schema))
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -77,7 +79,7 @@ def _open_binary(path: Path) -> IO[bytes]:
 
 def row_keys(table: pa.Table, name: str) -> pa.ChunkedArray:
     """Each row's identity in ``name``: its key columns joined by a separator no id holds."""
-    columns = [table.column(column) for column in KEYS[name]]
+    columns = [table.column(column).cast(pa.large_string()) for column in KEYS[name]]
     if len(columns) == 1:
         return columns[0]
     return pc.binary_join_element_wise(*columns, pa.scalar(_KEY_SEPARATOR, pa.large_string()))
@@ -86,9 +88,9 @@ def row_keys(table: pa.Table, name: str) -> pa.ChunkedArray:
 def present_rows(table: pa.Table, name: str, removed: pa.Table | None) -> pa.Table:
     """The rows of ``table`` that say the object exists: no removal status, not among ``removed``."""
     if "status" in table.column_names and table.num_rows:
-        gone = pc.is_in(
-            table.column("status"), value_set=pa.array(sorted(REMOVAL_STATUSES), pa.large_string())
-        )
+        status = table.column("status").chunk(0)
+        removal = pa.array(sorted(REMOVAL_STATUSES), pa.large_string())
+        gone = pc.is_in(status.dictionary, value_set=removal).take(status.indices)
         table = table.filter(pc.invert(gone))
     if removed is not None and removed.num_rows and table.num_rows:
         table = table.filter(pc.invert(pc.is_in(row_keys(table, name), value_set=row_keys(removed, name))))
@@ -104,9 +106,11 @@ def read_expected(build_dir: Path, *, block_bytes: int = READ_BLOCK_BYTES) -> Ex
         names = set(archive.namelist())
         for name in COMPARED_FILES:
             if name in names:
-                table = _strings(functools.partial(archive.open, name), block_bytes)
+                member = functools.partial(open_member, build.path, archive.getinfo(name))
+                table = _strings(member, block_bytes)
             else:
-                table = pa.table({c: pa.array([], pa.large_string()) for c in files.COLUMNS[name]})
+                empty = pa.array([], pa.large_string()).dictionary_encode()
+                table = pa.table({column: empty for column in files.COLUMNS[name]})
             removed_file = layout.sync_rows_dir(REMOVED) / name
             removed = None
             if removed_file.is_file():

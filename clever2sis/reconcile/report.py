@@ -15,6 +15,8 @@ What stays in memory is four bytes per row and column, plus each column's distin
 from __future__ import annotations
 
 import contextlib
+import io
+import struct
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -23,10 +25,14 @@ from typing import IO
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from isal import isal_zlib
 
 from clever2sis.errors import ReportFileError
 
 READ_BLOCK_BYTES = 32 << 20
+INFLATE_CHUNK_BYTES = 4 << 20
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra field length
+_LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
 CODES = pa.dictionary(pa.int32(), pa.large_string())
 TRUE = "true"
 
@@ -112,9 +118,11 @@ class ReportSource:
                 yield handle
         elif zipfile.is_zipfile(self.path):
             with zipfile.ZipFile(self.path) as archive:
-                member = next(n for n in archive.namelist() if n.rsplit("/", 1)[-1] == f"{table}.csv")
-                with archive.open(member) as handle:
-                    yield handle
+                member = next(
+                    i for i in archive.infolist() if i.filename.rsplit("/", 1)[-1] == f"{table}.csv"
+                )
+            with open_member(self.path, member) as handle:
+                yield handle
         else:
             with self.path.open("rb") as handle:
                 yield handle
@@ -150,4 +158,58 @@ def read_table(source: ReportSource, table: str, *, block_bytes: int = READ_BLOC
             raise ReportFileError(
                 f"{source.describe()}: {table}.csv cannot be read as CSV ({error})"
             ) from None
-    return pa.Table.from_batches(batches, schema=schema).select(list(columns))
+    return compact(pa.Table.from_batches(batches, schema=schema).select(list(columns)))
+
+
+def compact(table: pa.Table) -> pa.Table:
+    """One chunk per column, the blocks' dictionaries unified: a row taken is a lookup, not a concatenation
+    (Arrow joins a chunked column's chunks to take from it), and codes mean the same in every row."""
+    return table.unify_dictionaries().combine_chunks()
+
+
+class _Inflated(io.RawIOBase):
+    """A deflated zip member's bytes, inflated by ISA-L (about twice zlib's speed, and it releases the GIL),
+    its CRC-32 checked at the end as :mod:`zipfile` checks it."""
+
+    def __init__(self, handle: IO[bytes], info: zipfile.ZipInfo) -> None:
+        self._handle = handle
+        self._info = info
+        self._left = info.compress_size
+        self._inflate = isal_zlib.decompressobj(-15)
+        self._pending = memoryview(b"")
+        self._crc = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending and (self._left or not self._inflate.eof):
+            raw = self._handle.read(min(INFLATE_CHUNK_BYTES, self._left))
+            self._left -= len(raw)
+            self._pending = memoryview(self._inflate.decompress(raw) if raw else self._inflate.flush())
+            self._crc = isal_zlib.crc32(self._pending, self._crc)
+            if not raw and not self._pending:
+                break
+        if not self._pending and self._crc != self._info.CRC:
+            raise zipfile.BadZipFile(f"bad CRC-32 for {self._info.filename}")
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+@contextlib.contextmanager
+def open_member(path: Path, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
+    """The bytes of one member of the zip at ``path``, streamed: deflated ones inflated by ISA-L."""
+    if info.compress_type != zipfile.ZIP_DEFLATED:
+        with zipfile.ZipFile(path) as archive, archive.open(info) as handle:
+            yield handle
+        return
+    with path.open("rb") as handle:
+        handle.seek(info.header_offset)
+        signature, name_bytes, extra_bytes = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
+        if signature != _LOCAL_HEADER_SIGNATURE:
+            raise zipfile.BadZipFile(f"{path}: {info.filename} has no local header")
+        handle.seek(name_bytes + extra_bytes, io.SEEK_CUR)
+        with io.BufferedReader(_Inflated(handle, info), INFLATE_CHUNK_BYTES) as stream:
+            yield stream
