@@ -19,6 +19,8 @@ from tests.canvas_model import CanvasModel
 from tests.canvas_server import TEST_TOKEN, CanvasTestServer, FakeCanvas
 from tests.clever_server import CleverTestServer
 from tests.nightly_district import NightlyDistrict
+from tests.reconcile_canvas import report_zip
+from tests.test_cli_canvas import run
 from tests.test_sync_month import CLEVER_TOKEN, FAST, sync_job
 
 FIX_FORM = {
@@ -85,6 +87,23 @@ def test_a_reconcile_night_finds_what_diffing_missed_and_posts_the_fix(tmp_path:
         newest = history.runs(limit=1)[0]
     assert newest["message"].endswith(f"; reconcile: {facts['message']}")
     assert newest["sis_import_id"] == second.summary["sis_import_id"] != facts["fix_sis_import_id"]
+
+    # By hand, against the runs directory: what Canvas holds after the last applied run, now without drift.
+    report = report_zip(model, tmp_path / "report.zip")
+    args = [
+        "reconcile",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--profile",
+        "nightly",
+        "--report",
+        str(report),
+    ]
+    result = run([*args, "--out", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.stdout)
+    assert summary["against"]["build_dir"] == str(second.run_dir / "build")  # type: ignore[operator]
+    assert (summary["fixable"], summary["total"]["manual"]) == (0, 0)
 
 
 def test_reconcile_is_due_when_on_and_never_done_or_done_long_enough_ago(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from clever2sis.cli.common import SECRETS, StderrProgress, keep_secret, run_comm
 from clever2sis.errors import UsageError
 
 if TYPE_CHECKING:
+    from clever2sis.reconcile.expected import Expected
     from clever2sis.reconcile.run import ReconcileResult, ReconcileSettings
 
 
@@ -94,7 +95,7 @@ def reconcile_command(
     def action() -> int:
         from clever2sis.config import parse_sync, resolve_profile
         from clever2sis.reconcile.fix import RemovalStatuses
-        from clever2sis.reconcile.run import ReconcileSettings, last_applied_build, summary_lines
+        from clever2sis.reconcile.run import ReconcileSettings, last_applied_run, summary_lines
 
         if (remove_manual or allow_large_change) and not fix:
             raise UsageError("--remove-manual and --allow-large-change only apply with --fix")
@@ -104,10 +105,12 @@ def reconcile_command(
         target = None
         if report_file is None or against is None:
             target = resolve_profile(raw, profile, runtime.environ)
-        build_dir = against
-        if build_dir is None:
+        compared: Path | Expected
+        if against is not None:
+            compared = against
+        else:
             assert target is not None
-            build_dir = last_applied_build(runs_dir or sync.runs_dir, target.name)
+            compared = last_applied_run(runs_dir or sync.runs_dir, target.name)
         settings = ReconcileSettings(
             fix=fix,
             remove_manual=remove_manual,
@@ -116,7 +119,7 @@ def reconcile_command(
             limit_percent=sync.shrink_limit_percent,
         )
         progress = StderrProgress(quiet)
-        result = _run(build_dir, out, report_file, settings, target, timeout_s, force, progress)
+        result = _run(compared, out, report_file, settings, target, timeout_s, force, progress)
         if not quiet:
             for line in summary_lines(result.summary):
                 click.echo(SECRETS(line), err=True)
@@ -130,7 +133,7 @@ def reconcile_command(
 
 
 def _run(
-    build_dir: Path,
+    compared: Path | Expected,
     out: Path,
     report_file: Path | None,
     settings: ReconcileSettings,
@@ -147,7 +150,7 @@ def _run(
 
     if report_file is not None:
         return reconcile(
-            build_dir, out, report_file=report_file, settings=settings, force=force, progress=progress
+            compared, out, report_file=report_file, settings=settings, force=force, progress=progress
         )
     runtime = current_runtime()
     with CanvasClient(
@@ -171,6 +174,4 @@ def _run(
             )
             return {"id": report.id, "profile": target.name}, path
 
-        return reconcile(
-            build_dir, out, fetch_report=fetch, settings=settings, force=force, progress=progress
-        )
+        return reconcile(compared, out, fetch_report=fetch, settings=settings, force=force, progress=progress)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import orjson
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -118,3 +120,47 @@ def read_expected(build_dir: Path, *, block_bytes: int = READ_BLOCK_BYTES) -> Ex
             tables[name] = present_rows(table, name, removed)
     managed = ALWAYS_MANAGED | {name for name in COMPARED_FILES if name in names}
     return Expected(build=build, tables=tables, managed=frozenset(managed))
+
+
+def expected_from_frames(
+    frames: Mapping[str, pd.DataFrame], build: BuildZip, managed: frozenset[str]
+) -> Expected:
+    """An :class:`Expected` of rows already read (string columns): the sync's applied state."""
+    tables = {}
+    for name in COMPARED_FILES:
+        frame = frames[name]
+        columns = list(frame.columns) or list(files.COLUMNS[name])
+        tables[name] = pa.table(
+            {
+                column: pc.dictionary_encode(
+                    pa.array(frame[column].to_numpy(dtype=object) if len(frame) else [], pa.large_string())
+                )
+                for column in columns
+            }
+        )
+    return Expected(build=build, tables=tables, managed=managed)
+
+
+def read_run(run_dir: Path, run_id: str) -> Expected:
+    """What Canvas holds after run ``run_id`` as the sync knows it: its applied state's present rows
+    (clever2sis/sync/state.py), which most nights are the present rows of the run's own build (then read
+    as :func:`read_expected` reads a build). A run kept before applied states existed is its build."""
+    from clever2sis.errors import RunsDirError
+    from clever2sis.sync import state as applied_state
+    from clever2sis.sync.runs import BUILD_DIR_NAME
+
+    build_dir = run_dir / BUILD_DIR_NAME
+    record_file = applied_state.state_dir(run_dir) / applied_state.STATE_RECORD_NAME
+    try:
+        record = orjson.loads(record_file.read_bytes()) if record_file.is_file() else None
+    except (OSError, orjson.JSONDecodeError) as error:
+        raise ReconcileBaselineError(f"{record_file}: not readable ({error})") from None
+    simple = isinstance(record, dict) and record.get("present") == applied_state.SAME_AS_BUILD
+    if record is None or (simple and record.get("run_id") == run_id):
+        return read_expected(build_dir)
+    expected = read_expected(build_dir)
+    try:
+        held = applied_state.read_state(run_dir, run_id).present
+    except RunsDirError as error:
+        raise ReconcileBaselineError(str(error)) from None
+    return expected_from_frames(held, expected.build, expected.managed)

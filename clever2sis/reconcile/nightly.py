@@ -1,9 +1,11 @@
 """The weekly reconcile inside ``clever2sis sync`` (``[sync] reconcile_every_days``).
 
 On a night it is due, after the main import succeeded, the sync asks Canvas for the provisioning report,
-compares it with the build just imported and, when there is drift to fix, posts the fix as one more small
-plain import and follows it as it follows the main one. Everything goes to ``RUN/reconcile/`` (the layout
-of :mod:`clever2sis.reconcile.run`, the fix's import results under ``fix/imports/``).
+compares it with what Canvas holds after tonight as the sync knows it (the run's applied state,
+clever2sis/sync/state.py: most nights the build just imported) and, when there is drift to fix, posts
+the fix as one more small plain import and follows it as it follows the main one. Everything goes to
+``RUN/reconcile/`` (the layout of :mod:`clever2sis.reconcile.run`, the fix's import results under
+``fix/imports/``).
 
 A reconcile never changes the night's outcome or exit code: the main import is what the night is judged
 by, and its facts are recorded whatever happens here. What happened is in the JSON line's ``reconcile``
@@ -31,6 +33,7 @@ from clever2sis.canvas.sis_import import SisImports, WaitPolicy, check_outcome
 from clever2sis.canvas.upload import follow_import, post_build
 from clever2sis.errors import BuildDirError, Clever2SisError, ImportOutcomeError
 from clever2sis.progress import Progress, silent
+from clever2sis.reconcile.expected import read_run
 from clever2sis.reconcile.fix import FIX_IMPORT_OPTIONS, RemovalStatuses
 from clever2sis.reconcile.run import ReconcileSettings, reconcile
 
@@ -71,7 +74,6 @@ class NightlyReconcile:
     runs_dir: Path
     run_id: str
     run_dir: Path
-    build_dir: Path
     profile: str
     canvas: SisImports
     statuses: RemovalStatuses
@@ -107,8 +109,9 @@ def reconcile_after_import(night: NightlyReconcile) -> dict[str, Any]:
 
     settings = ReconcileSettings(fix=True, statuses=night.statuses, limit_percent=night.limit_percent)
     try:
+        expected = read_run(night.run_dir, night.run_id)
         result = reconcile(
-            night.build_dir, out, fetch_report=fetch, settings=settings, force=True, progress=night.progress
+            expected, out, fetch_report=fetch, settings=settings, force=True, progress=night.progress
         )
         facts |= {"drift": result.summary["total"], "fixable": result.summary["fixable"]}
         _record_done(night.runs_dir, night.profile, night.run_id, night.now)

@@ -11,8 +11,8 @@ Everything is written to a new directory, renamed into place only when whole::
       fix/                        with --fix and drift to fix: a build directory (csv/, sis_import.zip,
                                   build.json) that review, approve and upload take as any other
 
-The build compared is a build directory, or the last run of a runs directory whose import Canvas applied
-(as the nightly sync compares with it).
+The build compared is a build directory, or what Canvas holds after the last run of a runs directory
+whose import Canvas applied (its applied state, as the nightly sync starts from it).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from clever2sis.atomic import atomic_directory, atomic_write_bytes
 from clever2sis.errors import ReconcileBaselineError, UsageError
 from clever2sis.progress import Progress, silent
 from clever2sis.reconcile.drift import KINDS, MANUAL, Drift, compare
-from clever2sis.reconcile.expected import Expected, read_expected
+from clever2sis.reconcile.expected import Expected, read_expected, read_run
 from clever2sis.reconcile.fix import (
     FIX_IMPORT_OPTIONS,
     RemovalStatuses,
@@ -74,13 +74,13 @@ class ReconcileResult:
     fix_dir: Path | None
 
 
-def last_applied_build(runs_dir: Path, profile: str) -> Path:
-    """The build of the profile's newest run whose import Canvas applied (the nightly baseline)."""
+def last_applied_run(runs_dir: Path, profile: str) -> Expected:
+    """What Canvas holds after the profile's newest run whose import Canvas applied (the nightly
+    baseline): that run's applied state (:func:`~clever2sis.reconcile.expected.read_run`)."""
     from clever2sis.errors import RunsDirError
-    from clever2sis.sync.history import History
-    from clever2sis.sync.runs import BUILD_DIR_NAME
+    from clever2sis.sync.history import HISTORY_NAME, History
 
-    if not (runs_dir / "history.sqlite").is_file():
+    if not (runs_dir / HISTORY_NAME).is_file():
         raise ReconcileBaselineError(
             f"{runs_dir} has no sync history; give the build Canvas last imported with --against BUILD_DIR"
         )
@@ -94,7 +94,7 @@ def last_applied_build(runs_dir: Path, profile: str) -> Path:
             f"no run of profile {profile!r} in {runs_dir} was applied by Canvas; give the build to compare "
             "with --against BUILD_DIR"
         )
-    return Path(str(baseline["run_dir"])) / BUILD_DIR_NAME
+    return read_run(Path(str(baseline["run_dir"])), str(baseline["run_id"]))
 
 
 def _summary(
@@ -127,7 +127,7 @@ def _summary(
 
 
 def reconcile(
-    against: Path,
+    against: Path | Expected,
     out: Path,
     *,
     fetch_report: FetchReport | None = None,
@@ -137,7 +137,8 @@ def reconcile(
     progress: Progress = silent,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> ReconcileResult:
-    """Compare the build in ``against`` with Canvas's provisioning report; write everything into ``out``.
+    """Compare ``against`` (a build directory, or rows already read) with Canvas's provisioning report;
+    write everything into ``out``.
 
     The report comes from ``report_file`` (a zip of the report's CSVs, one CSV, or a directory of them)
     or, when none is given, from ``fetch_report`` (Canvas). See the module docstring for what ``out`` holds.
@@ -146,9 +147,9 @@ def reconcile(
         raise UsageError(f"{out} already exists; use --force to replace it")
     if report_file is None and fetch_report is None:
         raise UsageError("no provisioning report: give --report FILE, or a Canvas profile to ask for one")
-    expected = read_expected(against)
+    expected = read_expected(against) if isinstance(against, Path) else against
     progress(
-        f"comparing with build {against}: "
+        f"comparing with build {expected.build.build_dir}: "
         + ", ".join(f"{name} {table.num_rows:,}" for name, table in expected.tables.items())
         + " present rows"
     )
@@ -160,7 +161,7 @@ def reconcile(
             report_info, path = fetch_report(tmp)
             source = ReportSource(path)
             report_info = {"source": "canvas", **report_info, "file": str(out / path.name)}
-        needed = ["courses", *(t for t in ("sections", "users", "enrollments", "user_observers"))]
+        needed = ("courses", "sections", "users", "enrollments", "user_observers")
         tables = {table: read_table(source, table) for table in needed if _needed(table, expected)}
         progress("read the report: " + ", ".join(f"{t} {rows.num_rows:,}" for t, rows in tables.items()))
         drift = compare(expected, tables)

@@ -908,8 +908,9 @@ def _keep_state(
 
 
 def _reconcile(run: _Run) -> None:
-    """``[sync] reconcile_every_days``: on a night it is due, compare Canvas with what was just imported and
-    post the fix (:mod:`clever2sis.reconcile.nightly`). Its outcome never changes the night's."""
+    """``[sync] reconcile_every_days``: on a night it is due, compare Canvas with what it holds after tonight
+    (the state _keep_state wrote) and post the fix (:mod:`clever2sis.reconcile.nightly`). Its outcome never
+    changes the night's."""
     from clever2sis.reconcile.fix import RemovalStatuses
     from clever2sis.reconcile.nightly import NightlyReconcile, reconcile_after_import, reconcile_due
 
@@ -923,7 +924,6 @@ def _reconcile(run: _Run) -> None:
             runs_dir=runs_dir,
             run_id=str(run.facts["run_id"]),
             run_dir=run.run_dir,
-            build_dir=run.build_dir.path,
             profile=job.profile.name,
             canvas=run.canvas,
             statuses=RemovalStatuses(job.sync.enrollment_remove_status, job.sync.user_remove_status),
