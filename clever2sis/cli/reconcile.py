@@ -17,6 +17,7 @@ from clever2sis.cli.common import SECRETS, StderrProgress, keep_secret, run_comm
 from clever2sis.errors import UsageError
 
 if TYPE_CHECKING:
+    from clever2sis.config import CanvasProfile
     from clever2sis.reconcile.expected import Expected
     from clever2sis.reconcile.run import ReconcileResult, ReconcileSettings
 
@@ -137,7 +138,7 @@ def _run(
     out: Path,
     report_file: Path | None,
     settings: ReconcileSettings,
-    target: Any,
+    target: CanvasProfile | None,
     timeout_s: float | None,
     force: bool,
     progress: StderrProgress,
@@ -152,6 +153,7 @@ def _run(
         return reconcile(
             compared, out, report_file=report_file, settings=settings, force=force, progress=progress
         )
+    assert target is not None, "a Canvas profile is resolved whenever no --report is given"
     runtime = current_runtime()
     with CanvasClient(
         target.base_url,

@@ -154,7 +154,7 @@ def read_table(source: ReportSource, table: str, *, block_bytes: int = READ_BLOC
                 f"{source.describe()}: {table}.csv has no column {missing!r}; give a provisioning report "
                 "(Canvas's account Reports → Provisioning), not an SIS export"
             ) from None
-        except pa.ArrowInvalid as error:
+        except (pa.ArrowInvalid, zipfile.BadZipFile, OSError) as error:
             raise ReportFileError(
                 f"{source.describe()}: {table}.csv cannot be read as CSV ({error})"
             ) from None

@@ -28,7 +28,7 @@ import orjson
 from clever2sis.atomic import atomic_directory, atomic_write_bytes
 from clever2sis.errors import ReconcileBaselineError, UsageError
 from clever2sis.progress import Progress, silent
-from clever2sis.reconcile.drift import KINDS, MANUAL, Drift, compare
+from clever2sis.reconcile.drift import KINDS, MANUAL, RULES, Drift, compare
 from clever2sis.reconcile.expected import Expected, read_expected, read_run
 from clever2sis.reconcile.fix import (
     FIX_IMPORT_OPTIONS,
@@ -185,8 +185,6 @@ def reconcile(
 
 def _needed(table: str, expected: Expected) -> bool:
     """Courses are always read (they say which courses are live); the rest when the build manages them."""
-    from clever2sis.reconcile.drift import RULES
-
     return table == "courses" or any(RULES[name].table == table for name in expected.managed if name in RULES)
 
 
