@@ -11,7 +11,7 @@ import pytest
 
 from clever2sis.build_dir import BuildDir
 from clever2sis.errors import BuildDirError
-from tests.canvas_server import CanvasTestServer, FakeCanvas
+from tests.canvas_server import TEST_TOKEN, CanvasTestServer, FakeCanvas
 from tests.conftest import canvas_cassette
 from tests.reconcile_canvas import (
     ALGEBRA,
@@ -145,6 +145,9 @@ def test_reconcile_asks_canvas_and_writes_the_exact_summary_drift_and_fix(
         "provisioning_report.zip",
         "reconcile.json",
     ]
+    written = [path for path in (*out.rglob("*"), cassette.path) if path.is_file()]
+    assert not [path for path in written if TEST_TOKEN.encode() in path.read_bytes()]
+    assert TEST_TOKEN not in result.output
     assert result.stderr.splitlines()[-9:] == [
         "  courses.csv: 1 changed, 1 extra",
         "  sections.csv: 1 extra",
@@ -268,6 +271,9 @@ def test_upload_takes_the_fix_as_a_plain_import_only(canvas: SmallCanvas, tmp_pa
     assert canvas.model.user_status(DELETED_STUDENT) == "active"
     review = run(["review", str(fix), "--against", str(canvas.build_dir), "--json"])
     assert review.exit_code == 0, review.output
+    approved = run(["approve", str(fix), "--profile", "production", "--by", "Pat Admin"])
+    assert approved.exit_code == 0, approved.output
+    assert (fix / "approvals" / "production.json").is_file()
 
 
 def test_a_report_missing_a_column_or_a_table_exits_64(canvas: SmallCanvas, tmp_path: Path) -> None:
