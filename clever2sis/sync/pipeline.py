@@ -552,7 +552,7 @@ def _stages(run: _Run) -> None:
     posted = _upload(run, plan.options, verdict)
     run.enter(WAIT)
     _follow(run, posted, plan, state, sent, rewritten)
-    _reconcile(run)
+    _compare_with_canvas(run)
 
 
 def _reconcile(run: _Run) -> None:
@@ -907,7 +907,7 @@ def _keep_state(
     run.keep = {after.canvas_baseline.run_id} if after and after.canvas_baseline else set()
 
 
-def _reconcile(run: _Run) -> None:
+def _compare_with_canvas(run: _Run) -> None:
     """``[sync] reconcile_every_days``: on a night it is due, compare Canvas with what it holds after tonight
     (the state _keep_state wrote) and post the fix (:mod:`clever2sis.reconcile.nightly`). Its outcome never
     changes the night's."""
