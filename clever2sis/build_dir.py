@@ -129,7 +129,8 @@ class BuildRecord:
     made by hand, or by a test), and is then left out of :meth:`to_json` too. ``tool``, ``snapshot``,
     ``config`` and ``findings`` are JSON objects whose shape belongs to whoever made them (the tool,
     :meth:`clever2sis.clever.snapshot.Snapshot.identity`, the build's config and validation); ``sync`` is
-    what a sync run added (:meth:`BuildDir.rewrite`).
+    what a sync run added (:meth:`BuildDir.rewrite`); ``reconcile`` marks a corrective build made by
+    ``clever2sis reconcile --fix`` (what it was compared with, what drifted, how to import it).
     """
 
     zip: ZipEntry
@@ -141,6 +142,7 @@ class BuildRecord:
     skipped_files: Mapping[str, str] | None = None
     findings: Mapping[str, Any] | None = None
     sync: Mapping[str, Any] | None = None
+    reconcile: Mapping[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, value: object) -> BuildRecord:
@@ -166,6 +168,7 @@ class BuildRecord:
             skipped_files=_object(value, "skipped_files"),
             findings=_object(value, "findings"),
             sync=_object(value, "sync"),
+            reconcile=_object(value, "reconcile"),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -181,6 +184,7 @@ class BuildRecord:
             ("zip", self.zip.as_dict()),
             ("findings", self.findings),
             ("sync", self.sync),
+            ("reconcile", self.reconcile),
         ):
             if value is not None:
                 out[name] = dict(value) if isinstance(value, Mapping) else value

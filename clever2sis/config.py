@@ -691,6 +691,13 @@ class SyncSettings:
         default=0,
         metadata=about("Run directories to keep (older ones are removed after a run); 0 keeps all."),
     )
+    reconcile_every_days: int = field(
+        default=0,
+        metadata=about(
+            "After a night's import succeeds, compare Canvas with it and fix the drift this often, in "
+            "days; 0 never."
+        ),
+    )
 
     def shrink_limit_percent(self, file_name: str) -> float:
         """The guard's limit for ``file_name`` (``users.csv`` or ``users``)."""
@@ -728,6 +735,12 @@ def parse_sync(raw: RawConfig) -> SyncSettings:
     if keep_runs < 0:
         raise ConfigError(
             f"{raw.source}: sync.keep_runs is how many run directories to keep (0 keeps all), not {keep_runs}"
+        )
+    reconcile_days = given.get("reconcile_every_days", 0)
+    if reconcile_days < 0:
+        raise ConfigError(
+            f"{raw.source}: sync.reconcile_every_days is a number of days (0 never reconciles), not "
+            f"{reconcile_days}"
         )
     return SyncSettings(**given)
 

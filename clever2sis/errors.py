@@ -234,3 +234,37 @@ class RunsDirError(SyncError):
     """The runs directory or its history database cannot be used."""
 
     exit_code = 54
+
+
+# --- Reconcile (what Canvas holds against what was sent) -------------------------------------------------
+# Exit codes 60-69. Drift found without --fix is 60 (the CLI's, not an error: everything was written).
+
+
+class ReconcileError(Clever2SisError):
+    """A reconcile could not be completed."""
+
+    exit_code = 69
+
+
+class ReportFailedError(ReconcileError):
+    """Canvas's provisioning report ended in error or was aborted, or was not done within the wait limit."""
+
+    exit_code = 61
+
+
+class FixTooLargeError(ReconcileError):
+    """The fix would remove more of a file's rows than the guard allows; nothing was written."""
+
+    exit_code = 62
+
+
+class ReconcileBaselineError(ReconcileError):
+    """There is no build to compare Canvas with: the build directory or the last applied run is unusable."""
+
+    exit_code = 63
+
+
+class ReportFileError(ReconcileError):
+    """A provisioning report file cannot be read: not a zip or CSV, a file or a column missing."""
+
+    exit_code = 64

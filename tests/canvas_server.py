@@ -16,6 +16,12 @@ Without a model every import ends as the script says, with the same canned messa
 :class:`~tests.canvas_model.CanvasModel` (``FakeCanvas(model=...)``) each posted zip is applied to it, and
 the import's final state, messages, counts, diffing fields, errors pages and errors file are the model's.
 
+It also serves the account reports API for the provisioning report (app/controllers/account_reports_controller.rb,
+lib/api/v1/account_report.rb): a POST of ``parameters[...]`` starts one, each GET moves it along its script
+(``created`` → ``running`` → ``complete`` by default), and the complete report's attachment is the model's
+:meth:`~tests.canvas_model.CanvasModel.provisioning_report`, rendered when the report completes: a zip of
+``<table>.csv`` for several tables, one CSV for one (``AccountReports.report_attachment``).
+
 It listens on 127.0.0.1 only, on a free port, in a daemon thread; every loop in it is bounded.
 """
 
@@ -96,6 +102,28 @@ CHOICES = {
 }
 
 
+# The provisioning report's tables in SisExporter::SIS_CSV_REPORTS order (the zip's order), and the ones the
+# model renders.
+REPORT_TABLES = (
+    "users",
+    "accounts",
+    "terms",
+    "courses",
+    "sections",
+    "enrollments",
+    "groups",
+    "group_membership",
+    "group_categories",
+    "xlist",
+    "user_observers",
+    "admins",
+)
+MODELLED_REPORT_TABLES = frozenset({"users", "courses", "sections", "enrollments", "user_observers"})
+AVAILABLE_REPORTS = frozenset({"provisioning_csv", "sis_export_csv"})
+REPORT_FILE_ID_BASE = 7000
+ERRORS_FILE_ID_BASE = 9000
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").lower() in {"1", "true", "on", "yes"}
 
@@ -145,6 +173,22 @@ class Stall:
 
 
 @dataclass
+class FakeReport:
+    """One account report: its parameters as posted, its script of states, and its file once complete."""
+
+    id: int
+    report: str
+    parameters: dict[str, str]
+    script: list[tuple[str, int]]
+    gets: int = 0
+    state: str = "created"
+    progress: int = 0
+    file: bytes | None = None
+    file_name: str = ""
+    content_type: str = "application/zip"
+
+
+@dataclass
 class FakeImport:
     id: int
     options: dict[str, Any]
@@ -183,6 +227,12 @@ class FakeCanvas:
     model: CanvasModel | None = None  # set it to apply each import to a model of the account
     now: Callable[[], dt.datetime] = utc_now  # stamps created_at
     post_stall: Stall | None = None  # holds the answer to the next POST, once the import exists
+    report_script: list[tuple[str, int]] = field(
+        default_factory=lambda: [("created", 0), ("running", 50), ("complete", 100)]
+    )
+    reports: dict[int, FakeReport] = field(default_factory=dict)
+    report_forms: list[dict[str, str]] = field(default_factory=list)
+    next_report_id: int = 1
 
     def record(self, item: FakeImport) -> ImportRecord | None:
         """What the model did with ``item`` (``None`` without a model, or for a seeded import)."""
@@ -196,6 +246,69 @@ class FakeCanvas:
             item.created_at = stamp(self.now() - SEEDED_AGE)
             self.imports[item.id] = item
             self.next_id += 1
+
+    def report_json(self, item: FakeReport, origin: str) -> dict[str, Any]:
+        """The Report object (``Api::V1::AccountReport#account_report_json``)."""
+        done = item.state in ("complete", "error", "aborted")
+        body: dict[str, Any] = {
+            "id": item.id,
+            "progress": item.progress,
+            "parameters": item.parameters,
+            "current_line": None,
+            "status": item.state,
+            "report": item.report,
+            "created_at": "2025-01-06T10:00:00Z",
+            "started_at": None if item.state == "created" else "2025-01-06T10:00:02Z",
+            "ended_at": "2025-01-06T10:01:00Z" if done else None,
+            "file_url": None,
+        }
+        if item.file is not None:
+            file_id = REPORT_FILE_ID_BASE + item.id
+            url = f"{origin}/files/{file_id}/download?download_frd=1&verifier=r3p0rt{item.id}"
+            body["file_url"] = f"{origin}/accounts/{ROOT_ACCOUNT}/files/{file_id}/download"
+            body["attachment"] = {
+                "id": file_id,
+                "uuid": f"report-file-{item.id}",
+                "folder_id": None,
+                "display_name": item.file_name,
+                "filename": item.file_name,
+                "upload_status": "success",
+                "content-type": item.content_type,
+                "url": url,
+                "size": len(item.file),
+                "created_at": "2025-01-06T10:01:00Z",
+                "updated_at": "2025-01-06T10:01:00Z",
+                "locked": False,
+                "hidden": False,
+                "mime_class": "zip" if item.content_type == "application/zip" else "file",
+            }
+        return body
+
+    def render_report(self, item: FakeReport) -> None:
+        """Give a report that has just completed its file: the model's provisioning report of its tables."""
+        tables = [t for t in REPORT_TABLES if _truthy(item.parameters.get(t))]
+        unmodelled = sorted(set(tables) - MODELLED_REPORT_TABLES)
+        if unmodelled or self.model is None:
+            raise NotImplementedError(f"the test double renders no report of {unmodelled or tables}")
+        csvs = self.model.provisioning_report(
+            tables, include_deleted=_truthy(item.parameters.get("include_deleted"))
+        )
+        stem = f"{item.report}_06_Jan_2025_{item.id}"
+        item.parameters["extra_text"] = (
+            "Term: All Terms; "
+            + ("Include Deleted Objects; " if _truthy(item.parameters.get("include_deleted")) else "")
+            + f"Reports: {' '.join(tables)} "
+        )
+        if len(tables) == 1:
+            item.file, item.file_name, item.content_type = csvs[tables[0]], f"{stem}.csv", "text/csv"
+            return
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for table in tables:
+                archive.writestr(
+                    zipfile.ZipInfo(f"{table}.csv", date_time=(2025, 1, 6, 10, 1, 0)), csvs[table]
+                )
+        item.file, item.file_name = out.getvalue(), f"{stem}.zip"
 
     def sis_import_json(self, item: FakeImport, origin: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -359,7 +472,14 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path
         with self.canvas.lock:
             if method == "GET" and (match := re.fullmatch(r"/files/(\d+)/download", path)):
+                if int(match.group(1)) - REPORT_FILE_ID_BASE in self.canvas.reports:
+                    return self._report_file(int(match.group(1)) - REPORT_FILE_ID_BASE)
                 return self._errors_file(int(match.group(1)))
+            if match := re.fullmatch(r"/api/v1/accounts/([^/]+)/reports/([a-z_]+)(?:/(\d+))?", path):
+                account, report, which = match.groups()
+                if not self._account_ok(account):
+                    return None
+                return self._report(method, report, int(which) if which else None)
             if method == "GET" and (match := re.fullmatch(r"/api/v1/progress/(\d+)", path)):
                 return self._progress(int(match.group(1)))
             match = re.fullmatch(
@@ -405,6 +525,43 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self._handle("PUT")
+
+    def _report(self, method: str, report: str, which: int | None) -> None:
+        if report not in AVAILABLE_REPORTS:
+            return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+        if method == "POST" and which is None:
+            fields, _ = self._form()
+            self.canvas.report_forms.append(fields)
+            parameters = {
+                match.group(1): value
+                for key, value in fields.items()
+                if (match := re.fullmatch(r"parameters\[([a-z_]+)\]", key))
+            }
+            item = FakeReport(self.canvas.next_report_id, report, parameters, list(self.canvas.report_script))
+            self.canvas.next_report_id += 1
+            self.canvas.reports[item.id] = item
+            return self._send(200, self.canvas.report_json(item, self.origin))
+        item = self.canvas.reports.get(which) if which is not None else None
+        if method != "GET" or item is None or item.report != report:
+            return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+        if item.gets < len(item.script):
+            item.state, item.progress = item.script[item.gets]
+            item.gets += 1
+            if item.state == "complete" and item.file is None:
+                self.canvas.render_report(item)
+        return self._send(200, self.canvas.report_json(item, self.origin))
+
+    def _report_file(self, report_id: int) -> None:
+        item = self.canvas.reports[report_id]
+        if item.file is None:
+            return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+        self.send_response(200)
+        self.send_header("Content-Type", item.content_type)
+        self.send_header("Content-Length", str(len(item.file)))
+        self.send_header("Content-Disposition", f'attachment; filename="{item.file_name}"')
+        self.end_headers()
+        self.wfile.write(item.file)
+        return None
 
     def _form(self) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
         length = int(self.headers.get("Content-Length") or 0)

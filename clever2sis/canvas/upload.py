@@ -44,6 +44,7 @@ from clever2sis.errors import (
     ImportNotConfirmedError,
     ImportNotRecordedError,
     PostOutcomeUnknownError,
+    UsageError,
 )
 from clever2sis.progress import Progress, silent
 
@@ -80,6 +81,18 @@ def ensure_nothing_running(
     progress(f"SIS import {described} is running or queued; this one will queue behind it")
 
 
+def check_plain_for_fix(build: BuildZip, options: ImportOptions) -> None:
+    """Refuse to diff a reconcile fix, or import it in batch mode: it holds only the drifted rows, so Canvas
+    would take every other row of the account as gone."""
+    if build.record.reconcile is None:
+        return
+    if options.diffing_data_set_identifier or options.batch_mode or options.multi_term_batch_mode:
+        raise UsageError(
+            f"{build.build_dir} is a reconcile fix (only the drifted rows): import it as a plain import, "
+            "without diffing_data_set_identifier or batch mode (use a config whose [upload] sets neither)"
+        )
+
+
 @dataclass(frozen=True)
 class Posted:
     """The import an upload made, and where its results go.
@@ -112,6 +125,7 @@ def post_build(
     ``write`` writes created.json and latest.json (see :func:`~clever2sis.canvas.results.record_created`).
     """
     options.validate()
+    check_plain_for_fix(build, options)
     settled = _settle_earlier(api, build, profile, now(), progress)
     fields = tuple(options.form_fields())
     for earlier in reversed(settled.adopted):

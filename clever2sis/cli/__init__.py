@@ -14,6 +14,7 @@ from clever2sis.cli.canvas import CANVAS_COMMANDS
 from clever2sis.cli.init import init_command
 from clever2sis.cli.map_ids import map_ids_command
 from clever2sis.cli.pull import pull_command
+from clever2sis.cli.reconcile import reconcile_command
 from clever2sis.cli.review import REVIEW_COMMANDS
 from clever2sis.cli.sample import sample_command
 from clever2sis.cli.sync import SYNC_COMMANDS
@@ -36,6 +37,7 @@ COMMANDS: list[click.Command] = [
     *REVIEW_COMMANDS,
     *CANVAS_COMMANDS,
     *SYNC_COMMANDS,
+    reconcile_command,
 ]
 
 for _command in COMMANDS:

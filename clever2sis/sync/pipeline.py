@@ -395,6 +395,8 @@ def _locked_run(
         _stages(run)
         outcome = str(run.facts.get("import_state") or IMPORTED)
         message = f"sis_import {run.facts.get('sis_import_id')} ended {outcome}"
+        if "reconcile" in run.details:
+            message += f"; reconcile: {run.details['reconcile']['message']}"
     except Clever2SisError as error:
         outcome, exit_code, message = _outcome_of(error, run.facts), error.exit_code, log.redact(str(error))
     except (interrupts.Interrupted, KeyboardInterrupt) as error:
@@ -497,6 +499,8 @@ def _finish(run: _Run, outcome: str, exit_code: int, message: str) -> RunResult:
         import_state=run.facts.get("import_state"),
     )
     summary = {key: run.facts.get(key) for key in SUMMARY_FIELDS}
+    if "reconcile" in run.details:
+        summary["reconcile"] = run.details["reconcile"]
     record = {**summary, **run.details}
     atomic_write_bytes(
         run.run_dir / RUN_RECORD_NAME, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n"
@@ -548,6 +552,7 @@ def _stages(run: _Run) -> None:
     posted = _upload(run, plan.options, verdict)
     run.enter(WAIT)
     _follow(run, posted, plan, state, sent, rewritten)
+    _compare_with_canvas(run)
 
 
 def _reconcile(run: _Run) -> None:
@@ -900,3 +905,37 @@ def _keep_state(
             f"cannot keep the applied state of run {run_id} in {state_dir(run.run_dir)}: {error}"
         ) from error
     run.keep = {after.canvas_baseline.run_id} if after and after.canvas_baseline else set()
+
+
+def _compare_with_canvas(run: _Run) -> None:
+    """``[sync] reconcile_every_days``: on a night it is due, compare Canvas with what it holds after tonight
+    (the state _keep_state wrote) and post the fix (:mod:`clever2sis.reconcile.nightly`). Its outcome never
+    changes the night's."""
+    from clever2sis.reconcile.fix import RemovalStatuses
+    from clever2sis.reconcile.nightly import NightlyReconcile, reconcile_after_import, reconcile_due
+
+    runs_dir = run.run_dir.parent
+    job = run.job
+    if not reconcile_due(runs_dir, job.profile.name, run.started, job.sync.reconcile_every_days):
+        return
+    run.log("reconcile: comparing Canvas with tonight's import (its provisioning report)")
+    facts = reconcile_after_import(
+        NightlyReconcile(
+            runs_dir=runs_dir,
+            run_id=str(run.facts["run_id"]),
+            run_dir=run.run_dir,
+            profile=job.profile.name,
+            canvas=run.canvas,
+            statuses=RemovalStatuses(job.sync.enrollment_remove_status, job.sync.user_remove_status),
+            limit_percent=job.sync.shrink_limit_percent,
+            import_wait=run.options.wait_policy or WaitPolicy(timeout_s=job.upload.wait_timeout_s),
+            messages_ok=job.upload.messages_ok,
+            now=run.started,
+            monotonic=run.runtime.monotonic,
+            sleep=run.runtime.sleep,
+            attachment_wait_s=run.runtime.attachment_wait_s,
+            progress=run.log,
+        )
+    )
+    run.details["reconcile"] = facts
+    run.log(f"reconcile: {facts['message']}")
