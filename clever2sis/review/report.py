@@ -105,7 +105,7 @@ def view_model(facts: Mapping[str, Any]) -> dict[str, Any]:
     change_chart = None
     if facts.get("diff"):
         diff = {}
-        for name in files.FILE_ORDER:
+        for name in (name for name in files.FILE_ORDER if name in facts["diff"]):
             entry = facts["diff"][name]
             rows = entry["rows"]
             flat_changes = [{**row["key"], **change} for row in rows["changed"] for change in row["changes"]]
@@ -130,7 +130,7 @@ def view_model(facts: Mapping[str, Any]) -> dict[str, Any]:
         "diff": diff,
         "row_limit": ROW_LIMIT,
         "tool_version": __version__,
-        "file_order": [name for name in files.FILE_ORDER],
+        "file_order": [name for name in files.FILE_ORDER if diff is None or name in diff],
     }
 
 
