@@ -604,10 +604,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _term_list(
         self, model: CanvasModel | None, query: dict[str, str], path: str, overrides: bool
     ) -> None:
-        """``TermsApiController#index``: active terms, newest start first (then end, then id), paginated;
+        """``TermsApiController#index``: active terms by start and end (newest first), then id, paginated;
         the links keep the query's ``include[]``."""
-        terms = [t for t in (model.terms.values() if model else ()) if t.state == "active"]
-        terms.sort(key=lambda t: (canvas_time(t.end) or "", t.id))
+        terms = sorted(
+            (t for t in (model.terms.values() if model else ()) if t.state == "active"), key=lambda t: t.id
+        )
+        terms.sort(key=lambda t: canvas_time(t.end) or "", reverse=True)
         terms.sort(key=lambda t: canvas_time(t.start) or "", reverse=True)
         items = [term_json(t, overrides=overrides) for t in terms]
         url = f"{self.origin}{path}"

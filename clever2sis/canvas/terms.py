@@ -153,9 +153,7 @@ def shifted(moment: str, days: int, timezone: str) -> str:
     local = dt.datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(zoneinfo.ZoneInfo(timezone))
     moved = local + dt.timedelta(days=days)
     moved = moved.astimezone(zoneinfo.ZoneInfo(timezone))  # the offset of the new wall-clock time
-    if moved.utcoffset() == dt.timedelta(0) and timezone == "UTC":
-        return moved.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return moved.isoformat()
+    return moved.strftime("%Y-%m-%dT%H:%M:%SZ") if timezone == "UTC" else moved.isoformat()
 
 
 def _same_moment(one: str | None, other: str | None) -> bool:

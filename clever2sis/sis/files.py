@@ -22,8 +22,8 @@ USER_OBSERVERS = "user_observers.csv"
 
 # Canvas processes files in a fixed order whatever the zip holds; we write and zip them in that order too.
 FILE_ORDER = (CHANGE_SIS_ID, ACCOUNTS, TERMS, COURSES, SECTIONS, USERS, ENROLLMENTS, ADMINS, USER_OBSERVERS)
-# Files only an opt-in setting writes and that came after the review's layout: a review lists them only when
-# one of the builds it compares has them ([admins] enabled).
+# Files a review lists only when one of the builds it compares wrote them: admins.csv is opt-in, and a review
+# of builds without it says nothing of it.
 LISTED_WHEN_BUILT = frozenset({ADMINS})
 
 COLUMNS: dict[str, tuple[str, ...]] = {

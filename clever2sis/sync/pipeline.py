@@ -555,7 +555,7 @@ def _stages(run: _Run) -> None:
     skipped = _diff_skipped(run, plan, state, rewritten, sent)
     if skipped is not None:
         run.log(f"Canvas would not diff tonight: {skipped}; sending a remaster with the removals as rows")
-        plan = _Plan(import_options(run.job, district_id=district_id, remaster=True), f"threshold: {skipped}")
+        plan = _Plan(import_options(run.job, district_id=district_id, remaster=True), skipped)
         sent = _removals(run, state, amended, plan)
         rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict)
     run.enter(UPLOAD)
@@ -819,11 +819,11 @@ def _rewrite(
 def _diff_skipped(
     run: _Run, plan: _Plan, state: AppliedState | None, rewritten: BuildRecord, sent: Amended
 ) -> str | None:
-    """Diffing, not a remaster: why Canvas would skip the diff of tonight's zip (None: it would diff).
+    """Diffing, not a remaster: why tonight cannot go as a diff (None: it can), as the remaster's reason.
 
-    Canvas would then apply the whole files without deletes, and tonight's removals would wait a night.
-    A night that gives an admin another role in an account is not diffed either: Canvas's diff would keep
-    the old role (:func:`~clever2sis.sync.changes.admin_role_changes`).
+    ``threshold: ...``: Canvas would skip the diff, apply the whole files without deletes, and tonight's
+    removals would wait a night. ``admins: ...``: tonight gives an admin another role in an account, and
+    Canvas's diff would keep the old role (:func:`~clever2sis.sync.changes.admin_role_changes`).
     """
     if plan.remaster or state is None or state.canvas_baseline is None:
         return None
@@ -832,8 +832,8 @@ def _diff_skipped(
     moved = admin_role_changes(state.present, sent.frames)
     if moved:
         return (
-            f"admins.csv gives {moved} admin(s) another role in an account, and Canvas's diff pairs admins "
-            "by user_id and account_id only (the old role would stay)"
+            f"admins: admins.csv gives {moved} admin(s) another role in an account, and Canvas's diff pairs "
+            "admins by user_id and account_id only (the old role would stay)"
         )
     baseline = state.canvas_baseline
     sizes = ZipSizes({name: entry.bytes for name, entry in (rewritten.files or {}).items()})
@@ -844,7 +844,10 @@ def _diff_skipped(
             baseline_frames = layout.verified_zip(error=RunsDirError).read_frames()
         except RunsDirError as error:
             run.log(f"warning: Canvas's diff baseline, run {baseline.run_id}, cannot be read: {error}")
-    return diff_skipped(baseline, sizes, plan.options, baseline_frames=baseline_frames, tonight=sent.frames)
+    skipped = diff_skipped(
+        baseline, sizes, plan.options, baseline_frames=baseline_frames, tonight=sent.frames
+    )
+    return None if skipped is None else f"threshold: {skipped}"
 
 
 def _upload(run: _Run, options: ImportOptions, verdict: guards.Verdict) -> Posted:

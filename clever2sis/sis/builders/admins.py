@@ -41,17 +41,16 @@ def admin_columns(settings: BuildSettings) -> tuple[str, ...]:
     return files.COLUMNS[files.ADMINS]
 
 
-def school_admins(district: District, admins: AdminSettings) -> pd.Series:
-    """Which users (rows of ``district.users``) are school admins: staff with a chosen title or role."""
+def school_admins(district: District, admins: AdminSettings) -> pd.DataFrame:
+    """The school admins (``id`` and ``staff_title``): staff with a chosen title or Clever role."""
     users = district.users
+    staff = users.loc[users["is_staff"], ["id", "staff_title"]]
     titles = pd.Index(sorted(admins.school_admin_titles()), dtype="string")
-    by_title = member(users["staff_title"].str.strip().str.lower(), titles)
+    by_title = member(staff["staff_title"].str.strip().str.lower(), titles)
     roles = district.staff_roles
-    chosen = roles.loc[
-        member(roles["role"].str.strip().str.lower(), pd.Index(sorted(admins.school_admin_roles())))
-    ]
-    by_role = member(users["id"], chosen["user_id"])
-    return users["is_staff"] & (by_title | by_role)
+    wanted = pd.Index(sorted(admins.school_admin_roles()), dtype="string")
+    chosen = roles.loc[member(roles["role"].str.strip().str.lower(), wanted)]
+    return staff.loc[by_title | member(staff["id"], chosen["user_id"])].reset_index(drop=True)
 
 
 def build_admins(
@@ -67,11 +66,8 @@ def build_admins(
     user -> its users.csv user_id; ``accounts``: the account_ids accounts.csv holds (after its checks).
     """
     admins = settings.admins
-    users = district.users
-    is_school_admin = school_admins(district, admins)
-    chosen = users.loc[is_school_admin, ["id", "staff_title"]]
-    schools = district.staff_schools
-    placed = chosen.merge(schools, left_on="id", right_on="user_id", how="left")
+    chosen = school_admins(district, admins)
+    placed = chosen.merge(district.staff_schools, left_on="id", right_on="user_id", how="left")
     no_school = placed["school"].isna()
     account_id = lookup(placed["school"].fillna(""), school_accounts)
     unknown = ~no_school & ~member(account_id, accounts)
