@@ -88,7 +88,9 @@ def build_admins(
         ),
     ]
     rows = pd.concat([_district_admin_rows(district, admins, accounts), school_rows], ignore_index=True)
-    rows["user_id"] = lookup(rows["clever_id"], user_map)
+    # Hashing the few admins' ids and probing every user's is much cheaper than hashing every user's.
+    built = user_map[member(pd.Series(user_map.index, dtype="string"), rows["clever_id"]).to_numpy()]
+    rows["user_id"] = lookup(rows["clever_id"], built)
     not_built = rows["user_id"].isna()
     first = ~rows.duplicated(["clever_id", "what"])
     found.append(
