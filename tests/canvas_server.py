@@ -604,18 +604,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _term_list(
         self, model: CanvasModel | None, query: dict[str, str], path: str, overrides: bool
     ) -> None:
-        """``TermsApiController#index``: active terms by start and end (newest first), then id, paginated;
-        the links keep the query's ``include[]``."""
+        """``TermsApiController#index``: active terms by start and end (newest first), then id, paginated
+        (the links keep the query's ``include[]``)."""
         terms = sorted(
             (t for t in (model.terms.values() if model else ()) if t.state == "active"), key=lambda t: t.id
         )
         terms.sort(key=lambda t: canvas_time(t.end) or "", reverse=True)
         terms.sort(key=lambda t: canvas_time(t.start) or "", reverse=True)
         items = [term_json(t, overrides=overrides) for t in terms]
-        url = f"{self.origin}{path}"
-        extra = "&include[]=overrides" if overrides else ""
-        chunk, headers = self._page(items, url, query)
-        headers["Link"] = headers["Link"].replace(">;", f"{extra}>;")
+        chunk, headers = self._page(items, f"{self.origin}{path}", query)
         self._send(200, {"enrollment_terms": chunk}, headers)
 
     def _term_update(self, model: CanvasModel | None, term: Term, form: tuple[tuple[str, str], ...]) -> None:
