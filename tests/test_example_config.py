@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from pathlib import Path
@@ -12,6 +13,7 @@ from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.config import (
     TABLES,
     CanvasProfile,
+    PauseWindow,
     RawConfig,
     SyncSettings,
     build_settings,
@@ -93,6 +95,7 @@ def test_every_line_uncommented_gives_the_defaults_and_the_shown_examples() -> N
         runs_dir=Path("/etc/clever2sis/runs"),
         max_shrink_percent_by_file={"enrollments": 15.0},
         diffing_data_set_identifier="clever2sis:district:production",
+        pause=(PauseWindow(dt.date(2027, 6, 12), dt.date(2027, 8, 20)),),
     )
 
 

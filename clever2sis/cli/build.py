@@ -19,7 +19,6 @@ from clever2sis.cli.common import (
 )
 from clever2sis.config import build_settings
 from clever2sis.errors import BuildError, UsageError
-from clever2sis.sis.build import build, previous_build
 
 EXAMPLES_PER_KIND = 3
 
@@ -89,6 +88,8 @@ def build_command(
     progress = StderrProgress(quiet)
 
     def action() -> dict[str, Any]:
+        from clever2sis.sis.build import build, previous_build
+
         settings = build_settings(read_config(config_path, verbose=verbose))
         try:
             previous = previous_build(against) if against is not None else None

@@ -11,7 +11,6 @@ import orjson
 from clever2sis.cli.common import config_option, quiet_option, read_config, run_command, verbose_option
 from clever2sis.config import build_settings
 from clever2sis.errors import BuildError
-from clever2sis.sis.id_map import map_ids
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -61,6 +60,8 @@ def map_ids_command(
     """
 
     def action() -> dict[str, Any]:
+        from clever2sis.sis.id_map import map_ids
+
         settings = build_settings(read_config(config_path, verbose=verbose))
         reports = {
             kind: path

@@ -21,10 +21,6 @@ from clever2sis.cli.common import (
 )
 from clever2sis.config import UploadSettings, parse_upload
 from clever2sis.errors import ApprovalError, ReviewError
-from clever2sis.review.baseline import find_baseline
-from clever2sis.review.excel import write_spreadsheet_copies
-from clever2sis.review.facts import open_build, review_facts
-from clever2sis.review.report import write_report
 from clever2sis.sis import files
 
 DEFAULT_REVIEW_PROFILE = "production"
@@ -46,11 +42,14 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     lines.append(
         f"  findings: {found['total']:,} ({found['warnings']:,} warnings){': ' + kinds if kinds else ''}"
     )
+    comparison = facts.get("comparison") or {}
+    if comparison:
+        lines.append(f"  import settings: {comparison['import_settings_from']}")
     against = facts["against"]
     if against is None:
-        lines.append(
-            "  no older build to compare with (--against, or upload/approve a build beside this one)"
-        )
+        why = comparison.get("reason", "no older build")
+        hint = "" if why.startswith("sync run") else " (--against, or upload/approve a build beside this one)"
+        lines.append(f"  no older build to compare with: {why}{hint}")
         return lines
     lines.append(f"against {against['path']} ({against['chosen_by']})")
     for name in files.FILE_ORDER:
@@ -112,25 +111,23 @@ def review_command(
             review(upload)
 
     def review(upload: UploadSettings) -> None:
-        new = open_build(build_dir)
-        reason = "--against"
-        older = against
-        if older is None:
-            name = profile or upload.profile or DEFAULT_REVIEW_PROFILE
-            baseline = find_baseline(build_dir, name)
-            if baseline is not None:
-                older, reason = baseline.path, baseline.reason
-        old = open_build(older) if older is not None else None
-        facts = review_facts(new, old, options=upload.options, against_reason=reason)
-        report = write_report(build_dir, facts)
-        progress(f"report written: {report}")
-        if excel:
-            progress(f"spreadsheet copies written: {write_spreadsheet_copies(new, facts)}")
+        from clever2sis.review.run import review_build
+
+        done = review_build(
+            build_dir,
+            profile=profile or upload.profile or DEFAULT_REVIEW_PROFILE,
+            upload_options=upload.options,
+            against=against,
+            excel=excel,
+        )
+        progress(f"report written: {done.report}")
+        if done.spreadsheets is not None:
+            progress(f"spreadsheet copies written: {done.spreadsheets}")
         if not quiet:
-            for line in summary_lines(facts):
+            for line in summary_lines(done.facts):
                 click.echo(line, err=True)
         if as_json:
-            click.echo(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode())
+            click.echo(orjson.dumps(done.facts, option=orjson.OPT_INDENT_2).decode())
 
     run_command(action, verbose=verbose, io_error=ReviewError)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ from clever2sis.clever.client import CleverClient
 from clever2sis.clever.frames import user_roles
 from clever2sis.clever.pull import pull_district
 from clever2sis.clever.snapshot import Snapshot
-from clever2sis.config import BuildSettings, CanvasProfile, SyncSettings, UploadSettings
+from clever2sis.config import BuildSettings, CanvasProfile, PauseWindow, SyncSettings, UploadSettings
 from clever2sis.errors import (
     ApprovalRequiredError,
     BuildDirError,
@@ -55,15 +56,18 @@ from clever2sis.errors import (
     GuardStoppedError,
     ImportAlreadyRunningError,
     ImportNotRecordedError,
+    PreflightError,
     RunsDirError,
     SnapshotError,
     SyncBuildError,
     SyncError,
     SyncLockedError,
+    SyncPausedError,
     SyncPullError,
     UsageError,
     WaitTimeoutError,
 )
+from clever2sis.preflight import first_failure, run_checks
 from clever2sis.progress import Progress, silent
 from clever2sis.sis import files
 from clever2sis.sis.build import build
@@ -80,7 +84,7 @@ from clever2sis.sync.changes import (
     removal_rows,
     without_rows,
 )
-from clever2sis.sync.history import SUMMARY_FIELDS, UPLOAD_STAGE, History, RunRow
+from clever2sis.sync.history import PAUSED, SUMMARY_FIELDS, UPLOAD_STAGE, History, RunRow
 from clever2sis.sync.reconcile import reconcile_runs
 from clever2sis.sync.runs import (
     BUILD_DIR_NAME,
@@ -121,10 +125,12 @@ PULL_FAILED = "pull_failed"
 BUILD_FAILED = "build_failed"
 UPLOAD_FAILED = "upload_failed"
 IMPORT_NOT_FOLLOWED = "import_not_followed"
+PREFLIGHT_FAILED = "preflight_failed"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
 
 # Stages (history's and the JSON line's "stage": where a run was when it ended, or was stopped).
+PREFLIGHT = "preflight"
 RECONCILE = "reconcile"
 PULL = "pull"
 BUILD = "build"
@@ -132,6 +138,12 @@ COMPARE = "compare"
 REWRITE = "rewrite"
 UPLOAD = UPLOAD_STAGE
 WAIT = "wait"
+
+# What a sync's user can do (sync has no --messages-ok or --queue flag, unlike upload).
+MESSAGES_OK_HINT = "upload.messages_ok = true in the config"
+BUSY_HINT = "and run the sync again when it has ended (tomorrow night's run tries again by itself)"
+# A pre-flight failure on the Clever side exits as a failed pull would; a Canvas one keeps its 30-39 code.
+CLEVER_PREFLIGHT_EXIT = SyncPullError.exit_code
 
 
 @dataclass(frozen=True)
@@ -229,6 +241,8 @@ def remaster_reason(
         return None
     if asked:
         return "asked for (--remaster)"
+    if history.paused_since_last_applied(job.profile.name):
+        return "the first night after a pause ([sync] pause)"
     if state is not None and state.needs_remaster:
         return f"Canvas applied run {state.run_id} without deletes (diffing_threshold_exceeded)"
     last = history.last_remaster(job.profile.name)
@@ -265,13 +279,14 @@ class RunOptions:
 
     ``runs_dir`` (None: ``[sync] runs_dir``); ``remaster`` (diffing: re-send every row this run);
     ``allow_large_change`` (let through a run the guard would stop); ``wait_policy`` (None: wait up to
-    ``[upload] wait_timeout_s``).
+    ``[upload] wait_timeout_s``); ``ignore_pause`` (run even inside a ``[sync] pause`` window).
     """
 
     runs_dir: Path | None = None
     remaster: bool = False
     allow_large_change: bool = False
     wait_policy: WaitPolicy | None = None
+    ignore_pause: bool = False
 
 
 @dataclass
@@ -339,7 +354,37 @@ def run_sync(
                 history.record({**result.summary, "finished": result.summary["started"], "run_dir": None})
             return result
         with lock:
+            window = None if options.ignore_pause else paused_window(job, started)
+            if window is not None:
+                return _paused(history, started, base_facts, window)
             return _locked_run(job, clever, canvas, history, runs_dir, base_facts, options, runtime)
+
+
+def paused_window(job: SyncJob, now: dt.datetime) -> PauseWindow | None:
+    """The ``[sync] pause`` window tonight falls in (dates in ``build.timezone``), if any."""
+    if not job.sync.pause:
+        return None
+    return job.sync.paused_on(now.astimezone(zoneinfo.ZoneInfo(job.build.timezone)).date())
+
+
+def _paused(
+    history: History, started: dt.datetime, facts: Mapping[str, Any], window: PauseWindow
+) -> RunResult:
+    """A night inside a pause window: one history row, nothing pulled or sent."""
+    error = SyncPausedError(
+        f"paused ([sync] pause {window.describe()}): nothing was pulled or sent; the first night after the "
+        "pause is a remaster (sync --ignore-pause runs anyway)"
+    )
+    run_id = f"{started.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{PAUSED}"
+    summary = {
+        **facts,
+        "run_id": run_id,
+        "outcome": PAUSED,
+        "exit_code": error.exit_code,
+        "message": str(error),
+    }
+    history.record({**summary, "finished": summary["started"], "run_dir": None})
+    return RunResult(run_id, error.exit_code, PAUSED, str(error), summary)
 
 
 def _unrecorded(started: dt.datetime, facts: Mapping[str, Any], error: SyncError) -> RunResult:
@@ -477,6 +522,8 @@ def _prune(run: _Run, runs_dir: Path, keep: int) -> None:
 def _outcome_of(error: Clever2SisError, facts: Mapping[str, Any]) -> str:
     if isinstance(error, GuardStoppedError):
         return GUARD_STOPPED
+    if isinstance(error, PreflightError):
+        return PREFLIGHT_FAILED
     if isinstance(error, SyncPullError):
         return PULL_FAILED
     if isinstance(error, SyncBuildError):
@@ -525,6 +572,8 @@ class _Plan:
 
 def _stages(run: _Run) -> None:
     """The stages in order; each records its facts on ``run`` and raises to stop the run."""
+    run.enter(PREFLIGHT)
+    _preflight(run)
     run.enter(RECONCILE)
     _reconcile(run)
     run.enter(PULL)
@@ -548,11 +597,36 @@ def _stages(run: _Run) -> None:
         plan = _Plan(import_options(run.job, district_id=district_id, remaster=True), f"threshold: {skipped}")
         sent = _removals(run, held, amended, plan)
         rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict)
+    _report(run)
     run.enter(UPLOAD)
     posted = _upload(run, plan.options, verdict)
     run.enter(WAIT)
     _follow(run, posted, plan, state, sent, rewritten)
     _compare_with_canvas(run)
+
+
+def _preflight(run: _Run) -> None:
+    """Check both tokens and the Canvas account (see :mod:`clever2sis.preflight`) before the pull."""
+    checks = run_checks(run.clever, run.canvas.client, run.canvas.account_id, log=run.log)
+    run.details["preflight"] = [check.as_dict() for check in checks]
+    failure = first_failure(checks)
+    if failure is not None:
+        code = CLEVER_PREFLIGHT_EXIT if failure.name.startswith("clever") else failure.exit_code
+        raise PreflightError(f"pre-flight, nothing was pulled: {failure.name}: {failure.detail}", code)
+
+
+def _report(run: _Run) -> None:
+    """Write report.html into the build, as ``clever2sis review`` would; a failure is only a warning."""
+    from clever2sis.review.run import review_build
+
+    try:
+        done = review_build(
+            run.build_dir.path, profile=run.job.profile.name, upload_options=run.job.upload.options
+        )
+    except Exception as error:  # the report is for people; it must never fail the night's sync
+        run.log(f"warning: report.html not written ({type(error).__name__}: {error}); the run goes on")
+        return
+    run.log(f"report written: {done.report}")
 
 
 def _reconcile(run: _Run) -> None:
@@ -768,6 +842,10 @@ def _rewrite(
     """Write the sync's changes into the build (CSVs, zip, build.json with a "sync" section, sync/)."""
     sync_facts = {
         "run_id": run.facts["run_id"],
+        "profile": run.job.profile.name,
+        "import_options": {
+            k: v for k, v in dataclasses.asdict(plan.options).items() if v not in (None, False)
+        },
         "deletion_mode": run.job.sync.deletion_mode,
         "baseline_run_id": baseline["run_id"] if baseline else None,
         "guard": verdict.as_dict(),
@@ -829,6 +907,7 @@ def _upload(run: _Run, options: ImportOptions, verdict: guards.Verdict) -> Poste
             },
             progress=run.log,
             now=run.runtime.clock,
+            busy_hint=BUSY_HINT,
         )
     except ImportNotRecordedError as error:
         run.record(sis_import_id=error.import_id, import_state=error.workflow_state)
@@ -869,7 +948,7 @@ def _follow(
             "Canvas applied the whole files without deletes (diffing_threshold_exceeded): what vanished "
             "tonight is still active in Canvas; the next run is a remaster that sends it as removal rows"
         )
-    check_outcome(final, messages_ok=run.job.upload.messages_ok)
+    check_outcome(final, messages_ok=run.job.upload.messages_ok, messages_ok_hint=MESSAGES_OK_HINT)
 
 
 def _keep_state(
