@@ -807,6 +807,9 @@ def parse_sync(raw: RawConfig) -> SyncSettings:
     return SyncSettings(**given)
 
 
+# [notify] is declared in clever2sis.notify.settings, with this module's helpers above (hence at the end).
+from clever2sis.notify.settings import NotifySettings  # noqa: E402
+
 # Every top-level table a config file may hold, and the dataclass whose fields are its keys.
 TABLES: dict[str, type] = {
     "build": BuildSettings,
@@ -817,5 +820,6 @@ TABLES: dict[str, type] = {
     "profiles": CanvasProfile,
     "upload": UploadSettings,
     "sync": SyncSettings,
+    "notify": NotifySettings,
 }
 KNOWN_TABLES: tuple[str, ...] = tuple(TABLES)

@@ -60,11 +60,20 @@ def sync_job(base_url: str, runs_dir: Path, **sync: object) -> SyncJob:
     )
 
 
-def run_month(tmp: Path, *, count: int = NIGHTS, allow_large_change: bool = False, **sync: object) -> Month:
+def run_month(
+    tmp: Path,
+    *,
+    count: int = NIGHTS,
+    allow_large_change: bool = False,
+    canvas: FakeCanvas | None = None,
+    **sync: object,
+) -> Month:
+    """``count`` nights of sync into ``canvas`` (default: a Canvas whose model applies every import)."""
     district = NightlyDistrict(tmp)
     runs_dir = tmp / "runs"
-    model = CanvasModel()
-    canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], model=model)
+    if canvas is None:
+        canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], model=CanvasModel())
+    model = canvas.model or CanvasModel()
     nights, results, codes, import_of_night = [], [], [], {}
     with CanvasTestServer(canvas) as server:
         job = sync_job(server.base_url, runs_dir, **sync)

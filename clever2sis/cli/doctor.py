@@ -90,7 +90,7 @@ def run_doctor(
         upload.options.validate()
         sync = parse_sync(raw)
         build_settings(raw)
-        from clever2sis.notify import parse_notify
+        from clever2sis.notify.settings import parse_notify
 
         notify = parse_notify(raw)
     except Clever2SisError as error:

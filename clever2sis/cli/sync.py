@@ -254,7 +254,7 @@ def _send_alert(
 ) -> None:
     """Send the alert a run calls for (it never changes the run's outcome); its log lines go to the run's
     run.log when the run has a directory, else to stderr."""
-    from clever2sis.notify import notify_run
+    from clever2sis.notify.alerts import notify_run
     from clever2sis.sync.runs import RUN_LOG_NAME, RunLog, utc_now
 
     log: RunLog | None = None
