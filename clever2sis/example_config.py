@@ -148,7 +148,7 @@ def _import_option(name: str, info: OptionInfo) -> list[str]:
 
 
 def _notify_subtables() -> list[list[str]]:
-    """``# [notify.webhook]`` and ``# [notify.email]`` with their settings, as ``[profiles.test]`` is shown."""
+    """``# [notify.webhook]`` and ``# [notify.email]`` with their settings, like ``[profiles.test]``."""
     entries: list[list[str]] = []
     for key, (cls, table, renamed) in NOTIFY_SUBTABLES.items():
         keys = {field: toml for toml, field in renamed.items()}

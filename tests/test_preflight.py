@@ -84,7 +84,8 @@ def test_doctor_passes_every_check_against_a_healthy_setup(
     assert lines[8] == f"ok    canvas account: account 1 (Test District) on {canvas.base_url}, a root account"
     assert lines[9] == "ok    canvas sis imports: enabled, and the token's user may import (no import yet)"
     assert clever.paths == ["/v3.0/districts", "/v3.0/sections?limit=1"]  # two small requests, no pull
-    assert CLEVER_TOKEN not in result.output and TEST_TOKEN not in result.output
+    assert CLEVER_TOKEN not in result.output
+    assert TEST_TOKEN not in result.output
 
 
 @pytest.mark.parametrize(
