@@ -101,7 +101,10 @@ def test_the_old_recipe_s_dot_alone_exports_nothing(tmp_path: Path) -> None:
     show = [sys.executable, "-c", "import os; print(repr(os.environ.get('CLEVER_TOKEN')))"]
     shown = shlex.join(show)
     plain = subprocess.run(
-        ["sh", "-c", f"cd {tmp_path} && . ./tokens.env && {shown}"], capture_output=True, text=True, check=True
+        ["sh", "-c", f"cd {tmp_path} && . ./tokens.env && {shown}"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     exported = subprocess.run(
         ["sh", "-c", f"cd {tmp_path} && set -a && . ./tokens.env && set +a && {shown}"],

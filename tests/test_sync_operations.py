@@ -236,3 +236,14 @@ def test_upload_keeps_its_own_flags_in_its_hints() -> None:
         "SIS import 7 ended imported_with_messages; some rows were skipped (--messages-ok makes this exit 0)"
     )
     assert os.environ.get("CLEVER2SIS_CONFIG") is None
+
+
+def test_a_paused_night_sends_no_alert() -> None:
+    from clever2sis.notify.facts import read_facts
+    from clever2sis.notify.message import reasons
+    from clever2sis.notify.settings import NotifySettings, WebhookSettings
+
+    settings = NotifySettings(daily_summary=True, webhook=WebhookSettings(url="https://hooks.example.org/x"))
+    paused = {"run_id": "20270613T060000Z-paused", "outcome": "paused", "exit_code": 55, "message": "paused"}
+    assert reasons(settings, read_facts(paused)) == ()
+    assert reasons(settings, read_facts({**paused, "exit_code": 52, "outcome": "pull_failed"})) == ("failure",)

@@ -84,6 +84,11 @@ def build_command(
     what, and every validation finding). Nothing is written at BUILD_DIR unless the whole build succeeds.
     With --against OLDER_BUILD_DIR (the build Canvas last imported), a term Clever re-created keeps the
     Canvas term_id it had there.
+
+    \b
+    Examples:
+      clever2sis build snapshots/2026-09-01 --out builds/2026-09-01
+      clever2sis build snapshots/2026-09-02 --out builds/2026-09-02 --against builds/2026-09-01 --strict
     """
     progress = StderrProgress(quiet)
 

@@ -404,6 +404,11 @@ def status_command(
     The exit code says how a finished import ended, as upload's does: 20 imported_with_messages, 21 failed,
     22 aborted; 0 while it runs. With --wait it is followed to its end, its results are saved like upload
     --wait saves them, and 23 means it was still running at --timeout.
+
+    \b
+    Examples:
+      clever2sis status 1234 --profile test
+      clever2sis status 1234 --profile production --wait --build-dir builds/2026-09-01
     """
 
     def action() -> None:
@@ -487,7 +492,13 @@ def results_dir(
 def list_command(
     config_path: Path | None, profile: str | None, quiet: bool, verbose: bool, limit: int, as_json: bool
 ) -> None:
-    """List the account's recent SIS imports, newest first."""
+    """List the account's recent SIS imports, newest first, under a header row (tab-separated).
+
+    \b
+    Examples:
+      clever2sis list --profile production --limit 5
+      clever2sis list --json | jq -r 'select(.workflow_state == "failed") | .id'
+    """
 
     def action() -> None:
         with _session(read_canvas_config(config_path, verbose), profile, quiet) as session:
@@ -512,7 +523,12 @@ def list_command(
 def abort_command(
     import_id: int, config_path: Path | None, profile: str | None, quiet: bool, verbose: bool
 ) -> None:
-    """Abort SIS import IMPORT_ID if it has not finished."""
+    """Abort SIS import IMPORT_ID if it has not finished.
+
+    \b
+    Examples:
+      clever2sis abort 1234 --profile test
+    """
 
     def action() -> None:
         with _session(read_canvas_config(config_path, verbose), profile, quiet) as session:
@@ -540,7 +556,12 @@ def restore_command(
     unconclude_only: bool,
     timeout_s: float | None,
 ) -> None:
-    """Roll back the changes SIS import IMPORT_ID made, and follow the restore to its end."""
+    """Roll back the changes SIS import IMPORT_ID made, and follow the restore to its end.
+
+    \b
+    Examples:
+      clever2sis restore 1234 --profile production --undelete-only
+    """
 
     def action() -> None:
         runtime = current_runtime()

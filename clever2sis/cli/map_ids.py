@@ -57,6 +57,11 @@ def map_ids_command(
 
     Writes OUT/id_map.csv (type, old_id, new_id, matched_by: give it to `build --id-map` for the first
     import) and OUT/unmatched.csv (every Canvas record not mapped, with the reason).
+
+    \b
+    Examples:
+      clever2sis map-ids snapshots/2026-09-01 --canvas-users users.csv --out ids
+      clever2sis build snapshots/2026-09-01 --out builds/first --id-map ids/id_map.csv
     """
 
     def action() -> dict[str, Any]:

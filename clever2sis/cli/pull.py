@@ -87,6 +87,11 @@ def pull_command(
     """Pull the district that CLEVER_TOKEN belongs to into a new snapshot at OUT.
 
     The token is read only from the environment: CLEVER_TOKEN, or a file named by CLEVER_TOKEN_FILE.
+
+    \b
+    Examples:
+      CLEVER_TOKEN_FILE=/etc/clever2sis/clever.token clever2sis pull --out snapshots/2026-09-01
+      clever2sis pull --out snapshots/today --api-version v3.1 --force --json > manifest.json
     """
     progress = StderrProgress(quiet=quiet)
 

@@ -101,6 +101,12 @@ def review_command(
 
     The report is one HTML file that opens offline. Without --against, the build beside BUILD_DIR last
     uploaded to (or approved for) the profile is the one compared with.
+
+    \b
+    Examples:
+      clever2sis review builds/2026-09-02 --profile production
+      clever2sis review builds/2026-09-02 --against builds/2026-09-01 --excel
+      clever2sis review /var/lib/clever2sis/runs/20270105T060000Z/build --json > review.json
     """
     progress = StderrProgress(quiet)
 
@@ -152,6 +158,10 @@ def approve_command(
 
     `upload --profile production` (or any profile with require_approval = true) then takes this zip, and
     only while its bytes are unchanged.
+
+    \b
+    Examples:
+      clever2sis approve builds/2026-09-02 --profile production --by "Dana Ortiz"
     """
 
     def action() -> None:

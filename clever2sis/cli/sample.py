@@ -29,7 +29,15 @@ from clever2sis.errors import SnapshotError
 def sample_command(
     students: int, seed: int, out: Path, force: bool, as_json: bool, quiet: bool, verbose: bool
 ) -> None:
-    """Generate a synthetic Clever district (a snapshot, as `pull` writes) with real-world quirks."""
+    """Generate a synthetic Clever district (a snapshot, as `pull` writes) with real-world quirks.
+
+    A line of counts goes to stderr (none with --quiet); stdout holds only the manifest, with --json.
+
+    \b
+    Examples:
+      clever2sis sample --students 600 --seed 7 --out samples/demo-district
+      clever2sis sample --students 100000 --out /tmp/big --force --quiet --json > manifest.json
+    """
     progress = StderrProgress(quiet=quiet)
 
     def action() -> dict[str, Any]:
