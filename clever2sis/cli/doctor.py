@@ -112,7 +112,7 @@ def run_doctor(
 def _profile_check(
     raw: Any, profile: str | None, environ: Any, add: Callable[[Check], None]
 ) -> CanvasProfile | None:
-    from clever2sis.sync.pipeline import SyncJob, check_job
+    from clever2sis.sync.job import SyncJob, check_job
 
     try:
         target = resolve_profile(raw, profile, environ)
