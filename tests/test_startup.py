@@ -19,18 +19,23 @@ HEAVY = ("pandas", "pyarrow", "numpy", "jinja2")
 CLEVER_TOKEN = "startup-clever-token-0123456789abcdef"
 # Runs the command line given as arguments the way the clever2sis script does, then prints (on stderr,
 # after the command's own output) which heavy modules the process had imported.
-PROBE = """
+PROBE = f"""
 import atexit, sys
-atexit.register(lambda: print("LOADED", sorted(m for m in %r if m in sys.modules), file=sys.stderr))
+atexit.register(lambda: print("LOADED", sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr))
 from clever2sis.cli import main
 sys.argv = ["clever2sis", *sys.argv[1:]]
 main()
-""" % (HEAVY,)
+"""
 
 
 def loaded(*args: str, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("LOADED "), done.stderr
@@ -38,8 +43,10 @@ def loaded(*args: str, env: dict[str, str] | None = None) -> tuple[int, list[str
 
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
-    code = f"import sys, clever2sis.cli; print(sorted(m for m in {HEAVY + ('httpx',)!r} if m in sys.modules))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    code = f"import sys, clever2sis.cli; print(sorted(m for m in {(*HEAVY, 'httpx')!r} if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert done.stdout == "[]\n"
 
 

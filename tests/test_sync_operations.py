@@ -246,4 +246,6 @@ def test_a_paused_night_sends_no_alert() -> None:
     settings = NotifySettings(daily_summary=True, webhook=WebhookSettings(url="https://hooks.example.org/x"))
     paused = {"run_id": "20270613T060000Z-paused", "outcome": "paused", "exit_code": 55, "message": "paused"}
     assert reasons(settings, read_facts(paused)) == ()
-    assert reasons(settings, read_facts({**paused, "exit_code": 52, "outcome": "pull_failed"})) == ("failure",)
+    assert reasons(settings, read_facts({**paused, "exit_code": 52, "outcome": "pull_failed"})) == (
+        "failure",
+    )
