@@ -229,7 +229,18 @@ def test_history_shows_each_night(month: Month) -> None:
     assert outcomes[VANISH_NIGHT] == "guard_stopped"
     result = CliRunner().invoke(main, ["history", "--runs-dir", str(month.runs_dir), "--limit", "100"])
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    header, *lines = result.stdout.splitlines()
+    assert header.split("\t") == [
+        "run_id",
+        "profile",
+        "outcome",
+        "exit",
+        "guard",
+        "sis_import",
+        "applied",
+        "changes",
+        "flags",
+    ]
     assert len(lines) == NIGHTS
     assert "guard_stopped" in lines[NIGHTS - 1 - VANISH_NIGHT]
     assert "users +2 -2" in lines[0]

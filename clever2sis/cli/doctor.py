@@ -17,7 +17,7 @@ import orjson
 
 from clever2sis.clever.settings import token_from_env
 from clever2sis.cli.canvas import current_runtime, read_canvas_config
-from clever2sis.cli.common import config_option, run_command, verbose_option
+from clever2sis.cli.common import config_option, keep_secret, run_command, verbose_option
 from clever2sis.cli.sync import clever_api_options
 from clever2sis.config import CanvasProfile, build_settings, parse_sync, parse_upload, resolve_profile
 from clever2sis.errors import Clever2SisError
@@ -157,7 +157,7 @@ def _token_check(name: str, read: Callable[[], str], add: Callable[[Check], None
         add(failed(name, error))
         return None
     add(passed(name, "set"))
-    return token
+    return keep_secret(token)
 
 
 def _service_checks(
