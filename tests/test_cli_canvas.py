@@ -244,7 +244,7 @@ def test_a_dry_run_says_what_it_did_not_check(build_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stderr == (
         "dry run: nothing was sent to Canvas, so the token, the account and the imports running on it "
-        "were not checked\n"
+        "were not checked (clever2sis doctor --profile env checks the first two)\n"
     )
 
 

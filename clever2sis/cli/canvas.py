@@ -296,7 +296,7 @@ def upload_command(
                 )
             loud(
                 "dry run: nothing was sent to Canvas, so the token, the account and the imports running "
-                "on it were not checked"
+                f"on it were not checked (clever2sis doctor --profile {target.name} checks the first two)"
             )
             return
         runtime = current_runtime()
