@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from clever2sis.build_dir import BuildDir, BuildLock
+from clever2sis.build_dir import BuildDir, BuildLock, BuildZip
 from clever2sis.canvas.signoff import check_before_post
 from clever2sis.canvas.sis_import import (
     ImportOptions,
@@ -51,6 +51,7 @@ from clever2sis.config import (
     resolve_profile,
 )
 from clever2sis.errors import BuildDirError, UsageError
+from clever2sis.progress import Progress
 from clever2sis.sync.history import HISTORY_NAME, History
 from clever2sis.sync.runs import BUILD_DIR_NAME
 
@@ -271,33 +272,7 @@ def upload_command(
         options = parse_upload(raw).options.merged(given_import_flags())
         options.validate()
         if dry_run:
-            target = resolve_profile(raw, profile, current_runtime().environ)
-            target.token(current_runtime().environ)  # a real upload would stop here without one (30)
-            gate = check_before_post(
-                target.name, build, require_approval=target.require_approval, force=force, warn=loud
-            )
-            if gate is not None and "approval" in gate:
-                approval = gate["approval"]
-                say(f"signed off for {target.name} by {approval['approved_by']} at {approval['approved_at']}")
-            say(f"would POST {build.path} to {target.base_url} account {target.account_id} with:")
-            for name, value in options.form_fields():
-                say(f"  {name}={value}")
-            if as_json:
-                _print_json(
-                    {
-                        "dry_run": True,
-                        "zip": str(build.path),
-                        "base_url": target.base_url,
-                        "account_id": target.account_id,
-                        "profile": target.name,
-                        "form_fields": dict(options.form_fields()),
-                        "signoff": gate,
-                    }
-                )
-            loud(
-                "dry run: nothing was sent to Canvas, so the token, the account and the imports running "
-                f"on it were not checked (clever2sis doctor --profile {target.name} checks the first two)"
-            )
+            _dry_run(raw, build, options, profile=profile, force=force, as_json=as_json, say=say, loud=loud)
             return
         runtime = current_runtime()
         with _session(raw, profile, quiet) as session:
@@ -354,6 +329,47 @@ def _report_posted(posted: Posted, session: _Session, say: Callable[[str], None]
     if posted.adopted is not None:
         session.progress(f"sis_import {sis_import.id} was posted earlier, its answer lost: {posted.adopted}")
     session.progress(f"id saved in {posted.directory}")
+
+
+def _dry_run(
+    raw: RawConfig,
+    build: BuildZip,
+    options: ImportOptions,
+    *,
+    profile: str | None,
+    force: bool,
+    as_json: bool,
+    say: Callable[[str], None],
+    loud: Progress,
+) -> None:
+    """``upload --dry-run``: every check that needs no request, then the form that would be posted."""
+    target = resolve_profile(raw, profile, current_runtime().environ)
+    target.token(current_runtime().environ)  # a real upload would stop here without one (30)
+    gate = check_before_post(
+        target.name, build, require_approval=target.require_approval, force=force, warn=loud
+    )
+    if gate is not None and "approval" in gate:
+        approval = gate["approval"]
+        say(f"signed off for {target.name} by {approval['approved_by']} at {approval['approved_at']}")
+    say(f"would POST {build.path} to {target.base_url} account {target.account_id} with:")
+    for name, value in options.form_fields():
+        say(f"  {name}={value}")
+    if as_json:
+        _print_json(
+            {
+                "dry_run": True,
+                "zip": str(build.path),
+                "base_url": target.base_url,
+                "account_id": target.account_id,
+                "profile": target.name,
+                "form_fields": dict(options.form_fields()),
+                "signoff": gate,
+            }
+        )
+    loud(
+        "dry run: nothing was sent to Canvas, so the token, the account and the imports running "
+        f"on it were not checked (clever2sis doctor --profile {target.name} checks the first two)"
+    )
 
 
 def _print_json(value: Any) -> None:
