@@ -195,7 +195,7 @@ def test_a_failed_night_and_a_guard_stop_each_send_one_alert(tmp_path: Path) -> 
         assert received.path == WEBHOOK_PATH
         assert CLEVER_TOKEN.encode() not in received.body
         assert TEST_TOKEN.encode() not in received.body
-    first_log = next((tmp_path / "runs").glob("*/run.log")).read_text()
+    first_log = sorted((tmp_path / "runs").glob("*/run.log"))[0].read_text()  # night 0, the failed one
     assert "alert" in first_log  # the delivery is in the run's log
 
 
@@ -221,8 +221,9 @@ def test_sync_messages_name_config_keys_not_upload_flags(tmp_path: Path) -> None
     message = str(month.results[0]["message"])
     assert "--queue" not in message
     assert message == (
-        "SIS import 101 (importing) is already running on this account; wait for it, and run the sync again "
-        "when it has ended (tomorrow night's run tries again by itself)"
+        "SIS import 101 (importing) is already running or queued on this account; wait for it (or abort it: "
+        "`clever2sis abort ID`), and run the sync again when it has ended (tomorrow night's run tries again "
+        "by itself)"
     )
 
 
