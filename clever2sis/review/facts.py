@@ -4,14 +4,19 @@ Everything the report, the terminal summary and ``review --json`` show comes fro
 
 - ``build`` / ``against``: where each build came from (snapshot, district, config, tool version, zip sha256);
 - ``counts``: rows per Canvas file, and per school and per role, from the CSVs themselves;
-- ``findings``: every validation finding of the build, grouped by kind, each naming its record;
+- ``findings``: every validation finding of the build, grouped by kind, each naming its record, with the
+  person's or record's name, role and school beside its id (:mod:`clever2sis.review.names`);
 - ``diff``: per Canvas file, the rows added, removed and changed (with every field that changed), rows
   paired by each file's identifying columns (enrollments by section, user and role, as Canvas's diffing
   pairs them: ``identifying_fields`` in canvas-lms ``lib/sis/csv/enrollment_importer.rb``, used by
-  ``lib/sis/csv/diff_generator.rb``);
+  ``lib/sis/csv/diff_generator.rb``), each row with the names, role and school of what it is about;
 - ``removals``: what those removed rows would do in Canvas under the import settings in force (batch
   mode: ``SisBatch#remove_previous_imports`` in ``app/models/sis_batch.rb``; diffing:
-  ``lib/sis/csv/diff_generator.rb``).
+  ``lib/sis/csv/diff_generator.rb``);
+- ``names``: whether the build's snapshot was read for the records its CSVs do not name;
+- ``signoff``: what approving this zip means, the ``clever2sis approve`` command, the sign-offs held
+  (:mod:`clever2sis.review.approvals`);
+- ``verdict``: ready to sign off, or what needs a decision first (:mod:`clever2sis.review.verdict`).
 
 The CSVs are read from ``sis_import.zip`` (checked against build.json by
 :meth:`clever2sis.build_dir.BuildDir.verified_zip`), not from ``csv/``: the review describes exactly the
@@ -41,6 +46,9 @@ import pandas as pd
 from clever2sis.build_dir import BuildDir, BuildRecord
 from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.errors import ReviewError
+from clever2sis.review.approvals import DEFAULT_PROFILE, signoff_facts
+from clever2sis.review.names import ROOT_ACCOUNT_LABEL, Names, Side
+from clever2sis.review.verdict import verdict
 from clever2sis.sis import files
 
 REVIEW_FORMAT_VERSION = 1
@@ -60,7 +68,6 @@ SCHOOLS = "schools"
 TEACHERS = "teachers"
 DERIVED: dict[str, tuple[str, ...]] = {files.USERS: (SCHOOLS,), files.SECTIONS: (TEACHERS,)}
 STUDENT_ROLE = "student"
-ROOT_ACCOUNT_LABEL = "(root account)"
 _ID_SEPARATOR = " "
 _NAME_SEPARATOR = "; "
 
@@ -207,28 +214,43 @@ def counts(view: BuildView) -> dict[str, Any]:
 # --- findings ------------------------------------------------------------------------------------------
 
 
-def grouped_findings(view: BuildView) -> dict[str, Any]:
-    """The build's findings by kind (warnings first), each naming its record (and the person, if built)."""
-    recorded = view.record.findings or {}
-    items: list[dict[str, Any]] = list(recorded.get("items") or [])
-    names = {**_as_dict(view.user_names()), **_as_dict(view.section_names())}
+FINDING_ITEM_COLUMNS = ("kind", "severity", "file", "record_id", "message")
+FINDING_ROW = (
+    "file",
+    "record_id",
+    "name",
+    "role",
+    "school",
+    "school_ids",
+    "section_id",
+    "section",
+    "found_in",
+)
+
+
+def findings_frame(view: BuildView) -> pd.DataFrame:
+    """build.json's findings, one row each, in its order."""
+    items = (view.record.findings or {}).get("items") or []
+    frame = pd.DataFrame.from_records(items, columns=list(FINDING_ITEM_COLUMNS))
+    return frame.fillna("").astype("str") if len(frame) else _empty(FINDING_ITEM_COLUMNS)
+
+
+def grouped_findings(view: BuildView, names: Names | None = None) -> dict[str, Any]:
+    """The build's findings by kind (warnings first), each naming its record, with the name, role and
+    school of the person or record beside its id (:meth:`Names.findings`)."""
+    if names is None:
+        names = Names(view)
+        names.read_snapshot(findings_frame(view))
+    frame = names.findings(findings_frame(view))
+    order = (frame["severity"] != "warning").astype(int)
+    frame = frame.assign(_order=order).sort_values(["_order", "kind"], kind="stable")
     by_kind: dict[str, dict[str, Any]] = {}
-    ordered = sorted(items, key=lambda item: (item["severity"] != "warning", item["kind"]))
-    for kind, grouped in itertools.groupby(ordered, key=lambda item: str(item["kind"])):
-        group = list(grouped)
-        rows = [
-            {
-                "file": item.get("file"),
-                "record_id": item.get("record_id"),
-                "name": names.get(str(item.get("record_id")), ""),
-                "message": item.get("message"),
-            }
-            for item in group
-        ]
-        by_kind[kind] = {"severity": group[0]["severity"], "count": len(rows), "items": rows}
+    for kind, group in frame.groupby("kind", sort=False):
+        rows = group.loc[:, [*FINDING_ROW, "message"]].to_dict(orient="records")
+        by_kind[str(kind)] = {"severity": group["severity"].iloc[0], "count": len(rows), "items": rows}
     return {
-        "total": len(items),
-        "warnings": sum(1 for item in items if item.get("severity") == "warning"),
+        "total": len(frame),
+        "warnings": int((frame["severity"] == "warning").sum()),
         "by_kind": by_kind,
     }
 
@@ -317,18 +339,20 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
-def _with_context(name: str, frame: pd.DataFrame, view: BuildView) -> pd.DataFrame:
-    """Enrollment rows with the user's and the section's names beside the ids, for people."""
-    if name != files.ENROLLMENTS or frame.empty:
+def _with_context(names: Names, name: str, frame: pd.DataFrame, side: Side | None) -> pd.DataFrame:
+    """Rows of ``name`` with the context people need beside the ids (:data:`names.ROW_CONTEXT`)."""
+    if frame.empty or side is None:
         return frame
-    frame = frame.copy()
-    frame["user_name"] = frame["user_id"].map(view.user_names()).fillna("")
-    frame["section_name"] = frame["section_id"].map(view.section_names()).fillna("")
-    return frame
+    context = names.rows(name, frame, side)
+    return frame.assign(**{c: context[c].to_numpy() for c in context.columns if c not in frame.columns})
 
 
-def diff_facts(old: BuildView, new: BuildView, diffs: Mapping[str, FileDiff]) -> dict[str, Any]:
-    """The diff as plain data: per file counts, changed fields, and every added, removed and changed row."""
+def diff_facts(
+    old: BuildView, new: BuildView, diffs: Mapping[str, FileDiff], names: Names | None = None
+) -> dict[str, Any]:
+    """The diff as plain data: per file counts, changed fields, and every added, removed and changed row
+    (each with the names, role and school of what it is about)."""
+    names = names or Names(new, old)
     lookups: dict[str, tuple[dict[str, str], dict[str, str]]] = {
         SCHOOLS: (_as_dict(new.account_names()), _as_dict(old.account_names())),
         TEACHERS: (_as_dict(new.user_names()), _as_dict(old.user_names())),
@@ -336,6 +360,8 @@ def diff_facts(old: BuildView, new: BuildView, diffs: Mapping[str, FileDiff]) ->
     out: dict[str, Any] = {}
     for name, diff in diffs.items():
         changed: list[dict[str, Any]] = []
+        keys = diff.changes.loc[:, list(diff.key)].drop_duplicates(ignore_index=True)
+        contexts = iter(_records(names.rows(name, keys, names.new)) if len(keys) else [])
         for key_values, group in itertools.groupby(
             _records(diff.changes), key=lambda row: tuple(row[k] for k in diff.key)
         ):
@@ -346,7 +372,13 @@ def diff_facts(old: BuildView, new: BuildView, diffs: Mapping[str, FileDiff]) ->
                     change["old_names"] = _names_of(row["old"], *reversed(lookups[row["field"]]))
                     change["new_names"] = _names_of(row["new"], *lookups[row["field"]])
                 entry_changes.append(change)
-            changed.append({"key": dict(zip(diff.key, key_values, strict=True)), "changes": entry_changes})
+            changed.append(
+                {
+                    "key": dict(zip(diff.key, key_values, strict=True)),
+                    "context": next(contexts),
+                    "changes": entry_changes,
+                }
+            )
         out[name] = {
             "key": list(diff.key),
             "old_rows": diff.old_rows,
@@ -358,8 +390,8 @@ def diff_facts(old: BuildView, new: BuildView, diffs: Mapping[str, FileDiff]) ->
                 str(field): int(n) for field, n in diff.changes.groupby("field", sort=True).size().items()
             },
             "rows": {
-                "added": _records(_with_context(name, diff.added, new)),
-                "removed": _records(_with_context(name, diff.removed, old)),
+                "added": _records(_with_context(names, name, diff.added, names.new)),
+                "removed": _records(_with_context(names, name, diff.removed, names.old)),
                 "changed": changed,
             },
         }
@@ -521,6 +553,7 @@ def _batch(
                 entry.update(
                     affected=0,
                     status=None,
+                    aborts_import=True,
                     effect=f"the import is aborted after its rows are applied: {affected} of {total} "
                     f"({percent:.1f}%) exceeds change_threshold {options.change_threshold}%; nothing is "
                     "removed",
@@ -532,7 +565,12 @@ def _batch(
 def removal_consequences(
     diffs: Mapping[str, FileDiff], old: BuildView, new: BuildView, options: ImportOptions
 ) -> dict[str, Any]:
-    """What the rows missing from the new build would do in Canvas under ``options`` (spec §4.2, §4.3)."""
+    """What the rows missing from the new build would do in Canvas under ``options``.
+
+    Per file: rows ``removed``, how many Canvas would act on (``affected``), sent as which ``status``, the
+    ``effect`` in words, and whether they make Canvas abort the import (``aborts_import``). From Canvas's
+    batch mode and diffing (``app/models/sis_batch.rb``, ``lib/sis/csv/diff_generator.rb`` in canvas-lms).
+    """
     if options.diffing_data_set_identifier is not None:
         mode = "diffing"
         by_file, notes = _diffing(diffs, old, new, options)
@@ -549,6 +587,8 @@ def removal_consequences(
             "Without diffing or batch mode Canvas only adds and updates: a row left out of the import "
             "changes nothing. Removed people stay active with their enrollments."
         ]
+    for entry in by_file.values():
+        entry.setdefault("aborts_import", False)
     return {"mode": mode, "settings": settings_in_force(options), "files": by_file, "notes": notes}
 
 
@@ -561,25 +601,39 @@ def review_facts(
     *,
     options: ImportOptions | None = None,
     against_reason: str | None = None,
+    profile: str = DEFAULT_PROFILE,
 ) -> dict[str, Any]:
-    """The facts of a review of ``new``, diffed against ``old`` when given."""
+    """The facts of a review of ``new``, diffed against ``old`` when given, for sign-off for ``profile``."""
     options = options or ImportOptions()
+    names = Names(new, old)
+    diffs = diff_builds(old, new) if old is not None else None
+    people: list[tuple[pd.Series, Side]] = []
+    if diffs is not None and names.old is not None:
+        users = diffs[files.USERS]
+        people = [
+            (users.added["user_id"], names.new),
+            (users.changes["user_id"].drop_duplicates(), names.new),
+            (users.removed["user_id"], names.old),
+        ]
+    names.read_snapshot(findings_frame(new), people)
     facts: dict[str, Any] = {
         "review_format_version": REVIEW_FORMAT_VERSION,
         "build": provenance(new),
         "against": None,
         "counts": counts(new),
-        "findings": grouped_findings(new),
+        "findings": grouped_findings(new, names),
         "import_settings": settings_in_force(options),
         "diff": None,
         "highlights": None,
         "removals": None,
     }
-    if old is not None:
-        diffs = diff_builds(old, new)
+    if old is not None and diffs is not None:
         facts["against"] = {**provenance(old), "chosen_by": against_reason or "--against"}
         facts["against_counts"] = counts(old)
-        facts["diff"] = diff_facts(old, new, diffs)
+        facts["diff"] = diff_facts(old, new, diffs, names)
         facts["highlights"] = highlights(facts["diff"])
         facts["removals"] = removal_consequences(diffs, old, new, options)
+    facts["names"] = names.snapshot.facts()
+    facts["signoff"] = signoff_facts(new.path, new.record, profile)
+    facts["verdict"] = verdict(facts)
     return facts
