@@ -26,6 +26,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +35,7 @@ from clever2sis.clever.frames import load_district
 from clever2sis.clever.snapshot import Snapshot
 from clever2sis.errors import SnapshotError
 from clever2sis.sis import files
+from clever2sis.sis.arrow import arrow_strings, lookup, member
 
 if TYPE_CHECKING:
     from clever2sis.build_dir import BuildRecord
@@ -115,7 +117,48 @@ def _series(values: Any, index: Any) -> pd.Series:
 
 def _text(values: pd.Series) -> pd.Series:
     """``values`` as strings, missing ones empty (whatever dtype an empty lookup left them in)."""
+    if values.dtype == "str" and not values.hasnans:
+        return values
     return values.astype("str").where(values.notna(), "")
+
+
+# Past this many mapping entries per key, the mapping is cut down to the keys' entries before the lookup.
+_CUT_THE_MAPPING_FACTOR = 4
+
+
+def _get(keys: pd.Series, mapping: pd.Series) -> pd.Series:
+    """``mapping[key]`` for each key, missing where unknown (by Arrow: pandas' ``map`` is far slower on
+    Arrow strings).
+
+    A review looks a few thousand ids up in files of a hundred thousand rows, many times: hashing the
+    keys and probing the mapping with them costs a fraction of hashing the whole mapping each time.
+    """
+    keys = _text(keys)
+    if len(mapping) > _CUT_THE_MAPPING_FACTOR * len(keys):
+        index = arrow_strings(mapping.index)
+        wanted = pc.is_in(index, value_set=pc.unique(arrow_strings(keys))).to_numpy(zero_copy_only=False)
+        mapping = mapping[wanted]
+    return lookup(keys, mapping).astype("str")
+
+
+def _isin(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
+    return member(_text(values), of)
+
+
+def join_runs(owners: pa.Array, items: pa.Array, separator: str) -> pd.Series:
+    """Owner -> its items joined by ``separator``, for ``owners`` sorted so each owner's items are one run.
+
+    Each run becomes one list by its offsets and Arrow joins the lists: no Python join per owner.
+    """
+    if not len(owners):
+        return pd.Series([], index=pd.Index([], dtype="str"), dtype="str")
+    changes = pc.not_equal(owners.slice(1), owners.slice(0, len(owners) - 1)).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.concatenate(([True], changes)))
+    offsets = pa.array(np.append(starts, len(owners)), pa.int32())
+    lists = pa.ListArray.from_arrays(offsets, items.cast(pa.large_string()))
+    joined = pc.binary_join(lists, pa.scalar(separator, pa.large_string())).to_numpy(zero_copy_only=False)
+    index = owners.take(pa.array(starts)).to_numpy(zero_copy_only=False)
+    return pd.Series(joined, index=pd.Index(index, dtype="str"), dtype="str")
 
 
 def clever_ids(frame: pd.DataFrame, id_column: str) -> pd.Series:
@@ -265,6 +308,7 @@ class Side:
 
     def __init__(self, view: BuildView) -> None:
         self.view = view
+        self._roles = pd.Series([], index=pd.Index([], dtype="str"), dtype="str")
 
     @cached_property
     def users(self) -> pd.DataFrame:
@@ -310,7 +354,7 @@ class Side:
         """Index section_id: ``name``, ``account_id`` (its course's)."""
         sections = self.view.frames[files.SECTIONS]
         ids = sections["section_id"].to_numpy()
-        account = _text(sections["course_id"].map(self.courses["account_id"]))
+        account = _text(_get(sections["course_id"], self.courses["account_id"]))
         return pd.DataFrame(
             {
                 "name": _series(sections["name"].to_numpy(), ids),
@@ -329,21 +373,34 @@ class Side:
         return _series(terms["name"].to_numpy(), terms["term_id"].to_numpy())
 
     def roles(self, user_ids: pd.Series) -> pd.Series:
-        """Each user's Canvas enrollment roles in this build, listed in :data:`CANVAS_ROLE_ORDER`."""
+        """Each user's Canvas enrollment roles in this build, listed in :data:`CANVAS_ROLE_ORDER` (each
+        user's are found once, however often they are asked for)."""
+        user_ids = _text(user_ids)
+        new = user_ids[~_isin(user_ids, self._roles.index)].drop_duplicates()
+        if len(new):
+            found = self._find_roles(new)
+            self._roles = pd.concat([self._roles, found.reindex(new.to_numpy()).fillna("")])
+        return _text(_get(user_ids, self._roles))
+
+    def _find_roles(self, user_ids: pd.Series) -> pd.Series:
         enrollments = self.view.frames[files.ENROLLMENTS]
-        held = enrollments.loc[enrollments["user_id"].isin(user_ids.unique()), ["user_id", "role"]]
-        held = held.drop_duplicates()
+        held = enrollments.loc[_isin(enrollments["user_id"], user_ids), ["user_id", "role"]]
+        held = held.astype("str").drop_duplicates()
         rank = held["role"].map({role: n for n, role in enumerate(CANVAS_ROLE_ORDER)})
         held = held.assign(rank=rank.fillna(len(CANVAS_ROLE_ORDER))).sort_values(["user_id", "rank", "role"])
-        joined = held.groupby("user_id", sort=False)["role"].agg(ROLE_SEPARATOR.join)
-        return _text(user_ids.map(joined))
+        joined = join_runs(
+            pa.array(held["user_id"].array, pa.large_string()),
+            pa.array(held["role"].array, pa.large_string()),
+            ROLE_SEPARATOR,
+        )
+        return joined
 
 
 def _first(ids: pd.Series, lookups: Iterable[pd.Series]) -> pd.Series:
-    """``lookup[id]`` from the first lookup that has the id; missing where none has it."""
+    """``mapping[id]`` from the first mapping that has the id; missing where none has it."""
     found = pd.Series(pd.NA, index=ids.index, dtype="str")
-    for lookup in lookups:
-        found = found.fillna(ids.map(lookup))
+    for mapping in lookups:
+        found = found.fillna(_get(ids, mapping))
     return found
 
 
@@ -375,14 +432,14 @@ class Names:
         subject = subjects(findings)
         record_ids = _text(findings["record_id"])
         users = record_ids[subject == USER]
-        wanted_users = set(users[~users.isin(self.new.user_by_clever_id.index)])
-        built = users.map(self.new.user_by_clever_id).dropna()
+        wanted_users = set(users[~_isin(users, self.new.user_by_clever_id.index)])
+        built = _get(users, self.new.user_by_clever_id).dropna()
         people = [(built, self.new), *people]
         for ids, side in people:
             no_role = _text(ids)[side.roles(_text(ids)) == ""]
-            wanted_users.update(no_role.map(side.users["clever_id"]).dropna())
+            wanted_users.update(_get(no_role, side.users["clever_id"]).dropna())
         sections = pd.concat([record_ids[subject == SECTION], sections_named(findings).dropna()])
-        wanted_sections = set(sections[~sections.isin(self.new.section_by_clever_id.index)])
+        wanted_sections = set(sections[~_isin(sections, self.new.section_by_clever_id.index)])
         self.snapshot = read_snapshot_names(self.new.view.record, wanted_users, wanted_sections)
 
     # --- schools and records ----------------------------------------------------------------------------
@@ -397,16 +454,18 @@ class Names:
         ids = _text(school_ids)
         if not len(ids):
             return ids
-        parts = ids.str.split(ID_SEPARATOR).explode()
-        named = parts.map(self._account_names).fillna(parts)
+        lists = pc.split_pattern(pa.array(ids.array, pa.large_string()), ID_SEPARATOR)
+        parts = pd.Series(pc.list_flatten(lists).to_numpy(zero_copy_only=False), dtype="str")
+        named = _get(parts, self._account_names).fillna(parts)
         named = named.where(parts != "", ROOT_ACCOUNT_LABEL if empty_is_root else "")
-        joined = named.groupby(level=0, sort=False).agg(NAME_SEPARATOR.join)
-        return _text(joined.reindex(ids.index))
+        rows = pa.ListArray.from_arrays(lists.offsets, pa.array(named.array, pa.large_string()))
+        joined = pc.binary_join(rows, pa.scalar(NAME_SEPARATOR, pa.large_string()))
+        return pd.Series(joined.to_numpy(zero_copy_only=False), index=ids.index, dtype="str")
 
     def _clever_schools(self, clever_school: pd.Series) -> tuple[pd.Series, pd.Series]:
         """Clever school ids -> (Canvas account ids, school names): from the build, else the snapshot."""
-        account = _text(clever_school.map(self.new.account_by_clever_id))
-        from_snapshot = clever_school.map(self.snapshot.schools).fillna(clever_school)
+        account = _text(_get(clever_school, self.new.account_by_clever_id))
+        from_snapshot = _get(clever_school, self.snapshot.schools).fillna(clever_school)
         return account, _text(self.school_names(account).where(account != "", from_snapshot))
 
     def people(self, user_ids: pd.Series, side: Side) -> pd.DataFrame:
@@ -417,7 +476,7 @@ class Names:
         for one in sides:
             role = role.where(role != "", one.roles(user_ids))
         clever = _first(user_ids, (one.users["clever_id"] for one in sides))
-        role = role.where(role != "", _text(clever.map(self.snapshot.users["role"])))
+        role = role.where(role != "", _text(_get(clever, self.snapshot.users["role"])))
         school_ids = _text(_first(user_ids, (one.users["school_ids"] for one in sides)))
         return pd.DataFrame(
             {
@@ -516,12 +575,12 @@ class Names:
             return self._clever_sections(ids)
         if subject == SCHOOL:
             account, school = self._clever_schools(ids)
-            known = (account != "") | ids.isin(self.snapshot.schools.index)
+            known = (account != "") | _isin(ids, self.snapshot.schools.index)
             school = school.where(known, "")
             found = _found(account != "", known, self._missing())
             return pd.DataFrame({"name": school, "school": school, "school_ids": account, "found_in": found})
         if subject == TERM:
-            term = ids.map(self.snapshot.terms)
+            term = _get(ids, self.snapshot.terms)
             found = _found(pd.Series(False, index=ids.index), term.notna(), self._missing())
             return pd.DataFrame({"name": _text(term), "found_in": found})
         if subject == DISTRICT:
@@ -535,25 +594,25 @@ class Names:
         self, out: pd.DataFrame, ids: pd.Series, table: pd.DataFrame, built: pd.Series
     ) -> None:
         """Fill ``out`` from a snapshot ``table`` for the ``ids`` the build does not have; set found_in."""
-        known = ~built & ids.isin(table.index)
+        known = ~built & _isin(ids, table.index)
         if known.any():
             found = ids[known]
-            account, school = self._clever_schools(_text(found.map(table["school"])))
+            account, school = self._clever_schools(_text(_get(found, table["school"])))
             for column in table.columns.drop("school"):
-                out.loc[known, column] = _text(found.map(table[column])).to_numpy()
+                out.loc[known, column] = _text(_get(found, table[column])).to_numpy()
             out.loc[known, "school"] = school.to_numpy()
             out.loc[known, "school_ids"] = account.to_numpy()
         out["found_in"] = _found(built, known, self._missing())
 
     def _clever_users(self, ids: pd.Series) -> pd.DataFrame:
-        user_id = ids.map(self.new.user_by_clever_id)
+        user_id = _get(ids, self.new.user_by_clever_id)
         built = user_id.notna()
         out = self.people(_text(user_id), self.new).where(built, "")
         self._from_snapshot(out, ids, self.snapshot.users, built)
         return out
 
     def _clever_sections(self, ids: pd.Series) -> pd.DataFrame:
-        section_id = ids.map(self.new.section_by_clever_id)
+        section_id = _get(ids, self.new.section_by_clever_id)
         built = section_id.notna()
         out = self.records(_text(section_id), files.SECTIONS, self.new).where(built, "")
         self._from_snapshot(out, ids, self.snapshot.sections, built)
