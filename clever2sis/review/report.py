@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from clever2sis import __version__
 from clever2sis.atomic import atomic_write_bytes
@@ -105,6 +106,28 @@ class Column:
     field: str = ""
     id_field: str = ""
 
+    def cell(self, row: Mapping[str, Any]) -> str:
+        """This column's ``<td>`` for ``row``, every value escaped."""
+        value = escape(row.get(self.field, ""))
+        ident = escape(row.get(self.id_field, "")) if self.id_field else ""
+        if self.kind == "id":
+            return f'<td class="id">{value}</td>'
+        if self.kind in ("named", "school"):
+            return f'<td>{value} <span class="id">{ident}</span></td>' if ident else f"<td>{value}</td>"
+        if self.kind == "found":
+            if not value:
+                return f'<td><span class="missing">{escape(row.get("found_in", ""))}</span></td>'
+            tag = (
+                "" if row.get("found_in") == FOUND_IN_BUILD else ' <span class="tag">from the snapshot</span>'
+            )
+            return f"<td>{value}{tag}</td>"
+        if self.kind in ("before", "after"):
+            css = "old" if self.kind == "before" else "new"
+            if self.id_field in row:  # a change of ids: their names, then the ids
+                return f'<td class="{css}">{ident} <span class="id">({value})</span></td>'
+            return f'<td class="{css}">{value}</td>'
+        return f"<td>{value}</td>"
+
 
 def _id(field: str) -> Column:
     return Column(field, "id", field)
@@ -163,6 +186,20 @@ def _rest(rows: Sequence[Mapping[str, Any]], lead: Sequence[Column]) -> list[Col
     return [_id(c) if c.endswith("_id") else _text(c) for c in columns if c not in shown | HIDDEN]
 
 
+def _body(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], row_class: str) -> Markup:
+    """A table's rows as HTML. Made here, not in the template: a cell per column per row is most of the
+    report, and jinja2 takes about four times as long for the same output."""
+    css = f' class="{escape(row_class)}"' if row_class else ""
+    return Markup(
+        "".join(
+            f'<tr{css} data-schools="{escape(row.get("school_ids", ""))}">'
+            + "".join(column.cell(row) for column in columns)
+            + "</tr>\n"
+            for row in rows
+        )
+    )
+
+
 def _table(
     anchor: str,
     rows: Sequence[Mapping[str, Any]],
@@ -175,10 +212,9 @@ def _table(
     return {
         "id": anchor,
         "columns": list(columns),
-        "rows": shown,
+        "body": _body(shown, columns, row_class),
         "total": len(rows),
         "shown": len(shown),
-        "row_class": row_class,
         "scoped": scoped,
         "open": len(shown) <= OPEN_ROW_LIMIT,
     }
@@ -312,7 +348,6 @@ def view_model(facts: Mapping[str, Any]) -> dict[str, Any]:
         "activity": _school_activity(activity_rows),
         "row_limit": ROW_LIMIT,
         "tool_version": __version__,
-        "found_in_build": FOUND_IN_BUILD,
         "no_school": NO_SCHOOL,
     }
 
