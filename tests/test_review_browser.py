@@ -221,3 +221,33 @@ def test_an_approved_build_shows_its_sign_off(
     assert page.text("#verdict-signed") == signed
     assert page.text("#signoff-approved") == signed
     assert page.text("#signoff-command") == f"clever2sis approve {new} --profile production --by 'YOUR NAME'"
+
+
+def test_a_long_table_shows_a_page_at_a_time_and_prints_whole(
+    page: Browser, review_pair: tuple[Path, Path, Changes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(report, "PAGE_ROWS", 5)
+    old, new, _ = review_pair
+    new = shutil.copytree(new, tmp_path / "new")
+    facts = review_facts(open_build(new), open_build(old))
+    page.open(write_report(new, facts))
+    table = "diff-enrollments-removed"
+    removed = facts["diff"]["enrollments.csv"]["rows"]["removed"]
+    by_name = sorted(row["user_name"] for row in removed)
+    assert len(visible_rows(page, table)) == 5
+    assert page.text(f"#{table} .tablecount") == "rows 1–5 (15 rows)"
+    page.click(f"#{table} th:nth-child(1)")  # the sort orders all 15, then shows the first page
+    assert [cell.rsplit(" ", 1)[0] for cell in first_cells(page, table)] == by_name[:5]
+    page.click(f"#{table} .pager button:nth-child(2)")
+    assert page.text(f"#{table} .tablecount") == "rows 6–10 (15 rows)"
+    assert [cell.rsplit(" ", 1)[0] for cell in first_cells(page, table)] == by_name[5:10]
+    page.type_text(f"#{table} input[type=search]", "jack")
+    jacks = sum(1 for name in by_name if name == "Jack Evans")
+    assert page.text(f"#{table} .tablecount") == f"rows 1–5 ({jacks} of 15 rows)"
+    page.print_media(True)
+    try:
+        assert len(visible_rows(page, table)) == jacks  # every row the filter keeps, and a line says so
+        assert page.text(f"#{table} p.note") == f"Filtered by “jack”: {jacks} of 15 rows."
+    finally:
+        page.print_media(False)
+    assert len(visible_rows(page, table)) == 5

@@ -12,7 +12,9 @@ reference to anything outside it. Every value goes through jinja2's autoescaping
 - a print stylesheet: every section expanded, no controls, rows not cut across pages.
 
 Tables show at most :data:`ROW_LIMIT` rows, with a note; ``review --json`` and ``review --excel`` hold
-every row. A table of more than :data:`OPEN_ROW_LIMIT` rows starts folded, so the page opens fast.
+every row. A table of more than :data:`OPEN_ROW_LIMIT` rows starts folded, and one of more than
+:data:`PAGE_ROWS` shows that many rows at a time (filters and sorting apply to all of them; print shows
+every row), so the page opens, and a sort lays out, fast.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from clever2sis.sis import files
 TEMPLATE_NAME = "report.html.j2"
 ROW_LIMIT = 10_000
 OPEN_ROW_LIMIT = 1_000
+PAGE_ROWS = 500
 CHART_BAR_WIDTH = 360
 CHART_ROW_HEIGHT = 18
 CHART_LABEL_WIDTH = 220
@@ -349,6 +352,7 @@ def view_model(facts: Mapping[str, Any]) -> dict[str, Any]:
         "row_limit": ROW_LIMIT,
         "tool_version": __version__,
         "no_school": NO_SCHOOL,
+        "page_rows": PAGE_ROWS,
     }
 
 
