@@ -53,7 +53,7 @@ from clever2sis.review.approvals import DEFAULT_PROFILE, signoff_facts
 from clever2sis.review.names import ROOT_ACCOUNT_LABEL, Names, Side, join_runs
 from clever2sis.review.verdict import verdict
 from clever2sis.sis import files
-from clever2sis.sis.arrow import arrow_strings, lookup, member
+from clever2sis.sis.arrow import arrow_strings, member
 
 REVIEW_FORMAT_VERSION = 1
 
@@ -75,7 +75,7 @@ DERIVED_FIELDS = (SCHOOLS, TEACHERS)
 STUDENT_ROLE = "student"
 _ID_SEPARATOR = " "
 _NAME_SEPARATOR = "; "
-_KEY_SEPARATOR = "\x1f"
+_AS_PANDAS_STRINGS = {pa.large_string(): pd.StringDtype("pyarrow", na_value=np.nan)}
 
 
 @dataclass(frozen=True)
@@ -117,26 +117,53 @@ def open_build(build_dir: Path) -> BuildView:
     return BuildView(path=build_dir, record=verified.record, frames=_with_derived(verified.read_frames()))
 
 
-def _joined_ids(frame: pd.DataFrame, owner: str, item: str) -> pd.Series:
-    """``owner`` -> its distinct ``item`` values, sorted and joined by a space (in Arrow: a join per owner
-    in Python took seconds at 100,000 users)."""
-    table = pa.table({owner: arrow_strings(frame[owner]), item: arrow_strings(frame[item])})
-    pairs = table.group_by([owner, item]).aggregate([]).sort_by([(owner, "ascending"), (item, "ascending")])
-    return join_runs(pairs.column(owner).combine_chunks(), pairs.column(item).combine_chunks(), _ID_SEPARATOR)
+def _strings(values: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -> pd.Series:
+    """Arrow strings as a pandas ``str`` column, without a copy."""
+    series: pd.Series = values.to_pandas(types_mapper=_AS_PANDAS_STRINGS.get)
+    if index is not None:
+        series.index = index
+    return series
+
+
+def _one_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _take(keys: pd.Series, index: pa.Array | pa.ChunkedArray, values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``values`` at the position of each key in ``index`` (null where a key is not there), all in Arrow."""
+    positions = pc.index_in(arrow_strings(keys), value_set=index)
+    return _one_array(values).take(positions.combine_chunks())
+
+
+def _joined_ids(owners: pa.Array, items: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each owner's distinct items, sorted and joined by a space: (owners, joined), in Arrow (a join per
+    owner in Python took seconds at 100,000 users)."""
+    pairs = pa.table({"owner": owners, "item": items}).drop_null().group_by(["owner", "item"]).aggregate([])
+    pairs = pairs.sort_by([("owner", "ascending"), ("item", "ascending")])
+    return join_runs(
+        pairs.column("owner").combine_chunks(), pairs.column("item").combine_chunks(), _ID_SEPARATOR
+    )
+
+
+def _course_accounts(frames: Mapping[str, pd.DataFrame], file: str) -> pa.Array:
+    """The account_id of each row's course in ``file`` (null where the course is not in courses.csv)."""
+    courses = frames[files.COURSES]
+    return _take(
+        frames[file]["course_id"], arrow_strings(courses["course_id"]), arrow_strings(courses["account_id"])
+    )
 
 
 def _with_derived(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     enrollments = frames[files.ENROLLMENTS]
-    courses = frames[files.COURSES]
-    account = lookup(
-        enrollments["course_id"], pd.Series(courses["account_id"].to_numpy(), index=courses["course_id"])
-    )
-    placed = pd.DataFrame({"user_id": enrollments["user_id"], "account_id": account}).dropna()
+    user_ids = arrow_strings(enrollments["user_id"]).combine_chunks()
+    schools = _joined_ids(user_ids, _course_accounts(frames, files.ENROLLMENTS))
     users = frames[files.USERS].copy()
-    users[SCHOOLS] = users["user_id"].map(_joined_ids(placed, "user_id", "account_id")).fillna("")
-    teaching = enrollments.loc[enrollments["role"] != STUDENT_ROLE]
+    users[SCHOOLS] = _strings(pc.fill_null(_take(users["user_id"], *schools), ""), users.index)
+    teaching = pc.not_equal(arrow_strings(enrollments["role"]), STUDENT_ROLE).combine_chunks()
+    section_ids = arrow_strings(enrollments["section_id"]).combine_chunks()
+    teachers = _joined_ids(section_ids.filter(teaching), user_ids.filter(teaching))
     sections = frames[files.SECTIONS].copy()
-    sections[TEACHERS] = sections["section_id"].map(_joined_ids(teaching, "section_id", "user_id")).fillna("")
+    sections[TEACHERS] = _strings(pc.fill_null(_take(sections["section_id"], *teachers), ""), sections.index)
     return {**frames, files.USERS: users, files.SECTIONS: sections}
 
 
@@ -176,6 +203,24 @@ def _role_counts(
     return enrollments, people
 
 
+def _codes(values: pa.Array | pa.ChunkedArray, *, sort: bool = True) -> tuple[np.ndarray, pd.Index]:
+    """Each value's code and the distinct values (sorted unless ``sort`` is false), by Arrow."""
+    # The chunks of an encoded chunked array share one dictionary: no copy of the values into one array.
+    encoded = pc.dictionary_encode(pa.chunked_array([values]) if isinstance(values, pa.Array) else values)
+    if not encoded.num_chunks:
+        return np.zeros(0, dtype=np.int64), pd.Index([], dtype="str")
+    codes = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False) for chunk in encoded.chunks])
+    codes = codes.astype(np.int64)
+    dictionary = encoded.chunks[-1].dictionary
+    distinct = pd.Index(dictionary.to_pandas(types_mapper=_AS_PANDAS_STRINGS.get), dtype="str")
+    if not sort:
+        return codes, distinct
+    order = distinct.argsort()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], distinct[order]
+
+
 def _by_role(counts: np.ndarray, roles: pd.Index, row: int) -> dict[str, int]:
     return {str(role): int(n) for role, n in zip(roles, counts[row], strict=True) if n}
 
@@ -184,23 +229,18 @@ def counts(view: BuildView) -> dict[str, Any]:
     """Rows per file; per school (Canvas account) courses, sections, enrollments and people; per role."""
     frames = view.frames
     courses = frames[files.COURSES][["course_id", "account_id"]]
-    course_accounts = pd.Series(courses["account_id"].to_numpy(), index=courses["course_id"])
-    sections = frames[files.SECTIONS][["section_id", "course_id"]].assign(
-        account_id=lookup(frames[files.SECTIONS]["course_id"], course_accounts).astype("str")
-    )
+    sections = _strings(_course_accounts(frames, files.SECTIONS))
     all_enrollments = frames[files.ENROLLMENTS]
-    # Factorized once: enrollments and people per school and role, and per role, are counts of codes.
-    account_codes, account_ids = pd.factorize(
-        lookup(all_enrollments["course_id"], course_accounts).fillna(""), sort=True
-    )
-    role_codes, roles = pd.factorize(all_enrollments["role"], sort=True)
-    user_codes, enrolled_users = pd.factorize(all_enrollments["user_id"])
+    # Encoded once: enrollments and people per school and role, and per role, are counts of codes.
+    account_codes, account_ids = _codes(pc.fill_null(_course_accounts(frames, files.ENROLLMENTS), ""))
+    role_codes, roles = _codes(arrow_strings(all_enrollments["role"]))
+    user_codes, enrolled_users = _codes(arrow_strings(all_enrollments["user_id"]), sort=False)
     per_school = _role_counts(account_codes, len(account_ids), role_codes, len(roles), user_codes)
     per_role = _role_counts(np.zeros(len(role_codes), np.int64), 1, role_codes, len(roles), user_codes)
     enrollment_counts = {str(a): _by_role(per_school[0], roles, n) for n, a in enumerate(account_ids)}
     people_counts = {str(a): _by_role(per_school[1], roles, n) for n, a in enumerate(account_ids)}
     course_counts = courses.groupby("account_id").size()
-    section_counts = sections.groupby("account_id").size()
+    section_counts = sections.groupby(sections).size()
     names = view.account_names()
 
     def label(account: str) -> str:
@@ -225,7 +265,7 @@ def counts(view: BuildView) -> dict[str, Any]:
         str(role): {"users": int(per_role[1][0, n]), "enrollments": int(per_role[0][0, n])}
         for n, role in enumerate(roles)
     }
-    enrolled = member(frames[files.USERS]["user_id"], pd.Series(enrolled_users, dtype="str"))
+    enrolled = member(frames[files.USERS]["user_id"], enrolled_users)
     return {
         "files": {name: entry.rows for name, entry in (view.record.files or {}).items()},
         "by_school": by_school,
@@ -298,29 +338,36 @@ class FileDiff:
         return len(self.changes.drop_duplicates(list(self.key))) if len(self.changes) else 0
 
 
-def _row_keys(frame: pd.DataFrame, key: list[str]) -> pa.Array:
-    """Each row's key columns as one string (joined by a separator no id holds)."""
-    parts = [arrow_strings(frame[column]).combine_chunks() for column in key]
-    if len(parts) == 1:
-        return parts[0]
-    return pc.binary_join_element_wise(*parts, pa.scalar(_KEY_SEPARATOR, pa.large_string()))
+def _row_keys(old: pd.DataFrame, new: pd.DataFrame, key: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's key as one integer, the same for the same key in ``old`` and ``new``: every key column
+    encoded over both files at once, the codes combined (no string made or hashed per row)."""
+    combined_old = np.zeros(len(old), dtype=np.int64)
+    combined_new = np.zeros(len(new), dtype=np.int64)
+    for column in key:
+        both = pa.chunked_array([*arrow_strings(old[column]).chunks, *arrow_strings(new[column]).chunks])
+        codes, distinct = _codes(both, sort=False)
+        combined_old = combined_old * len(distinct) + codes[: len(old)]
+        combined_new = combined_new * len(distinct) + codes[len(old) :]
+    return combined_old, combined_new
 
 
 def diff_file(name: str, old: pd.DataFrame, new: pd.DataFrame) -> FileDiff:
     """Pair ``old`` and ``new`` rows by the file's key and compare every other column (vectorised).
 
     Keys are unique within a file (the builders make them so), so each new row's key is looked up among
-    the old rows' in Arrow, and each column compared on the paired rows: no merge of whole files.
+    the old rows' (as integers, :func:`_row_keys`), and each column compared on the paired rows: no merge
+    of whole files.
     """
     key = list(DIFF_KEYS[name])
     columns = [c for c in dict.fromkeys([*old.columns, *new.columns]) if c not in key]
     old = old.reindex(columns=[*key, *columns], fill_value="")
     new = new.reindex(columns=[*key, *columns], fill_value="")
     sort_key = [c for c in files.SORT_KEYS[name] if c in old.columns]
-    in_old = pc.index_in(_row_keys(new, key), value_set=_row_keys(old, key))
-    paired = pc.is_valid(in_old).to_numpy(zero_copy_only=False)
+    old_keys, new_keys = _row_keys(old, new, key)
+    in_old = pd.Index(old_keys).get_indexer(new_keys)
+    paired = in_old >= 0
     new_at = np.flatnonzero(paired)
-    old_at = in_old.drop_null().to_numpy(zero_copy_only=False).astype(np.int64)
+    old_at = in_old[paired]
     kept = np.zeros(len(old), dtype=bool)
     kept[old_at] = True
     removed = old.iloc[np.flatnonzero(~kept)].sort_values(sort_key, ignore_index=True)

@@ -112,7 +112,8 @@ def _unique(series: pd.Series) -> pd.Series:
 
 
 def _series(values: Any, index: Any) -> pd.Series:
-    return _unique(pd.Series(values, index=pd.Index(index, dtype="str"), dtype="str"))
+    """Strings by string keys: a mapping for :func:`_get` (where the first of repeated keys wins)."""
+    return pd.Series(values, index=pd.Index(index, dtype="str"), dtype="str")
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -145,20 +146,17 @@ def _isin(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
     return member(_text(values), of)
 
 
-def join_runs(owners: pa.Array, items: pa.Array, separator: str) -> pd.Series:
-    """Owner -> its items joined by ``separator``, for ``owners`` sorted so each owner's items are one run.
-
-    Each run becomes one list by its offsets and Arrow joins the lists: no Python join per owner.
-    """
+def join_runs(owners: pa.Array, items: pa.Array, separator: str) -> tuple[pa.Array, pa.Array]:
+    """(each owner, its items joined by ``separator``), for ``owners`` sorted so each owner's items are one
+    run. Each run becomes one list by its offsets and Arrow joins the lists: no Python join per owner."""
     if not len(owners):
-        return pd.Series([], index=pd.Index([], dtype="str"), dtype="str")
+        return pa.array([], pa.large_string()), pa.array([], pa.large_string())
     changes = pc.not_equal(owners.slice(1), owners.slice(0, len(owners) - 1)).to_numpy(zero_copy_only=False)
     starts = np.flatnonzero(np.concatenate(([True], changes)))
     offsets = pa.array(np.append(starts, len(owners)), pa.int32())
     lists = pa.ListArray.from_arrays(offsets, items.cast(pa.large_string()))
-    joined = pc.binary_join(lists, pa.scalar(separator, pa.large_string())).to_numpy(zero_copy_only=False)
-    index = owners.take(pa.array(starts)).to_numpy(zero_copy_only=False)
-    return pd.Series(joined, index=pd.Index(index, dtype="str"), dtype="str")
+    joined = pc.binary_join(lists, pa.scalar(separator, pa.large_string()))
+    return owners.take(pa.array(starts)).cast(pa.large_string()), joined
 
 
 def clever_ids(frame: pd.DataFrame, id_column: str) -> pd.Series:
@@ -388,12 +386,12 @@ class Side:
         held = held.astype("str").drop_duplicates()
         rank = held["role"].map({role: n for n, role in enumerate(CANVAS_ROLE_ORDER)})
         held = held.assign(rank=rank.fillna(len(CANVAS_ROLE_ORDER))).sort_values(["user_id", "rank", "role"])
-        joined = join_runs(
+        owners, joined = join_runs(
             pa.array(held["user_id"].array, pa.large_string()),
             pa.array(held["role"].array, pa.large_string()),
             ROLE_SEPARATOR,
         )
-        return joined
+        return _series(joined.to_numpy(zero_copy_only=False), owners.to_numpy(zero_copy_only=False))
 
 
 def _first(ids: pd.Series, lookups: Iterable[pd.Series]) -> pd.Series:
