@@ -13,8 +13,9 @@ import pytest
 from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.config import RawConfig, build_settings
 from clever2sis.review.facts import open_build, review_facts
-from clever2sis.review.verdict import RULES, verdict
+from clever2sis.review.verdict import FINDING_LINES, MESSAGE_KINDS, RULES, verdict
 from clever2sis.sis.build import build
+from clever2sis.sis.checks import CHECKS
 from tests.conftest import DISTRICT_ID, SCHOOL_A, student, teacher, write_snapshot
 from tests.review_district import Changes
 
@@ -249,3 +250,7 @@ def test_every_rule_reads_the_facts_without_an_older_build(
     for line in rule.lines(facts):
         assert line.rule == rule.name
         assert line.text
+
+
+def test_every_kind_of_finding_has_words() -> None:
+    assert {check.kind for check in CHECKS} - set(FINDING_LINES) - MESSAGE_KINDS == {"duplicate_login"}

@@ -193,6 +193,18 @@ FINDING_LINES: dict[str, tuple[str, str]] = {
         "{n} term has the same name and dates as another: both are one Canvas term",
         "{n} terms have the same name and dates as another: each such pair is one Canvas term",
     ),
+    "term_recreated": (
+        "{n} term Clever re-created keeps its Canvas term_id, with its new dates",
+        "{n} terms Clever re-created keep their Canvas term_ids, with their new dates",
+    ),
+    "term_not_kept": (
+        "{n} new term cannot keep an older Canvas term_id: it is a new Canvas term",
+        "{n} new terms cannot keep an older Canvas term_id: each is a new Canvas term",
+    ),
+    "malformed_record": (
+        "{n} Clever record has a field of another type than Clever's: left out",
+        "{n} Clever records have a field of another type than Clever's: left out",
+    ),
     "missing_login": ("{who} has no usable login: left out", "{who} have no usable login: left out"),
     "observer_missing_login": (
         "{n} contact has no usable login: left out",
