@@ -3,8 +3,9 @@
 A review names records in two ways. Changes name Canvas ids (``user_id``, ``section_id``, ``account_id``)
 that the builds' own CSVs describe. Findings name the Clever record a build step judged: a user, section,
 school or term of the snapshot (:data:`SUBJECT_BY_FILE`, :data:`SUBJECT_BY_KIND`), or, for the checks of
-the finished files (``control_characters``, ``dangling_reference``), the Canvas id in the first column of
-their file. Enrollment findings name the user; the section is the one their message starts with.
+the finished files (``control_characters``, ``dangling_reference``, ``value_too_long``, ``id_too_long``),
+the Canvas id in the first column of their file. Enrollment findings name the user; the section is the one
+their message starts with.
 
 A Clever record is looked for in the new build first (a Canvas row's Clever id is its ``integration_id``
 when the file has that column, which the build adds whenever an id template is not the Clever id itself,
@@ -69,6 +70,8 @@ SUBJECT_BY_KIND: dict[str, str] = {
     # The checks of the finished files name the Canvas id in the file's first column.
     "control_characters": ROW,
     "dangling_reference": ROW,
+    "value_too_long": ROW,
+    "id_too_long": ROW,
 }
 SECTION_IN_MESSAGE = r"^section (\S+?):? "
 

@@ -205,6 +205,18 @@ FINDING_LINES: dict[str, tuple[str, str]] = {
         "{n} Clever record has a field of another type than Clever's: left out",
         "{n} Clever records have a field of another type than Clever's: left out",
     ),
+    "unusable_login": (
+        "{who} has a login Canvas would not save: sent with another login",
+        "{who} have a login Canvas would not save: sent with another login",
+    ),
+    "value_too_long": (
+        "{n} value is longer than Canvas stores: cut to fit",
+        "{n} values are longer than Canvas stores: cut to fit",
+    ),
+    "id_too_long": (
+        "{n} id is longer than Canvas stores: its row is left out",
+        "{n} ids are longer than Canvas stores: their rows are left out",
+    ),
     "missing_login": ("{who} has no usable login: left out", "{who} have no usable login: left out"),
     "observer_missing_login": (
         "{n} contact has no usable login: left out",
