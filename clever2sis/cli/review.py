@@ -21,13 +21,13 @@ from clever2sis.cli.common import (
 )
 from clever2sis.config import UploadSettings, parse_upload
 from clever2sis.errors import ApprovalError, ReviewError
+from clever2sis.review.approvals import DEFAULT_PROFILE as DEFAULT_REVIEW_PROFILE
 from clever2sis.review.baseline import find_baseline
 from clever2sis.review.excel import write_spreadsheet_copies
 from clever2sis.review.facts import open_build, review_facts
 from clever2sis.review.report import write_report
 from clever2sis.sis import files
 
-DEFAULT_REVIEW_PROFILE = "production"
 EXAMPLES_PER_KIND = 2
 SHORT_SHA = 12
 
@@ -67,6 +67,20 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     if acted:
         lines.append(f"removals in Canvas ({removals['mode']}):")
         lines += [f"  {name}: {e['removed']:,} removed: {e['effect']}" for name, e in acted]
+    return lines
+
+
+def verdict_lines(facts: dict[str, Any]) -> list[str]:
+    """The verdict, as the report opens with it: what needs a decision before sign-off."""
+    verdict = facts["verdict"]
+    lines = [verdict["headline"]]
+    lines += [f"  - {line['text']}" for line in verdict["needs_decision"]]
+    approved = facts["signoff"]["approved"]
+    if approved:
+        lines.append(
+            f"signed off for {facts['signoff']['profile']} by {approved['approved_by']} at "
+            f"{approved['approved_at']}"
+        )
     return lines
 
 
@@ -115,19 +129,19 @@ def review_command(
         new = open_build(build_dir)
         reason = "--against"
         older = against
+        name = profile or upload.profile or DEFAULT_REVIEW_PROFILE
         if older is None:
-            name = profile or upload.profile or DEFAULT_REVIEW_PROFILE
             baseline = find_baseline(build_dir, name)
             if baseline is not None:
                 older, reason = baseline.path, baseline.reason
         old = open_build(older) if older is not None else None
-        facts = review_facts(new, old, options=upload.options, against_reason=reason)
+        facts = review_facts(new, old, options=upload.options, against_reason=reason, profile=name)
         report = write_report(build_dir, facts)
         progress(f"report written: {report}")
         if excel:
             progress(f"spreadsheet copies written: {write_spreadsheet_copies(new, facts)}")
         if not quiet:
-            for line in summary_lines(facts):
+            for line in summary_lines(facts) + verdict_lines(facts):
                 click.echo(line, err=True)
         if as_json:
             click.echo(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode())
@@ -172,6 +186,13 @@ def approve_command(
             click.echo(f"test import: sis_import {tested['sis_import_id']} on {tested['canvas']}: {state}")
             if tested["workflow_state"] not in SUCCESS_STATES:
                 click.echo(f"warning: the test import did not end imported ({state})", err=True)
+        report = BuildDir(build_dir).report_file
+        if report.is_file() and not quiet:
+            click.echo(
+                f"{report} was written before this sign-off: run the same "
+                f"`clever2sis review {build_dir} ...` again to show the sign-off in it",
+                err=True,
+            )
 
     run_command(action, verbose=verbose, io_error=ApprovalError)
 
