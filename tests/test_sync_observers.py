@@ -12,20 +12,30 @@ import contextlib
 import dataclasses
 import datetime as dt
 import io
+import sqlite3
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from clever2sis.build_dir import empty_frames
 from clever2sis.canvas.client import CanvasClient
 from clever2sis.canvas.sis_import import SisImports
 from clever2sis.clever.client import CleverClient
+from clever2sis.cli import main
 from clever2sis.config import RawConfig, build_settings
-from clever2sis.sync.history import History
+from clever2sis.errors import RunsDirError
+from clever2sis.sis import files
+from clever2sis.sis.builders.user_observers import link_rows
+from clever2sis.sync import observers
+from clever2sis.sync.history import SCHEMA_VERSION, History
 from clever2sis.sync.pipeline import RunOptions, RunResult, SyncJob, SyncRuntime, run_sync
+from clever2sis.sync.state import AppliedState, read_observers, write_observers, write_unchanged
 from tests.canvas_server import TEST_TOKEN, CanvasTestServer
 from tests.clever_server import CleverTestServer
 from tests.test_sync_month import CLEVER_TOKEN, FAST
@@ -347,7 +357,7 @@ def test_removals_that_fail_stop_the_night_before_the_main_import(tmp_path: Path
         district.remove_user(parent)
         district.canvas.fail = fail_when(lambda found: ",deleted" in found.get("user_observers.csv", ""))
         stopped = district.night(LATER[1])
-        still = district.model.user_status(parent)
+        still, held_before = district.model.user_status(parent), district.links()
         district.canvas.fail = None
         after = district.night(LATER[2])
 
@@ -357,6 +367,7 @@ def test_removals_that_fail_stop_the_night_before_the_main_import(tmp_path: Path
     assert imports_of(stopped) == [("observer_removals", "failed")]
     assert stopped.summary["sis_import_id"] is None
     assert still == "active"  # the main import, which would suspend the parent, was not posted
+    assert {(parent, first), (parent, second)} <= held_before
     assert after.exit_code == 0, after.message
     assert imports_of(after)[0] == ("observer_removals", "imported")
     assert district.observed(parent) == []
@@ -372,7 +383,7 @@ class Killed(BaseException):
 def test_after_a_failed_or_killed_links_import_the_next_night_converges(tmp_path: Path, how: str) -> None:
     with observer_nights(tmp_path) as district:
         district.night(LATER[0])
-        parent, first, second = district.parent_of_two()
+        parent, *_children = district.parent_of_two()
         newcomer = next(s["id"] for s in district.students() if (parent, s["id"]) not in district.links())
         district.link(parent, newcomer)
         before = len(district.canvas.posted_forms)
@@ -406,3 +417,162 @@ def test_after_a_failed_or_killed_links_import_the_next_night_converges(tmp_path
         assert linked_tonight
         assert imports_of(after)[0] == ("observer_removals", "imported")
         assert (parent, newcomer) not in district.links()
+
+
+def test_review_and_history_name_the_links_removed_and_added(tmp_path: Path) -> None:
+    with observer_nights(tmp_path) as district:
+        district.night(LATER[0])
+        parent, gone, _kept = district.parent_of_two()
+        newcomer = next(s["id"] for s in district.students() if (parent, s["id"]) not in district.links())
+        district.unlink(parent, gone)
+        district.link(parent, newcomer)
+        night = district.night(LATER[1])
+
+    assert night.exit_code == 0, night.message
+    assert night.run_dir is not None
+    names = {u["id"]: u["name"] for u in district.records["users"]}
+    left = next(u for u in district.district.records["users"] if u["id"] == gone)["name"]
+    parent_name = names[parent]["last"]
+    reviewed = CliRunner().invoke(main, ["review", str(night.run_dir / "build"), "--json"])
+    assert reviewed.exit_code == 0, reviewed.output
+    facts = orjson.loads(reviewed.stdout)["observer_links"]
+    assert facts["removed"] == [
+        {
+            "observer_id": parent,
+            "student_id": gone,
+            "observer_name": parent_name,
+            "student_name": f"{left['first']} {left['last']}",
+        }
+    ]
+    assert [(link["observer_id"], link["student_id"]) for link in facts["added"]] == [(parent, newcomer)]
+    assert [entry["import"] for entry in facts["imports"]] == ["observer_removals", "main", "observer_links"]
+    assert "observer links: 1 removed before the main import, 1 new after it" in reviewed.stderr
+    assert (
+        f"  removed: {parent_name} ({parent}) observing {left['first']} {left['last']} ({gone})"
+        in reviewed.stderr
+    )
+    listed = CliRunner().invoke(main, ["history", "--runs-dir", str(district.runs_dir), "--limit", "1"])
+    assert listed.exit_code == 0, listed.output
+    removals, _main, links = night.summary["imports"]
+    assert listed.stdout.rstrip("\n").split("\t")[-1] == (
+        f"observers removals {removals['sis_import_id']} imported, links {links['sis_import_id']} imported"
+    )
+
+
+def test_a_damaged_record_of_the_links_stops_the_next_run_unless_allowed(tmp_path: Path) -> None:
+    with observer_nights(tmp_path) as district:
+        district.night(LATER[0])
+        parent, gone, _kept = district.parent_of_two()
+        district.unlink(parent, gone)
+        district.canvas.fail = fail_when(is_main)
+        failed = district.night(LATER[1])
+        district.canvas.fail = None
+        assert failed.run_dir is not None
+        damaged = failed.run_dir / "state" / "observers.csv"
+        damaged.write_text("observer\n")
+        stopped = district.night(LATER[2])
+        allowed = district.night(LATER[3], allow_large_change=True)
+
+    assert stopped.exit_code == 54
+    assert stopped.message == (
+        f"run {failed.run_id} cannot tell which observer links Canvas holds ({damaged}: not readable "
+        "(observers.csv has the columns observer)); restore its run directory, or re-run with "
+        "--allow-large-change to go on without it"
+    )
+    # Allowed, the run goes on from the older record: it sends the removal again, and Canvas, which no longer
+    # holds that link, says so (exit 20); Canvas holds what Clever has.
+    assert (allowed.exit_code, allowed.summary["outcome"]) == (20, "imported_with_messages"), allowed.message
+    assert allowed.message.startswith("the observer link removals: SIS import ")
+    assert district.model.imports[-3].messages[0].message == (
+        f"Can't delete a non-existent observer for observer: {parent}, student: {gone}"
+    )
+    assert district.links() == district.clever_links()
+
+
+# --- the pure parts -------------------------------------------------------------------------------------------
+
+
+def links(*pairs: tuple[str, str]) -> pd.DataFrame:
+    return pd.DataFrame(list(pairs), columns=["observer_id", "student_id"], dtype="str")
+
+
+def pairs_of(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(zip(frame["observer_id"], frame["student_id"], strict=True))
+
+
+def test_a_link_plan_removes_what_clever_dropped_and_adds_what_is_new() -> None:
+    users = pd.DataFrame(
+        {
+            "user_id": ["P1", "S1", "S2"],
+            "login_id": ["p1", "s1", "s2"],
+            "first_name": ["", "Sam", "Sue"],
+            "last_name": ["", "Doe", "Doe"],
+            "full_name": ["Pat Doe", "", ""],
+            "email": ["", "", ""],
+            "status": ["active"] * 3,
+        }
+    )
+    plan = observers.LinkPlan(
+        held=links(("P1", "S1"), ("P1", "S2"), ("P2", "S3")),
+        tonight=links(("P1", "S2"), ("P1", "S4"), ("P2", "S3")),
+        users=(users,),
+    )
+    assert pairs_of(plan.removed) == [("P1", "S1")]
+    assert pairs_of(plan.added) == [("P1", "S4")]
+    assert pairs_of(plan.kept) == [("P1", "S2"), ("P2", "S3")]
+    assert plan.counts() == {"tonight": 3, "added": 1, "removed": 1}
+    assert plan.named(plan.removed).to_dict("records") == [
+        {"observer_id": "P1", "student_id": "S1", "observer_name": "Pat Doe", "student_name": "Sam Doe"}
+    ]
+    assert plan.named(plan.added)["student_name"].tolist() == [""]
+    assert link_rows(plan.removed, "deleted").to_dict("records") == [
+        {"observer_id": "P1", "student_id": "S1", "status": "deleted"}
+    ]
+
+
+def test_links_held_include_those_a_state_kept_in_the_main_import() -> None:
+    present = empty_frames()
+    present[files.USER_OBSERVERS] = pd.DataFrame(
+        [("P1", "S1", "active"), ("P9", "S9", "deleted")], columns=["observer_id", "student_id", "status"]
+    )
+    state = AppliedState(run_id="R1", applied="diff", present=present, observers=links(("P2", "S2")))
+    assert pairs_of(observers.held_links(state)) == [("P1", "S1"), ("P2", "S2")]
+    seen = observers.for_sync(state, links(("P3", "S3")))
+    assert pairs_of(seen.observers) == [("P1", "S1"), ("P3", "S3")]
+    assert seen.present[files.USER_OBSERVERS].to_dict("records") == [
+        {"observer_id": "P1", "student_id": "S1", "status": "active"},
+        {"observer_id": "P3", "student_id": "S3", "status": "active"},
+    ]
+    main = observers.for_main_import(seen, links(("P3", "S3")))
+    assert main.present[files.USER_OBSERVERS].empty
+    assert pairs_of(main.observers) == [("P3", "S3")]
+    assert pairs_of(observers.held_links(None)) == []
+
+
+def test_the_links_canvas_may_hold_are_kept_on_their_own(tmp_path: Path) -> None:
+    write_unchanged(tmp_path, "R2", None)
+    record = tmp_path / "state" / "state.json"
+    write_observers(tmp_path, links(("P2", "S1"), ("P1", "S2")))
+    assert (tmp_path / "state" / "observers.csv").read_text() == "observer_id,student_id\nP1,S2\nP2,S1\n"
+    assert pairs_of(read_observers(tmp_path)) == [("P1", "S2"), ("P2", "S1")]
+    assert "observers" not in orjson.loads(record.read_bytes())  # a record that does not count them
+    record.write_bytes(orjson.dumps({"format": 1, "observers": 0}))
+    write_observers(tmp_path, links(("P1", "S2")))
+    assert orjson.loads(record.read_bytes())["observers"] == 1
+    with pytest.raises(RunsDirError, match=r"observers\.csv: missing"):
+        read_observers(tmp_path / "other")
+
+
+def test_history_gains_the_imports_column_when_opened(tmp_path: Path) -> None:
+    with History(tmp_path) as history:
+        history.record({"run_id": "R1", "profile": "p", "started": "x", "outcome": "imported"})
+    with sqlite3.connect(tmp_path / "history.sqlite") as db:
+        db.execute("ALTER TABLE runs DROP COLUMN imports_json")
+    db.close()
+    with History(tmp_path) as history:
+        assert history.runs()[0]["imports"] is None
+        history.record({"run_id": "R1", "imports": [{"import": "main", "sis_import_id": 1}]})
+        assert history.runs()[0]["imports"] == [{"import": "main", "sis_import_id": 1}]
+    with sqlite3.connect(tmp_path / "history.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    db.close()
