@@ -31,6 +31,7 @@ part (which links, their rows, their names); the pipeline posts the imports.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -112,24 +113,25 @@ class LinkPlan:
     """Tonight's links against those Canvas holds, and the users who name them.
 
     ``held``: the links Canvas holds before tonight; ``tonight``: the links Clever has tonight (the build's
-    user_observers.csv); ``users``: users.csv rows to name people by, tonight's first.
+    user_observers.csv); ``users``: users.csv rows to name people by, tonight's first. The links removed,
+    added and kept are computed once.
     """
 
     held: pd.DataFrame
     tonight: pd.DataFrame
     users: Sequence[pd.DataFrame] = field(default_factory=tuple)
 
-    @property
+    @functools.cached_property
     def removed(self) -> pd.DataFrame:
         """Links Canvas holds that Clever no longer has: sent as ``deleted`` before the main import."""
         return links_without(self.held, self.tonight)
 
-    @property
+    @functools.cached_property
     def added(self) -> pd.DataFrame:
         """Links Clever has tonight that Canvas does not hold yet."""
         return links_without(self.tonight, self.held)
 
-    @property
+    @functools.cached_property
     def kept(self) -> pd.DataFrame:
         """The links Canvas holds once the removals are applied."""
         return links_without(self.held, self.removed)
