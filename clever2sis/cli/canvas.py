@@ -26,6 +26,7 @@ import orjson
 
 from clever2sis.build_dir import BuildDir, BuildLock
 from clever2sis.canvas.client import CanvasClient
+from clever2sis.canvas.observers import diffing_observers_warning
 from clever2sis.canvas.results import summary_lines
 from clever2sis.canvas.signoff import check_before_post
 from clever2sis.canvas.sis_import import (
@@ -242,6 +243,9 @@ def upload_command(
         build = BuildDir(build_dir).verified_zip(error=BuildDirError)
         options = parse_upload(raw).options.merged(given_import_flags())
         options.validate()
+        warning = diffing_observers_warning(build, options)
+        if warning is not None:
+            loud(warning)
         if dry_run:
             target = resolve_profile(raw, profile, current_runtime().environ)
             target.token(current_runtime().environ)  # a real upload would stop here without one (30)

@@ -25,6 +25,7 @@ from clever2sis.review.approvals import DEFAULT_PROFILE as DEFAULT_REVIEW_PROFIL
 from clever2sis.review.baseline import find_baseline
 from clever2sis.review.excel import write_spreadsheet_copies
 from clever2sis.review.facts import open_build, review_facts
+from clever2sis.review.observers import observer_link_changes, observer_summary_lines
 from clever2sis.review.report import write_report
 from clever2sis.sis import files
 
@@ -46,12 +47,14 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     lines.append(
         f"  findings: {found['total']:,} ({found['warnings']:,} warnings){': ' + kinds if kinds else ''}"
     )
+    links = facts.get("observer_links")
+    observer_lines = observer_summary_lines(links, examples=EXAMPLES_PER_KIND) if links else []
     against = facts["against"]
     if against is None:
         lines.append(
             "  no older build to compare with (--against, or upload/approve a build beside this one)"
         )
-        return lines
+        return lines + observer_lines
     lines.append(f"against {against['path']} ({against['chosen_by']})")
     for name in files.FILE_ORDER:
         entry = facts["diff"][name]
@@ -67,7 +70,7 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     if acted:
         lines.append(f"removals in Canvas ({removals['mode']}):")
         lines += [f"  {name}: {e['removed']:,} removed: {e['effect']}" for name, e in acted]
-    return lines
+    return lines + observer_lines
 
 
 def verdict_lines(facts: dict[str, Any]) -> list[str]:
@@ -136,6 +139,9 @@ def review_command(
                 older, reason = baseline.path, baseline.reason
         old = open_build(older) if older is not None else None
         facts = review_facts(new, old, options=upload.options, against_reason=reason, profile=name)
+        links = observer_link_changes(build_dir)
+        if links is not None:
+            facts["observer_links"] = links
         report = write_report(build_dir, facts)
         progress(f"report written: {report}")
         if excel:

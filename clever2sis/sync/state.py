@@ -26,6 +26,11 @@ A run's state lives in ``RUN/state/``: ``state.json`` (:data:`STATE_FORMAT`), ``
 ``observers.csv`` and, only when ``present`` is not simply the present rows of the run's own build (most
 nights it is), ``present/<file>.csv``. A run whose import Canvas did not apply records only that nothing
 changed since the state it started from.
+
+When the sync manages the observer links (``[observers] enabled``; see clever2sis/sync/observers.py) they
+change in imports of their own, before and after the main one, so ``observers.csv`` is also written on its
+own (:func:`write_observers`) each time the links Canvas may hold change, even on a night whose main import
+was not applied; the next run reads the newest such file (:func:`read_observers`).
 """
 
 from __future__ import annotations
@@ -313,6 +318,38 @@ def write_state(run_dir: Path, state: AppliedState, *, build_present: Mapping[st
                 frame = state.present[name]
                 write_csv(_sorted(frame, list(files.SORT_KEYS[name])), tmp / PRESENT_DIR_NAME / name)
         atomic_write_bytes(tmp / STATE_RECORD_NAME, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_observers(run_dir: Path, observers: pd.DataFrame) -> None:
+    """Keep ``observers`` (the links Canvas may hold now) as the run's ``state/observers.csv``, atomically,
+    and their count in ``state.json`` when the run has written one."""
+    from clever2sis.sis.writer import csv_chunks
+
+    frame = _sorted(observers.loc[:, list(OBSERVER_COLUMNS)], list(OBSERVER_COLUMNS))
+    atomic_write_bytes(observers_file(run_dir), b"".join(bytes(chunk) for chunk in csv_chunks(frame)))
+    record_file = state_dir(run_dir) / STATE_RECORD_NAME
+    try:
+        record = orjson.loads(record_file.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return
+    if isinstance(record, dict) and "observers" in record:
+        record["observers"] = len(frame)
+        atomic_write_bytes(record_file, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def observers_file(run_dir: Path) -> Path:
+    return state_dir(run_dir) / OBSERVERS_NAME
+
+
+def read_observers(run_dir: Path) -> pd.DataFrame:
+    """The run's ``state/observers.csv``; :class:`RunsDirError` naming the file when it cannot be read."""
+    path = observers_file(run_dir)
+    try:
+        return _read_csv(path, OBSERVER_COLUMNS)
+    except FileNotFoundError:
+        raise RunsDirError(f"{path}: missing") from None
+    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise RunsDirError(f"{path}: not readable ({error})") from None
 
 
 def write_unchanged(run_dir: Path, run_id: str, previous: AppliedState | None) -> None:
