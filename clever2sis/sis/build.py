@@ -60,7 +60,7 @@ from clever2sis.sis.builders.terms import Previous, build_terms, keep_recreated_
 from clever2sis.sis.builders.user_observers import build_user_observers
 from clever2sis.sis.builders.users import build_users
 from clever2sis.sis.checks import MALFORMED_RECORD
-from clever2sis.sis.findings import WARNING, combine, no_findings
+from clever2sis.sis.findings import FINDING_COLUMNS, WARNING, combine, no_findings
 from clever2sis.sis.id_map import read_id_map
 from clever2sis.sis.lengths import fit_lengths
 from clever2sis.sis.validate import check_references, clean_control_characters
@@ -251,6 +251,17 @@ def findings_summary(found: pd.DataFrame) -> dict[str, Any]:
             str(kind): {"severity": str(severity), "count": int(n)}
             for kind, severity, n in zip(kinds.index, kinds["severity"], kinds["n"], strict=True)
         },
+    }
+
+
+def with_findings(recorded: Mapping[str, Any], extra: pd.DataFrame) -> dict[str, Any]:
+    """build.json's ``findings`` (``recorded``) with the findings ``extra`` added: summary and items again,
+    in the stable order of :func:`~clever2sis.sis.findings.combine`."""
+    items = pd.DataFrame(list(recorded.get("items", [])), columns=list(FINDING_COLUMNS), dtype="string")
+    found = combine([items, extra])
+    return {
+        **findings_summary(found),
+        "items": pa.Table.from_pandas(found, preserve_index=False).to_pylist(),
     }
 
 
