@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from click.testing import CliRunner
 
+from clever2sis.cli import main
+from clever2sis.cli.review import summary_lines
+from clever2sis.review.facts import open_build, review_facts
 from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import RunResult
 from tests.test_sync_nights import JANUARY, Nights, nights, run_json
@@ -151,6 +155,19 @@ def test_a_student_clever_re_creates_signs_in_to_the_same_canvas_user_with_every
         "their Canvas account, enrollments and coursework"
     ]
     assert identities_carried(district.runs_dir) == [0, 1, 0]
+    listed = CliRunner().invoke(main, ["history", "--runs-dir", str(district.runs_dir)])
+    assert [line.split("\t")[-1] for line in listed.stdout.splitlines()] == [
+        "-",
+        "remaster identities-carried 1",
+        "remaster",
+    ]
+    # review shows the carry-over: its facts and the terminal summary's line.
+    assert churned.run_dir is not None
+    facts = review_facts(open_build(churned.run_dir / "build"))
+    assert facts["identities"]["carried"] == 1
+    assert facts["identities"]["sis_id_changes"] == [{"old_id": old_id, "new_id": new_id}]
+    assert "  identities: 1 carried over to a new id" in summary_lines(facts)
+    assert "identities" not in review_facts(open_build(first.run_dir / "build"))  # type: ignore[operator]
     assert after.summary["applied"] == "diff"
     assert build_csv(after, "change_sis_id.csv") is None
 

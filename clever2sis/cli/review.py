@@ -24,6 +24,7 @@ from clever2sis.errors import ApprovalError, ReviewError
 from clever2sis.review.baseline import find_baseline
 from clever2sis.review.excel import write_spreadsheet_copies
 from clever2sis.review.facts import open_build, review_facts
+from clever2sis.review.identities import summary_line as identity_summary
 from clever2sis.review.report import write_report
 from clever2sis.sis import files
 
@@ -46,6 +47,9 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     lines.append(
         f"  findings: {found['total']:,} ({found['warnings']:,} warnings){': ' + kinds if kinds else ''}"
     )
+    identities = identity_summary(facts)
+    if identities is not None:
+        lines.append(identities)
     against = facts["against"]
     if against is None:
         lines.append(

@@ -11,7 +11,9 @@ Everything the report, the terminal summary and ``review --json`` show comes fro
   ``lib/sis/csv/diff_generator.rb``);
 - ``removals``: what those removed rows would do in Canvas under the import settings in force (batch
   mode: ``SisBatch#remove_previous_imports`` in ``app/models/sis_batch.rb``; diffing:
-  ``lib/sis/csv/diff_generator.rb``).
+  ``lib/sis/csv/diff_generator.rb``);
+- ``identities``, only for a build with identity changes: the users carried over to a new id, and those
+  that could not be (:mod:`clever2sis.review.identities`).
 
 The CSVs are read from ``sis_import.zip`` (checked against build.json by
 :meth:`clever2sis.build_dir.BuildDir.verified_zip`), not from ``csv/``: the review describes exactly the
@@ -41,6 +43,7 @@ import pandas as pd
 from clever2sis.build_dir import BuildDir, BuildRecord
 from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.errors import ReviewError
+from clever2sis.review.identities import identity_facts
 from clever2sis.sis import files
 
 REVIEW_FORMAT_VERSION = 1
@@ -582,4 +585,7 @@ def review_facts(
         facts["diff"] = diff_facts(old, new, diffs)
         facts["highlights"] = highlights(facts["diff"])
         facts["removals"] = removal_consequences(diffs, old, new, options)
+    identities = identity_facts(new)
+    if identities is not None:  # only a build with identity changes has the key
+        facts["identities"] = identities
     return facts
