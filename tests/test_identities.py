@@ -331,3 +331,43 @@ def test_identities_are_kept_as_the_builds_or_in_the_state_and_read_back(tmp_pat
     back = read_state(run, "r1")
     assert back.identities is not None
     assert back.identities["user_id"].tolist() == (["U1", "U2", "U3"] if same else ["U1", "U2"])
+
+
+def identity_findings() -> list[tuple[str, ...]]:
+    """Findings of every identity check (test_checks.py): a login claimed and replaced, one claimed with no
+    other field left (both logins of one user claimed), a carry-over and an ambiguous match."""
+    district = load_district(Snapshot.open(DEMO))
+    settings = build_settings(RawConfig(data={}))
+    users = build_users(district, settings).built.frame
+    replaced, lost = (
+        users.loc[(users["email"] != "") & (users["login_id"] != users["email"])].iloc[:2].itertuples()
+    )
+    logins = [replaced.login_id, lost.login_id, lost.email]
+    claimed = pd.DataFrame(
+        {
+            "login_id": [str(login).lower() for login in logins],
+            "user_id": ["O1", "O2", "O3"],
+            "removed_on": EARLIER,
+        },
+        dtype="str",
+    )
+    found = build_users(district, settings, claimed=claimed).built.findings
+    found = found.loc[found["kind"] == "login_claimed_by_removed_user"]
+    changes = churn(
+        tonight=[identity("N1", login_id="jo", clever_id="c1"), identity("N2", sis_id="7", clever_id="c2")],
+        held=[identity("OLD", login_id="jo"), identity("O7", sis_id="7"), identity("O8", sis_id="7")],
+    )
+    both = pd.concat([found, changes.findings()], ignore_index=True)
+    return [tuple(row) for row in both.itertuples(index=False)]
+
+
+def test_every_identity_check_is_made() -> None:
+    found = identity_findings()
+    assert sorted(kind for kind, *_ in found) == [
+        "identity_ambiguous",
+        "identity_carried",
+        "login_claimed_by_removed_user",
+        "login_claimed_by_removed_user",
+    ]
+    claims = [message for kind, *_, message in found if kind == "login_claimed_by_removed_user"]
+    assert sorted(message.endswith("; left out") for message in claims) == [False, True]
