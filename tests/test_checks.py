@@ -16,8 +16,8 @@ from clever2sis.sis.findings import INFO, WARNING, Check
 from clever2sis.sis.validate import check_references
 from tests.test_builders import family_district
 from tests.test_finding_messages import SIS_IDS, findings_of, quirky_district, tiny_district
-from tests.test_importer_rules import OVERLONG_SETTINGS, overlong_district
 from tests.test_identities import identity_findings
+from tests.test_importer_rules import OVERLONG_SETTINGS, overlong_district
 from tests.test_malformed_records import with_bad_records
 from tests.test_terms import keeping_findings
 

@@ -15,7 +15,7 @@ from clever2sis.clever.snapshot import Snapshot
 from clever2sis.config import RawConfig, build_settings
 from clever2sis.sis import files
 from clever2sis.sis.build import build
-from clever2sis.sis.builders.identities import IDENTITY_COLUMNS
+from clever2sis.sis.builders.identities import IDENTITY_COLUMNS, identity_frame
 from clever2sis.sis.builders.logins import assign_logins, given_by, without_claimed
 from clever2sis.sis.builders.users import build_users
 from clever2sis.sis.writer import write_csv, write_zip
@@ -209,7 +209,7 @@ def test_a_claimed_login_is_given_to_no_one_and_its_user_falls_back() -> None:
         ("email", column("a@x.org", "ANN", "ann")),
     ]
     masked, offered = without_claimed(candidates, column("ann"))
-    login, lost = assign_logins(masked)
+    login, lost, _ = assign_logins(masked)
     assert login.tolist() == ["a@x.org", "bo", pd.NA]
     assert lost.empty
     assert offered.to_dict("index") == {
@@ -371,3 +371,40 @@ def test_every_identity_check_is_made() -> None:
     ]
     claims = [message for kind, *_, message in found if kind == "login_claimed_by_removed_user"]
     assert sorted(message.endswith("; left out") for message in claims) == [False, True]
+
+
+def test_identities_follow_users_csv_after_the_validation_left_a_row_out() -> None:
+    keys = pd.DataFrame(
+        {
+            "user_id": ["u1", "u" * 300, "u3"],
+            "clever_id": ["c1", "c2", "c3"],
+            "roles": ["student", "student", "teacher"],
+            "sis_id": ["s1", "s2", pd.NA],
+            "student_number": ["n1", "n2", pd.NA],
+            "teacher_number": [pd.NA, pd.NA, "t3"],
+        },
+        dtype="string",
+    )
+    users_csv = frames(users=[user("u1"), user("u3")])[files.USERS].astype("string")
+    out = identity_frame(users_csv, keys)
+    assert out.to_dict("records") == [
+        identity(
+            "u1",
+            clever_id="c1",
+            roles="student",
+            login_id="Login.u1",
+            sis_id="s1",
+            student_number="n1",
+            first_name="First",
+            last_name="Lastu1",
+        ),
+        identity(
+            "u3",
+            clever_id="c3",
+            roles="teacher",
+            login_id="Login.u3",
+            teacher_number="t3",
+            first_name="First",
+            last_name="Lastu3",
+        ),
+    ]

@@ -71,16 +71,16 @@ def role_names(flags: Mapping[str, np.ndarray]) -> pa.Array:
 
 def identity_frame(users_csv: pd.DataFrame | None, keys: pd.DataFrame) -> pd.DataFrame:
     """identities.csv from the final users.csv (None: the build has none) and ``keys``, the users builder's
-    :data:`KEY_COLUMNS` for the same rows in the same order. Observers' rows take their ``full_name`` as
-    ``last_name`` (``first_name`` empty)."""
+    ``user_id`` and :data:`KEY_COLUMNS` of the rows it built. The validation of the built files may leave
+    rows out (an id Canvas cannot store) or clean a value, so each row finds its keys by user_id (a user_id
+    the validation changed finds none). Observers' rows take their ``full_name`` as ``last_name``."""
     if users_csv is None or users_csv.empty:
         return pd.DataFrame({column: pd.Series([], dtype="string") for column in IDENTITY_COLUMNS})
-    if len(users_csv) != len(keys):
-        raise ValueError(f"identity keys for {len(keys)} users, users.csv has {len(users_csv)}")
+    at = pc.index_in(one_array(users_csv["user_id"]), value_set=one_array(keys["user_id"]))
     out = {}
     for column in IDENTITY_COLUMNS:
-        if column in keys:
-            out[column] = string_series(pc.fill_null(one_array(keys[column]), ""))
+        if column in KEY_COLUMNS:
+            out[column] = string_series(pc.fill_null(one_array(keys[column]).take(at), ""))
             continue
         sources = [name for name in FROM_USERS_CSV[column] if name in users_csv]
         values = one_array(users_csv[sources[0]])

@@ -6,7 +6,7 @@ Where each column's value comes from, and when the header has the column, is dec
 (logins.py), which gives no one a login Canvas still holds for a removed user (``claimed``, from the sync). A
 row is left out, with a finding, when its user_id renders empty or repeats another's, when it is left
 without a login, or when it is an observer none of whose students is sent. The keys a person is recognised
-by later (identities.py) are given with the file, row for row.
+by later (identities.py) are given with the file.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def user_fields(users: pd.DataFrame, names: Sequence[str] = NAMESPACES["user"]) 
 class BuiltUsers(NamedTuple):
     """What :func:`build_users` gives: the file; each built Clever user id's Canvas user_id (for
     enrollments); the same for the contacts built only as observers (so a roster naming a contact never
-    enrolls them); and the identity keys of the file's rows, in its order (identities.py's KEY_COLUMNS)."""
+    enrolls them); and the identity keys of the file's rows (user_id and identities.py's KEY_COLUMNS)."""
 
     built: Built
     user_map: pd.Series
@@ -213,10 +213,10 @@ def build_users(
 
 
 def _identity_keys(people: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
-    """The identity keys (identities.py's KEY_COLUMNS) of the ``people`` at ``positions``; the ``key:``
-    columns are dropped from ``people`` once taken."""
+    """The user_id and identity keys (identities.py's KEY_COLUMNS) of the ``people`` at ``positions``; the
+    ``key:`` columns are dropped from ``people`` once taken."""
     at = pa.array(positions)
-    out = {}
+    out = {"user_id": string_series(one_array(people["user_id"]).take(at))}
     for name in KEY_COLUMNS:
         source = "clever_id" if name == "clever_id" else KEY + name
         if source in people:
