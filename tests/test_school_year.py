@@ -235,19 +235,13 @@ def listed(found: tuple[str, ...] | list[str]) -> str:
     return "\n  ".join(["", *found[:SHOWN]]) + more
 
 
-# What today's product gets wrong, by problem (the test_problem_* tests pin each; 3, 4, 5 and 6 pass).
+# What today's product gets wrong, by problem (the test_problem_* tests pin each; 2 to 6 pass).
 PROBLEMS = {
     1: "1, a removed link (a parent's, a leaver's) still observes: no removal is sent for user_observers.csv",
-    2: "2, the returning and the re-created student cannot sign in: their suspended old user holds the login",
 }
 # The nights whose test_night fails today, and the problems in the night's state (or in its outcome and the
 # next night's) that make it fail; the nights not listed pass.
-FAILING_TODAY: dict[int, tuple[int, ...]] = {
-    4: (1,),
-    5: (1,),
-    6: (1,),
-    **{n: (1, 2) for n in (8, 9, 10, 11, 12, 13, 14, 16, 18, 19, 20, 21, 22, 23)},
-}
+FAILING_TODAY: dict[int, tuple[int, ...]] = {n: (1,) for n in range(4, 24)}
 
 
 def today(*problems: int) -> str:
@@ -387,14 +381,7 @@ def test_problem_1_a_removed_parent_link_no_longer_observes(
         assert run.canvas.user_status(removed) == "suspended", what
 
 
-TODAY_2 = (
-    "today: the returning student (night 7) and the re-created one (night 11) are sent as new users whose "
-    "login their suspended old user still claims, so Canvas skips them: neither signs in nor holds an "
-    "enrollment, all year"
-)
-
-
-@pytest.mark.parametrize("structure", _structures(section=TODAY_2, course=TODAY_2))
+@pytest.mark.parametrize("structure", _structures())
 def test_problem_2_a_churned_student_signs_in_and_keeps_their_canvas_user(
     years: Callable[[str], Year], structure: str
 ) -> None:
