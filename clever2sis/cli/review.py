@@ -25,6 +25,7 @@ from clever2sis.review.approvals import DEFAULT_PROFILE as DEFAULT_REVIEW_PROFIL
 from clever2sis.review.baseline import find_baseline
 from clever2sis.review.excel import write_spreadsheet_copies
 from clever2sis.review.facts import open_build, review_facts
+from clever2sis.review.identities import summary_line as identity_summary
 from clever2sis.review.observers import observer_link_changes, observer_summary_lines
 from clever2sis.review.report import write_report
 from clever2sis.sis import files
@@ -47,6 +48,9 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     lines.append(
         f"  findings: {found['total']:,} ({found['warnings']:,} warnings){': ' + kinds if kinds else ''}"
     )
+    identities = identity_summary(facts)
+    if identities is not None:
+        lines.append(identities)
     links = facts.get("observer_links")
     observer_lines = observer_summary_lines(links, examples=EXAMPLES_PER_KIND) if links else []
     against = facts["against"]

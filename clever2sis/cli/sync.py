@@ -245,6 +245,7 @@ def history_command(
                 for flag, on in (
                     ("remaster", row["remaster"]),
                     ("allowed-large-change", row["allow_large_change"]),
+                    (f"identities-carried {row['identities_carried']}", row["identities_carried"]),
                 )
                 if on
             )

@@ -16,7 +16,9 @@ Everything the report, the terminal summary and ``review --json`` show comes fro
 - ``names``: whether the build's snapshot was read for the records its CSVs do not name;
 - ``signoff``: what approving this zip means, the ``clever2sis approve`` command, the sign-offs held
   (:mod:`clever2sis.review.approvals`);
-- ``verdict``: ready to sign off, or what needs a decision first (:mod:`clever2sis.review.verdict`).
+- ``verdict``: ready to sign off, or what needs a decision first (:mod:`clever2sis.review.verdict`);
+- ``identities``, only for a build with identity changes: the users carried over to a new id, and those
+  that could not be (:mod:`clever2sis.review.identities`).
 
 The CSVs are read from ``sis_import.zip`` (checked against build.json by
 :meth:`clever2sis.build_dir.BuildDir.verified_zip`), not from ``csv/``: the review describes exactly the
@@ -50,6 +52,7 @@ from clever2sis.build_dir import BuildDir, BuildRecord
 from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.errors import ReviewError
 from clever2sis.review.approvals import DEFAULT_PROFILE, signoff_facts
+from clever2sis.review.identities import identity_facts
 from clever2sis.review.names import ROOT_ACCOUNT_LABEL, Names, Side, join_runs
 from clever2sis.review.verdict import verdict
 from clever2sis.sis import files
@@ -742,6 +745,9 @@ def review_facts(
         facts["diff"] = diff_facts(old, new, diffs, names)
         facts["highlights"] = highlights(facts["diff"])
         facts["removals"] = removal_consequences(diffs, old, new, options)
+    identities = identity_facts(new)
+    if identities is not None:  # only a build with identity changes has the key
+        facts["identities"] = identities
     facts["names"] = names.snapshot.facts()
     facts["signoff"] = signoff_facts(new.path, new.record, profile)
     facts["verdict"] = verdict(facts)

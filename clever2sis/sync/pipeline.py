@@ -1,4 +1,5 @@
-"""One sync run: reconcile → pull → build → rollover → guard → (removals) → rewrite → upload → wait.
+"""One sync run: reconcile → pull → build (and identity changes) → rollover → guard → (removals) → rewrite →
+upload → wait.
 
 With ``[observers] enabled`` the upload is up to three imports: the observer links Clever no longer has
 are removed before the main import, and every link Clever has is sent after it (see
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import pandas as pd
 
 from clever2sis import interrupts
 from clever2sis.atomic import atomic_write_bytes
@@ -75,7 +77,7 @@ from clever2sis.errors import (
 )
 from clever2sis.progress import Progress, silent
 from clever2sis.sis import files
-from clever2sis.sis.build import build
+from clever2sis.sis.build import build, with_findings
 from clever2sis.sis.builders.user_observers import ACTIVE, DELETED, link_rows
 from clever2sis.sync import guard as guards
 from clever2sis.sync import observers as links_module
@@ -92,6 +94,7 @@ from clever2sis.sync.changes import (
     without_rows,
 )
 from clever2sis.sync.history import SUMMARY_FIELDS, UPLOAD_STAGE, History, RunRow
+from clever2sis.sync.identities import Churn, detect_churn, given_claimed
 from clever2sis.sync.reconcile import reconcile_runs
 from clever2sis.sync.runs import (
     BUILD_DIR_NAME,
@@ -237,12 +240,19 @@ def check_job(job: SyncJob, *, remaster: bool = False) -> None:
 
 
 def remaster_reason(
-    history: History, job: SyncJob, now: dt.datetime, *, asked: bool, state: AppliedState | None = None
+    history: History,
+    job: SyncJob,
+    now: dt.datetime,
+    *,
+    asked: bool,
+    state: AppliedState | None = None,
+    carried: int = 0,
 ) -> str | None:
     """Diffing: why tonight re-sends everything (None: it need not).
 
     When asked; when Canvas applied the last night without deletes (``state``), so that what it did not
-    remove is sent as removal rows; on a first run; and when the last remaster is old enough.
+    remove is sent as removal rows; when people are carried over to a new id tonight (``carried``), since
+    a diff would send their old ids as removed; on a first run; and when the last remaster is old enough.
     """
     if job.sync.deletion_mode != "diffing":
         return None
@@ -250,6 +260,11 @@ def remaster_reason(
         return "asked for (--remaster)"
     if state is not None and state.needs_remaster:
         return f"Canvas applied run {state.run_id} without deletes (diffing_threshold_exceeded)"
+    if carried:
+        return (
+            f"{carried} user(s) carried over to a new id (identity_changes = {job.sync.identity_changes}): "
+            "a diff would send their old ids as removed"
+        )
     last = history.last_remaster(job.profile.name)
     if last is None:
         return "no remaster applied yet"
@@ -557,21 +572,25 @@ def _stages(run: _Run) -> None:
     state = _held_links(run, baseline, _applied_state(run, baseline))
     held = state.present if state is not None else None
     record, built = _build(run, previous=held)
+    churn, record, built = _identity_changes(run, state, record, built)
+    if state is not None and len(churn.carried):
+        state = state.renamed(churn.renames)
+        held = state.present
     run.enter(COMPARE)
-    amended = _carry(run, held, _rollover(run, held, built))
+    amended = _with_renames(_carry(run, held, _rollover(run, held, built)), churn)
     _count_changes(run, held, amended)
     verdict = _guard(run, state, built)
     run.enter(REWRITE)
-    plan = _plan(run, district_id, state)
+    plan = _plan(run, district_id, state, churn)
     amended, links = _take_links(run, state, amended)
     sent = _removals(run, held, amended, plan)
-    rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict)
+    rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict, churn=churn)
     skipped = _diff_skipped(run, plan, state, rewritten, sent)
     if skipped is not None:
         run.log(f"Canvas would not diff tonight: {skipped}; sending a remaster with the removals as rows")
-        plan = _Plan(import_options(run.job, district_id=district_id, remaster=True), f"threshold: {skipped}")
+        plan = _Plan(_options(run, district_id, churn, remaster=True), f"threshold: {skipped}")
         sent = _removals(run, held, amended, plan)
-        rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict)
+        rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict, churn=churn)
     if links is not None:
         run.enter(REMOVE_LINKS)
     kept = _remove_links(run, record, links)
@@ -616,18 +635,91 @@ def _pull(run: _Run) -> str:
     return district_id
 
 
-def _build(run: _Run, *, previous: Frames | None) -> tuple[BuildRecord, Frames]:
+def _build(
+    run: _Run, *, previous: Frames | None, claimed: pd.DataFrame | None = None
+) -> tuple[BuildRecord, Frames]:
     """Build the snapshot into the run's build directory; return its record and every file's rows.
 
     ``previous`` (what Canvas holds: the applied state's present rows) lets a term Clever re-created keep
-    its term_id.
+    its term_id; ``claimed`` are logins Canvas holds for removed users, which the build gives no one (a
+    second build of the night replaces the first).
     """
     try:
-        build(run.snapshot_dir, run.build_dir.path, run.job.build, progress=run.log, previous=previous)
+        build(
+            run.snapshot_dir,
+            run.build_dir.path,
+            run.job.build,
+            progress=run.log,
+            previous=previous,
+            claimed_logins=claimed,
+            force=claimed is not None,
+        )
         built = run.build_dir.verified_zip(error=SyncBuildError)
         return built.record, built.read_frames()
     except (BuildError, SnapshotError, UsageError) as error:
         raise SyncBuildError(f"build failed: {error}") from error
+
+
+def _tonight_identities(run: _Run) -> pd.DataFrame:
+    identities = run.build_dir.read_identities()
+    if identities is None:
+        raise SyncBuildError(f"build failed: {run.build_dir.identities_file} is missing")
+    return identities
+
+
+def _identity_changes(
+    run: _Run, state: AppliedState | None, record: BuildRecord, built: Frames
+) -> tuple[Churn, BuildRecord, Frames]:
+    """Who Clever re-created under a new id tonight (:mod:`clever2sis.sync.identities`), against what
+    Canvas holds; and the build again, without the logins Canvas holds for removed users who are not
+    carried over, when tonight's build gave one of them to someone (Canvas would skip that user's row).
+
+    The second build costs a night as much as the first; it happens only on such nights.
+    """
+    if state is None:
+        run.record(identities_carried=0)
+        return Churn.none(), record, built
+    tonight = _tonight_identities(run)
+    churn = detect_churn(
+        tonight,
+        held_users=state.present[files.USERS],
+        held_identities=state.held_identities() if state.identities is not None else None,
+        removed_users=state.removed_users,
+        mode=run.job.sync.identity_changes,
+        night=stamp(run.started),
+    )
+    taken = given_claimed(tonight, churn.claimed)
+    if len(taken):
+        run.log(
+            f"{len(taken)} login(s) Canvas holds for removed users not carried over were given tonight "
+            f"({', '.join(taken['login_id'].head(3))}{', ...' if len(taken) > 3 else ''}); building again "
+            "without them"
+        )
+        record, built = _build(run, previous=state.present, claimed=churn.claimed)
+    carried, ambiguous = len(churn.carried), len(churn.ambiguous)
+    if carried or ambiguous:
+        via = ", ".join(sorted(set(churn.carried["via"])))
+        run.log(
+            f"identity changes: {carried} user(s) carried over to a new id{f' ({via})' if via else ''}, "
+            f"{ambiguous} ambiguous (not carried)"
+        )
+    run.record(identities_carried=carried)
+    run.details["identity_changes"] = {
+        "carried": churn.carried.loc[:, ["old_id", "new_id", "keys", "removed_on", "via"]].to_dict("records"),
+        "ambiguous": churn.ambiguous.to_dict("records"),
+        "claimed_logins": len(churn.claimed),
+    }
+    return churn, record, built
+
+
+def _with_renames(amended: Amended, churn: Churn) -> Amended:
+    """``amended`` with the change_sis_id.csv rows of tonight's carry-overs."""
+    rows = churn.change_sis_id_rows()
+    if rows.empty:
+        return amended
+    frames = dict(amended.frames)
+    frames[files.CHANGE_SIS_ID] = append_rows(frames[files.CHANGE_SIS_ID], rows)
+    return dataclasses.replace(amended, frames=frames)
 
 
 def _applied_state(run: _Run, baseline: RunRow | None) -> AppliedState | None:
@@ -740,8 +832,14 @@ def _guard(run: _Run, state: AppliedState | None, built: Frames) -> guards.Verdi
 def _role_counts(
     run: _Run, state: AppliedState, held: Frames, built: Frames
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """How many users Canvas holds and tonight's users.csv has of each Clever role, from the roles in the
-    snapshots of the state's run and of tonight (users.csv does not say a user's roles)."""
+    """How many users Canvas holds and tonight's users.csv has of each Clever role (users.csv does not say
+    a user's roles): from the builds' identities.csv, or for a state kept before it existed from the roles
+    in the snapshots of the state's run and of tonight."""
+    if state.identities is not None:
+        return (
+            guards.role_counts_of_identities(held[files.USERS], state.identities),
+            guards.role_counts_of_identities(built[files.USERS], _tonight_identities(run)),
+        )
     tonight = guards.role_counts(built[files.USERS], user_roles(Snapshot.open(run.snapshot_dir)))
     before_dir = run.run_dir.parent / str(state.run_id) / SNAPSHOT_DIR_NAME
     try:
@@ -764,10 +862,26 @@ def _count_changes(run: _Run, held: Frames | None, amended: Amended) -> None:
     run.record(changes=change_counts(held if held is not None else empty_frames(), amended.frames))
 
 
-def _plan(run: _Run, district_id: str, state: AppliedState | None) -> _Plan:
+def _plan(run: _Run, district_id: str, state: AppliedState | None, churn: Churn) -> _Plan:
     """Tonight's import options, and whether (and why) it is a remaster."""
-    reason = remaster_reason(run.history, run.job, run.started, asked=run.options.remaster, state=state)
-    return _Plan(import_options(run.job, district_id=district_id, remaster=reason is not None), reason)
+    reason = remaster_reason(
+        run.history,
+        run.job,
+        run.started,
+        asked=run.options.remaster,
+        state=state,
+        carried=len(churn.carried),
+    )
+    return _Plan(_options(run, district_id, churn, remaster=reason is not None), reason)
+
+
+def _options(run: _Run, district_id: str, churn: Churn, *, remaster: bool) -> ImportOptions:
+    """The import options (:func:`import_options`), with update_sis_id_if_login_claimed when a carry-over
+    is made by it."""
+    options = import_options(run.job, district_id=district_id, remaster=remaster)
+    if churn.by_login_option:
+        options = dataclasses.replace(options, update_sis_id_if_login_claimed=True)
+    return options
 
 
 def _removals(run: _Run, held: Frames | None, amended: Amended, plan: _Plan) -> Amended:
@@ -798,8 +912,13 @@ def _rewrite(
     *,
     baseline: RunRow | None,
     verdict: guards.Verdict,
+    churn: Churn,
 ) -> BuildRecord:
-    """Write the sync's changes into the build (CSVs, zip, build.json with a "sync" section, sync/)."""
+    """Write the sync's changes into the build (CSVs, zip, build.json with a "sync" section and tonight's
+    identity findings, sync/)."""
+    found = churn.findings()
+    if len(found):
+        record = dataclasses.replace(record, findings=with_findings(record.findings or {}, found))
     sync_facts = {
         "run_id": run.facts["run_id"],
         "deletion_mode": run.job.sync.deletion_mode,
@@ -807,6 +926,7 @@ def _rewrite(
         "guard": verdict.as_dict(),
         "remaster": plan.remaster,
         "remaster_reason": plan.remaster_reason,
+        "identities": churn.counts(),
     }
     try:
         rewritten = run.build_dir.rewrite(
@@ -930,12 +1050,13 @@ def _keep_state(
                 sizes=ZipSizes({name: entry.bytes for name, entry in (rewritten.files or {}).items()}),
                 user_remove_status=plan.options.diffing_user_remove_status or run.job.sync.user_remove_status,
             )
-            after = state_after(state, sent, outcome)
+            identities = run.build_dir.read_identities()
+            after = state_after(state, sent, outcome, identities=identities)
             # Only a night applied without deletes holds other rows than the build's own present rows.
             build_present = (
                 sent_present(sent.frames) if applied == state_module.WHOLE_NO_DELETES else after.present
             )
-            write_state(run.run_dir, after, build_present=build_present)
+            write_state(run.run_dir, after, build_present=build_present, build_identities=identities)
     except OSError as error:
         raise RunsDirError(
             f"cannot keep the applied state of run {run_id} in {state_dir(run.run_dir)}: {error}"
