@@ -645,6 +645,7 @@ DeletionMode = Literal["diffing", "explicit", "batch"]
 EnrollmentRemoveStatus = Literal["inactive", "completed", "deleted", "deleted_last_completed"]
 UserRemoveStatus = Literal["suspended", "deleted"]
 ShrinkFile = Literal["accounts", "terms", "courses", "sections", "users", "enrollments"]
+IdentityChanges = Literal["change_sis_id", "update_sis_id_if_login_claimed", "off"]
 PERCENT_RANGE = (0, 100)
 CHANGE_THRESHOLD_RANGE_PERCENT = (1, 100)
 PAUSE_KEYS = ("from", "to")
@@ -746,6 +747,13 @@ class SyncSettings:
         metadata=about(
             "After a night's import succeeds, compare Canvas with it and fix the drift this often, in "
             "days; 0 never."
+        ),
+    )
+    identity_changes: IdentityChanges = field(
+        default="change_sis_id",
+        metadata=about(
+            "A person Clever re-creates under a new id keeps their Canvas user: by change_sis_id.csv rows, "
+            "by Canvas's update_sis_id_if_login_claimed (same login), or off (a new Canvas user)."
         ),
     )
     pause: tuple[PauseWindow, ...] = field(

@@ -249,6 +249,9 @@ class FakeCanvas:
     report_forms: list[dict[str, str]] = field(default_factory=list)
     next_report_id: int = 1
     import_permission: bool = True  # False: the token's user may read the account but not import SIS data
+    # With a model: given each posted zip, a final state to end that import in without applying it
+    # ("failed": Canvas gave up before it changed anything), or None to apply it.
+    fail: Callable[[bytes], str | None] | None = None
 
     def record(self, item: FakeImport) -> ImportRecord | None:
         """What the model did with ``item`` (``None`` without a model, or for a seeded import)."""
@@ -661,9 +664,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if model is not None:
             filename, attachment = files["attachment"]
-            record = model.apply(item.id, options, attachment, filename=filename)
+            forced = self.canvas.fail(attachment) if self.canvas.fail is not None else None
             running = [step for step in item.script if step[0] not in TERMINAL]
-            item.script = [*running, (record.workflow_state, 100)]
+            if forced is not None:
+                item.script = [*running, (forced, 100)]
+            else:
+                record = model.apply(item.id, options, attachment, filename=filename)
+                item.script = [*running, (record.workflow_state, 100)]
         self.canvas.next_id += 1
         self.canvas.imports[item.id] = item
         self._send(200, self.canvas.sis_import_json(item, self.origin))

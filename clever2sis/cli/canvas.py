@@ -24,6 +24,7 @@ import click
 import orjson
 
 from clever2sis.build_dir import BuildDir, BuildLock, BuildZip
+from clever2sis.canvas.observers import diffing_observers_warning
 from clever2sis.canvas.signoff import check_before_post
 from clever2sis.canvas.sis_import import (
     ImportOptions,
@@ -271,6 +272,9 @@ def upload_command(
         build = BuildDir(build_dir).verified_zip(error=BuildDirError)
         options = parse_upload(raw).options.merged(given_import_flags())
         options.validate()
+        warning = diffing_observers_warning(build, options)
+        if warning is not None:
+            loud(warning)
         if dry_run:
             _dry_run(raw, build, options, profile=profile, force=force, as_json=as_json, say=say, loud=loud)
             return

@@ -21,9 +21,10 @@ from clever2sis.cli.common import (
 )
 from clever2sis.config import UploadSettings, parse_upload
 from clever2sis.errors import ApprovalError, ReviewError
+from clever2sis.review.approvals import DEFAULT_PROFILE as DEFAULT_REVIEW_PROFILE
+from clever2sis.review.identities import summary_line as identity_summary
 from clever2sis.sis import files
 
-DEFAULT_REVIEW_PROFILE = "production"
 EXAMPLES_PER_KIND = 2
 SHORT_SHA = 12
 
@@ -42,6 +43,11 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     lines.append(
         f"  findings: {found['total']:,} ({found['warnings']:,} warnings){': ' + kinds if kinds else ''}"
     )
+    identities = identity_summary(facts)
+    if identities is not None:
+        lines.append(identities)
+    links = facts.get("observer_links")
+    observer_lines = _observer_lines(links) if links else []
     comparison = facts.get("comparison") or {}
     if comparison:
         lines.append(f"  import settings: {comparison['import_settings_from']}")
@@ -50,7 +56,7 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
         why = comparison.get("reason", "no older build")
         hint = "" if why.startswith("sync run") else " (--against, or upload/approve a build beside this one)"
         lines.append(f"  no older build to compare with: {why}{hint}")
-        return lines
+        return lines + observer_lines
     lines.append(f"against {against['path']} ({against['chosen_by']})")
     for name in files.FILE_ORDER:
         entry = facts["diff"][name]
@@ -66,6 +72,26 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     if acted:
         lines.append(f"removals in Canvas ({removals['mode']}):")
         lines += [f"  {name}: {e['removed']:,} removed: {e['effect']}" for name, e in acted]
+    return lines + observer_lines
+
+
+def _observer_lines(links: dict[str, Any]) -> list[str]:
+    from clever2sis.review.observers import observer_summary_lines  # reads frames: pandas
+
+    return observer_summary_lines(links, examples=EXAMPLES_PER_KIND)
+
+
+def verdict_lines(facts: dict[str, Any]) -> list[str]:
+    """The verdict, as the report opens with it: what needs a decision before sign-off."""
+    verdict = facts["verdict"]
+    lines = [verdict["headline"]]
+    lines += [f"  - {line['text']}" for line in verdict["needs_decision"]]
+    approved = facts["signoff"]["approved"]
+    if approved:
+        lines.append(
+            f"signed off for {facts['signoff']['profile']} by {approved['approved_by']} at "
+            f"{approved['approved_at']}"
+        )
     return lines
 
 
@@ -130,7 +156,7 @@ def review_command(
         if done.spreadsheets is not None:
             progress(f"spreadsheet copies written: {done.spreadsheets}")
         if not quiet:
-            for line in summary_lines(done.facts):
+            for line in summary_lines(done.facts) + verdict_lines(done.facts):
                 click.echo(line, err=True)
         if as_json:
             click.echo(orjson.dumps(done.facts, option=orjson.OPT_INDENT_2).decode())
@@ -179,6 +205,13 @@ def approve_command(
             click.echo(f"test import: sis_import {tested['sis_import_id']} on {tested['canvas']}: {state}")
             if tested["workflow_state"] not in SUCCESS_STATES:
                 click.echo(f"warning: the test import did not end imported ({state})", err=True)
+        report = BuildDir(build_dir).report_file
+        if report.is_file() and not quiet:
+            click.echo(
+                f"{report} was written before this sign-off: run the same "
+                f"`clever2sis review {build_dir} ...` again to show the sign-off in it",
+                err=True,
+            )
 
     run_command(action, verbose=verbose, io_error=ApprovalError)
 

@@ -290,6 +290,17 @@ def _changed(changes: dict[str, Any] | None) -> str:
     return ", ".join(parts) or "no changes"
 
 
+def _observer_imports(imports: list[dict[str, Any]] | None) -> str:
+    """The run's observer link imports ("observers removals 104 imported, links 106 imported"), or "-"."""
+    labels = {"observer_removals": "removals", "observer_links": "links"}
+    parts = [
+        f"{labels[entry['import']]} {entry['sis_import_id']} {entry['import_state'] or ''}".rstrip()
+        for entry in imports or []
+        if entry.get("import") in labels
+    ]
+    return f"observers {', '.join(parts)}" if parts else "-"
+
+
 @click.command("history")
 @click.option("--profile", metavar="NAME", help="Only runs of this profile.")
 @config_option
@@ -305,7 +316,8 @@ def history_command(
     as_json: bool,
     verbose: bool,
 ) -> None:
-    """List sync runs, newest first: when, outcome, the import, what Canvas applied, what changed.
+    """List sync runs, newest first: when, outcome, the import, what Canvas applied, what changed, and the
+    observer link imports.
 
     Runs that ended without saying so (killed) and imports still running when their run ended are first
     brought up to date with Canvas (with each profile's token), unless a sync is running right now. A
@@ -334,6 +346,7 @@ def history_command(
                 for flag, on in (
                     ("remaster", row["remaster"]),
                     ("allowed-large-change", row["allow_large_change"]),
+                    (f"identities-carried {row['identities_carried']}", row["identities_carried"]),
                 )
                 if on
             )
@@ -350,6 +363,7 @@ def history_command(
                         f"applied {row['applied'] or '-'}",
                         _changed(row["changes"]),
                         flags or "-",
+                        _observer_imports(row["imports"]),
                     )
                 )
             )

@@ -14,6 +14,7 @@ from typing import Any
 from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.review.baseline import Comparison, choose_comparison
 from clever2sis.review.facts import open_build, review_facts
+from clever2sis.review.observers import observer_link_changes
 from clever2sis.review.report import write_report
 
 
@@ -39,7 +40,12 @@ def review_build(
     comparison = choose_comparison(build_dir, against=against, profile=profile, upload_options=upload_options)
     new = open_build(build_dir)
     old = open_build(comparison.older) if comparison.older is not None else None
-    facts = review_facts(new, old, options=comparison.options, against_reason=comparison.reason)
+    facts = review_facts(
+        new, old, options=comparison.options, against_reason=comparison.reason, profile=profile
+    )
+    links = observer_link_changes(build_dir)
+    if links is not None:
+        facts["observer_links"] = links
     facts["comparison"] = {
         "profile": comparison.profile,
         "import_settings_from": comparison.settings_from,
