@@ -185,10 +185,15 @@ def test_bad_build_values_name_the_key_and_the_allowed_values(
         (
             {"keep": 1},
             "/etc/c.toml: unknown key sync.keep; known keys: change_threshold, deletion_mode, "
-            "diffing_data_set_identifier, enrollment_remove_status, keep_runs, max_shrink_percent, "
-            "max_shrink_percent_by_file, reconcile_every_days, remaster_every_days, runs_dir, "
-            "teacher_dates_roles, teacher_end_days_after, teacher_start_days_before, term_rollover, "
-            "user_remove_status",
+            "diffing_data_set_identifier, enrollment_remove_status, identity_changes, keep_runs, "
+            "max_shrink_percent, max_shrink_percent_by_file, pause, reconcile_every_days, "
+            "remaster_every_days, runs_dir, teacher_dates_roles, teacher_end_days_after, "
+            "teacher_start_days_before, term_rollover, user_remove_status",
+        ),
+        (
+            {"identity_changes": "update"},
+            "/etc/c.toml: sync.identity_changes = 'update'; use one of: change_sis_id, "
+            "update_sis_id_if_login_claimed, off",
         ),
         (
             {"reconcile_every_days": -1},

@@ -204,6 +204,38 @@ DUPLICATE_USER_ID = _check(
     files.USERS,
     "user {user}: user_id '{user_id}' is already used by another user; left out",
 )
+# A login Canvas still holds for a removed user the sync does not carry over to this one (see
+# clever2sis/sync/identities.py); {claimant} is that user's user_id, {removed_on} the night it was removed.
+LOGIN_CLAIMED_REPLACED = _check(
+    "login_claimed_by_removed_user",
+    WARNING,
+    files.USERS,
+    "user {user}: login_id '{value}' ({field}) is still held in Canvas by removed user {claimant} (removed "
+    "{removed_on}), who is not carried over to this user; sent with login_id '{login_id}' instead",
+)
+LOGIN_CLAIMED_LEFT_OUT = _check(
+    "login_claimed_by_removed_user",
+    WARNING,
+    files.USERS,
+    "user {user}: login_id '{value}' ({field}) is still held in Canvas by removed user {claimant} (removed "
+    "{removed_on}), who is not carried over to this user, and no other login field is usable; left out",
+)
+# A sync's identity changes ({new_id}: tonight's user_id; {old_id}: the Canvas user it is; {keys}: the keys
+# they share, e.g. "login_id, sis_id"; {when}: "gone tonight" or "removed <night>").
+IDENTITY_CARRIED = _check(
+    "identity_carried",
+    INFO,
+    files.USERS,
+    "user {user}: user_id '{new_id}' is Canvas user '{old_id}' ({when}; the same {keys}); carried over "
+    "with {via}, so the person keeps their Canvas account, enrollments and coursework",
+)
+IDENTITY_AMBIGUOUS = _check(
+    "identity_ambiguous",
+    WARNING,
+    files.USERS,
+    "user {user}: user_id '{new_id}' shares {keys} with Canvas user(s) {old_ids}, which Clever no longer "
+    "has, but not one to one; not carried over, so Canvas makes a new user",
+)
 CONTACTS_NOT_BUILT = _check(
     "contacts_not_built",
     INFO,

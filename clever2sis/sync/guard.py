@@ -13,7 +13,8 @@ The guard stops the run on
 * a role (students, teachers) whose enrollments vanished entirely, across the district or within a school
   that is still there;
 * a Clever role (students, teachers, staff, district admins, contacts) of which users.csv kept nobody,
-  counted from the users' roles in each night's snapshot, so that roles without enrollments count too.
+  counted from the users' roles each night's build recorded (identities.csv; a state kept before it
+  existed is counted from its run's snapshot), so that roles without enrollments count too.
 
 Each is a :class:`Shrink`; any shrink stops the run unless it was allowed (``--allow-large-change``).
 """
@@ -182,3 +183,11 @@ def role_counts(users: pd.DataFrame, roles: pd.DataFrame) -> dict[str, int]:
         clever_id = users["integration_id"].where(users["integration_id"] != "", clever_id)
     held = roles.loc[among(roles["id"], clever_id)]
     return {role: int(held[f"is_{role}"].sum()) for role in ROLE_NAMES if f"is_{role}" in held.columns}
+
+
+def role_counts_of_identities(users: pd.DataFrame, identities: pd.DataFrame) -> dict[str, int]:
+    """How many rows of ``users`` (users.csv) hold each Clever role, by ``identities`` (identities.csv's
+    rows: ``user_id`` and the ``;``-joined ``roles``)."""
+    held = identities.loc[among(identities["user_id"], users["user_id"]), "roles"].astype("str")
+    padded = ";" + held + ";"
+    return {role: int(padded.str.contains(f";{role};", regex=False).sum()) for role in ROLE_NAMES}
