@@ -13,6 +13,7 @@ to a default. Secrets never live in this file: it names the environment variable
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import tomllib
@@ -218,6 +219,8 @@ def check_value(raw: RawConfig, table: str, key: str, value: Any, hint: Any) -> 
                 raise ConfigError(f"{raw.source}: {table}.{key}.{name}: use one of {', '.join(allowed)}")
             checked[name] = check_value(raw, table, f"{key}.{name}", item, value_hint)
         return checked
+    if hint is PauseWindow:
+        return PauseWindow.from_setting(value, f"{raw.source}: {table}.{key}")
     if hint is Path:
         if not typed(raw, table, key, value, str).strip():
             raise ConfigError(f"{raw.source}: {table}.{key} must name a directory")
@@ -645,6 +648,53 @@ ShrinkFile = Literal["accounts", "terms", "courses", "sections", "users", "enrol
 IdentityChanges = Literal["change_sis_id", "update_sis_id_if_login_claimed", "off"]
 PERCENT_RANGE = (0, 100)
 CHANGE_THRESHOLD_RANGE_PERCENT = (1, 100)
+PAUSE_KEYS = ("from", "to")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class PauseWindow:
+    """One ``[sync] pause`` window: the nights from ``start`` to ``end``, both included, in build.timezone.
+
+    Written ``{ from = "2027-06-12", to = "2027-08-20" }`` (TOML dates without quotes work too).
+    """
+
+    start: dt.date
+    end: dt.date
+
+    @classmethod
+    def from_setting(cls, value: Any, where: str) -> PauseWindow:
+        """A window from its TOML table; a ConfigError naming ``where`` for anything else."""
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f'{where}: each window is a table like {{ from = "2027-06-12", to = "2027-08-20" }}'
+            )
+        unknown = sorted(set(value) - set(PAUSE_KEYS))
+        missing = [key for key in PAUSE_KEYS if key not in value]
+        if unknown or missing:
+            problem = f"unknown key {unknown[0]!r}" if unknown else f"no {missing[0]!r} date"
+            raise ConfigError(f"{where}: {problem}; a window has from and to (dates, both included)")
+        start, end = (cls._date(value[key], f"{where}.{key}") for key in PAUSE_KEYS)
+        if start > end:
+            raise ConfigError(f"{where}: from {start} is after to {end}; swap them")
+        return cls(start, end)
+
+    @staticmethod
+    def _date(value: Any, where: str) -> dt.date:
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+            try:
+                return dt.date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{where} = {value!r} is not a date; write YYYY-MM-DD, e.g. 2027-06-12")
+
+    def covers(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+    def describe(self) -> str:
+        return f"{self.start} to {self.end}"
 
 
 @dataclass(frozen=True)
@@ -706,6 +756,18 @@ class SyncSettings:
             "by Canvas's update_sis_id_if_login_claimed (same login), or off (a new Canvas user)."
         ),
     )
+    pause: tuple[PauseWindow, ...] = field(
+        default=(),
+        metadata=about(
+            "Nights the sync does nothing (exit 55; e.g. the year-end rollover): from and to, both "
+            "included, in build.timezone; the first night after a pause is a remaster.",
+            example=({"from": "2027-06-12", "to": "2027-08-20"},),
+        ),
+    )
+
+    def paused_on(self, day: dt.date) -> PauseWindow | None:
+        """The pause window ``day`` (a local date) falls in, if any (the first, when windows overlap)."""
+        return next((window for window in self.pause if window.covers(day)), None)
 
     def shrink_limit_percent(self, file_name: str) -> float:
         """The guard's limit for ``file_name`` (``users.csv`` or ``users``)."""
@@ -753,6 +815,9 @@ def parse_sync(raw: RawConfig) -> SyncSettings:
     return SyncSettings(**given)
 
 
+# [notify] is declared in clever2sis.notify.settings, with this module's helpers above (hence at the end).
+from clever2sis.notify.settings import NotifySettings  # noqa: E402
+
 # Every top-level table a config file may hold, and the dataclass whose fields are its keys.
 TABLES: dict[str, type] = {
     "build": BuildSettings,
@@ -763,5 +828,6 @@ TABLES: dict[str, type] = {
     "profiles": CanvasProfile,
     "upload": UploadSettings,
     "sync": SyncSettings,
+    "notify": NotifySettings,
 }
 KNOWN_TABLES: tuple[str, ...] = tuple(TABLES)

@@ -236,6 +236,23 @@ class RunsDirError(SyncError):
     exit_code = 54
 
 
+class SyncPausedError(SyncError):
+    """Tonight is inside a ``[sync] pause`` window: nothing was pulled or sent."""
+
+    exit_code = 55
+
+
+class PreflightError(Clever2SisError):
+    """A pre-flight check failed (a token, the Canvas account, SIS imports): nothing was pulled or sent.
+
+    Its exit code is the failed check's, so ``sync`` exits as the pull or the upload would have.
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class ObserverImportError(SyncError):
     """One of a sync run's observer link imports did not end as the config accepts.
 

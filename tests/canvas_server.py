@@ -12,6 +12,9 @@ double's clock (``FakeCanvas.now``) when it is created, and lists the files of i
 ``FakeCanvas.post_stall`` (a :class:`Stall`) holds the answer to the next POST after the import is
 created, as a slow or dying connection would: the import exists, the client has no answer yet.
 
+``GET /api/v1/accounts/:id`` answers with the account object of ``lib/api/v1/account.rb``
+(``root_account_id`` null for a root account), for the pre-flight checks.
+
 Without a model every import ends as the script says, with the same canned messages. With a
 :class:`~tests.canvas_model.CanvasModel` (``FakeCanvas(model=...)``) each posted zip is applied to it, and
 the import's final state, messages, counts, diffing fields, errors pages and errors file are the model's.
@@ -94,6 +97,18 @@ STALL_LIMIT_S = 60.0  # a stalled answer is sent anyway after this long, so no t
 SEEDED_AGE = dt.timedelta(hours=1)
 NOT_STARTED = frozenset({"initializing", "created"})
 IMPORTING_STATES = frozenset({"importing", "cleanup_batch"})  # what /sis_imports/importing lists
+# The accounts this Canvas holds: id → (name, parent_account_id, root_account_id).
+ACCOUNTS = {
+    ROOT_ACCOUNT: ("Test District", None, None),
+    SUB_ACCOUNT: ("Lincoln Middle", ROOT_ACCOUNT, ROOT_ACCOUNT),
+    SIS_DISABLED_ACCOUNT: ("Sandbox District", None, None),
+}
+# What Canvas answers an authenticated user who lacks a permission (ApplicationController
+# #render_unauthorized_action, as the API renders it).
+UNAUTHORIZED = {
+    "status": "unauthorized",
+    "errors": [{"message": "user not authorized to perform that action"}],
+}
 # The option values Canvas accepts (app/controllers/sis_imports_api_controller.rb), checked with a model.
 CHOICES = {
     "diffing_drop_status": ("deleted", "completed", "inactive", "deleted_last_completed"),
@@ -233,6 +248,7 @@ class FakeCanvas:
     reports: dict[int, FakeReport] = field(default_factory=dict)
     report_forms: list[dict[str, str]] = field(default_factory=list)
     next_report_id: int = 1
+    import_permission: bool = True  # False: the token's user may read the account but not import SIS data
     # With a model: given each posted zip, a final state to end that import in without applying it
     # ("failed": Canvas gave up before it changed anything), or None to apply it.
     fail: Callable[[bytes], str | None] | None = None
@@ -485,6 +501,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._report(method, report, int(which) if which else None)
             if method == "GET" and (match := re.fullmatch(r"/api/v1/progress/(\d+)", path)):
                 return self._progress(int(match.group(1)))
+            if method == "GET" and (match := re.fullmatch(r"/api/v1/accounts/([^/]+)", path)):
+                return self._account(match.group(1))
             match = re.fullmatch(
                 r"/api/v1/accounts/([^/]+)/sis_imports(?:/(importing|\d+))?(?:/([a-z_]+))?", path
             )
@@ -493,6 +511,8 @@ class _Handler(BaseHTTPRequestHandler):
             account, which, action = match.groups()
             if not self._account_ok(account):
                 return None
+            if not self.canvas.import_permission:
+                return self._send(401, UNAUTHORIZED)
             base = f"{self.origin}/api/v1/accounts/{account}/sis_imports"
             if method == "POST" and which is None:
                 return self._create()
@@ -565,6 +585,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(item.file)
         return None
+
+    def _account(self, account: str) -> None:
+        known = ACCOUNTS.get(ROOT_ACCOUNT if account == "self" else account)
+        if known is None:
+            return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+        name, parent, root = known
+        number = int(ROOT_ACCOUNT if account == "self" else account)
+        body: dict[str, Any] = {
+            "id": number,
+            "name": name,
+            "workflow_state": "active",
+            "parent_account_id": None if parent is None else int(parent),
+            "root_account_id": None if root is None else int(root),
+            "uuid": f"account-uuid-{number}",
+            "default_storage_quota_mb": 500,
+            "default_user_storage_quota_mb": 50,
+            "default_group_storage_quota_mb": 50,
+            "default_time_zone": "America/Los_Angeles",
+        }
+        if parent is not None:
+            body["sis_account_id"] = f"school-{number}"
+        return self._send(200, body)
 
     def _form(self) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
         length = int(self.headers.get("Content-Length") or 0)

@@ -246,7 +246,7 @@ def test_a_dry_run_says_what_it_did_not_check(build_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stderr == (
         "dry run: nothing was sent to Canvas, so the token, the account and the imports running on it "
-        "were not checked\n"
+        "were not checked (clever2sis doctor --profile env checks the first two)\n"
     )
 
 
@@ -478,7 +478,10 @@ def test_list_pages_through_link_headers() -> None:
     with canvas_cassette("list", seeded(5)) as cassette:
         result = run(["list", "--limit", "4"], cassette.base_url)
     assert result.exit_code == 0, result.output
-    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == ["105", "104", "103", "102"]
+    header, *rows = result.stdout.splitlines()
+    assert header == "id\tworkflow_state\tprogress\tcreated_at\tended_at"
+    assert [line.split("\t")[0] for line in rows] == ["105", "104", "103", "102"]
+    assert rows[0] == "105\timported\t100%\t2025-01-06T10:00:00Z\t2025-01-06T10:03:00Z"
 
 
 def test_abort_running_then_finished() -> None:

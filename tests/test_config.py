@@ -186,8 +186,8 @@ def test_bad_build_values_name_the_key_and_the_allowed_values(
             {"keep": 1},
             "/etc/c.toml: unknown key sync.keep; known keys: change_threshold, deletion_mode, "
             "diffing_data_set_identifier, enrollment_remove_status, identity_changes, keep_runs, "
-            "max_shrink_percent, max_shrink_percent_by_file, reconcile_every_days, remaster_every_days, "
-            "runs_dir, term_rollover, user_remove_status",
+            "max_shrink_percent, max_shrink_percent_by_file, pause, reconcile_every_days, "
+            "remaster_every_days, runs_dir, term_rollover, user_remove_status",
         ),
         (
             {"identity_changes": "update"},

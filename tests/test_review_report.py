@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import orjson
@@ -113,6 +114,7 @@ def test_excel_copies(review_pair: tuple[Path, Path, Changes], tmp_path: Path) -
         "courses.csv",
         "enrollments.csv",
         "findings.csv",
+        "review.xlsx",
         "sections.csv",
         "terms.csv",
         "users.csv",
@@ -163,3 +165,77 @@ def test_the_report_ends_with_the_sign_off(review_pair: tuple[Path, Path, Change
     assert html.index('id="verdict-signed"') < html.index('id="contents"')
     assert "<td>test</td><td>Dana Whitfield</td>" in html
     assert "no: these bytes were not signed off" in html
+
+
+def test_the_workbook_holds_every_table_as_text_exactly_as_sent(
+    review_pair: tuple[Path, Path, Changes], tmp_path: Path
+) -> None:
+    import openpyxl
+
+    old, new, changes = review_pair
+    new = shutil.copytree(new, tmp_path / "new")
+    view = open_build(new)
+    out = write_spreadsheet_copies(view, review_facts(view, open_build(old)))
+    book = openpyxl.load_workbook(out / "review.xlsx", read_only=True)
+    names = ["accounts", "terms", "courses", "sections", "users", "enrollments"]
+    assert book.sheetnames == ["about", *names, "findings", "changes"]
+    for name in names:
+        frame = view.frames[f"{name}.csv"]
+        columns = [c for c in frame.columns if c not in ("schools", "teachers")]
+        rows = [
+            [cell if cell is not None else "" for cell in row]
+            for row in book[name].iter_rows(values_only=True)
+        ]
+        assert rows[0] == columns, name
+        assert rows[1:] == frame[columns].values.tolist(), name  # every value, as text, in the build's order
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                assert cell.data_type in ("s", "n")
+                assert cell.value is None or isinstance(cell.value, str)
+    changed = [row for row in book["changes"].iter_rows(values_only=True) if row[5] == "schools"]
+    assert ("users.csv", "changed", changes.moved) == changed[0][:3]
+    with zipfile.ZipFile(out / "review.xlsx") as archive:
+        xml = b"".join(archive.read(n) for n in archive.namelist() if n.startswith("xl/worksheets/"))
+    assert b"<f>" not in xml
+    assert b"<f " not in xml
+
+
+def test_the_workbook_keeps_ids_and_neutralises_formulas(tmp_path: Path) -> None:
+    import openpyxl
+
+    from clever2sis.review.excel import write_workbook
+
+    rows = [["00123", '=HYPERLINK("http://x")', "1E5", "2026-08-17", "+1", "@SUM(A1)", "-3", "plain", ""]]
+    write_workbook(tmp_path / "w.xlsx", [("users.csv", [f"c{i}" for i in range(9)], rows)])
+    sheet = openpyxl.load_workbook(tmp_path / "w.xlsx")["users"]
+    values = [cell.value for cell in sheet[2]]
+    assert values == [
+        "00123",
+        '=HYPERLINK("http://x")',
+        "1E5",
+        "2026-08-17",
+        "+1",
+        "@SUM(A1)",
+        "-3",
+        "plain",
+        None,
+    ]
+    assert [cell.data_type for cell in sheet[2]][:8] == ["s"] * 8
+    assert [cell.quotePrefix for cell in sheet[2]][:8] == [False, True, False, False, True, True, True, False]
+    assert sheet.freeze_panes == "A2"
+
+
+def test_a_table_longer_than_a_sheet_continues_on_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openpyxl
+
+    import clever2sis.review.excel as excel
+
+    monkeypatch.setattr(excel, "SHEET_MAX_ROWS", 4)  # 3 rows under the header per sheet
+    excel.write_workbook(tmp_path / "w.xlsx", [("enrollments.csv", ["n"], [[str(n)] for n in range(7)])])
+    book = openpyxl.load_workbook(tmp_path / "w.xlsx", read_only=True)
+    assert book.sheetnames == ["about", "enrollments", "enrollments (2)", "enrollments (3)"]
+    sheets = [[row[0] for row in book[name].iter_rows(values_only=True)] for name in book.sheetnames[1:]]
+    assert sheets == [["n", "0", "1", "2"], ["n", "3", "4", "5"], ["n", "6"]]

@@ -60,11 +60,20 @@ def sync_job(base_url: str, runs_dir: Path, **sync: object) -> SyncJob:
     )
 
 
-def run_month(tmp: Path, *, count: int = NIGHTS, allow_large_change: bool = False, **sync: object) -> Month:
+def run_month(
+    tmp: Path,
+    *,
+    count: int = NIGHTS,
+    allow_large_change: bool = False,
+    canvas: FakeCanvas | None = None,
+    **sync: object,
+) -> Month:
+    """``count`` nights of sync into ``canvas`` (default: a Canvas whose model applies every import)."""
     district = NightlyDistrict(tmp)
     runs_dir = tmp / "runs"
-    model = CanvasModel()
-    canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], model=model)
+    if canvas is None:
+        canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], model=CanvasModel())
+    model = canvas.model or CanvasModel()
     nights, results, codes, import_of_night = [], [], [], {}
     with CanvasTestServer(canvas) as server:
         job = sync_job(server.base_url, runs_dir, **sync)
@@ -220,7 +229,19 @@ def test_history_shows_each_night(month: Month) -> None:
     assert outcomes[VANISH_NIGHT] == "guard_stopped"
     result = CliRunner().invoke(main, ["history", "--runs-dir", str(month.runs_dir), "--limit", "100"])
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    header, *lines = result.stdout.splitlines()
+    assert header.split("\t") == [
+        "run_id",
+        "profile",
+        "outcome",
+        "exit",
+        "guard",
+        "sis_import",
+        "applied",
+        "changes",
+        "flags",
+        "observer_imports",
+    ]
     assert len(lines) == NIGHTS
     assert "guard_stopped" in lines[NIGHTS - 1 - VANISH_NIGHT]
     assert "users +2 -2" in lines[0]

@@ -22,12 +22,7 @@ from clever2sis.cli.common import (
 from clever2sis.config import UploadSettings, parse_upload
 from clever2sis.errors import ApprovalError, ReviewError
 from clever2sis.review.approvals import DEFAULT_PROFILE as DEFAULT_REVIEW_PROFILE
-from clever2sis.review.baseline import find_baseline
-from clever2sis.review.excel import write_spreadsheet_copies
-from clever2sis.review.facts import open_build, review_facts
 from clever2sis.review.identities import summary_line as identity_summary
-from clever2sis.review.observers import observer_link_changes, observer_summary_lines
-from clever2sis.review.report import write_report
 from clever2sis.sis import files
 
 EXAMPLES_PER_KIND = 2
@@ -52,12 +47,15 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     if identities is not None:
         lines.append(identities)
     links = facts.get("observer_links")
-    observer_lines = observer_summary_lines(links, examples=EXAMPLES_PER_KIND) if links else []
+    observer_lines = _observer_lines(links) if links else []
+    comparison = facts.get("comparison") or {}
+    if comparison:
+        lines.append(f"  import settings: {comparison['import_settings_from']}")
     against = facts["against"]
     if against is None:
-        lines.append(
-            "  no older build to compare with (--against, or upload/approve a build beside this one)"
-        )
+        why = comparison.get("reason", "no older build")
+        hint = "" if why.startswith("sync run") else " (--against, or upload/approve a build beside this one)"
+        lines.append(f"  no older build to compare with: {why}{hint}")
         return lines + observer_lines
     lines.append(f"against {against['path']} ({against['chosen_by']})")
     for name in files.FILE_ORDER:
@@ -75,6 +73,12 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
         lines.append(f"removals in Canvas ({removals['mode']}):")
         lines += [f"  {name}: {e['removed']:,} removed: {e['effect']}" for name, e in acted]
     return lines + observer_lines
+
+
+def _observer_lines(links: dict[str, Any]) -> list[str]:
+    from clever2sis.review.observers import observer_summary_lines  # reads frames: pandas
+
+    return observer_summary_lines(links, examples=EXAMPLES_PER_KIND)
 
 
 def verdict_lines(facts: dict[str, Any]) -> list[str]:
@@ -123,6 +127,12 @@ def review_command(
 
     The report is one HTML file that opens offline. Without --against, the build beside BUILD_DIR last
     uploaded to (or approved for) the profile is the one compared with.
+
+    \b
+    Examples:
+      clever2sis review builds/2026-09-02 --profile production
+      clever2sis review builds/2026-09-02 --against builds/2026-09-01 --excel
+      clever2sis review /var/lib/clever2sis/runs/20270105T060000Z/build --json > review.json
     """
     progress = StderrProgress(quiet)
 
@@ -133,28 +143,23 @@ def review_command(
             review(upload)
 
     def review(upload: UploadSettings) -> None:
-        new = open_build(build_dir)
-        reason = "--against"
-        older = against
-        name = profile or upload.profile or DEFAULT_REVIEW_PROFILE
-        if older is None:
-            baseline = find_baseline(build_dir, name)
-            if baseline is not None:
-                older, reason = baseline.path, baseline.reason
-        old = open_build(older) if older is not None else None
-        facts = review_facts(new, old, options=upload.options, against_reason=reason, profile=name)
-        links = observer_link_changes(build_dir)
-        if links is not None:
-            facts["observer_links"] = links
-        report = write_report(build_dir, facts)
-        progress(f"report written: {report}")
-        if excel:
-            progress(f"spreadsheet copies written: {write_spreadsheet_copies(new, facts)}")
+        from clever2sis.review.run import review_build
+
+        done = review_build(
+            build_dir,
+            profile=profile or upload.profile or DEFAULT_REVIEW_PROFILE,
+            upload_options=upload.options,
+            against=against,
+            excel=excel,
+        )
+        progress(f"report written: {done.report}")
+        if done.spreadsheets is not None:
+            progress(f"spreadsheet copies written: {done.spreadsheets}")
         if not quiet:
-            for line in summary_lines(facts) + verdict_lines(facts):
+            for line in summary_lines(done.facts) + verdict_lines(done.facts):
                 click.echo(line, err=True)
         if as_json:
-            click.echo(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode())
+            click.echo(orjson.dumps(done.facts, option=orjson.OPT_INDENT_2).decode())
 
     run_command(action, verbose=verbose, io_error=ReviewError)
 
@@ -179,6 +184,10 @@ def approve_command(
 
     `upload --profile production` (or any profile with require_approval = true) then takes this zip, and
     only while its bytes are unchanged.
+
+    \b
+    Examples:
+      clever2sis approve builds/2026-09-02 --profile production --by "Dana Ortiz"
     """
 
     def action() -> None:

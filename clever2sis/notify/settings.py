@@ -3,7 +3,7 @@
 ::
 
     [notify]
-    on_failure = true              # a run that failed: any exit code but 0, 50 (locked) and 51
+    on_failure = true              # a run that failed: any exit code but 0, 50 (locked), 51 and 55 (paused)
     on_guard_stop = true           # the guard stopped the run (exit 51)
     on_messages = true             # the import ended with more warnings than messages_threshold
     messages_threshold = 0
@@ -159,7 +159,8 @@ class NotifySettings:
     """
 
     on_failure: bool = field(
-        default=True, metadata=about("Alert on a failed run: any exit code but 0, 50 (locked) and 51.")
+        default=True,
+        metadata=about("Alert on a failed run: any exit code but 0, 50 (locked), 51 and 55 (paused)."),
     )
     on_guard_stop: bool = field(default=True, metadata=about("Alert when the guard stopped the run (51)."))
     on_messages: bool = field(

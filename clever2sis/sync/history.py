@@ -33,6 +33,7 @@ HISTORY_NAME = "history.sqlite"
 SCHEMA_VERSION = 5
 BUSY_TIMEOUT_S = 30.0
 RUNNING = "running"
+PAUSED = "paused"
 # Outcomes after which the run's build is what Canvas now holds: the baseline for the next run.
 BASELINE_OUTCOMES = ("imported", "imported_with_messages")
 # Import states after which nothing changes any more (clever2sis.canvas.sis_import.TERMINAL_STATES).
@@ -290,6 +291,15 @@ class History:
             if run["import_state"] in BASELINE_OUTCOMES:
                 newest.setdefault(str(run["profile"]), str(run["run_id"]))
         return set(newest.values())
+
+    def paused_since_last_applied(self, profile: str) -> bool:
+        """Whether a night of ``profile`` was paused since its last applied run (or ever, without one)."""
+        for run in self.runs(profile=profile):
+            if run["import_state"] in BASELINE_OUTCOMES:
+                return False
+            if run["outcome"] == PAUSED:
+                return True
+        return False
 
     def last_remaster(self, profile: str) -> RunRow | None:
         """The profile's newest applied run that re-sent everything (a remaster, or the first run)."""

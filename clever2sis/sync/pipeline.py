@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +38,7 @@ import pandas as pd
 from clever2sis import interrupts
 from clever2sis.atomic import atomic_write_bytes
 from clever2sis.build_dir import REMOVED, BuildDir, BuildRecord, Frames, empty_frames
-from clever2sis.canvas.signoff import needs_approval
 from clever2sis.canvas.sis_import import (
-    BATCH_ENROLLMENT_DROP_STATUSES,
     SUCCESS_STATES,
     ImportOptions,
     SisImport,
@@ -52,7 +51,7 @@ from clever2sis.clever.client import CleverClient
 from clever2sis.clever.frames import user_roles
 from clever2sis.clever.pull import pull_district
 from clever2sis.clever.snapshot import Snapshot
-from clever2sis.config import BuildSettings, CanvasProfile, SyncSettings, UploadSettings
+from clever2sis.config import PauseWindow
 from clever2sis.errors import (
     ApprovalRequiredError,
     BuildDirError,
@@ -60,21 +59,23 @@ from clever2sis.errors import (
     CanvasError,
     Clever2SisError,
     CleverError,
-    ConfigError,
     GuardStoppedError,
     ImportAlreadyRunningError,
     ImportNotRecordedError,
     ImportOutcomeError,
     ObserverImportError,
+    PreflightError,
     RunsDirError,
     SnapshotError,
     SyncBuildError,
     SyncError,
     SyncLockedError,
+    SyncPausedError,
     SyncPullError,
     UsageError,
     WaitTimeoutError,
 )
+from clever2sis.preflight import first_failure, run_checks
 from clever2sis.progress import Progress, silent
 from clever2sis.sis import files
 from clever2sis.sis.build import build, with_findings
@@ -93,8 +94,14 @@ from clever2sis.sync.changes import (
     removal_rows,
     without_rows,
 )
-from clever2sis.sync.history import SUMMARY_FIELDS, UPLOAD_STAGE, History, RunRow
+from clever2sis.sync.history import PAUSED, SUMMARY_FIELDS, UPLOAD_STAGE, History, RunRow
 from clever2sis.sync.identities import Churn, detect_churn, given_claimed
+
+# The job and its import options live in sync/job.py (light, for doctor); importable from here as before.
+from clever2sis.sync.job import DIFFING_IDENTIFIER_TEMPLATE as DIFFING_IDENTIFIER_TEMPLATE
+from clever2sis.sync.job import SyncJob as SyncJob
+from clever2sis.sync.job import check_job as check_job
+from clever2sis.sync.job import import_options as import_options
 from clever2sis.sync.reconcile import reconcile_runs
 from clever2sis.sync.runs import (
     BUILD_DIR_NAME,
@@ -131,7 +138,6 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 SECONDS_PER_DAY = 24 * 60 * 60
-DIFFING_IDENTIFIER_TEMPLATE = "clever2sis:{district_id}:{profile}"
 
 # Outcomes (history, run.json, the JSON line).
 IMPORTED = "imported"
@@ -141,10 +147,12 @@ PULL_FAILED = "pull_failed"
 BUILD_FAILED = "build_failed"
 UPLOAD_FAILED = "upload_failed"
 IMPORT_NOT_FOLLOWED = "import_not_followed"
+PREFLIGHT_FAILED = "preflight_failed"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
 
 # Stages (history's and the JSON line's "stage": where a run was when it ended, or was stopped).
+PREFLIGHT = "preflight"
 RECONCILE = "reconcile"
 PULL = "pull"
 BUILD = "build"
@@ -155,15 +163,11 @@ WAIT = "wait"
 REMOVE_LINKS = "observer_removals"  # with [observers]: before the upload of the main import
 SEND_LINKS = "observer_links"  # with [observers]: after its wait
 
-
-@dataclass(frozen=True)
-class SyncJob:
-    """Everything a run needs from the config: where to upload, how to build, and the sync's own settings."""
-
-    profile: CanvasProfile
-    sync: SyncSettings
-    build: BuildSettings
-    upload: UploadSettings
+# What a sync's user can do (sync has no --messages-ok or --queue flag, unlike upload).
+MESSAGES_OK_HINT = "upload.messages_ok = true in the config"
+BUSY_HINT = "and run the sync again when it has ended (tomorrow night's run tries again by itself)"
+# A pre-flight failure on the Clever side exits as a failed pull would; a Canvas one keeps its 30-39 code.
+CLEVER_PREFLIGHT_EXIT = SyncPullError.exit_code
 
 
 @dataclass(frozen=True)
@@ -179,64 +183,6 @@ class RunResult:
 
     def json_line(self) -> bytes:
         return orjson.dumps(self.summary, option=orjson.OPT_SORT_KEYS)
-
-
-def import_options(job: SyncJob, *, district_id: str, remaster: bool) -> ImportOptions:
-    """The import options of a run: ``[upload]``'s, with the safe defaults of the deletion mode filled in."""
-    base = job.upload.options
-    sync = job.sync
-    mode = sync.deletion_mode
-    batch = base.batch_mode or base.multi_term_batch_mode
-    diffing = base.diffing_data_set_identifier is not None
-    if mode != "batch" and batch:
-        raise ConfigError(f'[upload] turns batch mode on; set [sync] deletion_mode = "batch" (now {mode!r})')
-    if mode != "diffing" and diffing:
-        raise ConfigError(f'[upload] turns diffing on; set [sync] deletion_mode = "diffing" (now {mode!r})')
-    if remaster and mode != "diffing":
-        raise UsageError(f"--remaster applies to diffing only; [sync] deletion_mode is {mode!r}")
-    if mode == "diffing":
-        identifier = (
-            base.diffing_data_set_identifier
-            or sync.diffing_data_set_identifier
-            or DIFFING_IDENTIFIER_TEMPLATE.format(district_id=district_id, profile=job.profile.name)
-        )
-        options = dataclasses.replace(
-            base,
-            diffing_data_set_identifier=identifier,
-            diffing_drop_status=base.diffing_drop_status or sync.enrollment_remove_status,
-            diffing_user_remove_status=base.diffing_user_remove_status or sync.user_remove_status,
-            change_threshold=base.change_threshold or sync.change_threshold,
-            diffing_remaster_data_set=base.diffing_remaster_data_set or remaster,
-        )
-    elif mode == "batch":
-        drop = base.batch_mode_enrollment_drop_status or sync.enrollment_remove_status
-        if drop not in BATCH_ENROLLMENT_DROP_STATUSES:
-            raise ConfigError(
-                f"[sync] enrollment_remove_status = {drop!r} does not exist in batch mode; use one of "
-                f"{', '.join(BATCH_ENROLLMENT_DROP_STATUSES)}"
-            )
-        options = dataclasses.replace(
-            base,
-            batch_mode=True,
-            multi_term_batch_mode=base.batch_mode_term_id is None,
-            batch_mode_enrollment_drop_status=drop,
-            change_threshold=base.change_threshold or sync.change_threshold,
-        )
-    else:
-        options = base
-    options.validate()
-    return options
-
-
-def check_job(job: SyncJob, *, remaster: bool = False) -> None:
-    """Refuse, before anything starts, a job that could never upload (bad options, a sign-off gate)."""
-    import_options(job, district_id="district", remaster=remaster)
-    if needs_approval(job.profile.name, job.profile.require_approval):
-        raise ApprovalRequiredError(
-            f"profile {job.profile.name!r} needs a person's sign-off for every upload, and sync uploads "
-            f"unattended; to let the sync's guard stand in for it, set require_approval = false in "
-            f"[profiles.{job.profile.name}]"
-        )
 
 
 def remaster_reason(
@@ -258,6 +204,8 @@ def remaster_reason(
         return None
     if asked:
         return "asked for (--remaster)"
+    if history.paused_since_last_applied(job.profile.name):
+        return "the first night after a pause ([sync] pause)"
     if state is not None and state.needs_remaster:
         return f"Canvas applied run {state.run_id} without deletes (diffing_threshold_exceeded)"
     if carried:
@@ -299,13 +247,14 @@ class RunOptions:
 
     ``runs_dir`` (None: ``[sync] runs_dir``); ``remaster`` (diffing: re-send every row this run);
     ``allow_large_change`` (let through a run the guard would stop); ``wait_policy`` (None: wait up to
-    ``[upload] wait_timeout_s``).
+    ``[upload] wait_timeout_s``); ``ignore_pause`` (run even inside a ``[sync] pause`` window).
     """
 
     runs_dir: Path | None = None
     remaster: bool = False
     allow_large_change: bool = False
     wait_policy: WaitPolicy | None = None
+    ignore_pause: bool = False
 
 
 @dataclass
@@ -375,7 +324,37 @@ def run_sync(
                 history.record({**result.summary, "finished": result.summary["started"], "run_dir": None})
             return result
         with lock:
+            window = None if options.ignore_pause else paused_window(job, started)
+            if window is not None:
+                return _paused(history, started, base_facts, window)
             return _locked_run(job, clever, canvas, history, runs_dir, base_facts, options, runtime)
+
+
+def paused_window(job: SyncJob, now: dt.datetime) -> PauseWindow | None:
+    """The ``[sync] pause`` window tonight falls in (dates in ``build.timezone``), if any."""
+    if not job.sync.pause:
+        return None
+    return job.sync.paused_on(now.astimezone(zoneinfo.ZoneInfo(job.build.timezone)).date())
+
+
+def _paused(
+    history: History, started: dt.datetime, facts: Mapping[str, Any], window: PauseWindow
+) -> RunResult:
+    """A night inside a pause window: one history row, nothing pulled or sent."""
+    error = SyncPausedError(
+        f"paused ([sync] pause {window.describe()}): nothing was pulled or sent; the first night after the "
+        "pause is a remaster (sync --ignore-pause runs anyway)"
+    )
+    run_id = f"{started.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{PAUSED}"
+    summary = {
+        **facts,
+        "run_id": run_id,
+        "outcome": PAUSED,
+        "exit_code": error.exit_code,
+        "message": str(error),
+    }
+    history.record({**summary, "finished": summary["started"], "run_dir": None})
+    return RunResult(run_id, error.exit_code, PAUSED, str(error), summary)
 
 
 def _unrecorded(started: dt.datetime, facts: Mapping[str, Any], error: SyncError) -> RunResult:
@@ -515,6 +494,8 @@ def _outcome_of(error: Clever2SisError, facts: Mapping[str, Any]) -> str:
         return error.outcome
     if isinstance(error, GuardStoppedError):
         return GUARD_STOPPED
+    if isinstance(error, PreflightError):
+        return PREFLIGHT_FAILED
     if isinstance(error, SyncPullError):
         return PULL_FAILED
     if isinstance(error, SyncBuildError):
@@ -563,6 +544,8 @@ class _Plan:
 
 def _stages(run: _Run) -> None:
     """The stages in order; each records its facts on ``run`` and raises to stop the run."""
+    run.enter(PREFLIGHT)
+    _preflight(run)
     run.enter(RECONCILE)
     _reconcile(run)
     run.enter(PULL)
@@ -591,6 +574,7 @@ def _stages(run: _Run) -> None:
         plan = _Plan(_options(run, district_id, churn, remaster=True), f"threshold: {skipped}")
         sent = _removals(run, held, amended, plan)
         rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict, churn=churn)
+    _report(run)
     if links is not None:
         run.enter(REMOVE_LINKS)
     kept = _remove_links(run, record, links)
@@ -602,10 +586,34 @@ def _stages(run: _Run) -> None:
     if links is not None:
         run.enter(SEND_LINKS)
     _send_links(run, record, final, links)
-    check_outcome(final, messages_ok=run.job.upload.messages_ok)
+    check_outcome(final, messages_ok=run.job.upload.messages_ok, messages_ok_hint=MESSAGES_OK_HINT)
     _compare_with_canvas(run)
     if run.deferred:  # an observer import that ended with messages: the night says so
         raise run.deferred[0]
+
+
+def _preflight(run: _Run) -> None:
+    """Check both tokens and the Canvas account (see :mod:`clever2sis.preflight`) before the pull."""
+    checks = run_checks(run.clever, run.canvas.client, run.canvas.account_id, log=run.log)
+    run.details["preflight"] = [check.as_dict() for check in checks]
+    failure = first_failure(checks)
+    if failure is not None:
+        code = CLEVER_PREFLIGHT_EXIT if failure.name.startswith("clever") else failure.exit_code
+        raise PreflightError(f"pre-flight, nothing was pulled: {failure.name}: {failure.detail}", code)
+
+
+def _report(run: _Run) -> None:
+    """Write report.html into the build, as ``clever2sis review`` would; a failure is only a warning."""
+    from clever2sis.review.run import review_build
+
+    try:
+        done = review_build(
+            run.build_dir.path, profile=run.job.profile.name, upload_options=run.job.upload.options
+        )
+    except Exception as error:  # the report is for people; it must never fail the night's sync
+        run.log(f"warning: report.html not written ({type(error).__name__}: {error}); the run goes on")
+        return
+    run.log(f"report written: {done.report}")
 
 
 def _reconcile(run: _Run) -> None:
@@ -921,6 +929,10 @@ def _rewrite(
         record = dataclasses.replace(record, findings=with_findings(record.findings or {}, found))
     sync_facts = {
         "run_id": run.facts["run_id"],
+        "profile": run.job.profile.name,
+        "import_options": {
+            k: v for k, v in dataclasses.asdict(plan.options).items() if v not in (None, False)
+        },
         "deletion_mode": run.job.sync.deletion_mode,
         "baseline_run_id": baseline["run_id"] if baseline else None,
         "guard": verdict.as_dict(),
@@ -983,6 +995,7 @@ def _upload(run: _Run, options: ImportOptions, verdict: guards.Verdict) -> Poste
             },
             progress=run.log,
             now=run.runtime.clock,
+            busy_hint=BUSY_HINT,
         )
     except ImportNotRecordedError as error:
         run.record(sis_import_id=error.import_id, import_state=error.workflow_state)
@@ -1256,7 +1269,7 @@ def _observer_import(
 
 def _outcome_problem(run: _Run, final: SisImport) -> ImportOutcomeError | None:
     try:
-        check_outcome(final, messages_ok=run.job.upload.messages_ok)
+        check_outcome(final, messages_ok=run.job.upload.messages_ok, messages_ok_hint=MESSAGES_OK_HINT)
     except ImportOutcomeError as problem:
         return problem
     return None
