@@ -156,7 +156,9 @@ def test_a_student_clever_re_creates_signs_in_to_the_same_canvas_user_with_every
     ]
     assert identities_carried(district.runs_dir) == [0, 1, 0]
     listed = CliRunner().invoke(main, ["history", "--runs-dir", str(district.runs_dir)])
-    assert [line.split("\t")[-1] for line in listed.stdout.splitlines()] == [
+    header, *lines = listed.stdout.splitlines()
+    assert header.split("\t")[-2:] == ["flags", "observer_imports"]
+    assert [line.split("\t")[-2] for line in lines] == [
         "-",
         "remaster identities-carried 1",
         "remaster",

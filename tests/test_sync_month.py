@@ -240,6 +240,7 @@ def test_history_shows_each_night(month: Month) -> None:
         "applied",
         "changes",
         "flags",
+        "observer_imports",
     ]
     assert len(lines) == NIGHTS
     assert "guard_stopped" in lines[NIGHTS - 1 - VANISH_NIGHT]

@@ -58,6 +58,7 @@ HISTORY_HEADER = (
     "applied",
     "changes",
     "flags",
+    "observer_imports",
 )
 
 

@@ -220,6 +220,18 @@ FINDING_LINES: dict[str, tuple[str, str]] = {
         "{n} ids are longer than Canvas stores: their rows are left out",
     ),
     "missing_login": ("{who} has no usable login: left out", "{who} have no usable login: left out"),
+    "login_claimed_by_removed_user": (
+        "{who} asks for a login Canvas still holds for a removed user: sent with another login, or left out",
+        "{who} ask for logins Canvas still holds for removed users: sent with other logins, or left out",
+    ),
+    "identity_carried": (
+        "{who} Clever gave a new id keeps their Canvas user (carried over to the new id)",
+        "{who} Clever gave new ids keep their Canvas users (carried over to the new ids)",
+    ),
+    "identity_ambiguous": (
+        "{who} shares keys with removed Canvas users, not one to one: not carried over, a new Canvas user",
+        "{who} share keys with removed Canvas users, not one to one: not carried over, new Canvas users",
+    ),
     "observer_missing_login": (
         "{n} contact has no usable login: left out",
         "{n} contacts have no usable login: left out",
