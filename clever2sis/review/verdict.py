@@ -220,6 +220,22 @@ FINDING_LINES: dict[str, tuple[str, str]] = {
         "{n} ids are longer than Canvas stores: their rows are left out",
     ),
     "missing_login": ("{who} has no usable login: left out", "{who} have no usable login: left out"),
+    "admin_user_not_built": (
+        "{n} school admin is not in users.csv: not made an admin",
+        "{n} school admins are not in users.csv: not made admins",
+    ),
+    "admin_without_school": (
+        "{n} school admin has no schools in Clever: not made an admin",
+        "{n} school admins have no schools in Clever: not made admins",
+    ),
+    "admin_school_not_built": (
+        "{n} school admin's school is not in accounts.csv: not made an admin there",
+        "{n} school admins' schools are not in accounts.csv: not made admins there",
+    ),
+    "duplicate_admin": (
+        "{n} admin would have two roles in one account: sent once, with the first role",
+        "{n} admins would have two roles in one account: sent once each, with the first role",
+    ),
     "login_claimed_by_removed_user": (
         "{who} asks for a login Canvas still holds for a removed user: sent with another login, or left out",
         "{who} ask for logins Canvas still holds for removed users: sent with other logins, or left out",
