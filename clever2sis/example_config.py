@@ -54,6 +54,8 @@ INTROS = {
     "something else also sends the Clever id as integration_id.",
     "names": "The Canvas names.",
     "observers": "Clever contacts (parents, guardians) as Canvas observers of their students (opt-in).",
+    "admins": "Clever school admins (and, if you choose, district admins) as admins of Canvas sub-accounts, "
+    "through admins.csv (opt-in). Never of the root account; an admin added in Canvas is never removed.",
     "profiles": "One table per Canvas instance, [profiles.<name>]. Without any, the environment variables "
     "CANVAS_BASE_URL, CANVAS_TOKEN and CANVAS_ACCOUNT_ID describe the one Canvas.",
     "upload": "Uploads: the default profile, how long to follow an import, and the import options.",

@@ -14,12 +14,19 @@ enrollments, observer links) and applies each import as Canvas does:
   user_observers (``lib/sis/*_importer.rb``), each row's warning worded as the code words it;
 * batch mode's cleanup and its ``change_threshold`` abort (``SisBatch#remove_previous_imports``);
 * the outcome, capped messages and counts (``SisBatch#finalize_workflow_state``,
-  ``#populate_old_warnings_and_errors``).
+  ``#populate_old_warnings_and_errors``);
+* admins.csv (``lib/sis/admin_importer.rb``): account admins an import makes (SIS-managed) beside the ones
+  a test adds as an admin would in Canvas's UI (:meth:`CanvasModel.add_manual_admin`), which a ``deleted``
+  row never removes;
+* the Terms API's date overrides (``app/controllers/terms_controller.rb``, ``EnrollmentTerm#set_overrides``
+  and ``#enrollment_dates_for``, ``app/models/enrollment_term.rb``): :meth:`CanvasModel.set_term_overrides`
+  and the access dates of an enrollment (:meth:`CanvasModel.access_dates`).
 
 Not modelled (a row of these raises :class:`UnmodelledFileError` so a test never silently passes over
-them): abstract courses, cross-listings, logins.csv, admins, groups. Objects are plain dicts of dataclasses
-keyed by an internal Canvas id, with indexes by SIS id, so a 300-student district over 30 nights takes a
-few seconds.
+them): abstract courses, cross-listings, logins.csv, groups, terms.csv's date overrides. Objects are plain
+dicts of dataclasses keyed by an internal Canvas id, with indexes by SIS id, so a 300-student district over
+30 nights takes a few seconds. An admin made by hand (:meth:`CanvasModel.add_manual_admin`) is the
+``ui_*`` methods' kind of change, below.
 
 Changes made by hand in Canvas (its UI or API, not an import) are the ``ui_*`` methods: they make what they
 change sticky, as ``StickySisFields`` does (``lib/sticky_sis_fields.rb``), so later imports leave those
@@ -73,7 +80,7 @@ IMPORTERS = (
     "user_observer",
 )
 MODELLED = frozenset(
-    {"change_sis_id", "account", "term", "course", "section", "user", "enrollment", "user_observer"}
+    {"change_sis_id", "account", "term", "course", "section", "user", "enrollment", "admin", "user_observer"}
 )
 COUNT_KEYS = {
     "change_sis_id": "change_sis_ids",
@@ -111,6 +118,7 @@ IDENTIFYING_FIELDS: dict[str, tuple[str, ...]] = {
         "associated_user_id",
         "temporary_enrollment_source_user_id",
     ),
+    "admin": ("user_id", "account_id"),
     "user_observer": ("observer_id",),
 }
 # lib/sis/csv/diff_generator.rb: the statuses the diff may give vanished rows instead of "deleted".
@@ -160,6 +168,12 @@ ROLE_IDS = {
 CUSTOM_ROLE_ID = 20
 # User::SUFFIXES (app/models/user.rb).
 NAME_SUFFIXES = re.compile(r"^(Sn?r\.?|Senior|Jn?r\.?|Junior|II|III|IV|V|VI|Esq\.?|Esquire)$", re.IGNORECASE)
+# The one built-in account role (Account#available_account_roles, app/models/account.rb).
+ACCOUNT_ADMIN = "AccountAdmin"
+# The enrollment types a term date override may name (TermsController#save_and_render_response), and those
+# whose access starts "whenever" without one (Enrollment#admin?: teachers, TAs and designers).
+OVERRIDE_TYPES = ("StudentEnrollment", "TeacherEnrollment", "TaEnrollment", "DesignerEnrollment")
+ADMIN_ENROLLMENT_TYPES = frozenset({"TeacherEnrollment", "TaEnrollment", "DesignerEnrollment"})
 
 
 class UnmodelledFileError(Exception):
@@ -483,6 +497,14 @@ class Account:
 
 
 @dataclass
+class Override:
+    """An ``EnrollmentDatesOverride``: one enrollment type's dates in a term (``None``: not set)."""
+
+    start: str | None = None
+    end: str | None = None
+
+
+@dataclass
 class Term:
     id: int
     sis_id: str | None
@@ -492,6 +514,7 @@ class Term:
     end: str | None = None
     integration_id: str | None = None
     batch: int | None = None
+    overrides: dict[str, Override] = field(default_factory=dict)
 
 
 @dataclass
@@ -556,6 +579,19 @@ class Enrollment:
     type: str  # StudentEnrollment, ...
     role: str  # the CSV's role word for built-in roles, the custom role's name otherwise
     associated_user: int | None
+    state: str = "active"
+    batch: int | None = None
+
+
+@dataclass
+class AccountUser:
+    """An account admin: ``account`` None is the root account; ``batch`` None: made in Canvas's UI (not by an
+    import), so a ``deleted`` row never removes it."""
+
+    id: int
+    account: int | None
+    user: int
+    role: str
     state: str = "active"
     batch: int | None = None
 
@@ -693,7 +729,8 @@ class CanvasModel:
 
     ``email_valid`` decides which email addresses users.csv may set (``EmailAddressValidator``);
     ``authentication_providers`` lists the provider ids the account has (``None``: any id names one);
-    ``custom_roles`` maps custom course role names to their base type (``"StudentEnrollment"``...).
+    ``custom_roles`` maps custom course role names to their base type (``"StudentEnrollment"``...);
+    ``account_roles`` names the custom account roles the root account has (beside ``AccountAdmin``).
     """
 
     def __init__(
@@ -702,12 +739,15 @@ class CanvasModel:
         email_valid: Callable[[str], bool] = default_email_valid,
         authentication_providers: Collection[str] | None = None,
         custom_roles: Mapping[str, str] | None = None,
+        account_roles: Collection[str] = (),
     ) -> None:
         self.email_valid = email_valid
         self.authentication_providers = (
             None if authentication_providers is None else set(authentication_providers)
         )
         self.custom_roles = dict(custom_roles or {})
+        self.account_roles = frozenset(account_roles)
+        self.account_users: dict[int, AccountUser] = {}
         self.accounts: dict[int, Account] = {}
         self.terms: dict[int, Term] = {}
         self.courses: dict[int, Course] = {}
@@ -861,6 +901,73 @@ class CanvasModel:
             if link.state == state
         )
 
+    def admins(self, state: str = "active") -> frozenset[tuple[str | None, str | None, str]]:
+        """(account_id, user_id, role) of each account admin in ``state``; account_id None: the root."""
+        return frozenset(
+            (self._account_sis(admin.account), self._sis_of_user(admin.user), admin.role)
+            for admin in self.account_users.values()
+            if admin.state == state
+        )
+
+    def sis_admins(self) -> frozenset[tuple[str | None, str | None, str]]:
+        """The active admins an import made or touched (SIS-managed)."""
+        return frozenset(
+            (self._account_sis(admin.account), self._sis_of_user(admin.user), admin.role)
+            for admin in self.account_users.values()
+            if admin.state == "active" and admin.batch is not None
+        )
+
+    def add_manual_admin(self, user_id: str, account_id: str | None, role: str = ACCOUNT_ADMIN) -> None:
+        """Make ``user_id`` an admin of ``account_id`` (None: the root account) as an admin would in Canvas's
+        UI: an ``AccountUser`` no import made."""
+        pseudo = self._pseudo(user_id)
+        account = self.account(account_id) if account_id is not None else None
+        if pseudo is None or (account_id is not None and account is None):
+            raise KeyError(f"no user {user_id} or account {account_id}")
+        admin = AccountUser(self._new_id(), account.id if account else None, pseudo.user, role)
+        self.account_users[admin.id] = admin
+
+    def _account_sis(self, account: int | None) -> str | None:
+        return None if account is None else self.accounts[account].sis_id
+
+    def term_by_ref(self, ref: str) -> Term | None:
+        """The active term a Terms API path names: its Canvas id, ``sis_term_id:X`` or
+        ``hex:sis_term_id:<hex>`` (``Api.sis_parse_id``, lib/api.rb)."""
+        hexed = re.fullmatch(r"hex:sis_term_id:((?:[0-9A-Fa-f]{2})+)", ref)
+        if hexed:
+            term = self.term(bytes.fromhex(hexed.group(1)).decode())
+        elif ref.startswith("sis_term_id:"):
+            term = self.term(ref.removeprefix("sis_term_id:"))
+        else:
+            term = self.terms.get(int(ref)) if ref.isdigit() else None
+        return term if term is not None and term.state == "active" else None
+
+    def set_term_overrides(self, term: Term, overrides: Mapping[str, Mapping[str, str | None]]) -> None:
+        """``EnrollmentTerm#set_overrides``: for each enrollment type given, both dates are set from the
+        values given (a date not given, or blank, becomes unset)."""
+        for kind, values in overrides.items():
+            override = term.overrides.setdefault(kind, Override())
+            override.start = values.get("start_at") or None
+            override.end = values.get("end_at") or None
+
+    def access_dates(self, section_id: str, user_id: str, role: str) -> tuple[str | None, str | None]:
+        """When the enrollment's user may take part, from its course's term (``Course#enrollment_dates_for``
+        without course or section dates, which the product never sends, then
+        ``EnrollmentTerm#enrollment_dates_for``): an override's date, else the term's; a teacher's, TA's or
+        designer's start is "whenever" (``None``) without an override. ``None`` end: no end."""
+        for enrollment in self.enrollments.values():
+            view = self._view(enrollment)
+            if (view.section_id, view.user_id, view.role) != (section_id, user_id, role):
+                continue
+            course = self.courses[enrollment.course]
+            term = self.terms.get(course.term) if course.term is not None else None
+            if term is None:
+                return None, None
+            override = term.overrides.get(enrollment.type, Override())
+            default_start = None if enrollment.type in ADMIN_ENROLLMENT_TYPES else term.start
+            return override.start or default_start, override.end or term.end
+        raise KeyError(f"no enrollment of {user_id} as {role} in section {section_id}")
+
     def mark_coursework(self, course_id: str) -> None:
         """Say the course holds coursework: deleting it or moving its sections away is recorded."""
         course = self.course(course_id)
@@ -973,6 +1080,7 @@ class CanvasModel:
             "section": self._section_row,
             "user": self._user_row,
             "enrollment": self._enrollment_row,
+            "admin": self._admin_row,
             "user_observer": self._user_observer_row,
         }
         handler = handlers[csv_file.importer]
@@ -1821,6 +1929,65 @@ class CanvasModel:
             == (enrollment.user, enrollment.type, enrollment.role, enrollment.associated_user)
             for other in (self.enrollments[e] for e in self._course_enrollments.get(enrollment.course, ()))
         )
+
+    # -- admins.csv ---------------------------------------------------------------------------------------
+
+    def _admin_row(self, current: _Import, row: Row) -> bool:
+        """``SIS::AdminImporter`` (lib/sis/admin_importer.rb) on one row.
+
+        The account is a sub-account found by SIS id among the active ones (blank: the root account), the
+        role an account role of it by exact name, the user the holder of an *active* login with that SIS id
+        (a suspended user is not found). ``active`` makes (or revives) the admin of that user, account and
+        role, and marks it as the import's; ``deleted`` removes it only if an import made or touched it
+        (``sis_batch_id``): an admin added in the UI stays. A deletion that finds nothing still counts.
+        """
+        user_id, account_id, role, status = (row.get(k) for k in ("user_id", "account_id", "role", "status"))
+        if not user_id:
+            raise RowError("No user_id given for admin")
+        if not status:
+            raise RowError("No status given for admin")
+        if not role and not row.get("role_id"):
+            raise RowError("No role_id or role given for admin")
+        state = status.strip().lower()
+        if state not in ("active", "deleted"):
+            raise RowError(f"Invalid status {status} for admin")
+        if current.skip_deletes and state == "deleted":
+            return False
+        if row.get("role_id") or row.get("root_account"):
+            raise UnmodelledFileError("admins.csv role_id and root_account are not modelled")
+        account: Account | None = None
+        if account_id:
+            account = self.account(account_id)
+            if account is None or account.state != "active":
+                raise RowError("Invalid account_id given for admin")
+        if role != ACCOUNT_ADMIN and role not in self.account_roles:
+            raise RowError(f"Invalid role '{_s(role)}' for admin")
+        pseudo = self._pseudo(user_id)
+        if pseudo is None or pseudo.state != "active":
+            raise RowError(f"Invalid or unknown user_id '{user_id}' for admin")
+        where = account.id if account is not None else None
+        found = next(
+            (
+                a
+                for a in self.account_users.values()
+                if a.account == where
+                and a.user == pseudo.user
+                and a.role == role
+                and (state == "active" or a.batch is not None)
+            ),
+            None,
+        )
+        key = (account_id, user_id, _s(role))
+        if state == "active":
+            if found is None:
+                found = AccountUser(self._new_id(), where, pseudo.user, _s(role), state="")
+                self.account_users[found.id] = found
+            self._log("admin", key, found.state or None, "active")
+            found.state, found.batch = "active", current.record.id
+        elif found is not None:
+            self._log("admin", key, found.state, "deleted")
+            found.state, found.batch = "deleted", current.record.id
+        return True
 
     # -- user_observers.csv -------------------------------------------------------------------------------
 

@@ -25,6 +25,12 @@ lib/api/v1/account_report.rb): a POST of ``parameters[...]`` starts one, each GE
 :meth:`~tests.canvas_model.CanvasModel.provisioning_report`, rendered when the report completes: a zip of
 ``<table>.csv`` for several tables, one CSV for one (``AccountReports.report_attachment``).
 
+The Terms API (app/controllers/terms_api_controller.rb, app/controllers/terms_controller.rb) serves the
+model's terms: the list (``include[]=overrides``, paginated under ``enrollment_terms``), one term, and the
+PUT that sets date overrides, with Canvas's refusals. Every request to it is kept (``term_requests``:
+method, path, query and form, as Canvas received them) so a test can say exactly what was sent, and
+``term_faults`` makes Canvas answer a status (a 500, a 403) to the next requests of a path.
+
 It listens on 127.0.0.1 only, on a free port, in a daemon thread; every loop in it is bounded.
 """
 
@@ -43,11 +49,11 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import orjson
 
-from tests.canvas_model import CanvasModel, ImportRecord
+from tests.canvas_model import OVERRIDE_TYPES, CanvasModel, ImportRecord, Term
 
 TEST_TOKEN = "test-token-0123456789-not-a-secret"
 ROOT_ACCOUNT = "1"
@@ -217,6 +223,47 @@ class FakeImport:
     files: list[tuple[str, int]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TermRequest:
+    """One request to the Terms API as Canvas received it: the form's fields in the order sent."""
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    form: tuple[tuple[str, str], ...] = ()
+
+
+def canvas_time(value: str | None) -> str | None:
+    """A time as Canvas's API writes it: UTC, ``Z``."""
+    if value is None:
+        return None
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def term_json(term: Term, *, overrides: bool) -> dict[str, Any]:
+    """``Api::V1::EnrollmentTerm#enrollment_term_json``: the term, and its overrides when asked for."""
+    body: dict[str, Any] = {
+        "id": term.id,
+        "name": term.name,
+        "start_at": canvas_time(term.start),
+        "end_at": canvas_time(term.end),
+        "created_at": "2025-01-06T10:00:00Z",
+        "workflow_state": term.state,
+        "grading_period_group_id": None,
+        "sis_term_id": term.sis_id,
+        "sis_import_id": term.batch,
+    }
+    if overrides:
+        body["overrides"] = {
+            kind: {"start_at": canvas_time(o.start), "end_at": canvas_time(o.end)}
+            for kind, o in sorted(term.overrides.items())
+        }
+    return body
+
+
 @dataclass
 class FakeCanvas:
     """The server's state. Tests configure it before requests arrive (the handler takes ``lock``).
@@ -248,6 +295,8 @@ class FakeCanvas:
     reports: dict[int, FakeReport] = field(default_factory=dict)
     report_forms: list[dict[str, str]] = field(default_factory=list)
     next_report_id: int = 1
+    term_requests: list[TermRequest] = field(default_factory=list)
+    term_faults: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer first
     import_permission: bool = True  # False: the token's user may read the account but not import SIS data
     # With a model: given each posted zip, a final state to end that import in without applying it
     # ("failed": Canvas gave up before it changed anything), or None to apply it.
@@ -490,6 +539,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in self._query_lists.items()}
         path = parts.path
         with self.canvas.lock:
+            if match := re.fullmatch(r"/api/v1/accounts/([^/]+)/terms(?:/([^/]+))?", path):
+                return self._terms(method, match.group(1), match.group(2), parts.query)
             if method == "GET" and (match := re.fullmatch(r"/files/(\d+)/download", path)):
                 if int(match.group(1)) - REPORT_FILE_ID_BASE in self.canvas.reports:
                     return self._report_file(int(match.group(1)) - REPORT_FILE_ID_BASE)
@@ -539,6 +590,76 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "PUT" and action == "restore_states":
                 return self._restore(item)
             return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+
+    # -- the Terms API ------------------------------------------------------------------------------------
+
+    def _terms(self, method: str, account: str, which: str | None, raw_query: str) -> None:
+        query = tuple(parse_qsl(raw_query, keep_blank_values=True))
+        form: tuple[tuple[str, str], ...] = ()
+        if method == "PUT":
+            length = int(self.headers.get("Content-Length") or 0)
+            form = tuple(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
+        path = urlsplit(self.path).path
+        self.canvas.term_requests.append(TermRequest(method, path, query, form))
+        faults = self.canvas.term_faults.get(path)
+        if faults:
+            status = faults.pop(0)
+            message = "Rate Limit Exceeded" if status == 403 else "Internal Server Error"
+            return self._send(status, {"errors": [{"message": message}]})
+        if account == SUB_ACCOUNT:
+            return self._send(400, {"message": "Terms only belong to root_accounts."})
+        if account not in (ROOT_ACCOUNT, "self"):
+            return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+        model = self.canvas.model
+        if which is None and method == "GET":
+            return self._term_list(
+                model, dict(query), path, "overrides" in [v for k, v in query if k == "include[]"]
+            )
+        term = model.term_by_ref(which) if model is not None and which is not None else None
+        if term is None:
+            return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+        if method == "GET":
+            return self._send(200, term_json(term, overrides=True))
+        if method == "PUT":
+            return self._term_update(model, term, form)
+        return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+
+    def _term_list(
+        self, model: CanvasModel | None, query: dict[str, str], path: str, overrides: bool
+    ) -> None:
+        """``TermsApiController#index``: active terms by start and end (newest first), then id, paginated
+        (the links keep the query's ``include[]``)."""
+        terms = sorted(
+            (t for t in (model.terms.values() if model else ()) if t.state == "active"), key=lambda t: t.id
+        )
+        terms.sort(key=lambda t: canvas_time(t.end) or "", reverse=True)
+        terms.sort(key=lambda t: canvas_time(t.start) or "", reverse=True)
+        items = [term_json(t, overrides=overrides) for t in terms]
+        chunk, headers = self._page(items, f"{self.origin}{path}", query)
+        self._send(200, {"enrollment_terms": chunk}, headers)
+
+    def _term_update(self, model: CanvasModel | None, term: Term, form: tuple[tuple[str, str], ...]) -> None:
+        """``TermsController#update`` of the overrides: the enrollment types must be Canvas's, an end may not
+        come before its start, and each type given gets both its dates (``EnrollmentTerm#set_overrides``)."""
+        assert model is not None
+        given = [(k, v) for k, v in form if k.startswith("enrollment_term[")]
+        if not given:
+            return self._send(400, {"message": "param is missing or the value is empty: enrollment_term"})
+        overrides: dict[str, dict[str, str | None]] = {}
+        for key, value in given:
+            match = re.fullmatch(r"enrollment_term\[overrides\]\[([^\]]+)\]\[(start_at|end_at)\]", key)
+            if match:
+                overrides.setdefault(match.group(1), {})[match.group(2)] = value
+        if any(kind not in OVERRIDE_TYPES for kind in overrides):
+            return self._send(400, {"message": "Invalid enrollment type in overrides"})
+        for dates in overrides.values():
+            start, end = canvas_time(dates.get("start_at") or None), canvas_time(dates.get("end_at") or None)
+            if start and end and end < start:
+                return self._send(
+                    400, {"errors": {"base": [{"message": "End dates cannot be before start dates"}]}}
+                )
+        model.set_term_overrides(term, overrides)
+        self._send(200, term_json(term, overrides=True))
 
     def do_GET(self) -> None:
         self._handle("GET")

@@ -58,7 +58,7 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
         lines.append(f"  no older build to compare with: {why}{hint}")
         return lines + observer_lines
     lines.append(f"against {against['path']} ({against['chosen_by']})")
-    for name in files.FILE_ORDER:
+    for name in (name for name in files.FILE_ORDER if name in facts["diff"]):
         entry = facts["diff"][name]
         if not (entry["added"] or entry["removed"] or entry["changed"]):
             continue

@@ -88,7 +88,7 @@ def spreadsheet_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> byt
 
 
 def _change_rows(diff: Mapping[str, Any]) -> Iterable[list[Any]]:
-    for name in files.FILE_ORDER:
+    for name in (name for name in files.FILE_ORDER if name in diff):
         entry = diff[name]
         key = entry["key"]
         for change in ("added", "removed"):

@@ -69,6 +69,7 @@ DIFF_KEYS: dict[str, tuple[str, ...]] = {
     files.SECTIONS: ("section_id",),
     files.USERS: ("user_id",),
     files.ENROLLMENTS: ("section_id", "user_id", "role"),
+    files.ADMINS: ("user_id", "account_id", "role"),
     files.USER_OBSERVERS: ("observer_id", "student_id"),
 }
 SCHOOLS = "schools"
@@ -411,7 +412,14 @@ def diff_file(name: str, old: pd.DataFrame, new: pd.DataFrame) -> FileDiff:
 
 
 def diff_builds(old: BuildView, new: BuildView) -> dict[str, FileDiff]:
-    return {name: diff_file(name, old.frames[name], new.frames[name]) for name in files.FILE_ORDER}
+    """Every file's diff, in processing order; a file of :data:`~clever2sis.sis.files.LISTED_WHEN_BUILT`
+    only when one of the builds wrote it."""
+    written = {*(old.record.files or {}), *(new.record.files or {})}
+    return {
+        name: diff_file(name, old.frames[name], new.frames[name])
+        for name in files.FILE_ORDER
+        if name not in files.LISTED_WHEN_BUILT or name in written
+    }
 
 
 def _names_of(ids: str, *maps: Mapping[str, str]) -> str:
@@ -544,6 +552,9 @@ EFFECTS: dict[tuple[str, str], str] = {
         "deleted too"
     ),
     (files.USERS, "suspended"): "user suspended: cannot log in; enrollments kept",
+    (files.ADMINS, "deleted"): (
+        "account admin removed (only one an import made: an admin added in Canvas stays)"
+    ),
 }
 NOT_REMOVED = "left as it is in Canvas: nothing sends a removal"
 BATCH_TYPES = (files.COURSES, files.SECTIONS, files.ENROLLMENTS)

@@ -63,6 +63,7 @@ SUBJECT_BY_FILE: dict[str, str] = {
     files.USERS: USER,
     files.ENROLLMENTS: USER,
     files.USER_OBSERVERS: USER,
+    files.ADMINS: USER,
 }
 SUBJECT_BY_KIND: dict[str, str] = {
     "enrollment_section_not_built": SECTION,

@@ -280,7 +280,7 @@ def _diff_model(facts: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[tu
     diff: list[dict[str, Any]] = []
     activity: list[tuple[str, Any]] = []
     present = _files_in_either(facts)
-    for name in (name for name in CHANGE_ORDER if name in present):
+    for name in (name for name in CHANGE_ORDER if name in present and name in facts["diff"]):
         entry = facts["diff"][name]
         rows = entry["rows"]
         anchor = f"diff-{name.removesuffix('.csv')}"

@@ -71,6 +71,7 @@ FILE_NOUNS: dict[str, tuple[str, str]] = {
     files.USERS: ("user", "users"),
     files.ENROLLMENTS: ("enrollment", "enrollments"),
     files.USER_OBSERVERS: ("parent link", "parent links"),
+    files.ADMINS: ("school admin", "school admins"),
 }
 ROLE_NOUNS: dict[str, tuple[str, str]] = {
     "student": ("student", "students"),
@@ -88,6 +89,7 @@ PERSON_NOUNS = ("user", "users")
 CHANGE_ORDER = (
     files.USERS,
     files.ENROLLMENTS,
+    files.ADMINS,
     files.SECTIONS,
     files.COURSES,
     files.ACCOUNTS,
@@ -218,6 +220,22 @@ FINDING_LINES: dict[str, tuple[str, str]] = {
         "{n} ids are longer than Canvas stores: their rows are left out",
     ),
     "missing_login": ("{who} has no usable login: left out", "{who} have no usable login: left out"),
+    "admin_user_not_built": (
+        "{n} school admin is not in users.csv: not made an admin",
+        "{n} school admins are not in users.csv: not made admins",
+    ),
+    "admin_without_school": (
+        "{n} school admin has no schools in Clever: not made an admin",
+        "{n} school admins have no schools in Clever: not made admins",
+    ),
+    "admin_school_not_built": (
+        "{n} school admin's school is not in accounts.csv: not made an admin there",
+        "{n} school admins' schools are not in accounts.csv: not made admins there",
+    ),
+    "duplicate_admin": (
+        "{n} admin would have two roles in one account: sent once, with the first role",
+        "{n} admins would have two roles in one account: sent once each, with the first role",
+    ),
     "login_claimed_by_removed_user": (
         "{who} asks for a login Canvas still holds for a removed user: sent with another login, or left out",
         "{who} ask for logins Canvas still holds for removed users: sent with other logins, or left out",
@@ -325,11 +343,16 @@ def _rows(facts: Facts, name: str, part: str) -> list[Mapping[str, Any]]:
     return rows
 
 
+def _compared(by_file: Mapping[str, Any]) -> list[str]:
+    """The files of CHANGE_ORDER the review compared (admins.csv only when a build has it)."""
+    return [name for name in CHANGE_ORDER if name in by_file]
+
+
 def _removals(facts: Facts) -> list[Line]:
     if not facts.get("removals"):
         return []
     out = []
-    for name in CHANGE_ORDER:
+    for name in _compared(facts["removals"]["files"]):
         entry = facts["removals"]["files"][name]
         n = int(entry["affected"])
         if not n:
@@ -376,7 +399,7 @@ def _kept(facts: Facts) -> list[Line]:
     if not facts.get("removals"):
         return []
     out = []
-    for name in CHANGE_ORDER:
+    for name in _compared(facts["removals"]["files"]):
         entry = facts["removals"]["files"][name]
         n = int(entry["removed"])
         if not n or entry["affected"] or entry.get("aborts_import"):
@@ -404,7 +427,7 @@ def _changes(facts: Facts) -> list[Line]:
     if not facts.get("diff"):
         return []
     out = []
-    for name in CHANGE_ORDER:
+    for name in _compared(facts["diff"]):
         entry = facts["diff"][name]
         nouns = FILE_NOUNS.get(name, ("row", "rows"))
         added = _rows(facts, name, "added")

@@ -51,6 +51,7 @@ from clever2sis.progress import Progress, silent
 from clever2sis.sis import files
 from clever2sis.sis.builders import Built, check_templates
 from clever2sis.sis.builders.accounts import build_accounts
+from clever2sis.sis.builders.admins import build_admins
 from clever2sis.sis.builders.change_sis_id import build_change_sis_id
 from clever2sis.sis.builders.courses import build_courses, plan_sections
 from clever2sis.sis.builders.enrollments import build_enrollments
@@ -182,6 +183,10 @@ def build_frames(
     rest = {files.ENROLLMENTS: build_enrollments(district, settings, plan.frame, user_map)}
     release_freed_memory()
     progress(f"enrollments: {len(rest[files.ENROLLMENTS].frame):,}")
+    if settings.admins.enabled:
+        sent_accounts = final.frames.get(files.ACCOUNTS, accounts_columns_only())["account_id"]
+        rest[files.ADMINS] = build_admins(district, settings, school_accounts, user_map, sent_accounts)
+        progress(f"admins: {len(rest[files.ADMINS].frame):,}")
     if settings.observers.enabled:
         rest[files.USER_OBSERVERS] = build_user_observers(district, settings, user_map, observer_map)
         progress(f"user observers: {len(rest[files.USER_OBSERVERS].frame):,}")
@@ -189,6 +194,11 @@ def build_frames(
     return BuiltFiles(
         frames=final.frames, findings=combine(final.found), skipped=final.skipped, identities=identities
     )
+
+
+def accounts_columns_only() -> pd.DataFrame:
+    """accounts.csv without rows (a build whose every school was left out)."""
+    return pd.DataFrame({column: pd.Series([], dtype="string") for column in files.COLUMNS[files.ACCOUNTS]})
 
 
 def malformed_findings(district: District) -> pd.DataFrame:

@@ -305,6 +305,35 @@ DUPLICATE_OBSERVER_LINK = _check(
     "type '{type}'); sent once",
 )
 
+# admins.csv ([admins] enabled): {what} is "school admin" or "district admin"
+ADMIN_USER_NOT_BUILT = _check(
+    "admin_user_not_built",
+    WARNING,
+    files.ADMINS,
+    "{what} {user} is not in users.csv (see that user's findings, or the user_roles setting); not made an "
+    "admin",
+)
+ADMIN_WITHOUT_SCHOOL = _check(
+    "admin_without_school",
+    WARNING,
+    files.ADMINS,
+    "school admin {user} (title '{title}') has no schools in Clever (roles.staff.schools); not made an admin",
+)
+ADMIN_SCHOOL_NOT_BUILT = _check(
+    "admin_school_not_built",
+    WARNING,
+    files.ADMINS,
+    "school admin {user}: school {school} is not in accounts.csv (not in the snapshot, or see its "
+    "findings); not made an admin there",
+)
+DUPLICATE_ADMIN = _check(
+    "duplicate_admin",
+    INFO,
+    files.ADMINS,
+    "user {user} would be an admin of account '{account_id}' as both '{role}' and '{other_role}'; sent once, "
+    "as '{role}' (Canvas pairs the rows of admins.csv by user_id and account_id)",
+)
+
 # change_sis_id.csv (--id-map): {type} is user, course or section; {clever_id} the id map's new_id
 ID_MAP_NOT_BUILT = _check(
     "id_map_not_built",

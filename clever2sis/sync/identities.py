@@ -64,6 +64,7 @@ USER_COLUMNS = {
     files.USERS: ("user_id",),
     files.ENROLLMENTS: ("user_id",),
     files.USER_OBSERVERS: ("observer_id", "student_id"),
+    files.ADMINS: ("user_id",),
 }
 
 

@@ -46,6 +46,7 @@ from clever2sis.canvas.sis_import import (
     WaitPolicy,
     check_outcome,
 )
+from clever2sis.canvas.terms import EnrollmentTerms, ManagedTerm, TeacherDates, set_teacher_dates
 from clever2sis.canvas.upload import Posted, follow_import, post_build
 from clever2sis.clever.client import CleverClient
 from clever2sis.clever.frames import user_roles
@@ -85,12 +86,16 @@ from clever2sis.sync import observers as links_module
 from clever2sis.sync import state as state_module
 from clever2sis.sync.changes import (
     Amended,
+    admin_role_changes,
     append_rows,
+    carry_admin_leavers,
+    carry_admin_removals,
     carry_ended_terms,
     carry_terms_and_accounts,
     change_counts,
     current_terms_only,
     ended_terms,
+    present,
     removal_rows,
     without_rows,
 )
@@ -510,6 +515,9 @@ def _outcome_of(error: Clever2SisError, facts: Mapping[str, Any]) -> str:
 
 
 def _finish(run: _Run, outcome: str, exit_code: int, message: str) -> RunResult:
+    dates = run.details.get("term_overrides")
+    if dates is not None and dates["message"]:
+        message += f"; {dates['message']}"
     run.record(
         finished=stamp(run.runtime.clock()),
         outcome=outcome,
@@ -520,6 +528,8 @@ def _finish(run: _Run, outcome: str, exit_code: int, message: str) -> RunResult:
     summary = {key: run.facts.get(key) for key in SUMMARY_FIELDS}
     if "reconcile" in run.details:
         summary["reconcile"] = run.details["reconcile"]
+    if dates is not None:
+        summary["term_overrides"] = {key: dates[key] for key in ("set", "unchanged", "failed")}
     record = {**summary, **run.details}
     atomic_write_bytes(
         run.run_dir / RUN_RECORD_NAME, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n"
@@ -566,13 +576,13 @@ def _stages(run: _Run) -> None:
     run.enter(REWRITE)
     plan = _plan(run, district_id, state, churn)
     amended, links = _take_links(run, state, amended)
-    sent = _removals(run, held, amended, plan)
+    sent = _removals(run, state, amended, plan)
     rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict, churn=churn)
     skipped = _diff_skipped(run, plan, state, rewritten, sent)
     if skipped is not None:
         run.log(f"Canvas would not diff tonight: {skipped}; sending a remaster with the removals as rows")
-        plan = _Plan(_options(run, district_id, churn, remaster=True), f"threshold: {skipped}")
-        sent = _removals(run, held, amended, plan)
+        plan = _Plan(_options(run, district_id, churn, remaster=True), skipped)
+        sent = _removals(run, state, amended, plan)
         rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict, churn=churn)
     _report(run)
     if links is not None:
@@ -784,11 +794,16 @@ def _rollover(run: _Run, held: Frames | None, new: Frames) -> Amended:
 
 def _carry(run: _Run, held: Frames | None, amended: Amended) -> Amended:
     """Diffing and explicit mode: send again every term and account Canvas holds that Clever left out.
+    Every mode: keep for tonight the users who leave while their admin rows are removed
+    (:func:`~clever2sis.sync.changes.carry_admin_leavers`).
 
     Not in batch mode: multi-term batch mode takes every term of terms.csv as in scope and would delete
     what a carried term holds.
     """
-    if held is None or run.job.sync.deletion_mode == "batch":
+    if held is None:
+        return amended
+    amended = carry_admin_leavers(held, amended)
+    if run.job.sync.deletion_mode == "batch":
         return amended
     carried = carry_terms_and_accounts(held, amended)
     more = {
@@ -892,23 +907,31 @@ def _options(run: _Run, district_id: str, churn: Churn, *, remaster: bool) -> Im
     return options
 
 
-def _removals(run: _Run, held: Frames | None, amended: Amended, plan: _Plan) -> Amended:
+def _removals(run: _Run, state: AppliedState | None, amended: Amended, plan: _Plan) -> Amended:
     """Explicit mode, and a diffing remaster: send what Canvas holds and tonight lacks as removal rows.
+    Every night: the admins the product made that tonight lacks (see
+    :func:`~clever2sis.sync.changes.removal_rows`), and on a diffed night the admin removals of Canvas's
+    baseline again (:func:`~clever2sis.sync.changes.carry_admin_removals`).
 
     A remaster applies the files without diffing, so what vanished since the last run would never be
     removed: on those nights the removals are sent as rows, as explicit mode always does.
     """
-    if held is None or not (run.job.sync.deletion_mode == "explicit" or plan.remaster):
+    if state is None:
         return amended
+    every_file = run.job.sync.deletion_mode == "explicit" or plan.remaster
     options = plan.options
+    if not every_file and options.diffing_data_set_identifier is not None:
+        amended = carry_admin_removals(state.admin_removals, amended)
     removed = removal_rows(
-        held,
+        state.present,
         amended.frames,
         enrollment_status=options.diffing_drop_status or run.job.sync.enrollment_remove_status,
         user_status=options.diffing_user_remove_status or run.job.sync.user_remove_status,
+        only=None if every_file else (files.ADMINS,),
     )
     frames = {name: append_rows(amended.frames[name], removed[name]) for name in amended.frames}
-    run.log(f"removals sent as rows: { {n: len(f) for n, f in removed.items() if len(f)} }")
+    if every_file or len(removed[files.ADMINS]):
+        run.log(f"removals sent as rows: { {n: len(f) for n, f in removed.items() if len(f)} }")
     return dataclasses.replace(amended, frames=frames, removed=removed)
 
 
@@ -962,14 +985,22 @@ def _rewrite(
 def _diff_skipped(
     run: _Run, plan: _Plan, state: AppliedState | None, rewritten: BuildRecord, sent: Amended
 ) -> str | None:
-    """Diffing, not a remaster: why Canvas would skip the diff of tonight's zip (None: it would diff).
+    """Diffing, not a remaster: why tonight cannot go as a diff (None: it can), as the remaster's reason.
 
-    Canvas would then apply the whole files without deletes, and tonight's removals would wait a night.
+    ``threshold: ...``: Canvas would skip the diff, apply the whole files without deletes, and tonight's
+    removals would wait a night. ``admins: ...``: tonight gives an admin another role in an account, and
+    Canvas's diff would keep the old role (:func:`~clever2sis.sync.changes.admin_role_changes`).
     """
     if plan.remaster or state is None or state.canvas_baseline is None:
         return None
     if plan.options.diffing_data_set_identifier is None:
         return None
+    moved = admin_role_changes(state.present, sent.frames)
+    if moved:
+        return (
+            f"admins: admins.csv gives {moved} admin(s) another role in an account, and Canvas's diff pairs "
+            "admins by user_id and account_id only (the old role would stay)"
+        )
     baseline = state.canvas_baseline
     sizes = ZipSizes({name: entry.bytes for name, entry in (rewritten.files or {}).items()})
     baseline_frames = None
@@ -979,7 +1010,10 @@ def _diff_skipped(
             baseline_frames = layout.verified_zip(error=RunsDirError).read_frames()
         except RunsDirError as error:
             run.log(f"warning: Canvas's diff baseline, run {baseline.run_id}, cannot be read: {error}")
-    return diff_skipped(baseline, sizes, plan.options, baseline_frames=baseline_frames, tonight=sent.frames)
+    skipped = diff_skipped(
+        baseline, sizes, plan.options, baseline_frames=baseline_frames, tonight=sent.frames
+    )
+    return None if skipped is None else f"threshold: {skipped}"
 
 
 def _upload(run: _Run, options: ImportOptions, verdict: guards.Verdict) -> Posted:
@@ -1033,6 +1067,8 @@ def _follow(
     run.record(import_state=final.workflow_state, applied=applied)
     _note_import(run, links_module.MAIN, final)
     _keep_state(run, plan, state, sent, rewritten, applied)
+    if applied != state_module.NONE:
+        _teacher_dates(run, sent)
     if applied == state_module.WHOLE_NO_DELETES:
         run.log(
             "Canvas applied the whole files without deletes (diffing_threshold_exceeded): what vanished "
@@ -1109,6 +1145,39 @@ def _compare_with_canvas(run: _Run) -> None:
     )
     run.details["reconcile"] = facts
     run.log(f"reconcile: {facts['message']}")
+
+
+def _teacher_dates(run: _Run, sent: Amended) -> None:
+    """``[sync] teacher_start_days_before`` / ``teacher_end_days_after``: after an applied import, give the
+    terms of tonight's terms.csv the teachers' term date overrides (see :mod:`clever2sis.canvas.terms`).
+
+    What it set and what failed go to the run log, run.json (``term_overrides``), the JSON line and the
+    history message; a failure is a warning, never the night's outcome: the import it follows is done.
+    """
+    sync = run.job.sync
+    dates = TeacherDates(
+        start_days_before=sync.teacher_start_days_before,
+        end_days_after=sync.teacher_end_days_after,
+        roles=sync.teacher_dates_roles,
+        timezone=run.job.build.timezone,
+    )
+    if not dates.on:
+        return
+    terms = present(sent.frames)[files.TERMS]
+    managed = [
+        ManagedTerm(str(term_id), str(start), str(end))
+        for term_id, start, end in zip(terms["term_id"], terms["start_date"], terms["end_date"], strict=True)
+    ]
+    client = EnrollmentTerms(run.canvas.client, run.canvas.account_id)
+    facts = set_teacher_dates(client, managed, dates, progress=run.log)
+    for failure in facts["failures"]:
+        where = f"term {failure['term_id']}" if failure["term_id"] else "terms"
+        run.log(f"warning: teacher term dates not set for {where}: {failure['error']}")
+    run.log(
+        f"teacher term dates: {facts['set']} set, {facts['unchanged']} already right, {facts['failed']} "
+        f"failed, of {facts['terms']} term(s)"
+    )
+    run.details["term_overrides"] = facts
 
 
 # --- observer links (see clever2sis/sync/observers.py) ---------------------------------------------------

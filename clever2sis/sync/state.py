@@ -24,6 +24,10 @@ An :class:`AppliedState` holds:
   per file. Canvas diffs against its newest applied import that was diffed or a remaster
   (``SisBatch#generate_diff``, ``app/models/sis_batch.rb``), so a night applied without a diff leaves it
   where it was.
+* ``admin_removals``: the admins.csv rows the run's zip sent as ``deleted``, which a diffed night sends
+  again unchanged (:func:`clever2sis.sync.changes.carry_admin_removals`). They are read from the run's
+  zip when ``present`` is the build's own (a night applied without deletes is followed by a remaster,
+  which needs none).
 
 A run's state lives in ``RUN/state/``: ``state.json`` (:data:`STATE_FORMAT`), ``removed_users.csv``,
 ``observers.csv`` and, only when ``present`` is not simply the present rows of the run's own build (most
@@ -163,6 +167,7 @@ class AppliedState:
     removed_users: pd.DataFrame = field(default_factory=lambda: _empty(REMOVED_USER_COLUMNS))
     observers: pd.DataFrame = field(default_factory=lambda: _empty(OBSERVER_COLUMNS))
     canvas_baseline: CanvasBaseline | None = None
+    admin_removals: pd.DataFrame = field(default_factory=lambda: _empty(files.COLUMNS[files.ADMINS]))
     identities: pd.DataFrame | None = None
 
     @classmethod
@@ -196,6 +201,8 @@ class AppliedState:
         if self.identities is not None:
             identities = self.identities.copy()
             identities["user_id"] = renamed_column(identities["user_id"], renames)
+        admin_removals = self.admin_removals.copy()
+        admin_removals["user_id"] = renamed_column(admin_removals["user_id"], renames)
         return dataclasses.replace(
             self,
             present=renamed_users(self.present, renames),
@@ -203,6 +210,7 @@ class AppliedState:
             removed_users=ledger,
             observers=observers,
             identities=identities,
+            admin_removals=admin_removals,
         )
 
 
@@ -275,8 +283,15 @@ def state_after(
         removed_users=_ledger(before, tonight.frames, held, outcome),
         observers=before.observers,
         canvas_baseline=baseline,
+        admin_removals=removed_admins(tonight.frames),
         identities=_identities_after(before, identities, held, outcome),
     )
+
+
+def removed_admins(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The admins.csv rows of a zip's ``frames`` sent as ``deleted``."""
+    admins = frames[files.ADMINS]
+    return admins.loc[(admins["status"] == "deleted").to_numpy(dtype=bool)].reset_index(drop=True)
 
 
 def _identities_after(
@@ -479,8 +494,10 @@ def _state_from(record: Any, run_dir: Path, run_id: str, *, follow: bool = True)
         )
     build = BuildDir(run_dir / BUILD_DIR_NAME)
     carried = build.read_sync_rows(CARRIED)
+    admin_removals = _empty(files.COLUMNS[files.ADMINS])
     if record.get("present") == SAME_AS_BUILD:
-        held = sent_present(build.verified_zip(error=RunsDirError).read_frames())
+        sent = build.verified_zip(error=RunsDirError).read_frames()
+        held, admin_removals = sent_present(sent), removed_admins(sent)
     elif record.get("present") == OWN_FILES:
         held = {name: _read_csv(state_dir(run_dir) / PRESENT_DIR_NAME / name) for name in files.FILE_ORDER}
     else:
@@ -496,6 +513,7 @@ def _state_from(record: Any, run_dir: Path, run_id: str, *, follow: bool = True)
         removed_users=removed_users,
         observers=observers,
         canvas_baseline=CanvasBaseline.from_dict(record.get("canvas_baseline")),
+        admin_removals=admin_removals,
         identities=identities,
     )
 
