@@ -8,6 +8,7 @@ Every command that touches a build asks this module where things are and whether
       build.json                      what was built from what: :class:`BuildRecord`
       sync/carried/<file>.csv         rows a sync carried over from ended terms     (clever2sis sync)
       sync/removed/<file>.csv         rows a sync sent with a removal status        (clever2sis sync)
+      sync/held/<file>.csv            rows of held schools, sent as Canvas had them (clever2sis sync)
       report.html                     the review report                            (clever2sis review)
       review/                         spreadsheet copies                           (review --excel)
       approvals/<profile>.json        a sign-off of the zip                        (clever2sis approve)
@@ -60,6 +61,7 @@ CSV_DIR_NAME = "csv"
 SYNC_DIR_NAME = "sync"
 CARRIED = "carried"
 REMOVED = "removed"
+HELD = "held"
 REPORT_NAME = "report.html"
 REVIEW_DIR_NAME = "review"
 APPROVALS_DIR_NAME = "approvals"
@@ -289,7 +291,7 @@ class BuildDir:
         return self.csv_dir / name
 
     def sync_rows_dir(self, kind: str) -> Path:
-        """Where a sync keeps the rows it added for ``kind`` (:data:`CARRIED` or :data:`REMOVED`)."""
+        """Where a sync keeps the rows it added for ``kind`` (carried, removed or held)."""
         return self.path / SYNC_DIR_NAME / kind
 
     @property

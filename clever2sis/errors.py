@@ -234,3 +234,9 @@ class RunsDirError(SyncError):
     """The runs directory or its history database cannot be used."""
 
     exit_code = 54
+
+
+class SchoolsHeldError(SyncError):
+    """Canvas applied the night, but the guard held schools: their rows stayed as Canvas had them."""
+
+    exit_code = 55

@@ -57,6 +57,8 @@ INTROS = {
     "CANVAS_BASE_URL, CANVAS_TOKEN and CANVAS_ACCOUNT_ID describe the one Canvas.",
     "upload": "Uploads: the default profile, how long to follow an import, and the import options.",
     "sync": "The nightly `clever2sis sync`: where runs live, how removals reach Canvas, the guard's limits.",
+    "sync.guard": "The guard's per-school holds and its stops for mass changes (`--allow-large-change "
+    "[SCHOOL_ID]` releases them after a review).",
 }
 IMPORT_OPTIONS_INTRO = (
     "Every option of Canvas's SIS import, by its Canvas name; a flag of `clever2sis upload` overrides it."

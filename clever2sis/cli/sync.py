@@ -41,6 +41,7 @@ from clever2sis.sync.reconcile import reconcile_runs
 from clever2sis.sync.runs import RunLock
 
 HISTORY_DEFAULT_LIMIT = 30
+ALLOW_EVERYTHING = "*"  # --allow-large-change without a school id (or with "*"): let everything through
 
 
 def _runs_dir_option(function: Any) -> Any:
@@ -63,8 +64,14 @@ def _emit(summary: dict[str, Any]) -> None:
 @click.option("--remaster", is_flag=True, help="Diffing: re-send every row this run (after SIS fixes).")
 @click.option(
     "--allow-large-change",
-    is_flag=True,
-    help="Let a run through that the guard would stop (a reviewed, real large change); recorded in history.",
+    "allow_large_change",
+    multiple=True,
+    is_flag=False,
+    flag_value=ALLOW_EVERYTHING,
+    metavar="[SCHOOL_ID]",
+    help="After a review: with a school (Clever school id or Canvas account id, repeatable), release that "
+    "school the guard holds; alone, let through everything the guard would stop or hold. Recorded in "
+    "history.",
 )
 @click.option("--api-base", envvar=API_BASE_ENV, default=CLEVER_API_BASE, help="Clever API host.")
 @click.option(
@@ -81,7 +88,7 @@ def sync_command(
     config_path: Path | None,
     runs_dir: Path | None,
     remaster: bool,
-    allow_large_change: bool,
+    allow_large_change: tuple[str, ...],
     api_base: str,
     api_version: str,
     quiet: bool,
@@ -102,7 +109,12 @@ def sync_command(
         job = SyncJob(profile=target, sync=parse_sync(raw), build=build_settings(raw), upload=upload)
         clever_token = keep_secret(token_from_env(runtime.environ))
         canvas_token = keep_secret(target.token(runtime.environ))
-        options = RunOptions(runs_dir=runs_dir, remaster=remaster, allow_large_change=allow_large_change)
+        options = RunOptions(
+            runs_dir=runs_dir,
+            remaster=remaster,
+            allow_large_change=ALLOW_EVERYTHING in allow_large_change,
+            release_schools=tuple(sorted(set(allow_large_change) - {ALLOW_EVERYTHING})),
+        )
         result = _run(job, (clever_token, canvas_token), api_base, api_version, progress, options)
         try:
             with deferred():
@@ -197,6 +209,15 @@ def _changed(changes: dict[str, Any] | None) -> str:
     return ", ".join(parts) or "no changes"
 
 
+def _held(held: list[dict[str, Any]] | None) -> str:
+    """The schools a run held, each with the first night of its hold: ``held S2 (since 2027-01-05)``."""
+    if not held:
+        return "held -"
+    return "held " + ", ".join(
+        f"{school['account_id']} (since {str(school['since'])[:10]})" for school in held
+    )
+
+
 @click.command("history")
 @click.option("--profile", metavar="NAME", help="Only runs of this profile.")
 @config_option
@@ -248,6 +269,7 @@ def history_command(
                         f"sis_import {row['sis_import_id'] or '-'} {row['import_state'] or ''}".rstrip(),
                         f"applied {row['applied'] or '-'}",
                         _changed(row["changes"]),
+                        _held(row["held_schools"]),
                         flags or "-",
                     )
                 )

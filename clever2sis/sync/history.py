@@ -8,7 +8,8 @@ are stored as JSON text; :meth:`History.runs` gives them back as dicts. Nothing 
 tokens never reach a run's facts.
 
 The schema's version is SQLite's ``user_version``. Version 2 added ``applied`` (what Canvas really applied:
-see :mod:`clever2sis.sync.state`); version 3 added ``stage`` (where a run was: the pipeline's stages). An
+see :mod:`clever2sis.sync.state`); version 3 added ``stage`` (where a run was: the pipeline's stages);
+version 4 added ``held_json`` (the schools the guard held, :mod:`clever2sis.sync.guard`). An
 older file is migrated when opened (:data:`_ADDED_COLUMNS`); its rows keep the new columns empty (NULL),
 and the sync reads such a run as it did before (for ``applied``: the present rows of its build).
 """
@@ -27,7 +28,7 @@ import orjson
 from clever2sis.errors import RunsDirError
 
 HISTORY_NAME = "history.sqlite"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 30.0
 RUNNING = "running"
 # Outcomes after which the run's build is what Canvas now holds: the baseline for the next run.
@@ -69,13 +70,19 @@ CREATE TABLE IF NOT EXISTS runs (
     import_state TEXT,
     run_dir TEXT,
     applied TEXT,
-    stage TEXT
+    stage TEXT,
+    held_json TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_profile ON runs (profile, run_id);
 """
 # Columns added after the first schema (version 1), with their types: added to an older file when opened.
-_ADDED_COLUMNS = {"applied": "TEXT", "stage": "TEXT"}
-_JSON_COLUMNS = {"guard_json": "guard_details", "rows_json": "rows", "changes_json": "changes"}
+_ADDED_COLUMNS = {"applied": "TEXT", "stage": "TEXT", "held_json": "TEXT"}
+_JSON_COLUMNS = {
+    "guard_json": "guard_details",
+    "rows_json": "rows",
+    "changes_json": "changes",
+    "held_json": "held_schools",
+}
 _COLUMNS = (
     "run_id",
     "profile",
@@ -97,6 +104,7 @@ _COLUMNS = (
     "run_dir",
     "applied",
     "stage",
+    "held_json",
 )
 # The facts of a run as its JSON line and run.json give them: the history columns, JSON ones by their fact
 # name (the guard's details stay in history and run.json's details, not in the one-line summary).

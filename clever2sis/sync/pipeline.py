@@ -1,4 +1,4 @@
-"""One sync run: reconcile → pull → build → rollover → guard → (removals) → rewrite → upload → wait.
+"""One sync run: reconcile → pull → build → guard (holds) → rollover → (removals) → rewrite → upload → wait.
 
 :func:`run_sync` wires the library stages together, one function per stage (see :func:`_stages`). It
 takes its clients (Clever, Canvas) as arguments, the outside world (clock, sleep, progress callback,
@@ -56,6 +56,7 @@ from clever2sis.errors import (
     ImportAlreadyRunningError,
     ImportNotRecordedError,
     RunsDirError,
+    SchoolsHeldError,
     SnapshotError,
     SyncBuildError,
     SyncError,
@@ -81,6 +82,7 @@ from clever2sis.sync.changes import (
     without_rows,
 )
 from clever2sis.sync.history import SUMMARY_FIELDS, UPLOAD_STAGE, History, RunRow
+from clever2sis.sync.holds import Held, apply_holds
 from clever2sis.sync.reconcile import reconcile_runs
 from clever2sis.sync.runs import (
     BUILD_DIR_NAME,
@@ -117,6 +119,7 @@ DIFFING_IDENTIFIER_TEMPLATE = "clever2sis:{district_id}:{profile}"
 IMPORTED = "imported"
 LOCKED = "locked"
 GUARD_STOPPED = "guard_stopped"
+SCHOOLS_HELD = "schools_held"  # Canvas applied the night; the guard held schools (their rows as before)
 PULL_FAILED = "pull_failed"
 BUILD_FAILED = "build_failed"
 UPLOAD_FAILED = "upload_failed"
@@ -264,13 +267,15 @@ class RunOptions:
     """What this run was asked to do, beyond the config.
 
     ``runs_dir`` (None: ``[sync] runs_dir``); ``remaster`` (diffing: re-send every row this run);
-    ``allow_large_change`` (let through a run the guard would stop); ``wait_policy`` (None: wait up to
-    ``[upload] wait_timeout_s``).
+    ``allow_large_change`` (let through a run the guard would stop, and hold no school);
+    ``release_schools`` (Clever school ids or Canvas account ids the guard must not hold tonight);
+    ``wait_policy`` (None: wait up to ``[upload] wait_timeout_s``).
     """
 
     runs_dir: Path | None = None
     remaster: bool = False
     allow_large_change: bool = False
+    release_schools: tuple[str, ...] = ()
     wait_policy: WaitPolicy | None = None
 
 
@@ -475,6 +480,8 @@ def _prune(run: _Run, runs_dir: Path, keep: int) -> None:
 def _outcome_of(error: Clever2SisError, facts: Mapping[str, Any]) -> str:
     if isinstance(error, GuardStoppedError):
         return GUARD_STOPPED
+    if isinstance(error, SchoolsHeldError):
+        return SCHOOLS_HELD
     if isinstance(error, SyncPullError):
         return PULL_FAILED
     if isinstance(error, SyncBuildError):
@@ -531,9 +538,10 @@ def _stages(run: _Run) -> None:
     held = state.present if state is not None else None
     record, built = _build(run, previous=held)
     run.enter(COMPARE)
-    amended = _carry(run, held, _rollover(run, held, built))
+    verdict, kept = _guard(run, state, built)
+    amended = dataclasses.replace(_carry(run, held, _rollover(run, held, kept.frames)), held=kept.rows)
     _count_changes(run, held, amended)
-    verdict = _guard(run, state, built)
+    _stop_if_stopped(run, state, verdict)
     run.enter(REWRITE)
     plan = _plan(run, district_id, state)
     sent = _removals(run, held, amended, plan)
@@ -548,6 +556,8 @@ def _stages(run: _Run) -> None:
     posted = _upload(run, plan.options, verdict)
     run.enter(WAIT)
     _follow(run, posted, plan, state, sent, rewritten)
+    if verdict.held:
+        raise SchoolsHeldError(verdict.held_message())
 
 
 def _reconcile(run: _Run) -> None:
@@ -662,13 +672,14 @@ def _carry(run: _Run, held: Frames | None, amended: Amended) -> Amended:
     return carried
 
 
-def _guard(run: _Run, state: AppliedState | None, built: Frames) -> guards.Verdict:
-    """Judge what Clever sent tonight against what Canvas holds; stop the run (nothing uploaded) when it
-    lost too much.
+def _guard(run: _Run, state: AppliedState | None, built: Frames) -> tuple[guards.Verdict, Held]:
+    """Judge what Clever sent tonight against what Canvas holds (:mod:`clever2sis.sync.guard`); return
+    the verdict and tonight's frames with the held schools as Canvas has them.
 
     Tonight: the build before anything was carried into it. Canvas: the applied state's present rows less
-    the rows the sync carried. Both without the terms that have ended (and what they hold), so a rollover
-    is not a loss and an ended term's rows never stand in for tonight's.
+    the rows the sync carried (a held school's rows stay: they are what Canvas holds of it). Both without
+    the terms that have ended (and what they hold), so a rollover is not a loss and an ended term's rows
+    never stand in for tonight's.
     """
     old: Frames | None = None
     new = built
@@ -678,24 +689,51 @@ def _guard(run: _Run, state: AppliedState | None, built: Frames) -> guards.Verdi
         ended = ended_terms(held[files.TERMS], built[files.TERMS], now=run.started)
         old, new = current_terms_only(held, ended), current_terms_only(built, ended)
         roles_before, roles_after = _role_counts(run, state, held, built)
-    verdict = guards.check_shrink(
-        old,
-        new,
-        limit_percent=run.job.sync.shrink_limit_percent,
-        allow=run.options.allow_large_change,
+    asked = guards.GuardInput(
+        settings=run.job.sync.guard,
+        shrink_limit_percent=run.job.sync.shrink_limit_percent,
+        allow_all=run.options.allow_large_change,
+        release=frozenset(run.options.release_schools),
         roles_before=roles_before,
         roles_after=roles_after,
+        held_before=_held_before(run, state),
+        carried_identities=int(run.facts.get("identities_carried") or 0),
+        night=stamp(run.started),
+        run_id=str(run.facts["run_id"]),
     )
+    verdict = guards.judge(old, new, asked)
     run.details["guard_details"] = verdict.as_dict()
-    run.record(guard=verdict.verdict, guard_details=verdict.as_dict())
-    if verdict.shrinks:
-        run.log(f"guard ({verdict.verdict}): {verdict.message()}")
+    run.record(guard=verdict.verdict, guard_details=verdict.as_dict(), held_schools=verdict.held_summary())
+    if verdict.shrinks or verdict.held or verdict.released:
+        run.log(f"guard ({verdict.verdict}): {verdict.message() or 'released ' + verdict.released_message()}")
+    for value in verdict.unknown_releases:
+        run.log(f"warning: --allow-large-change {value} names no school Canvas holds or Clever sent")
+    if state is None or not verdict.held or verdict.stops:
+        return verdict, Held(frames=built, rows=empty_frames())
+    return verdict, apply_holds(state.present, built, guards.held_accounts(verdict))
+
+
+def _held_before(run: _Run, state: AppliedState | None) -> dict[str, tuple[str, str]]:
+    """The holds that went on before tonight: those the state's run recorded in its build (none when its
+    record cannot be read: tonight is then the first night of any hold)."""
+    if state is None or state.run_id is None:
+        return {}
+    layout = BuildDir(run.run_dir.parent / state.run_id / BUILD_DIR_NAME)
+    try:
+        record = layout.read_record(error=RunsDirError)
+    except RunsDirError:
+        return {}
+    return guards.holds_of((record.sync or {}).get("guard"))
+
+
+def _stop_if_stopped(run: _Run, state: AppliedState | None, verdict: guards.Verdict) -> None:
+    """Stop the run (nothing uploaded) when the guard stops the whole night."""
     if verdict.stops:
         raise GuardStoppedError(
             f"nothing was uploaded: against run {state.run_id if state else '?'}, {verdict.message()}. "
-            "If the district really changed this much, re-run with --allow-large-change"
+            "If the district really changed this much, re-run with --allow-large-change (a held school "
+            "alone: --allow-large-change SCHOOL_ID)"
         )
-    return verdict
 
 
 def _role_counts(
