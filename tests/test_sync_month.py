@@ -129,7 +129,8 @@ def test_every_night_ran_and_the_vanishing_school_was_held_not_the_district(mont
     touched = [key for key in done.changed("enrollment") if key[1] in sections]
     assert touched == []
     assert [key for key in done.changed("user") if key[0] in only_there] == []
-    assert sections and only_there
+    assert sections
+    assert only_there
     left = [u for u in before.user_ids - tonight.user_ids if u not in only_there]
     assert left
     assert {done.changed("user").get((user_id,)) for user_id in left} <= {"suspended", None}
