@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import io
 import re
@@ -25,6 +26,7 @@ import pytest
 from clever2sis.canvas.client import CanvasClient
 from clever2sis.canvas.sis_import import ImportOptions, SisImports, WaitPolicy, wait_for_import
 from clever2sis.clever.client import CleverClient
+from clever2sis.config import RawConfig, build_settings
 from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import RunOptions, RunResult, SyncJob, SyncRuntime, run_sync
 from tests.canvas_model import CanvasModel
@@ -48,14 +50,19 @@ class Nights:
         self.canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], model=self.model)
         self.runs_dir = tmp / "runs"
         self.sync = sync
+        self.build: dict[str, Any] = {}
         self.server: CanvasTestServer | None = None
 
     @property
     def job(self) -> SyncJob:
+        """The job of tonight: the test's [sync] settings, and its build tables (``self.build``) if any."""
         assert self.server is not None
-        return sync_job(self.server.base_url, self.runs_dir, **self.sync)
+        job = sync_job(self.server.base_url, self.runs_dir, **self.sync)
+        return dataclasses.replace(job, build=build_settings(RawConfig(self.build))) if self.build else job
 
-    def night(self, now: dt.datetime, *, allow_large_change: bool = False) -> RunResult:
+    def night(
+        self, now: dt.datetime, *, allow_large_change: bool = False, release: tuple[str, ...] = ()
+    ) -> RunResult:
         """Sync ``self.records`` as Clever serves them tonight."""
         assert self.server is not None
         served = {
@@ -71,7 +78,9 @@ class Nights:
                 self.job,
                 clever,
                 SisImports(client, "1"),
-                options=RunOptions(allow_large_change=allow_large_change, wait_policy=FAST),
+                options=RunOptions(
+                    allow_large_change=allow_large_change, release_schools=release, wait_policy=FAST
+                ),
                 runtime=SyncRuntime(clock=lambda: now, sleep=lambda _s: None, attachment_wait_s=0),
             )
 

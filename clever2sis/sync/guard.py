@@ -301,6 +301,8 @@ def judge(
         *identity_shrinks(old_part, new_part, asked.settings),
     ]
     too_many = too_many_held(len(held), len(schools), asked.settings.max_held_schools_percent)
+    if too_many is not None:
+        shrinks += _explained(old, new, {school.account_id for school in released}, asked.settings)
     shrinks += [s for s in (too_many, carryovers) if s is not None]
     known = _account_names(old, new)
     unknown = tuple(sorted(v for v in asked.release if not any(v in ids for ids in known)))
@@ -313,6 +315,18 @@ def judge(
     else:
         verdict = PASSED
     return Verdict(verdict, tuple(shrinks), tuple(held), tuple(released), unknown)
+
+
+def _explained(
+    old: Mapping[str, pd.DataFrame],
+    new: Mapping[str, pd.DataFrame],
+    released: set[str],
+    settings: GuardSettings,
+) -> list[Shrink]:
+    """When too many schools would be held, the district-wide changes that may be why (every user_id
+    renumbered makes every school lose its people): the change checks over every school not released."""
+    old_part, new_part = without_schools(old, released), without_schools(new, released)
+    return [*identity_shrinks(old_part, new_part, settings), *change_shrinks(old_part, new_part, settings)]
 
 
 def _since(school: SchoolHold, asked: GuardInput) -> SchoolHold:
