@@ -32,7 +32,7 @@ example-config: $(STAMP)  ## rewrite samples/clever2sis.example.toml from the se
 
 SIZES ?= 10000,100000,1000000
 REPEATS ?= 3
-bench: $(STAMP)  ## issue 7's benchmark into docs/benchmarks.md (make bench SIZES=10000,100000 REPEATS=3)
+bench: $(STAMP)  ## measure start-up, pull and build into docs/benchmarks.md (make bench SIZES=10000,100000 REPEATS=3)
 	$(BIN)/python -m bench.run --sizes $(SIZES) --repeats $(REPEATS) $(BENCH_ARGS)
 
 test: $(STAMP)  ## run the test suite

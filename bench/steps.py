@@ -12,6 +12,8 @@ prints one JSON object on its last line of stdout: ``seconds`` (wall time of the
 ``build``            ``clever2sis build`` (default settings) of ``--snapshot`` into ``--out``
 ``build-reference``  the reference's parse + build + zip of ``--snapshot`` into ``--out``
 ``zip-floor``        zipfile of the CSV files in ``--csv`` into ``--out``
+``reconcile-report`` a provisioning report of the build CSVs in ``--csv``, with drift, into ``--out`` (a zip)
+``reconcile``        ``clever2sis reconcile`` of ``--build`` with the report ``--report`` into ``--out``
 """
 
 from __future__ import annotations
@@ -88,6 +90,19 @@ def run(step: str, args: argparse.Namespace) -> dict[str, Any]:
             "zip_bytes": (args.out / "sis_import.zip").stat().st_size,
             "csv_bytes": sum(len(data) for _, data in members),
         }
+    elif step == "reconcile-report":
+        from bench.provisioning import write_report
+
+        facts = {"rows": write_report(args.csv, args.out), "report_bytes": 0}
+        facts["report_bytes"] = args.out.stat().st_size
+    elif step == "reconcile":
+        from clever2sis.reconcile.run import ReconcileSettings, reconcile
+
+        started = time.perf_counter()
+        result = reconcile(
+            args.build, args.out, report_file=args.report, settings=ReconcileSettings(), force=True
+        )
+        facts = {"fixable": result.summary["fixable"], "drift": result.summary["total"]}
     else:
         raise SystemExit(f"unknown step {step!r}")
     return {"seconds": time.perf_counter() - started, **facts}
@@ -116,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--snapshot", type=Path)
     parser.add_argument("--csv", type=Path)
+    parser.add_argument("--build", type=Path)
+    parser.add_argument("--report", type=Path)
     parser.add_argument("--students", type=int)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)

@@ -13,6 +13,8 @@ to a default. Secrets never live in this file: it names the environment variable
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
 import re
 import tomllib
@@ -191,8 +193,8 @@ def check_value(raw: RawConfig, table: str, key: str, value: Any, hint: Any) -> 
     """``value`` checked against a field's type and converted to it (a list becomes a tuple, and so on).
 
     Types: ``str``, ``bool``, ``int``, ``float`` (an int is accepted), ``Path``, a ``Literal`` of strings,
-    ``tuple[X, ...]`` (a non-empty list), ``dict[K, V]`` (a table) and ``X | None`` (TOML has no null, so
-    a given value is an ``X``).
+    ``tuple[X, ...]`` (a non-empty list), ``list[X]`` (a list that may be empty), ``dict[K, V]`` (a table)
+    and ``X | None`` (TOML has no null, so a given value is an ``X``).
     """
     origin = get_origin(hint)
     if origin is Literal:
@@ -209,6 +211,11 @@ def check_value(raw: RawConfig, table: str, key: str, value: Any, hint: Any) -> 
         if not value:
             raise ConfigError(f"{raw.source}: {table}.{key} must not be empty")
         return tuple(check_value(raw, table, key, item, get_args(hint)[0]) for item in value)
+    if origin is list:
+        return [
+            check_value(raw, table, key, item, get_args(hint)[0])
+            for item in typed(raw, table, key, value, list)
+        ]
     if origin is dict:
         key_hint, value_hint = get_args(hint)
         allowed = get_args(key_hint)
@@ -218,6 +225,8 @@ def check_value(raw: RawConfig, table: str, key: str, value: Any, hint: Any) -> 
                 raise ConfigError(f"{raw.source}: {table}.{key}.{name}: use one of {', '.join(allowed)}")
             checked[name] = check_value(raw, table, f"{key}.{name}", item, value_hint)
         return checked
+    if hint is PauseWindow:
+        return PauseWindow.from_setting(value, f"{raw.source}: {table}.{key}")
     if hint is Path:
         if not typed(raw, table, key, value, str).strip():
             raise ConfigError(f"{raw.source}: {table}.{key} must name a directory")
@@ -364,6 +373,7 @@ class BuildSettings:
     ids: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     observers: ObserverSettings = field(default_factory=lambda: ObserverSettings())
+    admins: AdminSettings = field(default_factory=lambda: AdminSettings())
     config_source: str = "defaults"
     config_sha256: str = ""
 
@@ -392,6 +402,7 @@ def build_settings(raw: RawConfig) -> BuildSettings:
         ids=_templates(raw, "ids", IdTemplates, structure),
         names=_templates(raw, "names", NameTemplates, structure),
         observers=observer_settings(raw),
+        admins=admin_settings(raw),
         config_source=raw.source,
         config_sha256=raw.sha256(),
     )
@@ -459,6 +470,109 @@ class ObserverSettings:
 
 def observer_settings(raw: RawConfig) -> ObserverSettings:
     return ObserverSettings(**read_table(raw, "observers", _hints(ObserverSettings, "observers")))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# [admins]: Clever school and district admins as admins of Canvas sub-accounts (admins.csv). Opt-in.
+
+# The one account role Canvas has built in (Account#available_account_roles, app/models/account.rb); any other
+# is a custom account role of the account, found by its exact name (lib/sis/admin_importer.rb).
+ACCOUNT_ADMIN_ROLE = "AccountAdmin"
+DistrictAdmins = Literal["none", "schools", "account"]
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """The ``[admins]`` table: who becomes an admin of which sub-account, with which Canvas role."""
+
+    enabled: bool = field(
+        default=False,
+        metadata=about(
+            "true: Clever school admins become admins of their school's sub-account (admins.csv)."
+        ),
+    )
+    staff_titles: list[str] = field(
+        default_factory=lambda: ["Principal", "Assistant Principal"],
+        metadata=about(
+            "Clever staff whose title is one of these (case and surrounding spaces aside) are school admins."
+        ),
+    )
+    staff_roles: list[str] = field(
+        default_factory=list,
+        metadata=about(
+            "Clever staff with one of these in their roles (roles.staff.roles) are school admins too."
+        ),
+    )
+    role: str = field(
+        default=ACCOUNT_ADMIN_ROLE,
+        metadata=about(
+            f'The Canvas account role of school admins: "{ACCOUNT_ADMIN_ROLE}" or one of custom_roles '
+            "(names are case-sensitive)."
+        ),
+    )
+    custom_roles: list[str] = field(
+        default_factory=list,
+        metadata=about(
+            "The custom account roles your Canvas has (Admin > Permissions > Account Roles), by exact name."
+        ),
+    )
+    district_admins: DistrictAdmins = field(
+        default="none",
+        metadata=about(
+            "Clever district admins: not admins, admins of every school's sub-account, or of the sub-account "
+            "district_admin_account_id. Never of the root account."
+        ),
+    )
+    district_admin_account_id: str = field(
+        default="",
+        metadata=about(
+            'With district_admins = "account": the SIS id of the sub-account district admins administer.'
+        ),
+    )
+    district_admin_role: str = field(
+        default=ACCOUNT_ADMIN_ROLE, metadata=about("The Canvas account role of district admins (see role).")
+    )
+
+    def school_admin_titles(self) -> frozenset[str]:
+        """The titles that make a school admin, as compared: stripped and lower-cased."""
+        return frozenset(title.strip().lower() for title in self.staff_titles)
+
+    def school_admin_roles(self) -> frozenset[str]:
+        return frozenset(role.strip().lower() for role in self.staff_roles)
+
+
+def admin_settings(raw: RawConfig) -> AdminSettings:
+    """Read ``[admins]``, refusing a role Canvas would refuse for every row (``Invalid role '{r}' for
+    admin``) and a district admin account that is not a sub-account's id."""
+    given = read_table(raw, "admins", _hints(AdminSettings, "admins"))
+    settings = AdminSettings(**given)
+    where = f"{raw.source}: admins"
+    for key in ("staff_titles", "staff_roles", "custom_roles"):
+        if any(not item.strip() for item in getattr(settings, key)):
+            raise ConfigError(f"{where}.{key} holds an empty name; remove it")
+    known = (ACCOUNT_ADMIN_ROLE, *settings.custom_roles)
+    for key in ("role", "district_admin_role"):
+        value = getattr(settings, key)
+        if value not in known:
+            near = next((name for name in known if name.lower() == value.strip().lower()), None)
+            hint = f' (did you mean "{near}"? role names are case-sensitive)' if near else ""
+            raise ConfigError(
+                f"{where}.{key} = {value!r} is not {ACCOUNT_ADMIN_ROLE!r} nor a role of admins.custom_roles"
+                f"{hint}; Canvas would refuse every row (\"Invalid role '{value}' for admin\"): use "
+                f"{ACCOUNT_ADMIN_ROLE!r}, or add your custom account role's exact name to admins.custom_roles"
+            )
+    account = settings.district_admin_account_id.strip()
+    if settings.district_admins == "account" and not account:
+        raise ConfigError(
+            f'{where}.district_admins = "account" needs district_admin_account_id: the SIS id of the '
+            "sub-account district admins administer (a blank account_id would make them root account admins)"
+        )
+    if settings.district_admins != "account" and account:
+        raise ConfigError(
+            f"{where}.district_admin_account_id is set but district_admins is {settings.district_admins!r}; "
+            'set district_admins = "account" or remove district_admin_account_id'
+        )
+    return dataclasses.replace(settings, district_admin_account_id=account)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -641,10 +755,13 @@ def parse_upload(raw: RawConfig) -> UploadSettings:
 DeletionMode = Literal["diffing", "explicit", "batch"]
 EnrollmentRemoveStatus = Literal["inactive", "completed", "deleted", "deleted_last_completed"]
 UserRemoveStatus = Literal["suspended", "deleted"]
-ShrinkFile = Literal["accounts", "terms", "courses", "sections", "users", "enrollments"]
-SchoolMeasure = Literal["students", "teachers", "sections", "enrollments"]
+ShrinkFile = Literal["accounts", "terms", "courses", "sections", "users", "enrollments", "admins"]
+TeacherDatesRole = Literal["teacher", "ta", "designer"]
+IdentityChanges = Literal["change_sis_id", "update_sis_id_if_login_claimed", "off"]
+MAX_TEACHER_DAYS = 366
 PERCENT_RANGE = (0, 100)
 CHANGE_THRESHOLD_RANGE_PERCENT = (1, 100)
+SchoolMeasure = Literal["students", "teachers", "sections", "enrollments"]
 GUARD_TABLE = "sync.guard"
 # The guard's floors per school: a school losing this many or fewer of a measure is never held for it.
 DEFAULT_SCHOOL_MIN_LOSS: dict[SchoolMeasure, int] = {
@@ -653,6 +770,54 @@ DEFAULT_SCHOOL_MIN_LOSS: dict[SchoolMeasure, int] = {
     "sections": 3,
     "enrollments": 30,
 }
+
+PAUSE_KEYS = ("from", "to")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class PauseWindow:
+    """One ``[sync] pause`` window: the nights from ``start`` to ``end``, both included, in build.timezone.
+
+    Written ``{ from = "2027-06-12", to = "2027-08-20" }`` (TOML dates without quotes work too).
+    """
+
+    start: dt.date
+    end: dt.date
+
+    @classmethod
+    def from_setting(cls, value: Any, where: str) -> PauseWindow:
+        """A window from its TOML table; a ConfigError naming ``where`` for anything else."""
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f'{where}: each window is a table like {{ from = "2027-06-12", to = "2027-08-20" }}'
+            )
+        unknown = sorted(set(value) - set(PAUSE_KEYS))
+        missing = [key for key in PAUSE_KEYS if key not in value]
+        if unknown or missing:
+            problem = f"unknown key {unknown[0]!r}" if unknown else f"no {missing[0]!r} date"
+            raise ConfigError(f"{where}: {problem}; a window has from and to (dates, both included)")
+        start, end = (cls._date(value[key], f"{where}.{key}") for key in PAUSE_KEYS)
+        if start > end:
+            raise ConfigError(f"{where}: from {start} is after to {end}; swap them")
+        return cls(start, end)
+
+    @staticmethod
+    def _date(value: Any, where: str) -> dt.date:
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+            try:
+                return dt.date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{where} = {value!r} is not a date; write YYYY-MM-DD, e.g. 2027-06-12")
+
+    def covers(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+    def describe(self) -> str:
+        return f"{self.start} to {self.end}"
 
 
 @dataclass(frozen=True)
@@ -750,6 +915,48 @@ class SyncSettings:
         default=0,
         metadata=about("Run directories to keep (older ones are removed after a run); 0 keeps all."),
     )
+    reconcile_every_days: int = field(
+        default=0,
+        metadata=about(
+            "After a night's import succeeds, compare Canvas with it and fix the drift this often, in "
+            "days; 0 never."
+        ),
+    )
+    teacher_start_days_before: int = field(
+        default=0,
+        metadata=about(
+            "After each applied import, teachers may enter their courses this many days before each term of "
+            "terms.csv starts (a term date override); 0: their start is left as Canvas has it."
+        ),
+    )
+    teacher_end_days_after: int = field(
+        default=0,
+        metadata=about("... and stay this many days after it ends; 0: their end is left as Canvas has it."),
+    )
+    teacher_dates_roles: tuple[TeacherDatesRole, ...] = field(
+        default=("teacher",),
+        metadata=about("Whose term dates teacher_start_days_before and teacher_end_days_after set."),
+    )
+    identity_changes: IdentityChanges = field(
+        default="change_sis_id",
+        metadata=about(
+            "A person Clever re-creates under a new id keeps their Canvas user: by change_sis_id.csv rows, "
+            "by Canvas's update_sis_id_if_login_claimed (same login), or off (a new Canvas user)."
+        ),
+    )
+    pause: tuple[PauseWindow, ...] = field(
+        default=(),
+        metadata=about(
+            "Nights the sync does nothing (exit 55; e.g. the year-end rollover): from and to, both "
+            "included, in build.timezone; the first night after a pause is a remaster.",
+            example=({"from": "2027-06-12", "to": "2027-08-20"},),
+        ),
+    )
+
+    def paused_on(self, day: dt.date) -> PauseWindow | None:
+        """The pause window ``day`` (a local date) falls in, if any (the first, when windows overlap)."""
+        return next((window for window in self.pause if window.covers(day)), None)
+
     guard: GuardSettings = field(default_factory=GuardSettings)
 
     def shrink_limit_percent(self, file_name: str) -> float:
@@ -791,6 +998,18 @@ def parse_sync(raw: RawConfig) -> SyncSettings:
         raise ConfigError(
             f"{raw.source}: sync.keep_runs is how many run directories to keep (0 keeps all), not {keep_runs}"
         )
+    reconcile_days = given.get("reconcile_every_days", 0)
+    if reconcile_days < 0:
+        raise ConfigError(
+            f"{raw.source}: sync.reconcile_every_days is a number of days (0 never reconciles), not "
+            f"{reconcile_days}"
+        )
+    for key in ("teacher_start_days_before", "teacher_end_days_after"):
+        days = given.get(key, 0)
+        if not 0 <= days <= MAX_TEACHER_DAYS:
+            raise ConfigError(
+                f"{raw.source}: sync.{key} is a number of days from 0 (off) to {MAX_TEACHER_DAYS}, not {days}"
+            )
     return SyncSettings(**given, guard=parse_guard(raw, guard))
 
 
@@ -826,6 +1045,9 @@ def parse_guard(raw: RawConfig, table: Any) -> GuardSettings:
     return GuardSettings(**given)
 
 
+# [notify] is declared in clever2sis.notify.settings, with this module's helpers above (hence at the end).
+from clever2sis.notify.settings import NotifySettings  # noqa: E402
+
 # Every top-level table a config file may hold, and the dataclass whose fields are its keys.
 TABLES: dict[str, type] = {
     "build": BuildSettings,
@@ -833,10 +1055,12 @@ TABLES: dict[str, type] = {
     "ids": IdTemplates,
     "names": NameTemplates,
     "observers": ObserverSettings,
+    "admins": AdminSettings,
     "profiles": CanvasProfile,
     "upload": UploadSettings,
     "sync": SyncSettings,
     GUARD_TABLE: GuardSettings,
+    "notify": NotifySettings,
 }
 # The top-level tables (a dotted name is a table inside another: [sync.guard] is the key "guard" of [sync]).
 KNOWN_TABLES: tuple[str, ...] = tuple(table for table in TABLES if "." not in table)

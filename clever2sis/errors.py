@@ -236,7 +236,71 @@ class RunsDirError(SyncError):
     exit_code = 54
 
 
+class SyncPausedError(SyncError):
+    """Tonight is inside a ``[sync] pause`` window: nothing was pulled or sent."""
+
+    exit_code = 55
+
+
+class PreflightError(Clever2SisError):
+    """A pre-flight check failed (a token, the Canvas account, SIS imports): nothing was pulled or sent.
+
+    Its exit code is the failed check's, so ``sync`` exits as the pull or the upload would have.
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class ObserverImportError(SyncError):
+    """One of a sync run's observer link imports did not end as the config accepts.
+
+    Its exit code is that import's (20-23 for how it ended, 30-39 when it could not be uploaded), and
+    ``outcome`` is the run's outcome in history and the JSON line.
+    """
+
+    def __init__(self, message: str, *, exit_code: int, outcome: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.outcome = outcome
+
+
+# --- Reconcile (what Canvas holds against what was sent) -------------------------------------------------
+# Exit codes 60-69. Drift found without --fix is 60 (the CLI's, not an error: everything was written).
+
+
+class ReconcileError(Clever2SisError):
+    """A reconcile could not be completed."""
+
+    exit_code = 69
+
+
+class ReportFailedError(ReconcileError):
+    """Canvas's provisioning report ended in error or was aborted, or was not done within the wait limit."""
+
+    exit_code = 61
+
+
+class FixTooLargeError(ReconcileError):
+    """The fix would remove more of a file's rows than the guard allows; nothing was written."""
+
+    exit_code = 62
+
+
+class ReconcileBaselineError(ReconcileError):
+    """There is no build to compare Canvas with: the build directory or the last applied run is unusable."""
+
+    exit_code = 63
+
+
+class ReportFileError(ReconcileError):
+    """A provisioning report file cannot be read: not a zip or CSV, a file or a column missing."""
+
+    exit_code = 64
+
+
 class SchoolsHeldError(SyncError):
     """Canvas applied the night, but the guard held schools: their rows stayed as Canvas had them."""
 
-    exit_code = 55
+    exit_code = 56

@@ -30,6 +30,7 @@ from clever2sis.config import (
     setting_fields,
 )
 from clever2sis.errors import ConfigError, UsageError
+from clever2sis.notify.settings import SUBTABLES as NOTIFY_SUBTABLES
 
 LINE_WIDTH = 110
 _UNSET_NOTE = " Not set by default."  # shown with the example value of a setting that has no default
@@ -53,13 +54,20 @@ INTROS = {
     "something else also sends the Clever id as integration_id.",
     "names": "The Canvas names.",
     "observers": "Clever contacts (parents, guardians) as Canvas observers of their students (opt-in).",
+    "admins": "Clever school admins (and, if you choose, district admins) as admins of Canvas sub-accounts, "
+    "through admins.csv (opt-in). Never of the root account; an admin added in Canvas is never removed.",
     "profiles": "One table per Canvas instance, [profiles.<name>]. Without any, the environment variables "
     "CANVAS_BASE_URL, CANVAS_TOKEN and CANVAS_ACCOUNT_ID describe the one Canvas.",
     "upload": "Uploads: the default profile, how long to follow an import, and the import options.",
     "sync": "The nightly `clever2sis sync`: where runs live, how removals reach Canvas, the guard's limits.",
     "sync.guard": "The guard's per-school holds and its stops for mass changes (`--allow-large-change "
     "[SCHOOL_ID]` releases them after a review).",
+    "notify": "Alerts from the nightly sync: which runs send one, and where ([notify.webhook] and/or "
+    "[notify.email] below; without either nothing is sent).",
 }
+# Keys of a [notify.*] table the example leaves out, with the line shown instead: url and url_env cannot
+# both be set, so an example with every line uncommented shows only url_env.
+NOTIFY_OMITTED = {"webhook": {"url": 'Instead of url_env, url = "https://..." can hold the URL itself.'}}
 IMPORT_OPTIONS_INTRO = (
     "Every option of Canvas's SIS import, by its Canvas name; a flag of `clever2sis upload` overrides it."
 )
@@ -143,6 +151,22 @@ def _import_option(name: str, info: OptionInfo) -> list[str]:
     return _setting(name, help, info.example, note=_UNSET_NOTE)
 
 
+def _notify_subtables() -> list[list[str]]:
+    """``# [notify.webhook]`` and ``# [notify.email]`` with their settings, like ``[profiles.test]``."""
+    entries: list[list[str]] = []
+    for key, (cls, table, renamed) in NOTIFY_SUBTABLES.items():
+        keys = {field: toml for toml, field in renamed.items()}
+        defaults = {item.name: _field_default(item) for item in fields(cls)}
+        omitted = NOTIFY_OMITTED.get(key, {})
+        entries.append([f"# [{table}]"])
+        for name, (doc, hint) in setting_fields(cls, table).items():
+            if name in omitted:
+                entries.append(_comment(omitted[name]))
+                continue
+            entries.append(_documented(table, keys.get(name, name), doc, hint, defaults[name]))
+    return entries
+
+
 def example_config() -> str:
     """The text of the example ``clever2sis.toml`` (every setting commented out at its default)."""
     blocks = ["\n".join(f"# {line}" for line in HEADER.splitlines())]
@@ -156,6 +180,8 @@ def example_config() -> str:
         if table == "upload":
             entries.append(_comment(IMPORT_OPTIONS_INTRO))
             entries += [_import_option(name, info) for name, info in ImportOptions.described()]
+        if table == "notify":
+            entries += _notify_subtables()
         blocks.append("\n\n".join(["\n".join([f"[{table}]", *intro]), *("\n".join(e) for e in entries)]))
     return "\n\n".join(blocks) + "\n"
 

@@ -14,12 +14,28 @@ enrollments, observer links) and applies each import as Canvas does:
   user_observers (``lib/sis/*_importer.rb``), each row's warning worded as the code words it;
 * batch mode's cleanup and its ``change_threshold`` abort (``SisBatch#remove_previous_imports``);
 * the outcome, capped messages and counts (``SisBatch#finalize_workflow_state``,
-  ``#populate_old_warnings_and_errors``).
+  ``#populate_old_warnings_and_errors``);
+* admins.csv (``lib/sis/admin_importer.rb``): account admins an import makes (SIS-managed) beside the ones
+  a test adds as an admin would in Canvas's UI (:meth:`CanvasModel.add_manual_admin`), which a ``deleted``
+  row never removes;
+* the Terms API's date overrides (``app/controllers/terms_controller.rb``, ``EnrollmentTerm#set_overrides``
+  and ``#enrollment_dates_for``, ``app/models/enrollment_term.rb``): :meth:`CanvasModel.set_term_overrides`
+  and the access dates of an enrollment (:meth:`CanvasModel.access_dates`).
 
 Not modelled (a row of these raises :class:`UnmodelledFileError` so a test never silently passes over
-them): abstract courses, cross-listings, logins.csv, admins, groups. Nothing is edited in a Canvas UI here,
-so SIS stickiness never applies. Objects are plain dicts of dataclasses keyed by an internal Canvas id,
-with indexes by SIS id, so a 300-student district over 30 nights takes a few seconds.
+them): abstract courses, cross-listings, logins.csv, groups, terms.csv's date overrides. Objects are plain
+dicts of dataclasses keyed by an internal Canvas id, with indexes by SIS id, so a 300-student district over
+30 nights takes a few seconds. An admin made by hand (:meth:`CanvasModel.add_manual_admin`) is the
+``ui_*`` methods' kind of change, below.
+
+Changes made by hand in Canvas (its UI or API, not an import) are the ``ui_*`` methods: they make what they
+change sticky, as ``StickySisFields`` does (``lib/sticky_sis_fields.rb``), so later imports leave those
+fields alone unless they set ``override_sis_stickiness`` (``clear_sis_stickiness`` then un-sticks them,
+``add_sis_stickiness`` sticks what the import set). Sticky here: a login's ``unique_id`` and
+``workflow_state`` (``app/models/pseudonym.rb``), a user's ``name`` and ``sortable_name``, a course's term
+and account. An object made by hand has no SIS batch (``created_by_sis`` false in the provisioning report,
+:meth:`CanvasModel.provisioning_report`, which renders the account as ``lib/account_reports/sis_exporter.rb``
+of the account_reports plugin does).
 """
 
 from __future__ import annotations
@@ -64,7 +80,7 @@ IMPORTERS = (
     "user_observer",
 )
 MODELLED = frozenset(
-    {"change_sis_id", "account", "term", "course", "section", "user", "enrollment", "user_observer"}
+    {"change_sis_id", "account", "term", "course", "section", "user", "enrollment", "admin", "user_observer"}
 )
 COUNT_KEYS = {
     "change_sis_id": "change_sis_ids",
@@ -102,6 +118,7 @@ IDENTIFYING_FIELDS: dict[str, tuple[str, ...]] = {
         "associated_user_id",
         "temporary_enrollment_source_user_id",
     ),
+    "admin": ("user_id", "account_id"),
     "user_observer": ("observer_id",),
 }
 # lib/sis/csv/diff_generator.rb: the statuses the diff may give vanished rows instead of "deleted".
@@ -121,6 +138,42 @@ BUILT_IN_ROLES = (
     (re.compile(r"\Adesigner\Z", re.IGNORECASE), "DesignerEnrollment", "designer"),
 )
 BOOLEAN_TRUE = frozenset({"1", "true", "on", "yes"})
+# The provisioning report (lib/account_reports/sis_exporter.rb): its words for course and enrollment states,
+# and the ids the model gives what it does not hold as objects (the root account, the default term, roles).
+COURSE_REPORT_STATES = {
+    "claimed": "unpublished",
+    "created": "unpublished",
+    "available": "active",
+    "completed": "concluded",
+    "deleted": "deleted",
+}
+ENROLLMENT_REPORT_STATES = {
+    "invited": "invited",
+    "creation_pending": "invited",
+    "active": "active",
+    "completed": "concluded",
+    "inactive": "inactive",
+    "deleted": "deleted",
+    "rejected": "rejected",
+}
+ROOT_ACCOUNT_CANVAS_ID = 1
+DEFAULT_TERM_CANVAS_ID = 1
+ROLE_IDS = {
+    "StudentEnrollment": 3,
+    "TeacherEnrollment": 4,
+    "TaEnrollment": 5,
+    "DesignerEnrollment": 6,
+    "ObserverEnrollment": 7,
+}
+CUSTOM_ROLE_ID = 20
+# User::SUFFIXES (app/models/user.rb).
+NAME_SUFFIXES = re.compile(r"^(Sn?r\.?|Senior|Jn?r\.?|Junior|II|III|IV|V|VI|Esq\.?|Esquire)$", re.IGNORECASE)
+# The one built-in account role (Account#available_account_roles, app/models/account.rb).
+ACCOUNT_ADMIN = "AccountAdmin"
+# The enrollment types a term date override may name (TermsController#save_and_render_response), and those
+# whose access starts "whenever" without one (Enrollment#admin?: teachers, TAs and designers).
+OVERRIDE_TYPES = ("StudentEnrollment", "TeacherEnrollment", "TaEnrollment", "DesignerEnrollment")
+ADMIN_ENROLLMENT_TYPES = frozenset({"TeacherEnrollment", "TaEnrollment", "DesignerEnrollment"})
 
 
 class UnmodelledFileError(Exception):
@@ -444,6 +497,14 @@ class Account:
 
 
 @dataclass
+class Override:
+    """An ``EnrollmentDatesOverride``: one enrollment type's dates in a term (``None``: not set)."""
+
+    start: str | None = None
+    end: str | None = None
+
+
+@dataclass
 class Term:
     id: int
     sis_id: str | None
@@ -453,6 +514,7 @@ class Term:
     end: str | None = None
     integration_id: str | None = None
     batch: int | None = None
+    overrides: dict[str, Override] = field(default_factory=dict)
 
 
 @dataclass
@@ -469,6 +531,7 @@ class Course:
     integration_id: str | None = None
     batch: int | None = None
     coursework: bool = False
+    stuck: set[str] = field(default_factory=set)  # fields changed by hand: "enrollment_term_id", "account_id"
 
 
 @dataclass
@@ -491,6 +554,7 @@ class User:
     sortable_name: str | None = None
     short_name: str | None = None
     email: str | None = None
+    stuck: set[str] = field(default_factory=set)  # fields changed by hand: "name", "sortable_name"
 
 
 @dataclass
@@ -503,6 +567,7 @@ class Pseudonym:
     state: str = "active"
     integration_id: str | None = None
     batch: int | None = None
+    stuck: set[str] = field(default_factory=set)  # fields changed by hand: "unique_id", "workflow_state"
 
 
 @dataclass
@@ -514,6 +579,19 @@ class Enrollment:
     type: str  # StudentEnrollment, ...
     role: str  # the CSV's role word for built-in roles, the custom role's name otherwise
     associated_user: int | None
+    state: str = "active"
+    batch: int | None = None
+
+
+@dataclass
+class AccountUser:
+    """An account admin: ``account`` None is the root account; ``batch`` None: made in Canvas's UI (not by an
+    import), so a ``deleted`` row never removes it."""
+
+    id: int
+    account: int | None
+    user: int
+    role: str
     state: str = "active"
     batch: int | None = None
 
@@ -597,12 +675,62 @@ def _s(value: str | None) -> str:
     return "" if value is None else value
 
 
+def _ruby_csv_value(value: object) -> object:
+    """A value as Ruby's CSV writes it: ``nil`` empty, ``true``/``false`` in lower case."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _last_name_first(name: str | None) -> str | None:
+    """``User.last_name_first`` for a name given whole (app/models/user.rb), for plain names: the last word,
+    a comma, the words before it."""
+    words = (name or "").split()
+    return " ".join(words) if len(words) < 2 else f"{words[-1]}, {' '.join(words[:-1])}"
+
+
+def _infer_sortable_name(row: Row, prior: str | None, name: str | None) -> str | None:
+    """``UserImporter#infer_sortable_name`` (lib/sis/user_importer.rb): the row's ``sortable_name``; with a
+    ``full_name``, what the User model infers from the name; else ``[last_name, first_name].join(", ")``;
+    else the prior one."""
+    if row.get("sortable_name"):
+        return row["sortable_name"]
+    if row.get("full_name"):
+        return _last_name_first(name)
+    if row.get("first_name") or row.get("last_name"):
+        return ", ".join(_s(row.get(k)) for k in ("last_name", "first_name"))
+    return prior
+
+
+def name_parts(sortable_name: str | None) -> tuple[str, str]:
+    """(first, last) as ``User.name_parts(sortable_name, likely_already_surname_first: true)`` splits them
+    for the provisioning report (app/models/user.rb): surname, given and a suffix, split on commas."""
+    if sortable_name is None:
+        return "", ""
+    stripped = sortable_name.strip()
+    pieces: list[str | None] = [*re.split(r"\s*,\s*", stripped, maxsplit=2), None, None]
+    surname, given, suffix = pieces[:3]
+    if suffix is not None and not NAME_SUFFIXES.match(suffix):
+        given, suffix = f"{given} {suffix}", None
+    if given is None:
+        given, surname = stripped, None
+    given_parts = given.split()
+    if suffix is None and len(given_parts) > 1 and NAME_SUFFIXES.match(given_parts[-1]):
+        given_parts.pop()
+    if surname is None and len(given_parts) > 1:
+        surname = given_parts.pop()
+    return " ".join(given_parts), surname or ""
+
+
 class CanvasModel:
     """One Canvas root account's SIS objects, changed by :meth:`apply` as canvas-lms applies an import.
 
     ``email_valid`` decides which email addresses users.csv may set (``EmailAddressValidator``);
     ``authentication_providers`` lists the provider ids the account has (``None``: any id names one);
-    ``custom_roles`` maps custom course role names to their base type (``"StudentEnrollment"``...).
+    ``custom_roles`` maps custom course role names to their base type (``"StudentEnrollment"``...);
+    ``account_roles`` names the custom account roles the root account has (beside ``AccountAdmin``).
     """
 
     def __init__(
@@ -611,12 +739,15 @@ class CanvasModel:
         email_valid: Callable[[str], bool] = default_email_valid,
         authentication_providers: Collection[str] | None = None,
         custom_roles: Mapping[str, str] | None = None,
+        account_roles: Collection[str] = (),
     ) -> None:
         self.email_valid = email_valid
         self.authentication_providers = (
             None if authentication_providers is None else set(authentication_providers)
         )
         self.custom_roles = dict(custom_roles or {})
+        self.account_roles = frozenset(account_roles)
+        self.account_users: dict[int, AccountUser] = {}
         self.accounts: dict[int, Account] = {}
         self.terms: dict[int, Term] = {}
         self.courses: dict[int, Course] = {}
@@ -770,6 +901,73 @@ class CanvasModel:
             if link.state == state
         )
 
+    def admins(self, state: str = "active") -> frozenset[tuple[str | None, str | None, str]]:
+        """(account_id, user_id, role) of each account admin in ``state``; account_id None: the root."""
+        return frozenset(
+            (self._account_sis(admin.account), self._sis_of_user(admin.user), admin.role)
+            for admin in self.account_users.values()
+            if admin.state == state
+        )
+
+    def sis_admins(self) -> frozenset[tuple[str | None, str | None, str]]:
+        """The active admins an import made or touched (SIS-managed)."""
+        return frozenset(
+            (self._account_sis(admin.account), self._sis_of_user(admin.user), admin.role)
+            for admin in self.account_users.values()
+            if admin.state == "active" and admin.batch is not None
+        )
+
+    def add_manual_admin(self, user_id: str, account_id: str | None, role: str = ACCOUNT_ADMIN) -> None:
+        """Make ``user_id`` an admin of ``account_id`` (None: the root account) as an admin would in Canvas's
+        UI: an ``AccountUser`` no import made."""
+        pseudo = self._pseudo(user_id)
+        account = self.account(account_id) if account_id is not None else None
+        if pseudo is None or (account_id is not None and account is None):
+            raise KeyError(f"no user {user_id} or account {account_id}")
+        admin = AccountUser(self._new_id(), account.id if account else None, pseudo.user, role)
+        self.account_users[admin.id] = admin
+
+    def _account_sis(self, account: int | None) -> str | None:
+        return None if account is None else self.accounts[account].sis_id
+
+    def term_by_ref(self, ref: str) -> Term | None:
+        """The active term a Terms API path names: its Canvas id, ``sis_term_id:X`` or
+        ``hex:sis_term_id:<hex>`` (``Api.sis_parse_id``, lib/api.rb)."""
+        hexed = re.fullmatch(r"hex:sis_term_id:((?:[0-9A-Fa-f]{2})+)", ref)
+        if hexed:
+            term = self.term(bytes.fromhex(hexed.group(1)).decode())
+        elif ref.startswith("sis_term_id:"):
+            term = self.term(ref.removeprefix("sis_term_id:"))
+        else:
+            term = self.terms.get(int(ref)) if ref.isdigit() else None
+        return term if term is not None and term.state == "active" else None
+
+    def set_term_overrides(self, term: Term, overrides: Mapping[str, Mapping[str, str | None]]) -> None:
+        """``EnrollmentTerm#set_overrides``: for each enrollment type given, both dates are set from the
+        values given (a date not given, or blank, becomes unset)."""
+        for kind, values in overrides.items():
+            override = term.overrides.setdefault(kind, Override())
+            override.start = values.get("start_at") or None
+            override.end = values.get("end_at") or None
+
+    def access_dates(self, section_id: str, user_id: str, role: str) -> tuple[str | None, str | None]:
+        """When the enrollment's user may take part, from its course's term (``Course#enrollment_dates_for``
+        without course or section dates, which the product never sends, then
+        ``EnrollmentTerm#enrollment_dates_for``): an override's date, else the term's; a teacher's, TA's or
+        designer's start is "whenever" (``None``) without an override. ``None`` end: no end."""
+        for enrollment in self.enrollments.values():
+            view = self._view(enrollment)
+            if (view.section_id, view.user_id, view.role) != (section_id, user_id, role):
+                continue
+            course = self.courses[enrollment.course]
+            term = self.terms.get(course.term) if course.term is not None else None
+            if term is None:
+                return None, None
+            override = term.overrides.get(enrollment.type, Override())
+            default_start = None if enrollment.type in ADMIN_ENROLLMENT_TYPES else term.start
+            return override.start or default_start, override.end or term.end
+        raise KeyError(f"no enrollment of {user_id} as {role} in section {section_id}")
+
     def mark_coursework(self, course_id: str) -> None:
         """Say the course holds coursework: deleting it or moving its sections away is recorded."""
         course = self.course(course_id)
@@ -882,6 +1080,7 @@ class CanvasModel:
             "section": self._section_row,
             "user": self._user_row,
             "enrollment": self._enrollment_row,
+            "admin": self._admin_row,
             "user_observer": self._user_observer_row,
         }
         handler = handlers[csv_file.importer]
@@ -963,6 +1162,23 @@ class CanvasModel:
             self.coursework_events.append(
                 CourseworkEvent(self._current.record.id, _s(course.sis_id), event, detail)
             )
+
+    def _stuck(self, current: _Import, obj: User | Pseudonym | Course, name: str) -> bool:
+        """Whether an import must leave field ``name`` of ``obj`` alone: changed by hand, and the import does
+        not set ``override_sis_stickiness`` (``StickySisFields#stuck_sis_fields``)."""
+        return name in obj.stuck and not _flag(current.options, "override_sis_stickiness")
+
+    def _settle_stickiness(
+        self, current: _Import, obj: User | Pseudonym | Course, names: Iterable[str]
+    ) -> None:
+        """After an import set ``names`` of ``obj``: ``clear_sis_stickiness`` un-sticks them,
+        ``add_sis_stickiness`` sticks them (both only with ``override_sis_stickiness``)."""
+        if not _flag(current.options, "override_sis_stickiness"):
+            return
+        if _flag(current.options, "clear_sis_stickiness"):
+            obj.stuck.difference_update(names)
+        elif _flag(current.options, "add_sis_stickiness"):
+            obj.stuck.update(names)
 
     def _view(self, enrollment: Enrollment) -> EnrollmentView:
         return EnrollmentView(
@@ -1284,7 +1500,8 @@ class CanvasModel:
         if row.get("account_id") and account is None:
             raise RowError(f'Account not found "{row["account_id"]}" for course {course_id}')
         account_of_course = course.account if course else None
-        if account is not None and account.state == "active":
+        account_stuck = course is not None and self._stuck(current, course, "account_id")
+        if account is not None and account.state == "active" and not account_stuck:
             account_of_course = account.id
         if account_of_course is not None and self.accounts[account_of_course].state == "deleted":
             raise RowError(
@@ -1307,9 +1524,14 @@ class CanvasModel:
             after = "deleted"
         elif _matches("completed", status):
             after = "completed"
-        if term is not None and term.state == "active":
+        if (
+            term is not None
+            and term.state == "active"
+            and not self._stuck(current, course, "enrollment_term_id")
+        ):
             course.term = term.id
         course.account = account_of_course
+        self._settle_stickiness(current, course, ("enrollment_term_id", "account_id"))
         course.short_name, course.long_name = short_name, long_name
         course.integration_id, course.batch = row.get("integration_id"), current.record.id
         if "start_date" in row:
@@ -1491,21 +1713,31 @@ class CanvasModel:
             self._logins.setdefault(login.lower(), set()).add(pseudo.id)
             self._log("user", (user_id,), None, state)
         else:
+            if self._stuck(current, pseudo, "workflow_state"):
+                state = pseudo.state
             # A re-pointed login appears under its new SIS id; its old id names no one any more.
             self._log("user", (user_id,), None if repoint else pseudo.state, state)
         user = self.users[pseudo.user]
         first, last, full = row.get("first_name"), row.get("last_name"), row.get("full_name")
-        user.name = (
-            full or (" ".join(_s(v) for v in (first, last)) if first or last else None) or user.name or login
-        )
+        if not self._stuck(current, user, "name"):
+            user.name = (
+                full
+                or (" ".join(_s(v) for v in (first, last)) if first or last else None)
+                or user.name
+                or login
+            )
+        if not self._stuck(current, user, "sortable_name"):
+            user.sortable_name = _infer_sortable_name(row, user.sortable_name, user.name)
         user.short_name = row.get("short_name") or user.short_name
-        if login != pseudo.login:
+        if login != pseudo.login and not self._stuck(current, pseudo, "unique_id"):
             self._set_login(pseudo, login)
         pseudo.provider = provider
         self._set_pseudo_sis(pseudo, user_id)
         if row.get("integration_id"):
             self._set_pseudo_integration(pseudo, row["integration_id"])
         pseudo.state, pseudo.batch = state, current.record.id
+        self._settle_stickiness(current, user, ("name", "sortable_name"))
+        self._settle_stickiness(current, pseudo, ("unique_id", "workflow_state"))
         email = row.get("email")
         if email and not self.email_valid(email):
             current.warn(f"The email address associated with user '{user_id}' is invalid (email: '{email}')")
@@ -1698,6 +1930,65 @@ class CanvasModel:
             for other in (self.enrollments[e] for e in self._course_enrollments.get(enrollment.course, ()))
         )
 
+    # -- admins.csv ---------------------------------------------------------------------------------------
+
+    def _admin_row(self, current: _Import, row: Row) -> bool:
+        """``SIS::AdminImporter`` (lib/sis/admin_importer.rb) on one row.
+
+        The account is a sub-account found by SIS id among the active ones (blank: the root account), the
+        role an account role of it by exact name, the user the holder of an *active* login with that SIS id
+        (a suspended user is not found). ``active`` makes (or revives) the admin of that user, account and
+        role, and marks it as the import's; ``deleted`` removes it only if an import made or touched it
+        (``sis_batch_id``): an admin added in the UI stays. A deletion that finds nothing still counts.
+        """
+        user_id, account_id, role, status = (row.get(k) for k in ("user_id", "account_id", "role", "status"))
+        if not user_id:
+            raise RowError("No user_id given for admin")
+        if not status:
+            raise RowError("No status given for admin")
+        if not role and not row.get("role_id"):
+            raise RowError("No role_id or role given for admin")
+        state = status.strip().lower()
+        if state not in ("active", "deleted"):
+            raise RowError(f"Invalid status {status} for admin")
+        if current.skip_deletes and state == "deleted":
+            return False
+        if row.get("role_id") or row.get("root_account"):
+            raise UnmodelledFileError("admins.csv role_id and root_account are not modelled")
+        account: Account | None = None
+        if account_id:
+            account = self.account(account_id)
+            if account is None or account.state != "active":
+                raise RowError("Invalid account_id given for admin")
+        if role != ACCOUNT_ADMIN and role not in self.account_roles:
+            raise RowError(f"Invalid role '{_s(role)}' for admin")
+        pseudo = self._pseudo(user_id)
+        if pseudo is None or pseudo.state != "active":
+            raise RowError(f"Invalid or unknown user_id '{user_id}' for admin")
+        where = account.id if account is not None else None
+        found = next(
+            (
+                a
+                for a in self.account_users.values()
+                if a.account == where
+                and a.user == pseudo.user
+                and a.role == role
+                and (state == "active" or a.batch is not None)
+            ),
+            None,
+        )
+        key = (account_id, user_id, _s(role))
+        if state == "active":
+            if found is None:
+                found = AccountUser(self._new_id(), where, pseudo.user, _s(role), state="")
+                self.account_users[found.id] = found
+            self._log("admin", key, found.state or None, "active")
+            found.state, found.batch = "active", current.record.id
+        elif found is not None:
+            self._log("admin", key, found.state, "deleted")
+            found.state, found.batch = "deleted", current.record.id
+        return True
+
     # -- user_observers.csv -------------------------------------------------------------------------------
 
     def _user_observer_row(self, current: _Import, row: Row) -> bool:
@@ -1859,3 +2150,293 @@ class CanvasModel:
                 self._coursework(course, "deleted")
                 course.state, course.batch = "deleted", record.id
             record.counts["batch_courses_deleted"] = len(gone["courses"])
+
+    # -- changes made by hand in Canvas (its UI or API): drift the imports did not make ------------------
+
+    def ui_create_user(self, login: str, name: str, *, sis_user_id: str | None = None) -> int:
+        """A user an admin adds by hand (no SIS batch); returns its Canvas id."""
+        user = User(self._new_id(), name=name, sortable_name=_last_name_first(name))
+        self.users[user.id] = user
+        pseudo = Pseudonym(self._new_id(), user.id, login, None)
+        self.pseudonyms[pseudo.id] = pseudo
+        self._user_pseudos.setdefault(user.id, []).append(pseudo.id)
+        self._logins.setdefault(login.lower(), set()).add(pseudo.id)
+        self._set_pseudo_sis(pseudo, sis_user_id)
+        return user.id
+
+    def ui_edit_user(
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        sortable_name: str | None = None,
+        email: str | None = None,
+        state: str | None = None,
+    ) -> None:
+        """A user edited by hand: names (they become sticky), the email (a communication channel, never
+        sticky), the login's state (``suspended``: it becomes sticky)."""
+        pseudo = self._login_of(user_id)
+        user = self.users[pseudo.user]
+        if name is not None:
+            user.name = name
+            user.stuck.add("name")
+        if sortable_name is not None:
+            user.sortable_name = sortable_name
+            user.stuck.add("sortable_name")
+        if email is not None:
+            user.email = email
+        if state is not None:
+            pseudo.state = state
+            pseudo.stuck.add("workflow_state")
+
+    def ui_unlink(self, observer_id: str, student_id: str) -> None:
+        """An observer link removed by hand: the link deleted, and the observer's enrollments linked to it."""
+        observer, student = self._login_of(observer_id).user, self._login_of(student_id).user
+        link = self.links[self._link_by_pair[(observer, student)]]
+        link.state = "deleted"
+        linked = [
+            e
+            for e in self._user_enrollments.get(observer, ())
+            if self.enrollments[e].type == "ObserverEnrollment"
+            and self.enrollments[e].associated_user == student
+        ]
+        self._delete_enrollments(linked, None)
+
+    def ui_delete_user(self, user_id: str) -> None:
+        """A user deleted by hand (``User#destroy``): every login deleted (its state sticky), every
+        enrollment deleted."""
+        user = self._login_of(user_id).user
+        for pseudo_id in self._user_pseudos[user]:
+            pseudo = self.pseudonyms[pseudo_id]
+            pseudo.state = "deleted"
+            pseudo.stuck.add("workflow_state")
+        self._delete_enrollments(self._user_enrollments.get(user, set()).copy(), None)
+
+    def ui_enroll(
+        self, user_id: str, *, course_id: str, section_id: str | None = None, role: str = "student"
+    ) -> None:
+        """An enrollment added by hand (no SIS batch), in ``section_id`` or the course's default section."""
+        pseudo, course = self._login_of(user_id), self.course(course_id)
+        if course is None:
+            raise KeyError(f"no course {course_id}")
+        section = self.section(section_id) if section_id else self._default_section(course)
+        found = self._role(role)
+        if section is None or found is None:
+            raise KeyError(f"no section {section_id} or role {role}")
+        kind, role_name = found
+        enrollment = Enrollment(self._new_id(), pseudo.user, course.id, section.id, kind, role_name, None)
+        self._add_enrollment(enrollment)
+
+    def ui_set_enrollment_state(self, section_id: str, user_id: str, role: str, state: str) -> None:
+        """An enrollment concluded (``completed``), deactivated (``inactive``) or deleted by hand."""
+        section, user = self.section(section_id), self._login_of(user_id).user
+        for enrollment in self.enrollments.values():
+            if section is not None and (enrollment.section, enrollment.user, enrollment.role) == (
+                section.id,
+                user,
+                role,
+            ):
+                self._set_enrollment_state(enrollment, state)
+                return
+        raise KeyError(f"no enrollment {section_id} {user_id} {role}")
+
+    def ui_move_course(
+        self, course_id: str, *, term_id: str | None = None, account_id: str | None = None
+    ) -> None:
+        """A course moved to another term or account by hand: that field becomes sticky."""
+        course = self.course(course_id)
+        if course is None:
+            raise KeyError(f"no course {course_id}")
+        if term_id is not None:
+            term = self.term(term_id)
+            course.term = term.id if term else None
+            course.stuck.add("enrollment_term_id")
+        if account_id is not None:
+            account = self.account(account_id)
+            course.account = account.id if account else None
+            course.stuck.add("account_id")
+
+    def user_names(self, user_id: str) -> tuple[str | None, str | None, frozenset[str]]:
+        """(name, sortable name, the fields of them changed by hand) of the user holding SIS id ``user_id``."""
+        user = self.users[self._login_of(user_id).user]
+        return user.name, user.sortable_name, frozenset(user.stuck)
+
+    def _login_of(self, user_id: str) -> Pseudonym:
+        pseudo = self._pseudo(user_id)
+        if pseudo is None:
+            raise KeyError(f"no user {user_id}")
+        return pseudo
+
+    # -- the provisioning report (lib/account_reports/sis_exporter.rb of the account_reports plugin) -------
+
+    def provisioning_report(
+        self, tables: Iterable[str], *, include_deleted: bool = False
+    ) -> dict[str, bytes]:
+        """The provisioning report's CSV of each of ``tables``, as Canvas renders this account.
+
+        Columns, rows and values follow ``SisExporter`` (provisioning headers, ``include_deleted``'s scopes,
+        the course and enrollment state words, ``created_by_sis`` = the object has a SIS batch); Ruby's
+        CSV writes ``nil`` as an empty field and booleans as ``true``/``false``. Rows come in Canvas id order.
+        """
+        writers = {
+            "users": self._report_users,
+            "courses": self._report_courses,
+            "sections": self._report_sections,
+            "enrollments": self._report_enrollments,
+            "user_observers": self._report_user_observers,
+        }
+        out: dict[str, bytes] = {}
+        for table in tables:
+            header, rows = writers[table](include_deleted)
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(
+                [_ruby_csv_value(value) for value in row]
+                for row in sorted(rows, key=lambda r: int(r[0] or 0))
+            )
+            out[table] = text.getvalue().encode()
+        return out
+
+    def _report_pseudo(self, user: int | None, include_deleted: bool) -> Pseudonym | None:
+        """``SisPseudonym.for(user, require_sis: false)``: a live login with a SIS id, else any live login,
+        else (``include_deleted``) a deleted login with a SIS id."""
+        pseudos = [self.pseudonyms[p] for p in self._user_pseudos.get(user, [])] if user is not None else []
+        live = [p for p in pseudos if p.state != "deleted"]
+        deleted = [p for p in pseudos if p.state == "deleted" and p.sis_user_id] if include_deleted else []
+        ranked = [p for p in live if p.sis_user_id] + live + deleted
+        return ranked[0] if ranked else None
+
+    def _account_ids(self, account: int | None) -> tuple[int, str | None]:
+        """(Canvas id, SIS id) of an account; ``None`` is the root account."""
+        if account is None:
+            return ROOT_ACCOUNT_CANVAS_ID, None
+        return account, self.accounts[account].sis_id
+
+    def _report_users(self, include_deleted: bool) -> tuple[list[str], list[list[object]]]:
+        header = [
+            "canvas_user_id", "user_id", "integration_id", "authentication_provider_id", "login_id",
+            "first_name", "last_name", "full_name", "sortable_name", "short_name", "email", "status",
+            "created_by_sis",
+        ]  # fmt: skip
+        rows: list[list[object]] = []
+        for pseudo in sorted(self.pseudonyms.values(), key=lambda p: p.id):
+            if pseudo.state == "deleted" and not (include_deleted and pseudo.sis_user_id):
+                continue
+            user = self.users[pseudo.user]
+            first, last = name_parts(user.sortable_name)
+            rows.append(
+                [
+                    user.id, pseudo.sis_user_id, pseudo.integration_id, pseudo.provider, pseudo.login, first,
+                    last, user.name, user.sortable_name, user.short_name, user.email, pseudo.state,
+                    pseudo.batch is not None,
+                ]
+            )  # fmt: skip
+        return header, rows
+
+    def _report_courses(self, include_deleted: bool) -> tuple[list[str], list[list[object]]]:
+        header = [
+            "canvas_course_id", "course_id", "integration_id", "short_name", "long_name", "canvas_account_id",
+            "account_id", "canvas_term_id", "term_id", "status", "start_date", "end_date", "course_format",
+            "canvas_blueprint_course_id", "blueprint_course_id", "created_by_sis",
+        ]  # fmt: skip
+        rows: list[list[object]] = []
+        for course in self.courses.values():
+            if include_deleted:
+                if course.state == "deleted" and course.sis_id is None:
+                    continue
+            elif course.state in ("deleted", "completed"):
+                continue
+            account_id, account_sis = self._account_ids(course.account)
+            term = self.terms[course.term] if course.term is not None else None
+            rows.append(
+                [
+                    course.id, course.sis_id, course.integration_id, course.short_name, course.long_name,
+                    account_id, account_sis, term.id if term else DEFAULT_TERM_CANVAS_ID,
+                    term.sis_id if term else None, COURSE_REPORT_STATES[course.state], course.start,
+                    course.end, None, None, None, course.batch is not None,
+                ]
+            )  # fmt: skip
+        return header, rows
+
+    def _report_sections(self, include_deleted: bool) -> tuple[list[str], list[list[object]]]:
+        header = [
+            "canvas_section_id", "section_id", "canvas_course_id", "course_id", "integration_id", "name",
+            "status", "start_date", "end_date", "canvas_account_id", "account_id", "created_by_sis",
+        ]  # fmt: skip
+        rows: list[list[object]] = []
+        for section in self.sections.values():
+            course = self.courses[section.course]
+            if include_deleted:
+                if section.state == "deleted" and not (section.sis_id and course.sis_id):
+                    continue
+            elif section.state == "deleted" or course.state == "deleted":
+                continue
+            account_id, account_sis = self._account_ids(course.account)
+            rows.append(
+                [
+                    section.id, section.sis_id, course.id, course.sis_id, section.integration_id, section.name,
+                    section.state, section.start, section.end, account_id, account_sis,
+                    section.batch is not None,
+                ]
+            )  # fmt: skip
+        return header, rows
+
+    def _report_enrollments(self, include_deleted: bool) -> tuple[list[str], list[list[object]]]:
+        header = [
+            "canvas_course_id", "course_id", "canvas_user_id", "user_id", "role", "role_id",
+            "canvas_section_id", "section_id", "status", "canvas_associated_user_id", "associated_user_id",
+            "created_by_sis", "base_role_type", "limit_section_privileges", "canvas_enrollment_id",
+        ]  # fmt: skip
+        rows: list[list[object]] = []
+        for enrollment in self.enrollments.values():
+            if include_deleted:
+                if enrollment.state == "deleted" and enrollment.batch is None:
+                    continue
+            elif enrollment.state in ("deleted", "completed"):
+                continue
+            pseudo = self._report_pseudo(enrollment.user, include_deleted)
+            if pseudo is None:
+                continue
+            course, section = self.courses[enrollment.course], self.sections[enrollment.section]
+            state = ENROLLMENT_REPORT_STATES[enrollment.state]
+            if "deleted" in (section.state, course.state):
+                state = "deleted"
+            observed = self._report_pseudo(enrollment.associated_user, include_deleted)
+            rows.append(
+                [
+                    course.id, course.sis_id, enrollment.user, pseudo.sis_user_id, enrollment.role,
+                    CUSTOM_ROLE_ID if enrollment.role in self.custom_roles else ROLE_IDS[enrollment.type], section.id, section.sis_id, state,
+                    enrollment.associated_user, observed.sis_user_id if observed else None,
+                    enrollment.batch is not None, enrollment.type, False, enrollment.id,
+                ]
+            )  # fmt: skip
+        return header, rows
+
+    def _report_user_observers(self, include_deleted: bool) -> tuple[list[str], list[list[object]]]:
+        """One row per link and pair of the student's and the observer's logins (the report joins them)."""
+        header = [
+            "canvas_observer_id",
+            "observer_id",
+            "canvas_student_id",
+            "student_id",
+            "status",
+            "created_by_sis",
+        ]
+        rows: list[list[object]] = []
+        for link in self.links.values():
+            students = [self.pseudonyms[p] for p in self._user_pseudos.get(link.student, [])]
+            observers = [self.pseudonyms[p] for p in self._user_pseudos.get(link.observer, [])]
+            if not include_deleted:
+                if link.state == "deleted":
+                    continue
+                students = [p for p in students if p.state == "active"]
+            for student_login in students:
+                for observer_login in observers:
+                    rows.append(
+                        [
+                            link.observer, observer_login.sis_user_id, link.student, student_login.sis_user_id,
+                            link.state, link.batch is not None,
+                        ]
+                    )  # fmt: skip
+        return header, rows

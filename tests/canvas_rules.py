@@ -2,7 +2,8 @@
 
 canvas-lms: a file's type from its header, first predicate wins (lib/sis/csv/import_refactored.rb and each
 ``lib/sis/csv/*_importer.rb``'s predicate), users.csv (lib/sis/user_importer.rb), user_observers.csv
-(lib/sis/user_observer_importer.rb), change_sis_id.csv (lib/sis/change_sis_id_importer.rb). Each rule returns
+(lib/sis/user_observer_importer.rb), change_sis_id.csv (lib/sis/change_sis_id_importer.rb), admins.csv
+(lib/sis/admin_importer.rb). Each rule returns
 the message Canvas would give, so a failing test says what Canvas would have said.
 """
 
@@ -50,6 +51,7 @@ FILE_TYPES = {
     "enrollments.csv": "enrollment",
     "user_observers.csv": "user_observer",
     "change_sis_id.csv": "change_sis_id",
+    "admins.csv": "admin",
 }
 CHANGE_SIS_ID_TYPES = {"account", "term", "course", "section", "group", "group_category", "user"}
 
@@ -95,6 +97,23 @@ def canvas_messages(frames: Mapping[str, pd.DataFrame]) -> list[str]:
         out += [
             f"observer link {tuple(p)} given twice" for p in pairs[pairs.duplicated()].itertuples(index=False)
         ]
+    admins = frames.get("admins.csv")
+    if admins is not None:
+        accounts = frames.get("accounts.csv")
+        account_ids = set(accounts["account_id"]) if accounts is not None else set()
+        for row in admins.itertuples(index=False):
+            if not str(row.user_id).strip():
+                out.append("No user_id given for admin")
+            elif row.user_id not in user_ids:
+                out.append(f"Invalid or unknown user_id '{row.user_id}' for admin")
+            if not str(row.account_id).strip():
+                out.append(f"admin {row.user_id}: a blank account_id makes a root account admin")
+            elif row.account_id not in account_ids:
+                out.append("Invalid account_id given for admin")
+            if row.status not in ("active", "deleted"):
+                out.append(f"Invalid status {row.status} for admin")
+        keys = admins[["user_id", "account_id"]]
+        out += [f"admin {tuple(k)} given twice" for k in keys[keys.duplicated()].itertuples(index=False)]
     changes = frames.get("change_sis_id.csv")
     if changes is not None:
         for row in changes.to_dict(orient="records"):

@@ -54,7 +54,8 @@ class Stall:
 
     ``reached`` is set when the first such request comes in, so a test knows the client is mid-pull (its
     first page written) and can kill it there. Each held request waits at most ``max_wait_s``. With
-    ``first_page`` the first page is held too (a collection that fits in one page).
+    ``first_page`` the first page is held too (a collection that fits in one page). A one-record request
+    (``limit=1``, the sync's pre-flight probe, not a page of its pull) is never held.
     """
 
     collection: str
@@ -251,6 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
                 stall is not None
                 and segments[1] == stall.collection
                 and (stall.first_page or "starting_after" in dict(query))
+                and dict(query).get("limit") != "1"
             ):
                 stall.reached.set()
                 stall.release.wait(stall.max_wait_s)

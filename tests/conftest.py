@@ -342,18 +342,27 @@ def _recorded_origin(path: Path) -> str:
 
 
 @contextmanager
-def canvas_cassette(name: str, canvas: FakeCanvas | None = None) -> Iterator[Cassette]:
+def canvas_cassette(
+    name: str, canvas: FakeCanvas | None = None, *, match_body: bool = False
+) -> Iterator[Cassette]:
     """Replay ``tests/cassettes/<name>.yaml``; record it from the fake server when it is missing.
 
+    ``match_body``: a replayed request must carry the very body recorded too (a form's exact fields).
     ``CLEVER2SIS_RECORD=1 make test`` re-records every cassette.
     """
     path = CASSETTES / f"{name}.yaml"
+    match_on = [*canvas_vcr.match_on, "body"] if match_body else list(canvas_vcr.match_on)
     if path.exists() and not os.environ.get(RECORD_ENV):
-        with canvas_vcr.use_cassette(path.name, record_mode="none", allow_playback_repeats=False):
+        with canvas_vcr.use_cassette(
+            path.name, record_mode="none", allow_playback_repeats=False, match_on=match_on
+        ):
             yield Cassette(_recorded_origin(path), None, path)
         return
     path.unlink(missing_ok=True)
-    with CanvasTestServer(canvas) as server, canvas_vcr.use_cassette(path.name, record_mode="once"):
+    with (
+        CanvasTestServer(canvas) as server,
+        canvas_vcr.use_cassette(path.name, record_mode="once", match_on=match_on),
+    ):
         yield Cassette(server.base_url, server.canvas, path)
 
 

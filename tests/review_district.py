@@ -3,6 +3,9 @@
 The changed copy holds what a district's roster really does between two pulls: a student leaves, one
 arrives, a student's last name changes, a student moves school (new school, new schedule), a section
 changes teacher, and a section gets a co-teacher. Every choice is by sorted id, so the result is stable.
+The schools are the first elementary, middle and high school by id (by their grades), so the same
+night can be made of any sample district; ``also_leaving`` makes that many more students leave, spread
+over the district, for a night of many removals.
 """
 
 from __future__ import annotations
@@ -18,10 +21,19 @@ from clever2sis.sis.build import build
 from tests.conftest import write_snapshot
 
 DEMO = Path(__file__).resolve().parents[1] / "samples" / "demo-district"
-ELEMENTARY = "65f3e3e0956a26afbc4a057c"
-MIDDLE = "661fd5e0956a26afbc4a057d"
-HIGH = "664bc7e0956a26afbc4a057e"
 ARRIVING_ID = "69ffffff44b8c55b4f19ff01"
+MIDDLE_LOW_GRADE = "6"
+HIGH_LOW_GRADE = "9"
+ELEMENTARY_HIGH_GRADES = {
+    "PreKindergarten",
+    "TransitionalKindergarten",
+    "Kindergarten",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,7 @@ class Changes:
     new_teacher: str
     cotaught_section: str
     coteacher: str
+    also_leaving: tuple[str, ...] = ()
 
 
 def _students_of(sections: list[dict[str, Any]], school: str) -> list[str]:
@@ -48,23 +61,36 @@ def _schedule(sections: list[dict[str, Any]], user_id: str) -> list[dict[str, An
     return [section for section in sections if user_id in section["students"]]
 
 
-def changed_demo(dest: Path, source: Path = DEMO) -> Changes:
-    """Write the changed copy of ``source`` to ``dest``."""
+def _first_school(schools: list[dict[str, Any]], wanted: Any) -> str:
+    return min(school["id"] for school in schools if wanted(school))
+
+
+def changed_demo(dest: Path, source: Path = DEMO, *, also_leaving: int = 0) -> Changes:
+    """Write the changed copy of ``source`` to ``dest`` (``also_leaving`` more students leaving)."""
     snapshot = Snapshot.open(source)
-    records = {name: [copy.deepcopy(r) for r in snapshot.iter_records(name)] for name in COLLECTIONS}
+    records = {name: list(snapshot.iter_records(name)) for name in COLLECTIONS}
     users = {user["id"]: user for user in records["users"]}
     sections = sorted(records["sections"], key=lambda s: s["id"])
+    schools = records["schools"]
+    elementary = _first_school(schools, lambda s: s.get("high_grade") in ELEMENTARY_HIGH_GRADES)
+    middle = _first_school(schools, lambda s: s.get("low_grade") == MIDDLE_LOW_GRADE)
+    high = _first_school(schools, lambda s: s.get("low_grade") == HIGH_LOW_GRADE)
 
-    middle_students = _students_of(sections, MIDDLE)
-    high_students = _students_of(sections, HIGH)
+    middle_students = _students_of(sections, middle)
+    high_students = _students_of(sections, high)
     leaving, moved = middle_students[0], middle_students[1]
-    renamed = _students_of(sections, ELEMENTARY)[0]
+    renamed = _students_of(sections, elementary)[0]
     schedule_donor = high_students[0]
+    keep = {leaving, moved, renamed, schedule_donor, high_students[1]}
+    others = sorted({s for section in sections for s in section["students"] if s in users and s not in keep})
+    stride = max(len(others) // also_leaving, 1) if also_leaving else 1
+    more = tuple(others[::stride][:also_leaving])
 
-    # A student leaves: gone from users and from every roster.
-    records["users"] = [user for user in records["users"] if user["id"] != leaving]
+    # Students leave: gone from users and from every roster.
+    gone = {leaving, *more}
+    records["users"] = [user for user in records["users"] if user["id"] not in gone]
     for section in sections:
-        section["students"] = [s for s in section["students"] if s != leaving]
+        section["students"] = [s for s in section["students"] if s not in gone]
 
     # A student arrives at the high school, with the schedule of a classmate.
     arriving = copy.deepcopy(users[schedule_donor])
@@ -88,13 +114,13 @@ def changed_demo(dest: Path, source: Path = DEMO) -> Changes:
         section["students"] = [s for s in section["students"] if s != moved]
     for section in _schedule(sections, high_students[1]):
         section["students"].append(moved)
-    users[moved]["roles"]["student"]["school"] = HIGH
-    users[moved]["roles"]["student"]["schools"] = [HIGH]
+    users[moved]["roles"]["student"]["school"] = high
+    users[moved]["roles"]["student"]["schools"] = [high]
 
     # A section changes teacher; another gets a co-teacher (both single-teacher high school sections).
-    taught = [s for s in sections if s["school"] == HIGH and len(s["teachers"]) == 1]
+    taught = [s for s in sections if s["school"] == high and len(s["teachers"]) == 1]
     retaught, cotaught = taught[0], taught[1]
-    high_teachers = sorted({t for s in sections if s["school"] == HIGH for t in s["teachers"]})
+    high_teachers = sorted({t for s in sections if s["school"] == high for t in s["teachers"]})
     old_teacher = retaught["teachers"][0]
     new_teacher = next(t for t in high_teachers if t not in (old_teacher, cotaught["teachers"][0]))
     retaught["teacher"] = new_teacher
@@ -115,6 +141,7 @@ def changed_demo(dest: Path, source: Path = DEMO) -> Changes:
         new_teacher=new_teacher,
         cotaught_section=cotaught["id"],
         coteacher=coteacher,
+        also_leaving=more,
     )
 
 

@@ -126,3 +126,28 @@ def test_a_steps_peak_rss_is_its_own_not_its_parents() -> None:
     )
     assert float(child.stdout) < 200
     del held
+
+
+def test_the_bench_report_writer_gives_reconcile_exactly_the_drift_it_wrote(
+    district: Path, tmp_path: Path
+) -> None:
+    from bench.provisioning import DRIFT_EVERY, write_report
+    from clever2sis.reconcile.run import reconcile
+
+    ours = tmp_path / "ours"
+    record = build(district, ours, build_settings(load_raw_config(None)))
+    rows = write_report(ours / "csv", tmp_path / "report.zip")
+    enrollments = record["files"]["enrollments.csv"]["rows"]
+    users = record["files"]["users.csv"]["rows"]
+    every = -(-enrollments // DRIFT_EVERY)  # one per started thousand
+    assert rows["enrollments"] == enrollments
+    summary = reconcile(ours, tmp_path / "out", report_file=tmp_path / "report.zip").summary
+    assert summary["drift"]["enrollments.csv"] == {
+        "missing": every,
+        "status": len(range(1, enrollments, DRIFT_EVERY)),
+        "changed": 0,
+        "extra": 0,
+        "manual": every,
+    }
+    assert summary["drift"]["users.csv"]["changed"] == -(-users // DRIFT_EVERY)
+    assert summary["exit_code"] == 60

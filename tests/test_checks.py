@@ -14,8 +14,10 @@ from clever2sis.sis import checks, files
 from clever2sis.sis.checks import CHECKS
 from clever2sis.sis.findings import INFO, WARNING, Check
 from clever2sis.sis.validate import check_references
+from tests.test_admins import every_admin_finding
 from tests.test_builders import family_district
 from tests.test_finding_messages import SIS_IDS, findings_of, quirky_district, tiny_district
+from tests.test_identities import identity_findings
 from tests.test_importer_rules import OVERLONG_SETTINGS, overlong_district
 from tests.test_malformed_records import with_bad_records
 from tests.test_terms import keeping_findings
@@ -52,6 +54,9 @@ def test_every_check_is_made_by_a_build_of_the_tests(snapshot_factory: Callable[
     observed += keeping_findings(snapshot_factory)
     observed += findings_of(snapshot_factory(with_bad_records()), {})
     observed += findings_of(snapshot_factory(overlong_district()), OVERLONG_SETTINGS)
+    admin_records, admin_settings = every_admin_finding()
+    observed += findings_of(snapshot_factory(admin_records), admin_settings)
+    observed += identity_findings()
     frame = pd.DataFrame({"section_id": ["S1"], "course_id": ["C9"]}, dtype="string")
     _, dangling = check_references({files.SECTIONS: frame})
     observed += [tuple(row) for row in dangling.itertuples(index=False)]

@@ -97,7 +97,7 @@ def test_strict_exits_5_and_keeps_the_build_for_review(tiny_snapshot: Path, tmp_
         (
             "[colours]\nx = 1\n",
             2,
-            "{c}: unknown setting 'colours'; known tables: build, ids, names, observers, profiles, sync, terms, upload",
+            "{c}: unknown setting 'colours'; known tables: admins, build, ids, names, notify, observers, profiles, sync, terms, upload",
         ),
     ],
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.cli import main
 from clever2sis.cli.canvas import CANVAS_COMMANDS, CanvasRuntime, upload_command
 from tests.canvas_server import ROOT_ACCOUNT, SIS_DISABLED_ACCOUNT, SUB_ACCOUNT, TEST_TOKEN, FakeCanvas
-from tests.conftest import CASSETTES, canvas_cassette
+from tests.conftest import CASSETTES, canvas_cassette, make_build_dir
 from tests.test_sis_import import FakeTime
 
 
@@ -244,7 +246,7 @@ def test_a_dry_run_says_what_it_did_not_check(build_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stderr == (
         "dry run: nothing was sent to Canvas, so the token, the account and the imports running on it "
-        "were not checked\n"
+        "were not checked (clever2sis doctor --profile env checks the first two)\n"
     )
 
 
@@ -476,7 +478,10 @@ def test_list_pages_through_link_headers() -> None:
     with canvas_cassette("list", seeded(5)) as cassette:
         result = run(["list", "--limit", "4"], cassette.base_url)
     assert result.exit_code == 0, result.output
-    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == ["105", "104", "103", "102"]
+    header, *rows = result.stdout.splitlines()
+    assert header == "id\tworkflow_state\tprogress\tcreated_at\tended_at"
+    assert [line.split("\t")[0] for line in rows] == ["105", "104", "103", "102"]
+    assert rows[0] == "105\timported\t100%\t2025-01-06T10:00:00Z\t2025-01-06T10:03:00Z"
 
 
 def test_abort_running_then_finished() -> None:
@@ -527,3 +532,38 @@ def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
+
+
+def test_a_diffed_upload_of_observer_links_warns_once(tmp_path: Path) -> None:
+    users = (
+        b"user_id,login_id,first_name,last_name,email,status\nP1,p1,Pat,Doe,,active\nS1,s1,Sam,Doe,,active\n"
+    )
+    links = b"observer_id,student_id,status\nP1,S1,active\n"
+    build = tmp_path / "build"
+    build.mkdir()
+    with zipfile.ZipFile(build / "sis_import.zip", "w") as archive:
+        archive.writestr("users.csv", users)
+        archive.writestr("user_observers.csv", links)
+    digest = hashlib.sha256((build / "sis_import.zip").read_bytes()).hexdigest()
+    (build / "build.json").write_bytes(orjson.dumps({"zip": {"sha256": digest}}))
+    diffed = run(["upload", str(build), "--diffing-data-set-identifier", "district", "--dry-run"])
+    plain = run(["upload", str(build), "--dry-run"])
+    without = run(
+        [
+            "upload",
+            str(make_build_dir(tmp_path / "no-links")),
+            "--diffing-data-set-identifier",
+            "d",
+            "--dry-run",
+        ]
+    )
+
+    assert [diffed.exit_code, plain.exit_code, without.exit_code] == [0, 0, 0]
+    assert diffed.stderr.count("warning:") == 1
+    assert diffed.stderr.startswith(
+        f"warning: {build / 'sis_import.zip'} holds user_observers.csv and the upload is diffed "
+        "(diffing_data_set_identifier): Canvas pairs user_observers.csv rows by observer_id alone"
+    )
+    assert "clever2sis sync" in diffed.stderr
+    assert "warning" not in plain.stderr
+    assert "warning" not in without.stderr

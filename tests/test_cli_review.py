@@ -35,6 +35,33 @@ def test_review_against_an_older_build(builds: tuple[Path, Path]) -> None:
     assert (new / "review" / "changes.csv").is_file()
     assert "users.csv: +1 -1 ~2 (last_name 1, schools 1)" in result.stderr
     assert "enrollments.csv: 15 removed: left as it is in Canvas" in result.stderr
+    assert facts["verdict"]["ready"] is False
+    assert facts["signoff"]["profile"] == "production"
+    verdict = result.stderr[result.stderr.index("Not ready to sign off") :].splitlines()
+    assert verdict[:3] == [
+        "Not ready to sign off: 8 things need a decision.",
+        "  - 1 value held control characters: removed",
+        "  - 1 login is taken by 2 students",
+    ]
+    assert len(verdict) == 9
+
+
+def test_approve_after_review_says_the_report_predates_the_sign_off(builds: tuple[Path, Path]) -> None:
+    old, new = builds
+    assert CliRunner().invoke(main, ["review", str(new), "--against", str(old), "-q"]).exit_code == 0
+    result = CliRunner().invoke(main, ["approve", str(new), "--profile", "production", "--by", "Dana"])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"{new / 'report.html'} was written before this sign-off: run the same "
+        f"`clever2sis review {new} ...` again to show the sign-off in it"
+    ) in result.stderr
+    again = CliRunner().invoke(main, ["review", str(new), "--against", str(old), "--json"])
+    facts = orjson.loads(again.stdout)
+    assert facts["signoff"]["approved"]["approved_by"] == "Dana"
+    assert (
+        f"signed off for production by Dana at {facts['signoff']['approved']['approved_at']}" in again.stderr
+    )
+    assert "Signed off for production by Dana" in (new / "report.html").read_text(encoding="utf-8")
 
 
 def test_review_uses_the_approved_build_and_the_configured_settings(

@@ -169,7 +169,7 @@ def test_bad_build_values_name_the_key_and_the_allowed_values(
         (
             {"max_shrink_percent_by_file": {"pupils": 5}},
             "/etc/c.toml: sync.max_shrink_percent_by_file.pupils: use one of accounts, terms, courses, sections, "
-            "users, enrollments",
+            "users, enrollments, admins",
         ),
         (
             {"max_shrink_percent_by_file": {"users": 150}},
@@ -185,8 +185,19 @@ def test_bad_build_values_name_the_key_and_the_allowed_values(
         (
             {"keep": 1},
             "/etc/c.toml: unknown key sync.keep; known keys: change_threshold, deletion_mode, "
-            "diffing_data_set_identifier, enrollment_remove_status, keep_runs, max_shrink_percent, "
-            "max_shrink_percent_by_file, remaster_every_days, runs_dir, term_rollover, user_remove_status",
+            "diffing_data_set_identifier, enrollment_remove_status, identity_changes, keep_runs, "
+            "max_shrink_percent, max_shrink_percent_by_file, pause, reconcile_every_days, "
+            "remaster_every_days, runs_dir, teacher_dates_roles, teacher_end_days_after, "
+            "teacher_start_days_before, term_rollover, user_remove_status",
+        ),
+        (
+            {"identity_changes": "update"},
+            "/etc/c.toml: sync.identity_changes = 'update'; use one of: change_sis_id, "
+            "update_sis_id_if_login_claimed, off",
+        ),
+        (
+            {"reconcile_every_days": -1},
+            "/etc/c.toml: sync.reconcile_every_days is a number of days (0 never reconciles), not -1",
         ),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from pathlib import Path
@@ -12,6 +13,7 @@ from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.config import (
     TABLES,
     CanvasProfile,
+    PauseWindow,
     RawConfig,
     SyncSettings,
     build_settings,
@@ -21,7 +23,9 @@ from clever2sis.config import (
     setting_fields,
 )
 from clever2sis.errors import UsageError
-from clever2sis.example_config import example_config, toml_value, write_example_config
+from clever2sis.example_config import NOTIFY_OMITTED, example_config, toml_value, write_example_config
+from clever2sis.notify.settings import SUBTABLES as NOTIFY_SUBTABLES
+from clever2sis.notify.settings import EmailSettings, WebhookSettings, parse_notify
 
 SAMPLE = Path(__file__).parents[1] / "samples" / "clever2sis.example.toml"
 SETTING_LINE = re.compile(r"^# ([a-z_]+ = .*)$")
@@ -107,6 +111,7 @@ def test_every_line_uncommented_gives_the_defaults_and_the_shown_examples() -> N
         runs_dir=Path("/etc/clever2sis/runs"),
         max_shrink_percent_by_file={"enrollments": 15.0},
         diffing_data_set_identifier="clever2sis:district:production",
+        pause=(PauseWindow(dt.date(2027, 6, 12), dt.date(2027, 8, 20)),),
     )
 
 
@@ -117,7 +122,33 @@ def test_every_declared_setting_is_in_the_example() -> None:
         expected = set(setting_fields(cls, table))
         if table == "upload":
             expected |= set(ImportOptions.names())
+        if table == "notify":
+            expected |= set(NOTIFY_SUBTABLES)
         assert set(shown) == expected, table
+    for key, (cls, table, renamed) in NOTIFY_SUBTABLES.items():
+        keys = {field: toml for toml, field in renamed.items()}
+        declared = {keys.get(name, name) for name in setting_fields(cls, table)}
+        assert set(data["notify"][key]) == declared - set(NOTIFY_OMITTED.get(key, {})), table
+
+
+def test_the_notify_example_reads_back_as_the_settings_it_shows(tmp_path: Path) -> None:
+    (tmp_path / "relay-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    data = tomllib.loads(uncommented(example_config()))
+    notify = parse_notify(RawConfig(data=data, path=tmp_path / "clever2sis.toml"))
+    assert notify.webhook == WebhookSettings(format="json", url_env="CLEVER2SIS_WEBHOOK_URL")
+    assert notify.email == EmailSettings(
+        host="smtp.example.org",
+        sender="clever2sis@example.org",
+        to=("rostering@example.org",),
+        username_env="SMTP_USERNAME",
+        password_env="SMTP_PASSWORD",
+        ca_file=tmp_path / "relay-ca.pem",
+    )
+    assert (notify.on_failure, notify.daily_summary, notify.report_base_url) == (
+        True,
+        False,
+        "https://reports.example.org/clever2sis",
+    )
 
 
 @pytest.mark.parametrize(

@@ -329,10 +329,10 @@ def facts(exit_code: int | None, warnings: int | None = None, tmp: Path | None =
         (None, None, {}, (FAILURE,)),
         (52, None, {"on_failure": False}, ()),
         (51, None, {"on_failure": False}, (GUARD_STOP,)),
-        (55, None, {}, (SCHOOLS_HELD,)),
-        (55, None, {"on_schools_held": False}, ()),
-        (55, None, {"on_failure": False}, (SCHOOLS_HELD,)),
-        (55, 3, {}, (SCHOOLS_HELD, MESSAGES)),
+        (56, None, {}, (SCHOOLS_HELD,)),
+        (56, None, {"on_schools_held": False}, ()),
+        (56, None, {"on_failure": False}, (SCHOOLS_HELD,)),
+        (56, 3, {}, (SCHOOLS_HELD, MESSAGES)),
         (20, 3, {}, (FAILURE, MESSAGES)),
         (20, 3, {"on_failure": False}, (MESSAGES,)),
         (0, 3, {}, (MESSAGES,)),
@@ -505,7 +505,7 @@ def test_a_guard_stop_lists_what_shrank_and_slack_text_is_escaped(tmp_path: Path
 
 
 def schools_held(tmp: Path) -> dict[str, Any]:
-    """A night the guard held two schools (exit 55): one named with an email in it, one held since an
+    """A night the guard held two schools (exit 56): one named with an email in it, one held since an
     earlier night; a third entry whose account id is no id."""
     shrinks = [
         {"kind": "identity", "what": "users.csv login_id", "before": 90, "after": 90, "lost": 80,
@@ -525,7 +525,7 @@ def schools_held(tmp: Path) -> dict[str, Any]:
         "profile": "nightly",
         "district_id": DISTRICT_ID,
         "outcome": "schools_held",
-        "exit_code": 55,
+        "exit_code": 56,
         "message": "2 school(s) held, every other school updated",
         "guard": "held",
         "held_schools": held,
@@ -1025,7 +1025,7 @@ def personal_values(snapshot: Path) -> set[str]:
 
 def test_alerts_of_real_runs_say_what_the_runs_did_and_nothing_personal(nightly_runs: list[Any]) -> None:
     first, held = nightly_runs
-    assert (first.exit_code, held.exit_code) == (0, 55)
+    assert (first.exit_code, held.exit_code) == (0, 56)
     with WebhookReceiver() as hook:
         settings = webhook_settings(hook.url, "json", daily_summary=True)
         assert [d.sent for d in notify_run(settings, first.summary)] == [True]

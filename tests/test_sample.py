@@ -433,6 +433,17 @@ def test_cli_json_and_existing_directory(tmp_path: Path) -> None:
 
     forced = runner.invoke(main, ["sample", "--students", "100", "--seed", "6", "--out", str(out), "--force"])
     assert forced.exit_code == 0, forced.output
-    assert "users" in forced.stdout
+    assert forced.stdout == ""  # data only on stdout: the summary is chatter, on stderr
+    assert f"wrote {out}: " in forced.stderr
     assert "users:" in forced.stderr
     assert Snapshot.open(out).manifest["generator"]["seed"] == 6
+
+
+def test_cli_quiet_prints_nothing_and_data_only_goes_to_stdout(tmp_path: Path) -> None:
+    args = ["sample", "--students", "100", "--seed", "5", "--out", str(tmp_path / "q"), "--quiet"]
+    quiet = CliRunner().invoke(main, args)
+    assert quiet.exit_code == 0, quiet.output
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    loud = CliRunner().invoke(main, [*args[:-1], "--force"])
+    assert loud.stdout == ""
+    assert f"\nwrote {tmp_path / 'q'}: 1 districts, " in loud.stderr

@@ -16,8 +16,7 @@ the same outcome in history and in the JSON line), delete no coursework, and be 
 night; the year's last night must be successful.
 
 ``test_night`` runs once per night and structure, named after the night's event. The ``test_problem_*``
-tests each pin one fact about Canvas's state that the product must get right. The tests that fail with
-today's product are strict xfails (see :data:`KNOWN`); the fix that makes one pass removes its marker.
+tests each pin one fact about Canvas's state that the product must get right.
 """
 
 from __future__ import annotations
@@ -235,44 +234,12 @@ def listed(found: tuple[str, ...] | list[str]) -> str:
     return "\n  ".join(["", *found[:SHOWN]]) + more
 
 
-# What today's product gets wrong, by problem (the test_problem_* tests pin each; 3, 4, 5 and 6 pass).
-PROBLEMS = {
-    1: "1, a removed link (a parent's, a leaver's) still observes: no removal is sent for user_observers.csv",
-    2: "2, the returning and the re-created student cannot sign in: their suspended old user holds the login",
-}
-# The nights whose test_night fails today, and the problems in the night's state (or in its outcome and the
-# next night's) that make it fail; the nights not listed pass.
-FAILING_TODAY: dict[int, tuple[int, ...]] = {
-    4: (1,),
-    5: (1,),
-    6: (1,),
-    **{n: (1, 2) for n in (8, 9, 10, 11, 12, 13, 14, 16, 18, 19, 20, 21, 22, 23)},
-}
-
-
-def today(*problems: int) -> str:
-    return "today: problem " + "; problem ".join(PROBLEMS[p] for p in sorted(problems))
-
-
-KNOWN: dict[tuple[str, int], str] = {
-    (structure, number): today(*problems)
-    for structure in STRUCTURES
-    for number, problems in FAILING_TODAY.items()
-}
-
-
 def _night_params() -> list[Any]:
-    params = []
-    for structure in STRUCTURES:
-        for number in range(NIGHTS):
-            marks = []
-            if (structure, number) in KNOWN:
-                marks.append(pytest.mark.xfail(strict=True, reason=KNOWN[(structure, number)]))
-            event = CALENDAR[number][1]
-            params.append(
-                pytest.param(structure, number, marks=marks, id=f"{structure}-n{number:02d}-{event}")
-            )
-    return params
+    return [
+        pytest.param(structure, number, id=f"{structure}-n{number:02d}-{CALENDAR[number][1]}")
+        for structure in STRUCTURES
+        for number in range(NIGHTS)
+    ]
 
 
 @pytest.mark.parametrize(("structure", "number"), _night_params())
@@ -304,8 +271,9 @@ def test_night(years: Callable[[str], Year], structure: str, number: int) -> Non
 def test_the_year_has_its_events(years: Callable[[str], Year]) -> None:
     year = years("section")
     happened, planted = year.district.happened, year.district.planted
-    sizes = [
-        year.canvas.import_record(run.import_ids[0]).size if run.import_ids else 0 for run in year.nights
+    sizes = [  # the main import's: with [observers] the links go in imports of their own
+        year.canvas.import_record(run.summary["sis_import_id"]).size if run.summary["sis_import_id"] else 0
+        for run in year.nights
     ]
     assert sizes[GROWTH_NIGHT] > sizes[GROWTH_NIGHT - 1] * 1.10  # over Canvas's change_threshold of 10%
     assert len(happened.back_to_school) > 0.1 * len(
@@ -340,26 +308,7 @@ def _user_ids(night: Night) -> set[str]:
 # -- the problems ---------------------------------------------------------------------------------------
 
 
-def _structures(**known: str) -> list[Any]:
-    """Both structures, each marked strict xfail with the reason given for it."""
-    return [
-        pytest.param(
-            structure,
-            marks=[pytest.mark.xfail(strict=True, reason=known[structure])] if structure in known else [],
-            id=structure,
-        )
-        for structure in STRUCTURES
-    ]
-
-
-TODAY_1 = (
-    "today: user_observers.csv goes through Canvas's diff, which pairs rows by observer_id alone, so no "
-    "removal is sent: the unlinked parent still observes the child from night 9 on, the removed parent both "
-    "children from night 10 on"
-)
-
-
-@pytest.mark.parametrize("structure", _structures(section=TODAY_1, course=TODAY_1))
+@pytest.mark.parametrize("structure", STRUCTURES)
 def test_problem_1_a_removed_parent_link_no_longer_observes(
     years: Callable[[str], Year], structure: str
 ) -> None:
@@ -387,14 +336,7 @@ def test_problem_1_a_removed_parent_link_no_longer_observes(
         assert run.canvas.user_status(removed) == "suspended", what
 
 
-TODAY_2 = (
-    "today: the returning student (night 7) and the re-created one (night 11) are sent as new users whose "
-    "login their suspended old user still claims, so Canvas skips them: neither signs in nor holds an "
-    "enrollment, all year"
-)
-
-
-@pytest.mark.parametrize("structure", _structures(section=TODAY_2, course=TODAY_2))
+@pytest.mark.parametrize("structure", STRUCTURES)
 def test_problem_2_a_churned_student_signs_in_and_keeps_their_canvas_user(
     years: Callable[[str], Year], structure: str
 ) -> None:
@@ -470,7 +412,7 @@ def test_problem_3_courses_span_no_schools_and_the_term_date_edit_replaces_no_co
     assert lost == [], f"{len(lost)} courses with coursework deleted or emptied, e.g. {lost[:3]}"
 
 
-@pytest.mark.parametrize("structure", _structures())
+@pytest.mark.parametrize("structure", STRUCTURES)
 def test_problem_4_the_term_date_edit_stops_no_later_night(
     years: Callable[[str], Year], structure: str
 ) -> None:
@@ -492,7 +434,7 @@ def test_problem_4_the_term_date_edit_stops_no_later_night(
     assert refused == [], refused
 
 
-@pytest.mark.parametrize("structure", _structures())
+@pytest.mark.parametrize("structure", STRUCTURES)
 def test_problem_5_the_growth_nights_leaver_is_removed_by_the_next_night(
     years: Callable[[str], Year], structure: str
 ) -> None:
@@ -510,7 +452,7 @@ def test_problem_5_the_growth_nights_leaver_is_removed_by_the_next_night(
         assert active == [], f"{what}: leaver {leaver} still active in sections {active}"
 
 
-@pytest.mark.parametrize("structure", _structures())
+@pytest.mark.parametrize("structure", STRUCTURES)
 def test_problem_6_emails_and_logins_follow_canvas_rules(
     years: Callable[[str], Year], structure: str
 ) -> None:

@@ -103,7 +103,7 @@ def test_a_school_whose_roster_empties_is_held_as_canvas_had_it_and_recovers(tmp
         listed = CliRunner().invoke(main, ["history", "--runs-dir", str(district.runs_dir)])
 
     assert first.exit_code == 0, first.message
-    assert [broken.exit_code, still.exit_code, recovered.exit_code] == [55, 55, 0], (
+    assert [broken.exit_code, still.exit_code, recovered.exit_code] == [56, 56, 0], (
         broken.message,
         recovered.message,
     )
@@ -196,7 +196,7 @@ def test_a_share_of_held_schools_that_stops_the_district_is_a_setting(tmp_path: 
             break_rosters(district, school)
         held = district.night(JANUARY + DAY)
 
-    assert held.exit_code == 55, held.message
+    assert held.exit_code == 56, held.message
     assert [s for s, _since in held_of(held)] == schools(district)[:2]
 
 
@@ -232,7 +232,7 @@ def test_allow_large_change_with_a_school_id_releases_that_school(tmp_path: Path
         sync_args = ["--allow-large-change", "no-such-school", "--allow-large-change", school]
         released = district.night(JANUARY + 2 * DAY, release=tuple(sync_args[1::2]))
 
-    assert [held.exit_code, released.exit_code] == [55, 0], released.message
+    assert [held.exit_code, released.exit_code] == [56, 0], released.message
     assert released.summary["guard"] == "allowed"
     assert held_of(released) == []
     details = run_json(released)["guard_details"]

@@ -61,12 +61,20 @@ def sync_job(base_url: str, runs_dir: Path, **sync: object) -> SyncJob:
 
 
 def run_month(
-    tmp: Path, *, count: int = NIGHTS, allow_large_change: bool = False, vanishing: int = 1, **sync: object
+    tmp: Path,
+    *,
+    count: int = NIGHTS,
+    allow_large_change: bool = False,
+    vanishing: int = 1,
+    canvas: FakeCanvas | None = None,
+    **sync: object,
 ) -> Month:
+    """``count`` nights of sync into ``canvas`` (default: a Canvas whose model applies every import)."""
     district = NightlyDistrict(tmp, vanishing=vanishing)
     runs_dir = tmp / "runs"
-    model = CanvasModel()
-    canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], model=model)
+    if canvas is None:
+        canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], model=CanvasModel())
+    model = canvas.model or CanvasModel()
     nights, results, codes, import_of_night = [], [], [], {}
     with CanvasTestServer(canvas) as server:
         job = sync_job(server.base_url, runs_dir, **sync)
@@ -243,7 +251,20 @@ def test_history_shows_each_night(month: Month) -> None:
     assert outcomes[VANISH_NIGHT] == "schools_held"
     result = CliRunner().invoke(main, ["history", "--runs-dir", str(month.runs_dir), "--limit", "100"])
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    header, *lines = result.stdout.splitlines()
+    assert header.split("\t") == [
+        "run_id",
+        "profile",
+        "outcome",
+        "exit",
+        "guard",
+        "sis_import",
+        "applied",
+        "changes",
+        "held",
+        "flags",
+        "observer_imports",
+    ]
     assert len(lines) == NIGHTS
     held = lines[NIGHTS - 1 - VANISH_NIGHT]
     assert "schools_held" in held

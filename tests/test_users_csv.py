@@ -97,7 +97,7 @@ def family(snapshot_factory: Callable[..., Path]) -> District:
 
 
 def users_csv_text(district: District, tables: dict[str, object], table: tuple[UsersColumn, ...]) -> str:
-    built, _, _ = build_users(district, build_settings(RawConfig(data=tables)), table)
+    built = build_users(district, build_settings(RawConfig(data=tables)), table).built
     return csv_bytes(built.frame).decode()
 
 

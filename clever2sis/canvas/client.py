@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,6 +48,7 @@ SIS_DISABLED_MARKER = "SIS imports are not enabled"
 UNKNOWN_BATCH_TERM_MARKER = "batch_mode_term_id cannot be found"
 MAX_PAGES = 10_000
 ERROR_DETAIL_CHARS = 200
+DOWNLOAD_CHUNK_BYTES = 1 << 20
 
 Query = Sequence[tuple[str, str]] | Mapping[str, str] | None
 FormFields = Sequence[tuple[str, str]]
@@ -187,6 +189,10 @@ class CanvasClient:
     def put_json(self, path: str, data: FormFields = ()) -> Any:
         return self._json(self.request("PUT", path, data=dict(data)))
 
+    def post_form(self, path: str, data: FormFields) -> Any:
+        """POST a urlencoded form; the JSON answer. Like every POST, retried only when it never left."""
+        return self._json(self.request("POST", path, data=dict(data)))
+
     def post_file(
         self,
         path: str,
@@ -256,6 +262,50 @@ class CanvasClient:
             return self._http.send(request, follow_redirects=True)
 
         return self._with_retries(f"GET {safe_url(target)}", send, idempotent=True).content
+
+    def download_to(self, url: str, dest: Path, *, chunk_bytes: int = DOWNLOAD_CHUNK_BYTES) -> int:
+        """Stream the file behind ``url`` to ``dest`` (through a temporary file beside it); its size in bytes.
+
+        The body is never held in memory: it is written ``chunk_bytes`` at a time. A connection that drops
+        mid-body starts the download again, within the same bounds as every other retry. As for
+        :meth:`download`, the token goes only to Canvas's own host.
+        """
+        target = httpx.URL(url)
+        same_origin = _origin(target) == _origin(self.base_url)
+        where = f"GET {safe_url(target)}"
+
+        def send() -> httpx.Response:
+            request = self._http.build_request("GET", target)
+            if not same_origin:
+                del request.headers["Authorization"]
+            response = self._http.send(request, follow_redirects=True, stream=True)
+            if not response.is_success:
+                response.read()  # the retry loop reads an error's body
+            return response
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(f".{dest.name}.partial")
+        problem = "no attempt made"
+        for attempt in range(1, self.retry.max_attempts + 1):
+            response = self._with_retries(where, send, idempotent=True)
+            try:
+                size = 0
+                with partial.open("wb") as handle:
+                    for chunk in response.iter_bytes(chunk_bytes):
+                        handle.write(chunk)
+                        size += len(chunk)
+                partial.replace(dest)
+                return size
+            except httpx.TransportError as error:
+                problem = f"network error ({type(error).__name__}) mid-download"
+                if attempt < self.retry.max_attempts:
+                    delay_s = self.retry.delay_s(attempt)
+                    self.progress(f"{where}: {problem}; starting again in {delay_s:.0f}s")
+                    self.sleep(delay_s)
+            finally:
+                response.close()
+                partial.unlink(missing_ok=True)
+        raise CanvasUnavailableError(f"{where}: {problem}; gave up after {self.retry.max_attempts} attempts")
 
     def request(self, method: str, path_or_url: str, **kwargs: Any) -> httpx.Response:
         url = self.url(path_or_url)

@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from clever2sis.canvas.client import CanvasClient, Page
+if TYPE_CHECKING:  # the options and states are read by commands that never talk to Canvas (no httpx)
+    from clever2sis.canvas.client import CanvasClient, Page
 from clever2sis.errors import (
     CanvasError,
     CanvasUnavailableError,
@@ -322,8 +323,17 @@ def _pairs(value: Any) -> list[tuple[str | None, str]]:
     return pairs
 
 
-def check_outcome(sis_import: SisImport, *, messages_ok: bool = False) -> None:
-    """Raise the :class:`~clever2sis.errors.ImportOutcomeError` that matches a finished import's state."""
+MESSAGES_OK_HINT = "--messages-ok"
+
+
+def check_outcome(
+    sis_import: SisImport, *, messages_ok: bool = False, messages_ok_hint: str = MESSAGES_OK_HINT
+) -> None:
+    """Raise the :class:`~clever2sis.errors.ImportOutcomeError` that matches a finished import's state.
+
+    ``messages_ok_hint`` names what makes ``imported_with_messages`` exit 0 for the caller's user (a flag
+    of ``upload``; the config key for ``sync``, which has no such flag).
+    """
     state = sis_import.workflow_state
     where = f"SIS import {sis_import.id} ended {state}"
     if state in {"imported", *RESTORED_STATES}:
@@ -331,7 +341,7 @@ def check_outcome(sis_import: SisImport, *, messages_ok: bool = False) -> None:
     if state == "imported_with_messages":
         if not messages_ok:
             raise ImportedWithMessagesError(
-                f"{where}; some rows were skipped (--messages-ok makes this exit 0)"
+                f"{where}; some rows were skipped ({messages_ok_hint} makes this exit 0)"
             )
         return
     if state in FAILED_STATES:

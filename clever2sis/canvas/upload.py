@@ -44,8 +44,11 @@ from clever2sis.errors import (
     ImportNotConfirmedError,
     ImportNotRecordedError,
     PostOutcomeUnknownError,
+    UsageError,
 )
 from clever2sis.progress import Progress, silent
+
+QUEUE_HINT = "or pass --queue to have Canvas run this one after it"
 
 
 def _utc_now() -> dt.datetime:
@@ -59,10 +62,12 @@ def ensure_nothing_running(
     build_dir: Path | None = None,
     profile: str | None = None,
     progress: Progress = silent,
+    busy_hint: str = QUEUE_HINT,
 ) -> None:
     """Stop when an import is running or queued on the account, unless ``queue`` says to line up.
 
-    Imports this build recorded (``build_dir``, ``profile``) are named as such in the message.
+    Imports this build recorded (``build_dir``, ``profile``) are named as such in the message;
+    ``busy_hint`` ends it with what the caller's user can do (``upload`` has ``--queue``).
     """
     unfinished = api.unfinished()
     if not unfinished:
@@ -75,9 +80,21 @@ def ensure_nothing_running(
     if not queue:
         raise ImportAlreadyRunningError(
             f"SIS import {described} is already running or queued on this account; wait for it (or abort it: "
-            "`clever2sis abort ID`), or pass --queue to have Canvas run this one after it"
+            f"`clever2sis abort ID`), {busy_hint}"
         )
     progress(f"SIS import {described} is running or queued; this one will queue behind it")
+
+
+def check_plain_for_fix(build: BuildZip, options: ImportOptions) -> None:
+    """Refuse to diff a reconcile fix, or import it in batch mode: it holds only the drifted rows, so Canvas
+    would take every other row of the account as gone."""
+    if build.record.reconcile is None:
+        return
+    if options.diffing_data_set_identifier or options.batch_mode or options.multi_term_batch_mode:
+        raise UsageError(
+            f"{build.build_dir} is a reconcile fix (only the drifted rows): import it as a plain import, "
+            "without diffing_data_set_identifier or batch mode (use a config whose [upload] sets neither)"
+        )
 
 
 @dataclass(frozen=True)
@@ -104,14 +121,17 @@ def post_build(
     progress: Progress = silent,
     now: Callable[[], dt.datetime] = _utc_now,
     write: Callable[[Path, bytes], None] | None = None,
+    busy_hint: str = QUEUE_HINT,
 ) -> Posted:
     """Check everything, post the zip, and record the new import's id in the build directory at once.
 
     ``before_post`` is the last check (the sign-off gate); what it returns is saved in created.json.
     ``now`` is the wall clock the intent is stamped with (compared with Canvas's ``created_at``);
     ``write`` writes created.json and latest.json (see :func:`~clever2sis.canvas.results.record_created`).
+    ``busy_hint`` is what to do when another import is running (see :func:`ensure_nothing_running`).
     """
     options.validate()
+    check_plain_for_fix(build, options)
     settled = _settle_earlier(api, build, profile, now(), progress)
     fields = tuple(options.form_fields())
     for earlier in reversed(settled.adopted):
@@ -121,7 +141,9 @@ def post_build(
                 "following that one instead of posting it again"
             )
             return Posted(earlier.sis_import, earlier.directory, profile, adopted=earlier.how)
-    ensure_nothing_running(api, queue=queue, build_dir=build.build_dir, profile=profile, progress=progress)
+    ensure_nothing_running(
+        api, queue=queue, build_dir=build.build_dir, profile=profile, progress=progress, busy_hint=busy_hint
+    )
     signoff = before_post(profile, build)
     intent = new_intent(
         profile=profile,

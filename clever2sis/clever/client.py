@@ -30,23 +30,36 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html import unescape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 import orjson
-import pyarrow as pa
 
 from clever2sis import __version__
-from clever2sis.clever.scan import ID_SCHEMA, Answer, read_answer, read_records
+from clever2sis.clever.settings import (
+    CLEVER_API_BASE,
+    CLEVER_API_VERSIONS,
+    CLEVER_MAX_PAGE_SIZE,
+    DEFAULT_API_VERSION,
+)
 from clever2sis.errors import CleverApiError, CleverAuthError, UsageError
 from clever2sis.progress import Progress, silent
 from clever2sis.secrets import Redactor
 
-CLEVER_API_BASE = "https://api.clever.com"
-DEFAULT_API_VERSION = "v3.0"
-CLEVER_API_VERSIONS = ("v3.0", "v3.1")
-CLEVER_MAX_PAGE_SIZE = 10_000
+if TYPE_CHECKING:  # Arrow is imported when pages are read, so that commands that never read one start fast
+    import pyarrow as pa
+
+    from clever2sis.clever.scan import Answer
+
+__all__ = [
+    "CLEVER_API_BASE",
+    "CLEVER_API_VERSIONS",
+    "CLEVER_MAX_PAGE_SIZE",
+    "DEFAULT_API_VERSION",
+    "CleverClient",
+    "Page",
+]
 RATE_LIMIT_PER_MINUTE = 1200
 RATE_LIMIT_WINDOW_S = 60.0
 # Below this share of the window's requests left, spread the rest evenly over the time until the reset.
@@ -291,13 +304,29 @@ class CleverClient:
         for page in self.iter_pages(collection):
             yield from page.records
 
-    def iter_pages(self, collection: str, schema: pa.Schema = ID_SCHEMA) -> Iterator[Page]:
+    def get_json(self, path: str) -> Any:
+        """One GET of an API path (``/v3.0/districts``) with the usual retries; its decoded JSON body.
+
+        For small answers (the district, a one-record page): a collection is read with :meth:`iter_pages`.
+        """
+        if not path.startswith("/") or path.startswith("//"):
+            raise UsageError(f"not a Clever API path: {path!r}")
+        body = self._get_body(self.origin + path)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise CleverApiError(f"GET {path}: Clever's answer is not valid JSON") from None
+
+    def iter_pages(self, collection: str, schema: pa.Schema | None = None) -> Iterator[Page]:
         """The pages of ``collection``, following ``next`` links until none is left or a page is empty.
 
-        Each page's records are parsed by Arrow into ``schema`` (fields not in it are skipped). The next page
-        is requested as soon as this one's ``next`` link is read, so it downloads while the caller handles
-        this one (one request in flight per collection, never more).
+        Each page's records are parsed by Arrow into ``schema`` (None: ``ID_SCHEMA``, the ids only; fields
+        not in it are skipped). The next page is requested as soon as this one's ``next`` link is read, so
+        it downloads while the caller handles this one (one request in flight per collection, never more).
         """
+        from clever2sis.clever.scan import ID_SCHEMA, read_answer
+
+        schema = ID_SCHEMA if schema is None else schema
         url = self.collection_url(collection)
         seen = {url}
         with ThreadPoolExecutor(1, thread_name_prefix=f"clever-{collection}") as prefetch:
@@ -345,6 +374,8 @@ class CleverClient:
 
     def _page(self, collection: str, number: int, answer: Answer, path: str, schema: pa.Schema) -> Page:
         """The answer's records as a :class:`Page` (see :func:`~clever2sis.clever.scan.read_records`)."""
+        from clever2sis.clever.scan import read_records
+
         records = read_records(answer, path, schema)
         if records.reserialised:
             self._count(reserialised_records=records.reserialised)

@@ -18,6 +18,9 @@ Frames (one row per record unless said otherwise):
 - ``section_teachers``: section, user_id, position (0 is the primary teacher)
 - ``users``: id, first, middle, last, email, one ``is_<role>`` flag per role, and the role fields below
 - ``contact_links``: contact_id, student_id, relationship, type (one row per student_relationships entry)
+- ``staff_schools``: user_id, school (one row per entry of a staff member's ``roles.staff.schools``)
+- ``staff_roles``: user_id, role (one row per entry of a staff member's ``roles.staff.roles``, Clever's
+  permissions of the staff member, such as a school admin's)
 
 and ``malformed``: per collection, the records left out of the frames because a field has another type
 than Clever gives it (``"roles": "student"``); the build lists each as a finding.
@@ -81,6 +84,13 @@ class District:
     users: pd.DataFrame
     contact_links: pd.DataFrame
     malformed: dict[str, list[MalformedRecord]] = field(default_factory=dict)
+    staff_schools: pd.DataFrame = field(default_factory=lambda: _user_items("school"))
+    staff_roles: pd.DataFrame = field(default_factory=lambda: _user_items("role"))
+
+
+def _user_items(column: str) -> pd.DataFrame:
+    """An empty frame of a list field of users, one row per item: user_id and ``column``."""
+    return pd.DataFrame({"user_id": pd.Series([], dtype="string"), column: pd.Series([], dtype="string")})
 
 
 def _read_table(snapshot: Snapshot, collection: str) -> tuple[pa.Table, list[MalformedRecord]]:
@@ -260,6 +270,7 @@ def load_district(snapshot: Snapshot) -> District:
             "type": _string_series(pc.struct_field(links, "type")),
         }
     )
+    staff = pc.struct_field(roles, "staff")
 
     return District(
         district={k: v for k, v in districts[0].items() if v not in ("", None)},
@@ -272,4 +283,19 @@ def load_district(snapshot: Snapshot) -> District:
         users=users,
         contact_links=contact_links,
         malformed=malformed,
+        staff_schools=_staff_items(users_table, pc.struct_field(staff, "schools"), "school"),
+        staff_roles=_staff_items(users_table, pc.struct_field(staff, "roles"), "role"),
     )
+
+
+def _staff_items(users: pa.Table, lists: pa.ChunkedArray, column: str) -> pd.DataFrame:
+    """One row per item of a staff list field (``lists``, aligned with ``users``): the user's id and the
+    item, blank items left out."""
+    owners, items, _ = _explode(lists, positions=False)
+    frame = pd.DataFrame(
+        {
+            "user_id": _string_series(users.column("id").take(pa.array(owners, type=pa.int32()))),
+            column: _string_series(items),
+        }
+    )
+    return frame.dropna().reset_index(drop=True)

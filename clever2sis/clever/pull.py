@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from clever2sis.clever.client import CleverClient, Page
 from clever2sis.clever.schemas import SCHEMAS
+from clever2sis.clever.settings import DEFAULT_WORKERS
 from clever2sis.clever.snapshot import (
     COLLECTIONS,
     MALFORMED_EXAMPLES,
@@ -42,7 +43,6 @@ from clever2sis.errors import CleverApiError, CleverError, SnapshotError, UsageE
 from clever2sis.progress import Progress, silent
 
 SNAPSHOT_SOURCE = "clever-api"
-DEFAULT_WORKERS = 3
 # Largest first, so the long pulls start at once and the small ones fill in beside them.
 PULL_ORDER = ("users", "sections", "districts", "schools", "terms", "courses")
 

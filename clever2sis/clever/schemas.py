@@ -81,7 +81,17 @@ SCHEMAS: dict[str, pa.Schema] = {
                                 ]
                             ),
                         ),
-                        ("staff", pa.struct([*_fields("staff_id", "title"), ("credentials", _CREDENTIALS)])),
+                        (
+                            "staff",
+                            pa.struct(
+                                [
+                                    *_fields("staff_id", "title"),
+                                    ("credentials", _CREDENTIALS),
+                                    ("schools", pa.list_(_S)),
+                                    ("roles", pa.list_(_S)),
+                                ]
+                            ),
+                        ),
                         ("district_admin", pa.struct(_fields("title"))),
                         (
                             "contact",

@@ -9,6 +9,11 @@ from pathlib import Path
 from clever2sis.errors import UsageError
 from clever2sis.secrets import check_token
 
+CLEVER_API_BASE = "https://api.clever.com"
+DEFAULT_API_VERSION = "v3.0"
+CLEVER_API_VERSIONS = ("v3.0", "v3.1")
+CLEVER_MAX_PAGE_SIZE = 10_000
+DEFAULT_WORKERS = 3  # collections pulled at once; they share the token's rate limit
 TOKEN_ENV = "CLEVER_TOKEN"
 TOKEN_FILE_ENV = "CLEVER_TOKEN_FILE"
 API_BASE_ENV = "CLEVER_API_BASE"

@@ -19,7 +19,6 @@ from clever2sis.cli.common import (
 )
 from clever2sis.config import build_settings
 from clever2sis.errors import BuildError, UsageError
-from clever2sis.sis.build import build, previous_build
 
 EXAMPLES_PER_KIND = 3
 
@@ -85,10 +84,17 @@ def build_command(
     what, and every validation finding). Nothing is written at BUILD_DIR unless the whole build succeeds.
     With --against OLDER_BUILD_DIR (the build Canvas last imported), a term Clever re-created keeps the
     Canvas term_id it had there.
+
+    \b
+    Examples:
+      clever2sis build snapshots/2026-09-01 --out builds/2026-09-01
+      clever2sis build snapshots/2026-09-02 --out builds/2026-09-02 --against builds/2026-09-01 --strict
     """
     progress = StderrProgress(quiet)
 
     def action() -> dict[str, Any]:
+        from clever2sis.sis.build import build, previous_build
+
         settings = build_settings(read_config(config_path, verbose=verbose))
         try:
             previous = previous_build(against) if against is not None else None

@@ -18,15 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 import orjson
 
-from clever2sis.build_dir import BuildDir, BuildLock
-from clever2sis.canvas.client import CanvasClient
-from clever2sis.canvas.results import summary_lines
+from clever2sis.build_dir import BuildDir, BuildLock, BuildZip
+from clever2sis.canvas.observers import diffing_observers_warning
 from clever2sis.canvas.signoff import check_before_post
 from clever2sis.canvas.sis_import import (
     ImportOptions,
@@ -36,7 +34,6 @@ from clever2sis.canvas.sis_import import (
     check_outcome,
     wait_for_progress,
 )
-from clever2sis.canvas.upload import Posted, follow_import, post_build
 from clever2sis.cli.common import (
     StderrProgress,
     config_option,
@@ -55,10 +52,17 @@ from clever2sis.config import (
     resolve_profile,
 )
 from clever2sis.errors import BuildDirError, UsageError
+from clever2sis.progress import Progress
 from clever2sis.sync.history import HISTORY_NAME, History
 from clever2sis.sync.runs import BUILD_DIR_NAME
 
+if TYPE_CHECKING:  # httpx is imported by the commands that talk to Canvas, when they run
+    import httpx
+
+    from clever2sis.canvas.upload import Posted
+
 LIST_DEFAULT_LIMIT = 20
+LIST_HEADER = ("id", "workflow_state", "progress", "created_at", "ended_at")
 BAR_WIDTH = 30
 
 
@@ -108,6 +112,8 @@ class _Session:
 
 @contextmanager
 def _session(raw: RawConfig, profile_name: str | None, quiet: bool) -> Iterator[_Session]:
+    from clever2sis.canvas.client import CanvasClient
+
     runtime = current_runtime()
     settings = parse_upload(raw)
     profile = resolve_profile(raw, profile_name, runtime.environ)
@@ -207,6 +213,12 @@ def given_import_flags() -> dict[str, Any]:
     is_flag=True,
     help="Upload to a profile that needs a sign-off without a valid one (warns; recorded in created.json).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the SisImport as JSON on stdout: as created, or as it ended with --wait.",
+)
 @import_option_flags
 def upload_command(
     build_dir: Path,
@@ -220,17 +232,32 @@ def upload_command(
     messages_ok: bool | None,
     dry_run: bool,
     force: bool,
+    as_json: bool,
 ) -> None:
     """Post BUILD_DIR/sis_import.zip as a Canvas SIS import; print its id; with --wait, see it through.
 
     The import id is saved under BUILD_DIR/imports/<profile>/ as soon as Canvas returns it; the final state,
     every errors page and the errors CSV are saved beside it when --wait follows the job to its end.
     A profile that needs a sign-off (production, or require_approval = true) takes only a zip recorded
-    by `clever2sis approve`.
+    by `clever2sis approve`. With --json, stdout holds only the SisImport object (the lines above go to
+    stderr); a --dry-run prints the form it would send instead.
+
+    \b
+    Examples:
+      clever2sis upload builds/2026-09-01 --profile test --wait
+      clever2sis upload builds/2026-09-01 --profile test --dry-run --change-threshold 10
+      clever2sis upload builds/2026-09-01 --profile production --wait --json > import.json
     """
 
     def loud(message: str) -> None:
         click.echo(message, err=True)
+
+    def say(message: str) -> None:
+        """A result line: on stdout, or on stderr (unless --quiet) when stdout holds the JSON."""
+        if not as_json:
+            click.echo(message)
+        elif not quiet:
+            click.echo(message, err=True)
 
     def action() -> None:
         raw = read_canvas_config(config_path, verbose)
@@ -239,27 +266,17 @@ def upload_command(
             upload(raw)
 
     def upload(raw: RawConfig) -> None:
+        from clever2sis.canvas.results import summary_lines
+        from clever2sis.canvas.upload import follow_import, post_build
+
         build = BuildDir(build_dir).verified_zip(error=BuildDirError)
         options = parse_upload(raw).options.merged(given_import_flags())
         options.validate()
+        warning = diffing_observers_warning(build, options)
+        if warning is not None:
+            loud(warning)
         if dry_run:
-            target = resolve_profile(raw, profile, current_runtime().environ)
-            target.token(current_runtime().environ)  # a real upload would stop here without one (30)
-            gate = check_before_post(
-                target.name, build, require_approval=target.require_approval, force=force, warn=loud
-            )
-            if gate is not None and "approval" in gate:
-                approval = gate["approval"]
-                click.echo(
-                    f"signed off for {target.name} by {approval['approved_by']} at {approval['approved_at']}"
-                )
-            click.echo(f"would POST {build.path} to {target.base_url} account {target.account_id} with:")
-            for name, value in options.form_fields():
-                click.echo(f"  {name}={value}")
-            loud(
-                "dry run: nothing was sent to Canvas, so the token, the account and the imports running "
-                "on it were not checked"
-            )
+            _dry_run(raw, build, options, profile=profile, force=force, as_json=as_json, say=say, loud=loud)
             return
         runtime = current_runtime()
         with _session(raw, profile, quiet) as session:
@@ -279,11 +296,13 @@ def upload_command(
                 now=runtime.now,
             )
             sis_import = posted.sis_import
-            _report_posted(posted, session)
+            _report_posted(posted, session, say)
             if not wait:
                 session.progress(
                     f"follow it with: clever2sis status {sis_import.id} --profile {session.profile.name}"
                 )
+                if as_json:
+                    _print_json(dict(sis_import.raw))
                 return
             policy = WaitPolicy(timeout_s=timeout_s or session.settings.wait_timeout_s)
             results = follow_import(
@@ -297,20 +316,68 @@ def upload_command(
                 attachment_wait_s=runtime.attachment_wait_s,
             )
             for line in summary_lines(results):
-                click.echo(line)
+                say(line)
+            if as_json:
+                _print_json(dict(results.sis_import.raw))
             ok = session.settings.messages_ok if messages_ok is None else messages_ok
             check_outcome(results.sis_import, messages_ok=ok)
 
     run_command(action, verbose=verbose, io_error=BuildDirError)
 
 
-def _report_posted(posted: Posted, session: _Session) -> None:
-    """The new import's id on stdout; how it was found and where it is saved on stderr."""
+def _report_posted(posted: Posted, session: _Session, say: Callable[[str], None]) -> None:
+    """The new import's id (``say``: stdout, or stderr with --json); how it was found and where it is
+    saved on stderr."""
     sis_import = posted.sis_import
-    click.echo(f"sis_import {sis_import.id} {sis_import.workflow_state} on {session.profile.name}")
+    say(f"sis_import {sis_import.id} {sis_import.workflow_state} on {session.profile.name}")
     if posted.adopted is not None:
         session.progress(f"sis_import {sis_import.id} was posted earlier, its answer lost: {posted.adopted}")
     session.progress(f"id saved in {posted.directory}")
+
+
+def _dry_run(
+    raw: RawConfig,
+    build: BuildZip,
+    options: ImportOptions,
+    *,
+    profile: str | None,
+    force: bool,
+    as_json: bool,
+    say: Callable[[str], None],
+    loud: Progress,
+) -> None:
+    """``upload --dry-run``: every check that needs no request, then the form that would be posted."""
+    target = resolve_profile(raw, profile, current_runtime().environ)
+    target.token(current_runtime().environ)  # a real upload would stop here without one (30)
+    gate = check_before_post(
+        target.name, build, require_approval=target.require_approval, force=force, warn=loud
+    )
+    if gate is not None and "approval" in gate:
+        approval = gate["approval"]
+        say(f"signed off for {target.name} by {approval['approved_by']} at {approval['approved_at']}")
+    say(f"would POST {build.path} to {target.base_url} account {target.account_id} with:")
+    for name, value in options.form_fields():
+        say(f"  {name}={value}")
+    if as_json:
+        _print_json(
+            {
+                "dry_run": True,
+                "zip": str(build.path),
+                "base_url": target.base_url,
+                "account_id": target.account_id,
+                "profile": target.name,
+                "form_fields": dict(options.form_fields()),
+                "signoff": gate,
+            }
+        )
+    loud(
+        "dry run: nothing was sent to Canvas, so the token, the account and the imports running "
+        f"on it were not checked (clever2sis doctor --profile {target.name} checks the first two)"
+    )
+
+
+def _print_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
 
 
 @click.command("status")
@@ -357,6 +424,11 @@ def status_command(
     The exit code says how a finished import ended, as upload's does: 20 imported_with_messages, 21 failed,
     22 aborted; 0 while it runs. With --wait it is followed to its end, its results are saved like upload
     --wait saves them, and 23 means it was still running at --timeout.
+
+    \b
+    Examples:
+      clever2sis status 1234 --profile test
+      clever2sis status 1234 --profile production --wait --build-dir builds/2026-09-01
     """
 
     def action() -> None:
@@ -372,6 +444,9 @@ def status_command(
                 if sis_import.is_finished:
                     check_outcome(sis_import, messages_ok=ok)
                 return
+            from clever2sis.canvas.results import summary_lines
+            from clever2sis.canvas.upload import Posted, follow_import
+
             directory, build = results_dir(
                 raw, session.profile.name, import_id, build_dir=build_dir, save_dir=save_dir
             )
@@ -437,10 +512,18 @@ def results_dir(
 def list_command(
     config_path: Path | None, profile: str | None, quiet: bool, verbose: bool, limit: int, as_json: bool
 ) -> None:
-    """List the account's recent SIS imports, newest first."""
+    """List the account's recent SIS imports, newest first, under a header row (tab-separated).
+
+    \b
+    Examples:
+      clever2sis list --profile production --limit 5
+      clever2sis list --json | jq -r 'select(.workflow_state == "failed") | .id'
+    """
 
     def action() -> None:
         with _session(read_canvas_config(config_path, verbose), profile, quiet) as session:
+            if not as_json:
+                click.echo("\t".join(LIST_HEADER))
             for sis_import in islice(session.api.list(), limit):
                 if as_json:
                     click.echo(orjson.dumps(sis_import.raw).decode())
@@ -460,7 +543,12 @@ def list_command(
 def abort_command(
     import_id: int, config_path: Path | None, profile: str | None, quiet: bool, verbose: bool
 ) -> None:
-    """Abort SIS import IMPORT_ID if it has not finished."""
+    """Abort SIS import IMPORT_ID if it has not finished.
+
+    \b
+    Examples:
+      clever2sis abort 1234 --profile test
+    """
 
     def action() -> None:
         with _session(read_canvas_config(config_path, verbose), profile, quiet) as session:
@@ -488,7 +576,12 @@ def restore_command(
     unconclude_only: bool,
     timeout_s: float | None,
 ) -> None:
-    """Roll back the changes SIS import IMPORT_ID made, and follow the restore to its end."""
+    """Roll back the changes SIS import IMPORT_ID made, and follow the restore to its end.
+
+    \b
+    Examples:
+      clever2sis restore 1234 --profile production --undelete-only
+    """
 
     def action() -> None:
         runtime = current_runtime()

@@ -78,6 +78,16 @@ def read_config(
     return raw
 
 
+def use_arrow_memory() -> None:
+    """Before a command that builds or reads Arrow tables: memory Arrow frees goes back to the system.
+
+    Called by those commands only (not for every command), so that the others never import Arrow.
+    """
+    from clever2sis.memory import use_returning_allocator
+
+    use_returning_allocator()
+
+
 def quiet_option(function: Callable[..., T]) -> Callable[..., T]:
     return click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(function)
 

@@ -19,6 +19,11 @@ def init_command(directory: Path, force: bool) -> None:
     """Write DIR/clever2sis.toml (default DIR: here), every setting commented out at its default.
 
     Uncomment only what you change; commands run in DIR then read it without --config.
+
+    \b
+    Examples:
+      clever2sis init
+      clever2sis init /etc/clever2sis --force
     """
 
     def action() -> None:

@@ -11,7 +11,6 @@ import orjson
 from clever2sis.cli.common import config_option, quiet_option, read_config, run_command, verbose_option
 from clever2sis.config import build_settings
 from clever2sis.errors import BuildError
-from clever2sis.sis.id_map import map_ids
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -58,9 +57,16 @@ def map_ids_command(
 
     Writes OUT/id_map.csv (type, old_id, new_id, matched_by: give it to `build --id-map` for the first
     import) and OUT/unmatched.csv (every Canvas record not mapped, with the reason).
+
+    \b
+    Examples:
+      clever2sis map-ids snapshots/2026-09-01 --canvas-users users.csv --out ids
+      clever2sis build snapshots/2026-09-01 --out builds/first --id-map ids/id_map.csv
     """
 
     def action() -> dict[str, Any]:
+        from clever2sis.sis.id_map import map_ids
+
         settings = build_settings(read_config(config_path, verbose=verbose))
         reports = {
             kind: path

@@ -9,16 +9,24 @@ from pathlib import Path
 import click
 import orjson
 
-from clever2sis.clever.client import (
+from clever2sis.clever.settings import (
+    API_BASE_ENV,
+    API_VERSION_ENV,
     CLEVER_API_BASE,
     CLEVER_API_VERSIONS,
     CLEVER_MAX_PAGE_SIZE,
     DEFAULT_API_VERSION,
-    CleverClient,
+    DEFAULT_WORKERS,
+    token_from_env,
 )
-from clever2sis.clever.pull import DEFAULT_WORKERS, pull_district
-from clever2sis.clever.settings import API_BASE_ENV, API_VERSION_ENV, token_from_env
-from clever2sis.cli.common import StderrProgress, keep_secret, quiet_option, run_command, verbose_option
+from clever2sis.cli.common import (
+    StderrProgress,
+    keep_secret,
+    quiet_option,
+    run_command,
+    use_arrow_memory,
+    verbose_option,
+)
 from clever2sis.errors import SnapshotError
 
 
@@ -79,10 +87,19 @@ def pull_command(
     """Pull the district that CLEVER_TOKEN belongs to into a new snapshot at OUT.
 
     The token is read only from the environment: CLEVER_TOKEN, or a file named by CLEVER_TOKEN_FILE.
+
+    \b
+    Examples:
+      CLEVER_TOKEN_FILE=/etc/clever2sis/clever.token clever2sis pull --out snapshots/2026-09-01
+      clever2sis pull --out snapshots/today --api-version v3.1 --force --json > manifest.json
     """
     progress = StderrProgress(quiet=quiet)
 
     def action() -> dict[str, object]:
+        from clever2sis.clever.client import CleverClient
+        from clever2sis.clever.pull import pull_district
+
+        use_arrow_memory()
         token = keep_secret(token_from_env(os.environ))
         with CleverClient(token, api_base, api_version, page_size=page_size, progress=progress) as client:
             return pull_district(client, out, progress=progress, replace=force, workers=workers)

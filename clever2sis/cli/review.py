@@ -21,13 +21,10 @@ from clever2sis.cli.common import (
 )
 from clever2sis.config import UploadSettings, parse_upload
 from clever2sis.errors import ApprovalError, ReviewError
-from clever2sis.review.baseline import find_baseline
-from clever2sis.review.excel import write_spreadsheet_copies
-from clever2sis.review.facts import open_build, review_facts
-from clever2sis.review.report import write_report
+from clever2sis.review.approvals import DEFAULT_PROFILE as DEFAULT_REVIEW_PROFILE
+from clever2sis.review.identities import summary_line as identity_summary
 from clever2sis.sis import files
 
-DEFAULT_REVIEW_PROFILE = "production"
 EXAMPLES_PER_KIND = 2
 SHORT_SHA = 12
 
@@ -46,14 +43,22 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     lines.append(
         f"  findings: {found['total']:,} ({found['warnings']:,} warnings){': ' + kinds if kinds else ''}"
     )
+    identities = identity_summary(facts)
+    if identities is not None:
+        lines.append(identities)
+    links = facts.get("observer_links")
+    observer_lines = _observer_lines(links) if links else []
+    comparison = facts.get("comparison") or {}
+    if comparison:
+        lines.append(f"  import settings: {comparison['import_settings_from']}")
     against = facts["against"]
     if against is None:
-        lines.append(
-            "  no older build to compare with (--against, or upload/approve a build beside this one)"
-        )
-        return lines
+        why = comparison.get("reason", "no older build")
+        hint = "" if why.startswith("sync run") else " (--against, or upload/approve a build beside this one)"
+        lines.append(f"  no older build to compare with: {why}{hint}")
+        return lines + observer_lines
     lines.append(f"against {against['path']} ({against['chosen_by']})")
-    for name in files.FILE_ORDER:
+    for name in (name for name in files.FILE_ORDER if name in facts["diff"]):
         entry = facts["diff"][name]
         if not (entry["added"] or entry["removed"] or entry["changed"]):
             continue
@@ -67,6 +72,26 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     if acted:
         lines.append(f"removals in Canvas ({removals['mode']}):")
         lines += [f"  {name}: {e['removed']:,} removed: {e['effect']}" for name, e in acted]
+    return lines + observer_lines
+
+
+def _observer_lines(links: dict[str, Any]) -> list[str]:
+    from clever2sis.review.observers import observer_summary_lines  # reads frames: pandas
+
+    return observer_summary_lines(links, examples=EXAMPLES_PER_KIND)
+
+
+def verdict_lines(facts: dict[str, Any]) -> list[str]:
+    """The verdict, as the report opens with it: what needs a decision before sign-off."""
+    verdict = facts["verdict"]
+    lines = [verdict["headline"]]
+    lines += [f"  - {line['text']}" for line in verdict["needs_decision"]]
+    approved = facts["signoff"]["approved"]
+    if approved:
+        lines.append(
+            f"signed off for {facts['signoff']['profile']} by {approved['approved_by']} at "
+            f"{approved['approved_at']}"
+        )
     return lines
 
 
@@ -102,6 +127,12 @@ def review_command(
 
     The report is one HTML file that opens offline. Without --against, the build beside BUILD_DIR last
     uploaded to (or approved for) the profile is the one compared with.
+
+    \b
+    Examples:
+      clever2sis review builds/2026-09-02 --profile production
+      clever2sis review builds/2026-09-02 --against builds/2026-09-01 --excel
+      clever2sis review /var/lib/clever2sis/runs/20270105T060000Z/build --json > review.json
     """
     progress = StderrProgress(quiet)
 
@@ -112,25 +143,23 @@ def review_command(
             review(upload)
 
     def review(upload: UploadSettings) -> None:
-        new = open_build(build_dir)
-        reason = "--against"
-        older = against
-        if older is None:
-            name = profile or upload.profile or DEFAULT_REVIEW_PROFILE
-            baseline = find_baseline(build_dir, name)
-            if baseline is not None:
-                older, reason = baseline.path, baseline.reason
-        old = open_build(older) if older is not None else None
-        facts = review_facts(new, old, options=upload.options, against_reason=reason)
-        report = write_report(build_dir, facts)
-        progress(f"report written: {report}")
-        if excel:
-            progress(f"spreadsheet copies written: {write_spreadsheet_copies(new, facts)}")
+        from clever2sis.review.run import review_build
+
+        done = review_build(
+            build_dir,
+            profile=profile or upload.profile or DEFAULT_REVIEW_PROFILE,
+            upload_options=upload.options,
+            against=against,
+            excel=excel,
+        )
+        progress(f"report written: {done.report}")
+        if done.spreadsheets is not None:
+            progress(f"spreadsheet copies written: {done.spreadsheets}")
         if not quiet:
-            for line in summary_lines(facts):
+            for line in summary_lines(done.facts) + verdict_lines(done.facts):
                 click.echo(line, err=True)
         if as_json:
-            click.echo(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode())
+            click.echo(orjson.dumps(done.facts, option=orjson.OPT_INDENT_2).decode())
 
     run_command(action, verbose=verbose, io_error=ReviewError)
 
@@ -155,6 +184,10 @@ def approve_command(
 
     `upload --profile production` (or any profile with require_approval = true) then takes this zip, and
     only while its bytes are unchanged.
+
+    \b
+    Examples:
+      clever2sis approve builds/2026-09-02 --profile production --by "Dana Ortiz"
     """
 
     def action() -> None:
@@ -172,6 +205,13 @@ def approve_command(
             click.echo(f"test import: sis_import {tested['sis_import_id']} on {tested['canvas']}: {state}")
             if tested["workflow_state"] not in SUCCESS_STATES:
                 click.echo(f"warning: the test import did not end imported ({state})", err=True)
+        report = BuildDir(build_dir).report_file
+        if report.is_file() and not quiet:
+            click.echo(
+                f"{report} was written before this sign-off: run the same "
+                f"`clever2sis review {build_dir} ...` again to show the sign-off in it",
+                err=True,
+            )
 
     run_command(action, verbose=verbose, io_error=ApprovalError)
 

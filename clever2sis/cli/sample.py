@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
 
-from clever2sis.clever.sample import generate_district
-from clever2sis.cli.common import StderrProgress, quiet_option, run_command, verbose_option
+from clever2sis.cli.common import StderrProgress, quiet_option, run_command, use_arrow_memory, verbose_option
 from clever2sis.errors import SnapshotError
 
 
@@ -29,15 +29,26 @@ from clever2sis.errors import SnapshotError
 def sample_command(
     students: int, seed: int, out: Path, force: bool, as_json: bool, quiet: bool, verbose: bool
 ) -> None:
-    """Generate a synthetic Clever district (a snapshot, as `pull` writes) with real-world quirks."""
+    """Generate a synthetic Clever district (a snapshot, as `pull` writes) with real-world quirks.
+
+    A line of counts goes to stderr (none with --quiet); stdout holds only the manifest, with --json.
+
+    \b
+    Examples:
+      clever2sis sample --students 600 --seed 7 --out samples/demo-district
+      clever2sis sample --students 100000 --out /tmp/big --force --quiet --json > manifest.json
+    """
     progress = StderrProgress(quiet=quiet)
-    manifest = run_command(
-        lambda: generate_district(out, students=students, seed=seed, replace=force, progress=progress),
-        verbose=verbose,
-        io_error=SnapshotError,
-    )
+
+    def action() -> dict[str, Any]:
+        from clever2sis.clever.sample import generate_district
+
+        use_arrow_memory()
+        return generate_district(out, students=students, seed=seed, replace=force, progress=progress)
+
+    manifest = run_command(action, verbose=verbose, io_error=SnapshotError)
     if as_json:
         click.echo(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
-    else:
+    if not quiet:
         counts = ", ".join(f"{entry['records']:,} {name}" for name, entry in manifest["collections"].items())
-        click.echo(f"{out}: {counts}")
+        click.echo(f"wrote {out}: {counts}", err=True)

@@ -14,12 +14,13 @@ from email.message import EmailMessage
 from typing import Any
 
 from clever2sis import __version__
-from clever2sis.errors import GuardStoppedError, SchoolsHeldError, SyncLockedError
+from clever2sis.errors import GuardStoppedError, SchoolsHeldError, SyncLockedError, SyncPausedError
 from clever2sis.notify.facts import RunFacts
 from clever2sis.notify.settings import EmailSettings, NotifySettings
 
 EXIT_OK = 0
 EXIT_LOCKED = SyncLockedError.exit_code
+EXIT_PAUSED = SyncPausedError.exit_code
 EXIT_GUARD_STOPPED = GuardStoppedError.exit_code
 EXIT_SCHOOLS_HELD = SchoolsHeldError.exit_code
 # Why an alert is sent (its "reasons"), most urgent first.
@@ -40,10 +41,11 @@ ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 
 def reasons(settings: NotifySettings, facts: RunFacts) -> tuple[str, ...]:
     """The triggers a run sets off (empty: no alert). A run that found the lock taken (50) never alerts:
-    it did nothing, and the run holding the lock reports for itself. A summary without an exit code counts
-    as failed. A night the guard held schools on (55) is not a failure: every other school was applied."""
+    it did nothing, and the run holding the lock reports for itself; nor does a paused night (55), which
+    does nothing by design. A night the guard held schools on (56) is not a
+    failure: every other school was applied. A summary without an exit code counts as failed."""
     code = facts.exit_code
-    if code == EXIT_LOCKED:
+    if code in (EXIT_LOCKED, EXIT_PAUSED):
         return ()
     found = []
     if code == EXIT_GUARD_STOPPED:

@@ -13,6 +13,14 @@ of that happens:
 
 Files: the six Canvas files (``accounts.csv`` ...), ``findings.csv`` and, with an older build,
 ``changes.csv`` (one row per added row, removed row and changed field).
+
+Beside them, ``review.xlsx`` holds the same tables as an Excel workbook, one sheet per file plus
+``findings`` and ``changes``. There no trick is needed: every cell is a text cell, written as it was
+sent, so ``00123`` keeps its zeros and ``2026-08-17`` stays text; a value starting with ``=``, ``+``,
+``-`` or ``@`` is a text cell with Excel's quote prefix (shown as typed, never run, even once edited), and
+the workbook holds no formula at all. It is written with XlsxWriter in its constant-memory mode (each row
+is written out as it is added, so a million-row sheet does not sit in memory); a file longer than a sheet
+(1,048,575 rows under the header) continues on ``<name> (2)``.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ from clever2sis.errors import ReviewError
 from clever2sis.review.facts import DERIVED, BuildView
 from clever2sis.sis import files
 
+WORKBOOK_NAME = "review.xlsx"
+SHEET_MAX_ROWS = 1_048_576  # Excel's rows per sheet, the header included
+SHEET_NAME_MAX_CHARS = 31
 FINDINGS_NAME = "findings.csv"
 CHANGES_NAME = "changes.csv"
 README_NAME = "README.txt"
@@ -44,9 +55,15 @@ _NUMBER_OR_DATE = re.compile(
 )
 README = """\
 Spreadsheet copies made by `clever2sis review --excel`. Never uploaded: Canvas gets sis_import.zip.
-Values a spreadsheet would turn into numbers or dates are written as ="value" so they stay as sent;
-values starting with = + - @ are prefixed with an apostrophe so they are shown, not run.
+review.xlsx: the same tables as an Excel workbook, every cell text exactly as sent (no formulas).
+The CSVs: values a spreadsheet would turn into numbers or dates are written as ="value" so they stay as
+sent; values starting with = + - @ are prefixed with an apostrophe so they are shown, not run.
 """
+ABOUT = (
+    ("Made by `clever2sis review --excel`. Never uploaded: Canvas gets sis_import.zip.",),
+    ("Every cell is text, exactly as the build sends it; the workbook holds no formulas.",),
+    ("One sheet per Canvas file, then findings and (against an older build) changes.",),
+)
 
 
 def spreadsheet_cell(value: Any) -> str:
@@ -71,7 +88,7 @@ def spreadsheet_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> byt
 
 
 def _change_rows(diff: Mapping[str, Any]) -> Iterable[list[Any]]:
-    for name in files.FILE_ORDER:
+    for name in (name for name in files.FILE_ORDER if name in diff):
         entry = diff[name]
         key = entry["key"]
         for change in ("added", "removed"):
@@ -84,6 +101,29 @@ def _change_rows(diff: Mapping[str, Any]) -> Iterable[list[Any]]:
                 old = field.get("old_names") or field["old"]
                 new = field.get("new_names") or field["new"]
                 yield [name, "changed", *(row["key"].get(k, "") for k in key), field["field"], old, new]
+
+
+FINDINGS_HEADER = ["kind", "severity", "file", "record_id", "name", "message"]
+CHANGES_HEADER = ["file", "change", "key_1", "key_2", "key_3", "field", "before", "after"]
+Table = tuple[str, Sequence[str], Iterable[Sequence[Any]]]
+
+
+def _tables(view: BuildView, facts: Mapping[str, Any]) -> Iterable[Table]:
+    """(file name, header, rows) of every table the copies hold, in order."""
+    for name in files.FILE_ORDER:
+        if name not in (view.record.files or {}):
+            continue
+        frame = view.frames[name]
+        columns = [c for c in frame.columns if c not in DERIVED.get(name, ())]
+        yield name, columns, frame[columns].itertuples(index=False, name=None)
+    findings = [
+        [kind, entry["severity"], item["file"], item["record_id"], item["name"], item["message"]]
+        for kind, entry in facts["findings"]["by_kind"].items()
+        for item in entry["items"]
+    ]
+    yield FINDINGS_NAME, FINDINGS_HEADER, findings
+    if facts.get("diff"):
+        yield CHANGES_NAME, CHANGES_HEADER, [_padded(row) for row in _change_rows(facts["diff"])]
 
 
 def write_spreadsheet_copies(view: BuildView, facts: Mapping[str, Any]) -> Path:
@@ -106,24 +146,60 @@ def write_spreadsheet_copies(view: BuildView, facts: Mapping[str, Any]) -> Path:
 def _write_copies(out: Path, view: BuildView, facts: Mapping[str, Any]) -> None:
     with atomic_directory(out, replace=True) as tmp:
         (tmp / README_NAME).write_text(README, encoding="utf-8")
-        for name in files.FILE_ORDER:
-            if name not in (view.record.files or {}):
-                continue
-            frame = view.frames[name]
-            columns = [c for c in frame.columns if c not in DERIVED.get(name, ())]
-            (tmp / name).write_bytes(spreadsheet_csv(columns, frame[columns].itertuples(index=False)))
-        findings = [
-            [kind, entry["severity"], item["file"], item["record_id"], item["name"], item["message"]]
-            for kind, entry in facts["findings"]["by_kind"].items()
-            for item in entry["items"]
-        ]
-        (tmp / FINDINGS_NAME).write_bytes(
-            spreadsheet_csv(["kind", "severity", "file", "record_id", "name", "message"], findings)
-        )
-        if facts.get("diff"):
-            header = ["file", "change", "key_1", "key_2", "key_3", "field", "before", "after"]
-            rows = [_padded(row) for row in _change_rows(facts["diff"])]
-            (tmp / CHANGES_NAME).write_bytes(spreadsheet_csv(header, rows))
+        for name, header, rows in _tables(view, facts):
+            (tmp / name).write_bytes(spreadsheet_csv(header, rows))
+        write_workbook(tmp / WORKBOOK_NAME, _tables(view, facts))
+
+
+def write_workbook(path: Path, tables: Iterable[Table]) -> None:
+    """An .xlsx workbook at ``path``: a sheet per table (see the module docstring), every cell text."""
+    import xlsxwriter
+
+    options = {
+        "constant_memory": True,
+        "strings_to_numbers": False,
+        "strings_to_formulas": False,
+        "strings_to_urls": False,
+    }
+    with xlsxwriter.Workbook(str(path), options) as book:
+        bold = book.add_format({"bold": True})
+        quoted = book.add_format({"quote_prefix": True})
+        about = book.add_worksheet("about")
+        for number, (line,) in enumerate(ABOUT):
+            about.write_string(number, 0, line)
+        for name, header, rows in tables:
+            _write_sheets(book, name.removesuffix(".csv"), header, rows, bold, quoted)
+
+
+def _write_sheets(
+    book: Any, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]], bold: Any, quoted: Any
+) -> None:
+    """One table on as many sheets as it needs (``title``, ``title (2)``, ...), a header row on each."""
+    sheet, number, row_number = None, 0, SHEET_MAX_ROWS
+    for row in rows:
+        if row_number == SHEET_MAX_ROWS:
+            number += 1
+            sheet = _new_sheet(book, title if number == 1 else f"{title} ({number})", header, bold)
+            row_number = 1
+        assert sheet is not None
+        for column, value in enumerate(row):
+            text = "" if value is None else str(value)
+            if text:
+                sheet.write_string(
+                    row_number, column, text, quoted if text.startswith(FORMULA_STARTS) else None
+                )
+        row_number += 1
+    if sheet is None:
+        _new_sheet(book, title, header, bold)
+
+
+def _new_sheet(book: Any, title: str, header: Sequence[str], bold: Any) -> Any:
+    sheet = book.add_worksheet(title[:SHEET_NAME_MAX_CHARS])
+    for column, name in enumerate(header):
+        sheet.set_column(column, column, max(12, min(len(name) + 4, 40)))
+        sheet.write_string(0, column, name, bold)
+    sheet.freeze_panes(1, 0)
+    return sheet
 
 
 def _padded(row: list[Any]) -> list[Any]:

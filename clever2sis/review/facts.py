@@ -4,14 +4,21 @@ Everything the report, the terminal summary and ``review --json`` show comes fro
 
 - ``build`` / ``against``: where each build came from (snapshot, district, config, tool version, zip sha256);
 - ``counts``: rows per Canvas file, and per school and per role, from the CSVs themselves;
-- ``findings``: every validation finding of the build, grouped by kind, each naming its record;
+- ``findings``: every validation finding of the build, grouped by kind, each naming its record, with the
+  person's or record's name, role and school beside its id (:mod:`clever2sis.review.names`);
 - ``diff``: per Canvas file, the rows added, removed and changed (with every field that changed), rows
   paired by each file's identifying columns (enrollments by section, user and role, as Canvas's diffing
   pairs them: ``identifying_fields`` in canvas-lms ``lib/sis/csv/enrollment_importer.rb``, used by
-  ``lib/sis/csv/diff_generator.rb``);
+  ``lib/sis/csv/diff_generator.rb``), each row with the names, role and school of what it is about;
 - ``removals``: what those removed rows would do in Canvas under the import settings in force (batch
   mode: ``SisBatch#remove_previous_imports`` in ``app/models/sis_batch.rb``; diffing:
-  ``lib/sis/csv/diff_generator.rb``).
+  ``lib/sis/csv/diff_generator.rb``);
+- ``names``: whether the build's snapshot was read for the records its CSVs do not name;
+- ``signoff``: what approving this zip means, the ``clever2sis approve`` command, the sign-offs held
+  (:mod:`clever2sis.review.approvals`);
+- ``verdict``: ready to sign off, or what needs a decision first (:mod:`clever2sis.review.verdict`);
+- ``identities``, only for a build with identity changes: the users carried over to a new id, and those
+  that could not be (:mod:`clever2sis.review.identities`).
 
 The CSVs are read from ``sis_import.zip`` (checked against build.json by
 :meth:`clever2sis.build_dir.BuildDir.verified_zip`), not from ``csv/``: the review describes exactly the
@@ -36,12 +43,20 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from clever2sis.build_dir import BuildDir, BuildRecord
 from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.errors import ReviewError
+from clever2sis.review.approvals import DEFAULT_PROFILE, signoff_facts
+from clever2sis.review.identities import identity_facts
+from clever2sis.review.names import ROOT_ACCOUNT_LABEL, Names, Side, join_runs
+from clever2sis.review.verdict import verdict
 from clever2sis.sis import files
+from clever2sis.sis.arrow import arrow_strings, member
 
 REVIEW_FORMAT_VERSION = 1
 
@@ -54,15 +69,17 @@ DIFF_KEYS: dict[str, tuple[str, ...]] = {
     files.SECTIONS: ("section_id",),
     files.USERS: ("user_id",),
     files.ENROLLMENTS: ("section_id", "user_id", "role"),
+    files.ADMINS: ("user_id", "account_id", "role"),
     files.USER_OBSERVERS: ("observer_id", "student_id"),
 }
 SCHOOLS = "schools"
 TEACHERS = "teachers"
 DERIVED: dict[str, tuple[str, ...]] = {files.USERS: (SCHOOLS,), files.SECTIONS: (TEACHERS,)}
+DERIVED_FIELDS = (SCHOOLS, TEACHERS)
 STUDENT_ROLE = "student"
-ROOT_ACCOUNT_LABEL = "(root account)"
 _ID_SEPARATOR = " "
 _NAME_SEPARATOR = "; "
+_AS_PANDAS_STRINGS = {pa.large_string(): pd.StringDtype("pyarrow", na_value=np.nan)}
 
 
 @dataclass(frozen=True)
@@ -104,22 +121,53 @@ def open_build(build_dir: Path) -> BuildView:
     return BuildView(path=build_dir, record=verified.record, frames=_with_derived(verified.read_frames()))
 
 
-def _joined_ids(frame: pd.DataFrame, owner: str, item: str) -> pd.Series:
-    """``owner`` -> its distinct ``item`` values, sorted and joined by a space."""
-    pairs = frame[[owner, item]].drop_duplicates().sort_values([owner, item])
-    return pairs.groupby(owner, sort=True)[item].agg(_ID_SEPARATOR.join)
+def _strings(values: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -> pd.Series:
+    """Arrow strings as a pandas ``str`` column, without a copy."""
+    series: pd.Series = values.to_pandas(types_mapper=_AS_PANDAS_STRINGS.get)
+    if index is not None:
+        series.index = index
+    return series
+
+
+def _one_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _take(keys: pd.Series, index: pa.Array | pa.ChunkedArray, values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``values`` at the position of each key in ``index`` (null where a key is not there), all in Arrow."""
+    positions = pc.index_in(arrow_strings(keys), value_set=index)
+    return _one_array(values).take(positions.combine_chunks())
+
+
+def _joined_ids(owners: pa.Array, items: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each owner's distinct items, sorted and joined by a space: (owners, joined), in Arrow (a join per
+    owner in Python took seconds at 100,000 users)."""
+    pairs = pa.table({"owner": owners, "item": items}).drop_null().group_by(["owner", "item"]).aggregate([])
+    pairs = pairs.sort_by([("owner", "ascending"), ("item", "ascending")])
+    return join_runs(
+        pairs.column("owner").combine_chunks(), pairs.column("item").combine_chunks(), _ID_SEPARATOR
+    )
+
+
+def _course_accounts(frames: Mapping[str, pd.DataFrame], file: str) -> pa.Array:
+    """The account_id of each row's course in ``file`` (null where the course is not in courses.csv)."""
+    courses = frames[files.COURSES]
+    return _take(
+        frames[file]["course_id"], arrow_strings(courses["course_id"]), arrow_strings(courses["account_id"])
+    )
 
 
 def _with_derived(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     enrollments = frames[files.ENROLLMENTS]
-    placed = enrollments[["user_id", "course_id"]].merge(
-        frames[files.COURSES][["course_id", "account_id"]], on="course_id", how="inner"
-    )
+    user_ids = arrow_strings(enrollments["user_id"]).combine_chunks()
+    schools = _joined_ids(user_ids, _course_accounts(frames, files.ENROLLMENTS))
     users = frames[files.USERS].copy()
-    users[SCHOOLS] = users["user_id"].map(_joined_ids(placed, "user_id", "account_id")).fillna("")
-    teaching = enrollments.loc[enrollments["role"] != STUDENT_ROLE]
+    users[SCHOOLS] = _strings(pc.fill_null(_take(users["user_id"], *schools), ""), users.index)
+    teaching = pc.not_equal(arrow_strings(enrollments["role"]), STUDENT_ROLE).combine_chunks()
+    section_ids = arrow_strings(enrollments["section_id"]).combine_chunks()
+    teachers = _joined_ids(section_ids.filter(teaching), user_ids.filter(teaching))
     sections = frames[files.SECTIONS].copy()
-    sections[TEACHERS] = sections["section_id"].map(_joined_ids(teaching, "section_id", "user_id")).fillna("")
+    sections[TEACHERS] = _strings(pc.fill_null(_take(sections["section_id"], *teachers), ""), sections.index)
     return {**frames, files.USERS: users, files.SECTIONS: sections}
 
 
@@ -147,29 +195,56 @@ def provenance(view: BuildView) -> dict[str, Any]:
 # --- counts --------------------------------------------------------------------------------------------
 
 
-def _role_counts(frame: pd.DataFrame, by: list[str]) -> dict[Any, dict[str, int]]:
-    sizes = frame.groupby(by, sort=True).size()
-    out: dict[Any, dict[str, int]] = {}
-    for index, n in sizes.items():
-        *owner, role = index if isinstance(index, tuple) else (index,)
-        out.setdefault(owner[0] if owner else None, {})[str(role)] = int(n)
-    return out
+def _role_counts(
+    owner_codes: np.ndarray, owners: int, role_codes: np.ndarray, roles: int, user_codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Enrollments and distinct people per (owner, role), as ``owners x roles`` arrays, from codes."""
+    group = owner_codes.astype(np.int64) * roles + role_codes
+    enrollments = np.bincount(group, minlength=owners * roles).reshape(owners, roles)
+    users = int(user_codes.max()) + 1 if len(user_codes) else 1
+    held = np.unique(group * users + user_codes)
+    people = np.bincount(held // users, minlength=owners * roles).reshape(owners, roles)
+    return enrollments, people
+
+
+def _codes(values: pa.Array | pa.ChunkedArray, *, sort: bool = True) -> tuple[np.ndarray, pd.Index]:
+    """Each value's code and the distinct values (sorted unless ``sort`` is false), by Arrow."""
+    # The chunks of an encoded chunked array share one dictionary: no copy of the values into one array.
+    encoded = pc.dictionary_encode(pa.chunked_array([values]) if isinstance(values, pa.Array) else values)
+    if not encoded.num_chunks:
+        return np.zeros(0, dtype=np.int64), pd.Index([], dtype="str")
+    codes = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False) for chunk in encoded.chunks])
+    codes = codes.astype(np.int64)
+    dictionary = encoded.chunks[-1].dictionary
+    distinct = pd.Index(dictionary.to_pandas(types_mapper=_AS_PANDAS_STRINGS.get), dtype="str")
+    if not sort:
+        return codes, distinct
+    order = distinct.argsort()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], distinct[order]
+
+
+def _by_role(counts: np.ndarray, roles: pd.Index, row: int) -> dict[str, int]:
+    return {str(role): int(n) for role, n in zip(roles, counts[row], strict=True) if n}
 
 
 def counts(view: BuildView) -> dict[str, Any]:
     """Rows per file; per school (Canvas account) courses, sections, enrollments and people; per role."""
     frames = view.frames
     courses = frames[files.COURSES][["course_id", "account_id"]]
-    sections = frames[files.SECTIONS][["section_id", "course_id"]].merge(courses, on="course_id", how="left")
-    enrollments = frames[files.ENROLLMENTS][["course_id", "user_id", "role"]].merge(
-        courses, on="course_id", how="left"
-    )
-    enrollments["account_id"] = enrollments["account_id"].fillna("")
-    people = enrollments.drop_duplicates(["account_id", "role", "user_id"])
+    sections = _strings(_course_accounts(frames, files.SECTIONS))
+    all_enrollments = frames[files.ENROLLMENTS]
+    # Encoded once: enrollments and people per school and role, and per role, are counts of codes.
+    account_codes, account_ids = _codes(pc.fill_null(_course_accounts(frames, files.ENROLLMENTS), ""))
+    role_codes, roles = _codes(arrow_strings(all_enrollments["role"]))
+    user_codes, enrolled_users = _codes(arrow_strings(all_enrollments["user_id"]), sort=False)
+    per_school = _role_counts(account_codes, len(account_ids), role_codes, len(roles), user_codes)
+    per_role = _role_counts(np.zeros(len(role_codes), np.int64), 1, role_codes, len(roles), user_codes)
+    enrollment_counts = {str(a): _by_role(per_school[0], roles, n) for n, a in enumerate(account_ids)}
+    people_counts = {str(a): _by_role(per_school[1], roles, n) for n, a in enumerate(account_ids)}
     course_counts = courses.groupby("account_id").size()
-    section_counts = sections.groupby("account_id").size()
-    enrollment_counts = _role_counts(enrollments, ["account_id", "role"])
-    people_counts = _role_counts(people, ["account_id", "role"])
+    section_counts = sections.groupby(sections).size()
     names = view.account_names()
 
     def label(account: str) -> str:
@@ -190,45 +265,59 @@ def counts(view: BuildView) -> dict[str, Any]:
         }
         for account in accounts
     ]
-    all_enrollments = frames[files.ENROLLMENTS]
     by_role = {
-        str(role): {"users": int(group["user_id"].nunique()), "enrollments": len(group)}
-        for role, group in all_enrollments.groupby("role", sort=True)
+        str(role): {"users": int(per_role[1][0, n]), "enrollments": int(per_role[0][0, n])}
+        for n, role in enumerate(roles)
     }
-    enrolled = set(all_enrollments["user_id"])
+    enrolled = member(frames[files.USERS]["user_id"], enrolled_users)
     return {
         "files": {name: entry.rows for name, entry in (view.record.files or {}).items()},
         "by_school": by_school,
         "by_role": by_role,
-        "users_without_enrollments": int((~frames[files.USERS]["user_id"].isin(enrolled)).sum()),
+        "users_without_enrollments": int((~enrolled).sum()),
     }
 
 
 # --- findings ------------------------------------------------------------------------------------------
 
 
-def grouped_findings(view: BuildView) -> dict[str, Any]:
-    """The build's findings by kind (warnings first), each naming its record (and the person, if built)."""
-    recorded = view.record.findings or {}
-    items: list[dict[str, Any]] = list(recorded.get("items") or [])
-    names = {**_as_dict(view.user_names()), **_as_dict(view.section_names())}
+FINDING_ITEM_COLUMNS = ("kind", "severity", "file", "record_id", "message")
+FINDING_ROW = (
+    "file",
+    "record_id",
+    "name",
+    "role",
+    "school",
+    "school_ids",
+    "section_id",
+    "section",
+    "found_in",
+)
+
+
+def findings_frame(view: BuildView) -> pd.DataFrame:
+    """build.json's findings, one row each, in its order."""
+    items = (view.record.findings or {}).get("items") or []
+    frame = pd.DataFrame.from_records(items, columns=list(FINDING_ITEM_COLUMNS))
+    return frame.fillna("").astype("str") if len(frame) else _empty(FINDING_ITEM_COLUMNS)
+
+
+def grouped_findings(view: BuildView, names: Names | None = None) -> dict[str, Any]:
+    """The build's findings by kind (warnings first), each naming its record, with the name, role and
+    school of the person or record beside its id (:meth:`Names.findings`)."""
+    if names is None:
+        names = Names(view)
+        names.read_snapshot(findings_frame(view))
+    frame = names.findings(findings_frame(view))
+    order = (frame["severity"] != "warning").astype(int)
+    frame = frame.assign(_order=order).sort_values(["_order", "kind"], kind="stable")
     by_kind: dict[str, dict[str, Any]] = {}
-    ordered = sorted(items, key=lambda item: (item["severity"] != "warning", item["kind"]))
-    for kind, grouped in itertools.groupby(ordered, key=lambda item: str(item["kind"])):
-        group = list(grouped)
-        rows = [
-            {
-                "file": item.get("file"),
-                "record_id": item.get("record_id"),
-                "name": names.get(str(item.get("record_id")), ""),
-                "message": item.get("message"),
-            }
-            for item in group
-        ]
-        by_kind[kind] = {"severity": group[0]["severity"], "count": len(rows), "items": rows}
+    for kind, group in frame.groupby("kind", sort=False):
+        rows = group.loc[:, [*FINDING_ROW, "message"]].to_dict(orient="records")
+        by_kind[str(kind)] = {"severity": group["severity"].iloc[0], "count": len(rows), "items": rows}
     return {
-        "total": len(items),
-        "warnings": sum(1 for item in items if item.get("severity") == "warning"),
+        "total": len(frame),
+        "warnings": int((frame["severity"] == "warning").sum()),
         "by_kind": by_kind,
     }
 
@@ -253,28 +342,54 @@ class FileDiff:
         return len(self.changes.drop_duplicates(list(self.key))) if len(self.changes) else 0
 
 
+def _row_keys(old: pd.DataFrame, new: pd.DataFrame, key: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's key as one integer, the same for the same key in ``old`` and ``new``: every key column
+    encoded over both files at once, the codes combined (no string made or hashed per row)."""
+    combined_old = np.zeros(len(old), dtype=np.int64)
+    combined_new = np.zeros(len(new), dtype=np.int64)
+    for column in key:
+        both = pa.chunked_array([*arrow_strings(old[column]).chunks, *arrow_strings(new[column]).chunks])
+        codes, distinct = _codes(both, sort=False)
+        combined_old = combined_old * len(distinct) + codes[: len(old)]
+        combined_new = combined_new * len(distinct) + codes[len(old) :]
+    return combined_old, combined_new
+
+
 def diff_file(name: str, old: pd.DataFrame, new: pd.DataFrame) -> FileDiff:
-    """Pair ``old`` and ``new`` rows by the file's key and compare every other column (vectorised)."""
+    """Pair ``old`` and ``new`` rows by the file's key and compare every other column (vectorised).
+
+    Keys are unique within a file (the builders make them so), so each new row's key is looked up among
+    the old rows' (as integers, :func:`_row_keys`), and each column compared on the paired rows: no merge
+    of whole files.
+    """
     key = list(DIFF_KEYS[name])
     columns = [c for c in dict.fromkeys([*old.columns, *new.columns]) if c not in key]
     old = old.reindex(columns=[*key, *columns], fill_value="")
     new = new.reindex(columns=[*key, *columns], fill_value="")
-    merged = old.merge(new, on=key, how="outer", suffixes=("__old", "__new"), indicator=True)
     sort_key = [c for c in files.SORT_KEYS[name] if c in old.columns]
-    removed_keys = merged.loc[merged["_merge"] == "left_only", key]
-    added_keys = merged.loc[merged["_merge"] == "right_only", key]
-    removed = old.merge(removed_keys, on=key, how="inner").sort_values(sort_key, ignore_index=True)
-    added = new.merge(added_keys, on=key, how="inner").sort_values(sort_key, ignore_index=True)
-    both = merged.loc[merged["_merge"] == "both"]
+    old_keys, new_keys = _row_keys(old, new, key)
+    in_old = pd.Index(old_keys).get_indexer(new_keys)
+    paired = in_old >= 0
+    new_at = np.flatnonzero(paired)
+    old_at = in_old[paired]
+    kept = np.zeros(len(old), dtype=bool)
+    kept[old_at] = True
+    removed = old.iloc[np.flatnonzero(~kept)].sort_values(sort_key, ignore_index=True)
+    added = new.iloc[np.flatnonzero(~paired)].sort_values(sort_key, ignore_index=True)
     parts = []
     for position, column in enumerate(columns):
-        before, after = both[f"{column}__old"], both[f"{column}__new"]
-        differs = before != after
+        before = arrow_strings(old[column]).take(pa.array(old_at))
+        after = arrow_strings(new[column]).take(pa.array(new_at))
+        differs = pc.fill_null(pc.not_equal(before, after), True).to_numpy(zero_copy_only=False)
         if differs.any():
-            part = both.loc[differs, key].copy()
+            part = new.iloc[new_at[differs]][key].reset_index(drop=True)
             part["field"] = column
-            part["old"] = before[differs]
-            part["new"] = after[differs]
+            part["old"] = pd.Series(
+                before.filter(pa.array(differs)).to_numpy(zero_copy_only=False), dtype="str"
+            )
+            part["new"] = pd.Series(
+                after.filter(pa.array(differs)).to_numpy(zero_copy_only=False), dtype="str"
+            )
             part["_position"] = position
             parts.append(part)
     if parts:
@@ -297,7 +412,14 @@ def diff_file(name: str, old: pd.DataFrame, new: pd.DataFrame) -> FileDiff:
 
 
 def diff_builds(old: BuildView, new: BuildView) -> dict[str, FileDiff]:
-    return {name: diff_file(name, old.frames[name], new.frames[name]) for name in files.FILE_ORDER}
+    """Every file's diff, in processing order; a file of :data:`~clever2sis.sis.files.LISTED_WHEN_BUILT`
+    only when one of the builds wrote it."""
+    written = {*(old.record.files or {}), *(new.record.files or {})}
+    return {
+        name: diff_file(name, old.frames[name], new.frames[name])
+        for name in files.FILE_ORDER
+        if name not in files.LISTED_WHEN_BUILT or name in written
+    }
 
 
 def _names_of(ids: str, *maps: Mapping[str, str]) -> str:
@@ -309,33 +431,57 @@ def _names_of(ids: str, *maps: Mapping[str, str]) -> str:
     return _NAME_SEPARATOR.join(shown)
 
 
-def _as_dict(series: pd.Series) -> dict[str, str]:
+def _as_dict(series: pd.Series, only: set[str] | None = None) -> dict[str, str]:
+    """``series`` as a dict, of the ``only`` keys when given (not a Python pair per user for a few)."""
+    if only is not None:
+        series = series[series.index.isin(sorted(only))]
     return {str(k): str(v) for k, v in series.items()}
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
+    """Rows as dicts of strings (through Arrow: pandas' to_dict boxes every value on its own)."""
+    if frame.empty:
+        return []
+    records: list[dict[str, Any]] = pa.Table.from_pandas(frame, preserve_index=False).to_pylist()
+    return records
 
 
-def _with_context(name: str, frame: pd.DataFrame, view: BuildView) -> pd.DataFrame:
-    """Enrollment rows with the user's and the section's names beside the ids, for people."""
-    if name != files.ENROLLMENTS or frame.empty:
+def _ids_in(changes: pd.DataFrame, field: str) -> set[str]:
+    """The ids named by the old and new values of the changes to ``field``."""
+    rows = changes.loc[changes["field"] == field, ["old", "new"]] if len(changes) else changes
+    return {i for value in rows.to_numpy().ravel() for i in str(value).split(_ID_SEPARATOR) if i}
+
+
+def _with_context(names: Names, name: str, frame: pd.DataFrame, side: Side | None) -> pd.DataFrame:
+    """Rows of ``name`` with the context people need beside the ids (:data:`names.ROW_CONTEXT`)."""
+    if frame.empty or side is None:
         return frame
-    frame = frame.copy()
-    frame["user_name"] = frame["user_id"].map(view.user_names()).fillna("")
-    frame["section_name"] = frame["section_id"].map(view.section_names()).fillna("")
-    return frame
+    context = names.rows(name, frame, side)
+    return frame.assign(**{c: context[c].to_numpy() for c in context.columns if c not in frame.columns})
 
 
-def diff_facts(old: BuildView, new: BuildView, diffs: Mapping[str, FileDiff]) -> dict[str, Any]:
-    """The diff as plain data: per file counts, changed fields, and every added, removed and changed row."""
+def diff_facts(
+    old: BuildView, new: BuildView, diffs: Mapping[str, FileDiff], names: Names | None = None
+) -> dict[str, Any]:
+    """The diff as plain data: per file counts, changed fields, and every added, removed and changed row
+    (each with the names, role and school of what it is about)."""
+    names = names or Names(new, old)
+    named = {
+        field: {i for diff in diffs.values() for i in _ids_in(diff.changes, field)}
+        for field in DERIVED_FIELDS
+    }
     lookups: dict[str, tuple[dict[str, str], dict[str, str]]] = {
-        SCHOOLS: (_as_dict(new.account_names()), _as_dict(old.account_names())),
-        TEACHERS: (_as_dict(new.user_names()), _as_dict(old.user_names())),
+        SCHOOLS: (
+            _as_dict(new.account_names(), named[SCHOOLS]),
+            _as_dict(old.account_names(), named[SCHOOLS]),
+        ),
+        TEACHERS: (_as_dict(new.user_names(), named[TEACHERS]), _as_dict(old.user_names(), named[TEACHERS])),
     }
     out: dict[str, Any] = {}
     for name, diff in diffs.items():
         changed: list[dict[str, Any]] = []
+        keys = diff.changes.loc[:, list(diff.key)].drop_duplicates(ignore_index=True)
+        contexts = iter(_records(names.rows(name, keys, names.new)) if len(keys) else [])
         for key_values, group in itertools.groupby(
             _records(diff.changes), key=lambda row: tuple(row[k] for k in diff.key)
         ):
@@ -346,7 +492,13 @@ def diff_facts(old: BuildView, new: BuildView, diffs: Mapping[str, FileDiff]) ->
                     change["old_names"] = _names_of(row["old"], *reversed(lookups[row["field"]]))
                     change["new_names"] = _names_of(row["new"], *lookups[row["field"]])
                 entry_changes.append(change)
-            changed.append({"key": dict(zip(diff.key, key_values, strict=True)), "changes": entry_changes})
+            changed.append(
+                {
+                    "key": dict(zip(diff.key, key_values, strict=True)),
+                    "context": next(contexts),
+                    "changes": entry_changes,
+                }
+            )
         out[name] = {
             "key": list(diff.key),
             "old_rows": diff.old_rows,
@@ -358,8 +510,8 @@ def diff_facts(old: BuildView, new: BuildView, diffs: Mapping[str, FileDiff]) ->
                 str(field): int(n) for field, n in diff.changes.groupby("field", sort=True).size().items()
             },
             "rows": {
-                "added": _records(_with_context(name, diff.added, new)),
-                "removed": _records(_with_context(name, diff.removed, old)),
+                "added": _records(_with_context(names, name, diff.added, names.new)),
+                "removed": _records(_with_context(names, name, diff.removed, names.old)),
                 "changed": changed,
             },
         }
@@ -400,6 +552,9 @@ EFFECTS: dict[tuple[str, str], str] = {
         "deleted too"
     ),
     (files.USERS, "suspended"): "user suspended: cannot log in; enrollments kept",
+    (files.ADMINS, "deleted"): (
+        "account admin removed (only one an import made: an admin added in Canvas stays)"
+    ),
 }
 NOT_REMOVED = "left as it is in Canvas: nothing sends a removal"
 BATCH_TYPES = (files.COURSES, files.SECTIONS, files.ENROLLMENTS)
@@ -521,6 +676,7 @@ def _batch(
                 entry.update(
                     affected=0,
                     status=None,
+                    aborts_import=True,
                     effect=f"the import is aborted after its rows are applied: {affected} of {total} "
                     f"({percent:.1f}%) exceeds change_threshold {options.change_threshold}%; nothing is "
                     "removed",
@@ -532,7 +688,12 @@ def _batch(
 def removal_consequences(
     diffs: Mapping[str, FileDiff], old: BuildView, new: BuildView, options: ImportOptions
 ) -> dict[str, Any]:
-    """What the rows missing from the new build would do in Canvas under ``options`` (spec §4.2, §4.3)."""
+    """What the rows missing from the new build would do in Canvas under ``options``.
+
+    Per file: rows ``removed``, how many Canvas would act on (``affected``), sent as which ``status``, the
+    ``effect`` in words, and whether they make Canvas abort the import (``aborts_import``). From Canvas's
+    batch mode and diffing (``app/models/sis_batch.rb``, ``lib/sis/csv/diff_generator.rb`` in canvas-lms).
+    """
     if options.diffing_data_set_identifier is not None:
         mode = "diffing"
         by_file, notes = _diffing(diffs, old, new, options)
@@ -549,6 +710,8 @@ def removal_consequences(
             "Without diffing or batch mode Canvas only adds and updates: a row left out of the import "
             "changes nothing. Removed people stay active with their enrollments."
         ]
+    for entry in by_file.values():
+        entry.setdefault("aborts_import", False)
     return {"mode": mode, "settings": settings_in_force(options), "files": by_file, "notes": notes}
 
 
@@ -561,25 +724,42 @@ def review_facts(
     *,
     options: ImportOptions | None = None,
     against_reason: str | None = None,
+    profile: str = DEFAULT_PROFILE,
 ) -> dict[str, Any]:
-    """The facts of a review of ``new``, diffed against ``old`` when given."""
+    """The facts of a review of ``new``, diffed against ``old`` when given, for sign-off for ``profile``."""
     options = options or ImportOptions()
+    names = Names(new, old)
+    diffs = diff_builds(old, new) if old is not None else None
+    people: list[tuple[pd.Series, Side]] = []
+    if diffs is not None and names.old is not None:
+        users = diffs[files.USERS]
+        people = [
+            (users.added["user_id"], names.new),
+            (users.changes["user_id"].drop_duplicates(), names.new),
+            (users.removed["user_id"], names.old),
+        ]
+    names.read_snapshot(findings_frame(new), people)
     facts: dict[str, Any] = {
         "review_format_version": REVIEW_FORMAT_VERSION,
         "build": provenance(new),
         "against": None,
         "counts": counts(new),
-        "findings": grouped_findings(new),
+        "findings": grouped_findings(new, names),
         "import_settings": settings_in_force(options),
         "diff": None,
         "highlights": None,
         "removals": None,
     }
-    if old is not None:
-        diffs = diff_builds(old, new)
+    if old is not None and diffs is not None:
         facts["against"] = {**provenance(old), "chosen_by": against_reason or "--against"}
         facts["against_counts"] = counts(old)
-        facts["diff"] = diff_facts(old, new, diffs)
+        facts["diff"] = diff_facts(old, new, diffs, names)
         facts["highlights"] = highlights(facts["diff"])
         facts["removals"] = removal_consequences(diffs, old, new, options)
+    identities = identity_facts(new)
+    if identities is not None:  # only a build with identity changes has the key
+        facts["identities"] = identities
+    facts["names"] = names.snapshot.facts()
+    facts["signoff"] = signoff_facts(new.path, new.record, profile)
+    facts["verdict"] = verdict(facts)
     return facts

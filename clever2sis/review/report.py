@@ -1,30 +1,49 @@
 """The review report: the facts rendered as one self-contained HTML file (``templates/report.html.j2``).
 
-The file opens offline in any browser: inline CSS, a little inline JavaScript (search and sort on every
-table), inline SVG charts, and no reference to anything outside it. Every value goes through jinja2's
-autoescaping, so a name such as ``<script>`` shows as text. Tables show at most :data:`ROW_LIMIT` rows,
-with a note; ``review --json`` and ``review --excel`` hold every row.
+The file opens offline in any browser: inline CSS, a little inline JavaScript, inline SVG charts, and no
+reference to anything outside it. Every value goes through jinja2's autoescaping, so a name such as
+``<script>`` shows as text. It reads top down as the document a district admin signs:
+
+- the verdict (:mod:`clever2sis.review.verdict`), each line linking to the table it counts;
+- a table of contents with the counts, then collapsible sections: provenance, counts (per school, each
+  school linking to the school filter), findings by kind, the changes per file, and the sign-off;
+- a school filter that narrows every findings and changes table to one school's rows, and per table a
+  text filter and sortable headings;
+- a print stylesheet: every section expanded, no controls, rows not cut across pages.
+
+Tables show at most :data:`ROW_LIMIT` rows, with a note; ``review --json`` and ``review --excel`` hold
+every row. A table of more than :data:`OPEN_ROW_LIMIT` rows starts folded, and one of more than
+:data:`PAGE_ROWS` shows that many rows at a time (filters and sorting apply to all of them; print shows
+every row), so the page opens, and a sort lays out, fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from clever2sis import __version__
 from clever2sis.atomic import atomic_write_bytes
 from clever2sis.build_dir import BuildDir
 from clever2sis.errors import ReviewError
+from clever2sis.review.names import FOUND_IN_BUILD, ID_SEPARATOR
+from clever2sis.review.verdict import CHANGE_ORDER, diff_anchor, finding_anchor
 from clever2sis.sis import files
 
 TEMPLATE_NAME = "report.html.j2"
-ROW_LIMIT = 500
+ROW_LIMIT = 10_000
+OPEN_ROW_LIMIT = 1_000
+PAGE_ROWS = 500
 CHART_BAR_WIDTH = 360
 CHART_ROW_HEIGHT = 18
 CHART_LABEL_WIDTH = 220
+NO_SCHOOL = "-"
 
 
 def templates_dir() -> Path:
@@ -73,16 +92,216 @@ def bar_chart(rows: Sequence[tuple[str, Mapping[str, int]]], series: Sequence[st
     }
 
 
-def _capped(rows: Sequence[Any]) -> dict[str, Any]:
-    return {"rows": list(rows[:ROW_LIMIT]), "total": len(rows), "shown": min(len(rows), ROW_LIMIT)}
+# --- tables ----------------------------------------------------------------------------------------------
 
 
-def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    return list(rows[0].keys()) if rows else []
+@dataclass(frozen=True)
+class Column:
+    """One column of a report table: its heading and how a row's cell is made.
+
+    ``kind``: ``id`` (a Canvas or Clever id), ``text``, ``named`` (the name in ``field`` with the id in
+    ``id_field`` beside it), ``school`` (school names with their account ids), ``found`` (a finding's
+    name, or where its record was looked for when it has none), ``before``/``after`` (a changed value).
+    """
+
+    label: str
+    kind: str
+    field: str = ""
+    id_field: str = ""
+
+    def cell(self, row: Mapping[str, Any]) -> str:
+        """This column's ``<td>`` for ``row``, every value escaped."""
+        value = escape(row.get(self.field, ""))
+        ident = escape(row.get(self.id_field, "")) if self.id_field else ""
+        if self.kind == "id":
+            return f'<td class="id">{value}</td>'
+        if self.kind in ("named", "school"):
+            return f'<td>{value} <span class="id">{ident}</span></td>' if ident else f"<td>{value}</td>"
+        if self.kind == "found":
+            if not value:
+                return f'<td><span class="missing">{escape(row.get("found_in", ""))}</span></td>'
+            tag = (
+                "" if row.get("found_in") == FOUND_IN_BUILD else ' <span class="tag">from the snapshot</span>'
+            )
+            return f"<td>{value}{tag}</td>"
+        if self.kind in ("before", "after"):
+            css = "old" if self.kind == "before" else "new"
+            if self.id_field in row:  # a change of ids: their names, then the ids
+                return f'<td class="{css}">{ident} <span class="id">({value})</span></td>'
+            return f'<td class="{css}">{value}</td>'
+        return f"<td>{value}</td>"
+
+
+def _id(field: str) -> Column:
+    return Column(field, "id", field)
+
+
+def _text(field: str, label: str = "") -> Column:
+    return Column(label or field, "text", field)
+
+
+def _named(label: str, field: str, id_field: str) -> Column:
+    return Column(label, "named", field, id_field)
+
+
+SCHOOL = Column("school", "school", "school", "school_ids")
+ROLE = _text("role")
+# Leading columns of each file's added and removed rows; the file's other columns follow.
+ROW_COLUMNS: dict[str, list[Column]] = {
+    files.USERS: [_named("user", "name", "user_id"), ROLE, SCHOOL],
+    files.ENROLLMENTS: [
+        _named("user", "user_name", "user_id"),
+        ROLE,
+        _named("section", "section_name", "section_id"),
+        SCHOOL,
+    ],
+    files.SECTIONS: [_named("section", "name", "section_id"), SCHOOL],
+    files.COURSES: [_named("course", "long_name", "course_id"), SCHOOL],
+    files.ACCOUNTS: [_named("school", "name", "account_id")],
+    files.TERMS: [_named("term", "name", "term_id")],
+    files.USER_OBSERVERS: [
+        _named("observer", "observer_name", "observer_id"),
+        _named("student", "student_name", "student_id"),
+        SCHOOL,
+    ],
+}
+# Leading columns of each file's changed rows (key and context); field, before and after follow.
+CHANGED_COLUMNS: dict[str, list[Column]] = {
+    **ROW_COLUMNS,
+    files.COURSES: [_named("course", "name", "course_id"), SCHOOL],
+    files.CHANGE_SIS_ID: [_id("type"), _id("old_id")],
+}
+# Not shown as columns of their own: shown within another (names, school ids) or derived for the diff.
+HIDDEN = frozenset({"school_ids", "schools", "first_name", "last_name", "name", "school"})
+FINDING_COLUMNS = [
+    _id("record_id"),
+    Column("name", "found", "name"),
+    ROLE,
+    SCHOOL,
+    _named("section", "section", "section_id"),
+    _text("message"),
+]
+
+
+def _rest(rows: Sequence[Mapping[str, Any]], lead: Sequence[Column]) -> list[Column]:
+    shown = {field for column in lead for field in (column.field, column.id_field)}
+    columns = list(rows[0].keys()) if rows else []
+    return [_id(c) if c.endswith("_id") else _text(c) for c in columns if c not in shown | HIDDEN]
+
+
+def _body(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], row_class: str) -> Markup:
+    """A table's rows as HTML. Made here, not in the template: a cell per column per row is most of the
+    report, and jinja2 takes about four times as long for the same output."""
+    css = f' class="{escape(row_class)}"' if row_class else ""
+    return Markup(
+        "".join(
+            f'<tr{css} data-schools="{escape(row.get("school_ids", ""))}">'
+            + "".join(column.cell(row) for column in columns)
+            + "</tr>\n"
+            for row in rows
+        )
+    )
+
+
+def _table(
+    anchor: str,
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[Column],
+    *,
+    row_class: str = "",
+    scoped: bool = True,
+) -> dict[str, Any]:
+    shown = list(rows[:ROW_LIMIT])
+    return {
+        "id": anchor,
+        "columns": list(columns),
+        "body": _body(shown, columns, row_class),
+        "total": len(rows),
+        "shown": len(shown),
+        "scoped": scoped,
+        "open": len(shown) <= OPEN_ROW_LIMIT,
+    }
+
+
+def _flat_changes(changed: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per changed field, with the row's key and context beside it."""
+    return [
+        {**row["key"], **row.get("context", {}), **change} for row in changed for change in row["changes"]
+    ]
+
+
+def _school_activity(tables: Iterable[tuple[str, Sequence[Mapping[str, Any]]]]) -> dict[str, Counter[str]]:
+    """Per school (account id): how many findings and changed rows name it (all rows, not only shown)."""
+    activity: dict[str, Counter[str]] = {}
+    for what, rows in tables:
+        for row in rows:
+            for school in str(row.get("school_ids") or "").split(ID_SEPARATOR):
+                if school:
+                    activity.setdefault(school, Counter())[what] += 1
+    return activity
+
+
+# --- everything the template needs -----------------------------------------------------------------------
+
+
+def _files_in_either(facts: Mapping[str, Any]) -> list[str]:
+    present = set(facts["counts"]["files"]) | set((facts.get("against_counts") or {}).get("files", {}))
+    return [name for name in files.FILE_ORDER if name in present]
+
+
+CHANGE_COLUMNS = [
+    _text("field"),
+    Column("before", "before", "old", "old_names"),
+    Column("after", "after", "new", "new_names"),
+]
+
+
+def _file_tables(name: str, rows: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A file's added, removed and changed rows as report tables."""
+    lead = ROW_COLUMNS.get(name, [])
+    return [
+        *(
+            (part, _table(diff_anchor(name, part), rows[part], lead + _rest(rows[part], lead), row_class=css))
+            for part, css in (("added", "new"), ("removed", "old"))
+        ),
+        (
+            "changed",
+            _table(
+                diff_anchor(name, "changed"),
+                _flat_changes(rows["changed"]),
+                [*CHANGED_COLUMNS.get(name, []), *CHANGE_COLUMNS],
+            ),
+        ),
+    ]
+
+
+def _diff_model(facts: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, Any]]]:
+    """Per file either build has (people first): its diff and tables; and its rows, for school activity."""
+    diff: list[dict[str, Any]] = []
+    activity: list[tuple[str, Any]] = []
+    present = _files_in_either(facts)
+    for name in (name for name in CHANGE_ORDER if name in present and name in facts["diff"]):
+        entry = facts["diff"][name]
+        rows = entry["rows"]
+        anchor = f"diff-{name.removesuffix('.csv')}"
+        diff.append({"name": name, "anchor": anchor, **entry, "tables": _file_tables(name, rows)})
+        contexts = [row.get("context", {}) for row in rows["changed"]]
+        activity += [("changes", rows["added"]), ("changes", rows["removed"]), ("changes", contexts)]
+    return diff, activity
+
+
+def _schools(facts: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Every school either build has, for the school filter: by name, then id."""
+    seen: dict[str, str] = {}
+    for counts in (facts["counts"], facts.get("against_counts") or {}):
+        for school in counts.get("by_school", []):
+            if school["account_id"]:
+                seen.setdefault(school["account_id"], school["name"])
+    return [{"id": i, "name": n} for i, n in sorted(seen.items(), key=lambda item: (item[1], item[0]))]
 
 
 def view_model(facts: Mapping[str, Any]) -> dict[str, Any]:
-    """What the template needs beyond the facts: capped tables and chart geometry."""
+    """What the template needs beyond the facts: tables, chart geometry, contents and school activity."""
     counts = facts["counts"]
     school_chart = bar_chart(
         [
@@ -98,39 +317,42 @@ def view_model(facts: Mapping[str, Any]) -> dict[str, Any]:
         ["students", "teachers"],
     )
     findings = {
-        kind: {**entry, "table": _capped(entry["items"])}
+        kind: {
+            **entry,
+            "anchor": finding_anchor(kind),
+            "table": _table(f"{finding_anchor(kind)}-rows", entry["items"], FINDING_COLUMNS),
+        }
         for kind, entry in facts["findings"]["by_kind"].items()
     }
+    activity_rows: list[tuple[str, Any]] = [
+        ("findings", entry["items"]) for entry in facts["findings"]["by_kind"].values()
+    ]
     diff = None
     change_chart = None
     if facts.get("diff"):
-        diff = {}
-        for name in files.FILE_ORDER:
-            entry = facts["diff"][name]
-            rows = entry["rows"]
-            flat_changes = [{**row["key"], **change} for row in rows["changed"] for change in row["changes"]]
-            diff[name] = {
-                **entry,
-                "added_table": {**_capped(rows["added"]), "columns": _columns(rows["added"])},
-                "removed_table": {**_capped(rows["removed"]), "columns": _columns(rows["removed"])},
-                "changed_table": {**_capped(flat_changes), "key": entry["key"]},
-            }
+        diff, changed_rows = _diff_model(facts)
+        activity_rows += changed_rows
         change_chart = bar_chart(
             [
-                (name, {"added": e["added"], "removed": e["removed"], "changed": e["changed"]})
-                for name, e in facts["diff"].items()
+                (d["name"], {"added": d["added"], "removed": d["removed"], "changed": d["changed"]})
+                for d in diff
             ],
             ["added", "removed", "changed"],
         )
     return {
         "facts": facts,
+        "verdict": facts["verdict"],
+        "signoff": facts["signoff"],
         "school_chart": school_chart,
         "change_chart": change_chart,
         "findings": findings,
         "diff": diff,
+        "schools": _schools(facts),
+        "activity": _school_activity(activity_rows),
         "row_limit": ROW_LIMIT,
         "tool_version": __version__,
-        "file_order": [name for name in files.FILE_ORDER],
+        "no_school": NO_SCHOOL,
+        "page_rows": PAGE_ROWS,
     }
 
 

@@ -7,6 +7,8 @@
       sis_import.zip       the same files, for Canvas
       build.json           snapshot identity, config hash, tool version, rows and sha256 per file, the zip's
                            sha256, and every validation finding (kind, severity, file, record_id, message)
+      identities.csv       who each users.csv row is, by the keys a person is recognised by later (not
+                           uploaded; see clever2sis/sis/builders/identities.py)
 
 (:mod:`clever2sis.build_dir` owns that layout and the record.) Everything is written into a temporary
 directory first and renamed into place when complete, under the build directory's lock; ``--force`` keeps
@@ -30,6 +32,7 @@ from clever2sis import __version__
 from clever2sis.atomic import atomic_directory
 from clever2sis.build_dir import (
     APPROVALS_DIR_NAME,
+    IDENTITIES_NAME,
     IMPORTS_DIR_NAME,
     RECORD_NAME,
     BuildDir,
@@ -48,15 +51,17 @@ from clever2sis.progress import Progress, silent
 from clever2sis.sis import files
 from clever2sis.sis.builders import Built, check_templates
 from clever2sis.sis.builders.accounts import build_accounts
+from clever2sis.sis.builders.admins import build_admins
 from clever2sis.sis.builders.change_sis_id import build_change_sis_id
 from clever2sis.sis.builders.courses import build_courses, plan_sections
 from clever2sis.sis.builders.enrollments import build_enrollments
+from clever2sis.sis.builders.identities import identity_frame
 from clever2sis.sis.builders.sections import build_sections
 from clever2sis.sis.builders.terms import Previous, build_terms, keep_recreated_terms
 from clever2sis.sis.builders.user_observers import build_user_observers
 from clever2sis.sis.builders.users import build_users
 from clever2sis.sis.checks import MALFORMED_RECORD
-from clever2sis.sis.findings import WARNING, combine, no_findings
+from clever2sis.sis.findings import FINDING_COLUMNS, WARNING, combine, no_findings
 from clever2sis.sis.id_map import read_id_map
 from clever2sis.sis.lengths import fit_lengths
 from clever2sis.sis.validate import check_references, clean_control_characters
@@ -65,11 +70,13 @@ from clever2sis.sis.writer import InOrder, WrittenFile, ZipWriter, write_csv
 
 @dataclass(frozen=True)
 class BuiltFiles:
-    """The rows of every Canvas file (only files with rows) and all findings."""
+    """The rows of every Canvas file (only files with rows), all findings, and identities.csv's rows (None
+    when ``ready`` took them)."""
 
     frames: dict[str, pd.DataFrame]
     findings: pd.DataFrame
     skipped: dict[str, str]
+    identities: pd.DataFrame | None = None
 
 
 Ready = Callable[[str, pd.DataFrame], None]
@@ -119,6 +126,7 @@ def build_frames(
     *,
     id_map: pd.DataFrame | None = None,
     previous: Previous | None = None,
+    claimed_logins: pd.DataFrame | None = None,
     ready: Ready | None = None,
 ) -> BuiltFiles:
     """Run every builder, then the validation that spans files. Pure: no I/O.
@@ -130,7 +138,11 @@ def build_frames(
     (:func:`~clever2sis.sis.builders.terms.keep_recreated_terms`), and the sections are planned again with
     it, so course ids and courses' term_id that embed ``canvas.term_id`` stay as they were.
 
-    ``ready`` is given each file with rows as soon as it is final, in processing order. Every file before
+    ``claimed_logins`` are logins Canvas still holds for removed users who are not tonight's (the sync's,
+    :data:`~clever2sis.sis.builders.users.CLAIMED_COLUMNS`): the login rule gives them to no one.
+
+    ``ready`` is given each file with rows as soon as it is final, in processing order, and identities.csv's
+    rows (as :data:`~clever2sis.build_dir.IDENTITIES_NAME`) once users.csv is final. Every file before
     enrollments.csv is final before the enrollments are built, so a caller can write them meanwhile.
     """
     accounts, school_accounts = build_accounts(district, settings)
@@ -144,7 +156,7 @@ def build_frames(
     courses = build_courses(plan.frame, settings)
     sections = build_sections(plan.frame, settings)
     progress(f"courses: {len(courses.frame):,}; sections: {len(sections.frame):,}")
-    users, user_map, observer_map = build_users(district, settings)
+    users, user_map, observer_map, keys = build_users(district, settings, claimed=claimed_logins)
     progress(f"users: {len(users.frame):,}")
     first = {
         files.ACCOUNTS: accounts,
@@ -162,15 +174,31 @@ def build_frames(
     final.found.append(malformed_findings(district))
     final.add(first)
     final.found.append(plan.findings)
-    del first, accounts, terms, courses, sections, users
+    identities: pd.DataFrame | None = None
+    if ready is not None:
+        ready(IDENTITIES_NAME, identity_frame(final.frames.get(files.USERS), keys))
+    else:
+        identities = identity_frame(final.frames.get(files.USERS), keys)
+    del first, accounts, terms, courses, sections, users, keys
     rest = {files.ENROLLMENTS: build_enrollments(district, settings, plan.frame, user_map)}
     release_freed_memory()
     progress(f"enrollments: {len(rest[files.ENROLLMENTS].frame):,}")
+    if settings.admins.enabled:
+        sent_accounts = final.frames.get(files.ACCOUNTS, accounts_columns_only())["account_id"]
+        rest[files.ADMINS] = build_admins(district, settings, school_accounts, user_map, sent_accounts)
+        progress(f"admins: {len(rest[files.ADMINS].frame):,}")
     if settings.observers.enabled:
         rest[files.USER_OBSERVERS] = build_user_observers(district, settings, user_map, observer_map)
         progress(f"user observers: {len(rest[files.USER_OBSERVERS].frame):,}")
     final.add(rest)
-    return BuiltFiles(frames=final.frames, findings=combine(final.found), skipped=final.skipped)
+    return BuiltFiles(
+        frames=final.frames, findings=combine(final.found), skipped=final.skipped, identities=identities
+    )
+
+
+def accounts_columns_only() -> pd.DataFrame:
+    """accounts.csv without rows (a build whose every school was left out)."""
+    return pd.DataFrame({column: pd.Series([], dtype="string") for column in files.COLUMNS[files.ACCOUNTS]})
 
 
 def malformed_findings(district: District) -> pd.DataFrame:
@@ -236,6 +264,17 @@ def findings_summary(found: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def with_findings(recorded: Mapping[str, Any], extra: pd.DataFrame) -> dict[str, Any]:
+    """build.json's ``findings`` (``recorded``) with the findings ``extra`` added: summary and items again,
+    in the stable order of :func:`~clever2sis.sis.findings.combine`."""
+    items = pd.DataFrame(list(recorded.get("items", [])), columns=list(FINDING_COLUMNS), dtype="string")
+    found = combine([items, extra])
+    return {
+        **findings_summary(found),
+        "items": pa.Table.from_pandas(found, preserve_index=False).to_pylist(),
+    }
+
+
 def build_record(
     snapshot: Snapshot,
     settings: BuildSettings,
@@ -287,12 +326,14 @@ def build(
     progress: Progress = silent,
     id_map: Path | None = None,
     previous: Previous | None = None,
+    claimed_logins: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Build ``snapshot_dir`` into ``out`` and return the build record (also saved as build.json).
 
     ``id_map``: a mapping from ``clever2sis map-ids``, for the first import into a Canvas that already has
     SIS ids from an older feed (adds change_sis_id.csv). ``previous``: what Canvas holds (see
-    :func:`build_frames`; :func:`previous_build` reads it from a build directory).
+    :func:`build_frames`; :func:`previous_build` reads it from a build directory). ``claimed_logins``:
+    logins Canvas holds for removed users, given to no one (see :func:`build_frames`).
 
     The build holds ``out``'s :class:`~clever2sis.build_dir.BuildLock` from the moment the snapshot is
     open until the new directory is in place: a second build of ``out``, or one while an upload, review or
@@ -319,6 +360,7 @@ def build(
             id_map=id_map,
             id_changes=id_changes,
             previous=previous,
+            claimed_logins=claimed_logins,
         )
     warnings = (record.findings or {})["warnings"]
     if strict and warnings:
@@ -339,6 +381,7 @@ def _write_build(
     id_map: Path | None,
     id_changes: pd.DataFrame | None,
     previous: Previous | None,
+    claimed_logins: pd.DataFrame | None = None,
 ) -> BuildRecord:
     """Load the snapshot, build and write every file into a new directory, and put it in place at ``out``."""
     progress(f"reading snapshot {snapshot.path} (district {snapshot.district_id})")
@@ -351,9 +394,15 @@ def _write_build(
             layout = BuildDir(tmp)
             layout.csv_dir.mkdir()
             written: dict[str, WrittenFile] = {}
-            with ZipWriter(layout.zip_file) as archive, InOrder(len(files.FILE_ORDER), "csv-files") as later:
+            with (
+                ZipWriter(layout.zip_file) as archive,
+                InOrder(len(files.FILE_ORDER) + 1, "csv-files") as later,
+            ):
 
                 def write_file(name: str, frame: pd.DataFrame) -> None:
+                    if name == IDENTITIES_NAME:  # beside the build, not in the zip
+                        write_csv(frame, layout.identities_file)
+                        return
                     with archive.member(name) as add_to_zip:
                         written[name] = write_csv(frame, layout.csv_file(name), also=add_to_zip)
 
@@ -364,6 +413,7 @@ def _write_build(
                     progress,
                     id_map=id_changes,
                     previous=previous,
+                    claimed_logins=claimed_logins,
                     ready=functools.partial(later, write_file),
                 )
                 del district

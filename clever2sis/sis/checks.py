@@ -204,6 +204,38 @@ DUPLICATE_USER_ID = _check(
     files.USERS,
     "user {user}: user_id '{user_id}' is already used by another user; left out",
 )
+# A login Canvas still holds for a removed user the sync does not carry over to this one (see
+# clever2sis/sync/identities.py); {claimant} is that user's user_id, {removed_on} the night it was removed.
+LOGIN_CLAIMED_REPLACED = _check(
+    "login_claimed_by_removed_user",
+    WARNING,
+    files.USERS,
+    "user {user}: login_id '{value}' ({field}) is still held in Canvas by removed user {claimant} (removed "
+    "{removed_on}), who is not carried over to this user; sent with login_id '{login_id}' instead",
+)
+LOGIN_CLAIMED_LEFT_OUT = _check(
+    "login_claimed_by_removed_user",
+    WARNING,
+    files.USERS,
+    "user {user}: login_id '{value}' ({field}) is still held in Canvas by removed user {claimant} (removed "
+    "{removed_on}), who is not carried over to this user, and no other login field is usable; left out",
+)
+# A sync's identity changes ({new_id}: tonight's user_id; {old_id}: the Canvas user it is; {keys}: the keys
+# they share, e.g. "login_id, sis_id"; {when}: "gone tonight" or "removed <night>").
+IDENTITY_CARRIED = _check(
+    "identity_carried",
+    INFO,
+    files.USERS,
+    "user {user}: user_id '{new_id}' is Canvas user '{old_id}' ({when}; the same {keys}); carried over "
+    "with {via}, so the person keeps their Canvas account, enrollments and coursework",
+)
+IDENTITY_AMBIGUOUS = _check(
+    "identity_ambiguous",
+    WARNING,
+    files.USERS,
+    "user {user}: user_id '{new_id}' shares {keys} with Canvas user(s) {old_ids}, which Clever no longer "
+    "has, but not one to one; not carried over, so Canvas makes a new user",
+)
 CONTACTS_NOT_BUILT = _check(
     "contacts_not_built",
     INFO,
@@ -271,6 +303,35 @@ DUPLICATE_OBSERVER_LINK = _check(
     files.USER_OBSERVERS,
     "contact {contact}: link to student {student} is listed more than once (relationship '{relationship}', "
     "type '{type}'); sent once",
+)
+
+# admins.csv ([admins] enabled): {what} is "school admin" or "district admin"
+ADMIN_USER_NOT_BUILT = _check(
+    "admin_user_not_built",
+    WARNING,
+    files.ADMINS,
+    "{what} {user} is not in users.csv (see that user's findings, or the user_roles setting); not made an "
+    "admin",
+)
+ADMIN_WITHOUT_SCHOOL = _check(
+    "admin_without_school",
+    WARNING,
+    files.ADMINS,
+    "school admin {user} (title '{title}') has no schools in Clever (roles.staff.schools); not made an admin",
+)
+ADMIN_SCHOOL_NOT_BUILT = _check(
+    "admin_school_not_built",
+    WARNING,
+    files.ADMINS,
+    "school admin {user}: school {school} is not in accounts.csv (not in the snapshot, or see its "
+    "findings); not made an admin there",
+)
+DUPLICATE_ADMIN = _check(
+    "duplicate_admin",
+    INFO,
+    files.ADMINS,
+    "user {user} would be an admin of account '{account_id}' as both '{role}' and '{other_role}'; sent once, "
+    "as '{role}' (Canvas pairs the rows of admins.csv by user_id and account_id)",
 )
 
 # change_sis_id.csv (--id-map): {type} is user, course or section; {clever_id} the id map's new_id

@@ -3,8 +3,9 @@
 Headers are fixed per file (and per setting where a column is optional) because Canvas's diffing compares
 files by name and header set, and detects each file's type from its header alone (canvas-lms
 ``lib/sis/csv/import_refactored.rb`` and each ``lib/sis/csv/*_importer.rb``): no column may trigger an
-earlier importer's predicate, so courses and enrollments never carry ``name``, and accounts always carry
-``parent_account_id``.
+earlier importer's predicate, so courses and enrollments never carry ``name``, accounts always carry
+``parent_account_id``, and admins.csv (``account_id`` and ``user_id``: ``lib/sis/csv/admin_importer.rb``)
+never carries ``course_id`` or ``section_id``, which would make it an enrollments file.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ COURSES = "courses.csv"
 SECTIONS = "sections.csv"
 USERS = "users.csv"
 ENROLLMENTS = "enrollments.csv"
+ADMINS = "admins.csv"
 USER_OBSERVERS = "user_observers.csv"
 
 # Canvas processes files in a fixed order whatever the zip holds; we write and zip them in that order too.
-FILE_ORDER = (CHANGE_SIS_ID, ACCOUNTS, TERMS, COURSES, SECTIONS, USERS, ENROLLMENTS, USER_OBSERVERS)
+FILE_ORDER = (CHANGE_SIS_ID, ACCOUNTS, TERMS, COURSES, SECTIONS, USERS, ENROLLMENTS, ADMINS, USER_OBSERVERS)
+# Files a review lists only when one of the builds it compares wrote them: admins.csv is opt-in, and a review
+# of builds without it says nothing of it.
+LISTED_WHEN_BUILT = frozenset({ADMINS})
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     CHANGE_SIS_ID: ("old_id", "new_id", "type"),
@@ -29,6 +34,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     SECTIONS: ("section_id", "course_id", "name", "status"),
     USERS: ("user_id", "login_id", "first_name", "last_name", "email", "status"),
     ENROLLMENTS: ("course_id", "section_id", "user_id", "role", "status"),
+    ADMINS: ("user_id", "account_id", "role", "status"),
     USER_OBSERVERS: ("observer_id", "student_id", "status"),
 }
 
@@ -41,5 +47,6 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
     SECTIONS: ("section_id",),
     USERS: ("user_id",),
     ENROLLMENTS: ("course_id", "section_id", "role", "user_id"),
+    ADMINS: ("account_id", "user_id", "role"),
     USER_OBSERVERS: ("observer_id", "student_id"),
 }

@@ -30,6 +30,7 @@ REFERENCES: tuple[tuple[str, str, str, str, bool], ...] = (
     (files.ENROLLMENTS, "course_id", files.COURSES, "course_id", False),
     (files.ENROLLMENTS, "section_id", files.SECTIONS, "section_id", False),
     (files.ENROLLMENTS, "user_id", files.USERS, "user_id", False),
+    (files.ADMINS, "user_id", files.USERS, "user_id", False),
     (files.USER_OBSERVERS, "observer_id", files.USERS, "user_id", False),
     (files.USER_OBSERVERS, "student_id", files.USERS, "user_id", False),
 )

@@ -13,6 +13,11 @@ All functions here are pure: frames in, frames out (reading a build's frames and
 * **Explicit deletion mode** (:func:`removal_rows`): the rows the last applied run sent that are gone now,
   as rows with a removal status: courses and sections ``deleted``, enrollments and users as configured
   (``inactive`` and ``suspended`` by default). Accounts and terms are never removed.
+* **Admins** (``[admins]``): every night, in every mode, the admins the product made that tonight lacks are
+  sent as ``deleted`` rows (:func:`removal_rows` with ``only``); the person who leaves with them stays in
+  users.csv that night (:func:`carry_admin_leavers`); on a diffed night the deletions sent the night before
+  are sent again unchanged (:func:`carry_admin_removals`); a night that gives an admin another role in an
+  account cannot be diffed (:func:`admin_role_changes`). See :func:`removal_rows` for why.
 * **What the guard compares** (:func:`current_terms_only`, :func:`without_rows`): the rows of terms that
   have not ended, without the rows the sync carried.
 """
@@ -239,24 +244,101 @@ def removal_rows(
     *,
     enrollment_status: str,
     user_status: str,
+    only: Collection[str] | None = None,
 ) -> Frames:
     """Rows ``old`` (present rows of the last applied run) sent that ``new`` lacks, with a removal status.
 
-    Courses and sections become ``deleted``, enrollments ``enrollment_status``, users ``user_status``;
-    accounts and terms are never removed (a school or term that vanishes is the guard's business).
+    Courses and sections become ``deleted``, enrollments ``enrollment_status``, users ``user_status``, admins
+    ``deleted``; accounts and terms are never removed (a school or term that vanishes is the guard's
+    business). ``only``: just these files.
+
+    Admins are removed only so: ``old`` holds only admins.csv rows the product sent, and Canvas's
+    ``deleted`` removes only an admin an import made (``lib/sis/admin_importer.rb`` looks for one with a
+    ``sis_batch_id``), so an admin added in Canvas is never touched, and no row ever has a blank
+    ``account_id`` (the root account). The sync sends them in every mode: batch mode never removes admins,
+    and a diff removes none on a night whose admins.csv is left with no rows (a file type absent from an
+    import is passed through: ``lib/sis/csv/diff_generator.rb``).
     """
     statuses = {
         files.COURSES: DELETED,
         files.SECTIONS: DELETED,
         files.ENROLLMENTS: enrollment_status,
         files.USERS: user_status,
+        files.ADMINS: DELETED,
     }
     out = empty_frames()
     for name, status in statuses.items():
+        if only is not None and name not in only:
+            continue
         gone = without(old[name], new[name], name).copy()
+        if name == files.ADMINS:
+            gone = gone.loc[(gone["account_id"] != "").to_numpy(dtype=bool)]
         gone["status"] = status
         out[name] = gone.reset_index(drop=True)
     return out
+
+
+def _admins_removed(old: Mapping[str, pd.DataFrame], new: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The admins.csv rows ``old`` holds (present) that ``new`` lacks: those removed tonight."""
+    return without(old[files.ADMINS], new[files.ADMINS], files.ADMINS)
+
+
+def carry_admin_leavers(old: Mapping[str, pd.DataFrame], amended: Amended) -> Amended:
+    """Keep in users.csv, for tonight, every user who leaves tonight while admin rows of theirs are removed.
+
+    Canvas finds an admins.csv user among the *active* logins (``lib/sis/admin_importer.rb``,
+    ``root_account.pseudonyms.active``) and processes admins.csv after users.csv
+    (``lib/sis/csv/import_refactored.rb``): a person suspended tonight can no longer lose an admin role
+    tonight ("Invalid or unknown user_id '{id}' for admin"; the admin would stay). So the person's users.csv
+    row is sent again as Canvas has it (carried), the admin row is removed, and the next night, with no admin
+    row left, the person is removed as anyone else.
+    """
+    users = old[files.USERS]
+    removed = _admins_removed(old, amended.frames)
+    leaving = users.loc[among(users["user_id"], removed["user_id"])] if len(removed) else users.iloc[:0]
+    extra = without(leaving, amended.frames[files.USERS], files.USERS).reset_index(drop=True)
+    if not len(extra):
+        return amended
+    frames = {**amended.frames, files.USERS: append_rows(amended.frames[files.USERS], extra)}
+    carried = {**amended.carried, files.USERS: append_rows(amended.carried[files.USERS], extra)}
+    return dataclasses.replace(amended, frames=frames, carried=carried)
+
+
+def carry_admin_removals(sent_before: pd.DataFrame, amended: Amended) -> Amended:
+    """On a diffed night: send again, unchanged, the ``deleted`` admins.csv rows of Canvas's diff baseline
+    (``sent_before``) whose user_id and account_id tonight's admins.csv lacks.
+
+    Otherwise Canvas's diff would send each of them once more as a vanished row, the night its person is
+    suspended (see :func:`carry_admin_leavers`), and warn. Identical rows are dropped by the diff, so
+    nothing reaches Canvas; a remaster (no diff) leaves them out.
+    """
+    tonight = amended.frames[files.ADMINS]
+    key = ["user_id", "account_id"]
+    if not len(sent_before):
+        return amended
+    again = sent_before.merge(tonight[key], on=key, how="left", indicator=True)
+    extra = sent_before.loc[(again["_merge"] == "left_only").to_numpy()].reset_index(drop=True)
+    if not len(extra):
+        return amended
+    frames = {**amended.frames, files.ADMINS: append_rows(tonight, extra)}
+    carried = {**amended.carried, files.ADMINS: append_rows(amended.carried[files.ADMINS], extra)}
+    return dataclasses.replace(amended, frames=frames, carried=carried)
+
+
+def admin_role_changes(old: Mapping[str, pd.DataFrame], new: Mapping[str, pd.DataFrame]) -> int:
+    """How many admins ``new`` gives another role in an account than ``old`` (present rows) holds.
+
+    Canvas pairs admins.csv rows by user_id and account_id (``identifying_fields``), the role aside: a
+    diff would send the new role and keep the old one, and a row removing the old role in the same file
+    would be taken as the same row. Such a night goes as a remaster, which applies both rows.
+    """
+    key = ["user_id", "account_id"]
+    before, after = present(old)[files.ADMINS], present(new)[files.ADMINS]
+    if not len(before) or not len(after):
+        return 0
+    paired = before[[*key, "role"]].merge(after[[*key, "role"]], on=key, suffixes=("_old", "_new"))
+    moved = paired.loc[(paired["role_old"] != paired["role_new"]).to_numpy(dtype=bool)]
+    return len(moved[key].drop_duplicates())
 
 
 def change_counts(

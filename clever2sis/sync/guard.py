@@ -689,6 +689,14 @@ def role_counts(users: pd.DataFrame, roles: pd.DataFrame) -> dict[str, int]:
     return {role: int(held[f"is_{role}"].sum()) for role in ROLE_NAMES if f"is_{role}" in held.columns}
 
 
+def role_counts_of_identities(users: pd.DataFrame, identities: pd.DataFrame) -> dict[str, int]:
+    """How many rows of ``users`` (users.csv) hold each Clever role, by ``identities`` (identities.csv's
+    rows: ``user_id`` and the ``;``-joined ``roles``)."""
+    held = identities.loc[among(identities["user_id"], users["user_id"]), "roles"].astype("str")
+    padded = ";" + held + ";"
+    return {role: int(padded.str.contains(f";{role};", regex=False).sum()) for role in ROLE_NAMES}
+
+
 # --- what a build's record says --------------------------------------------------------------------------
 
 

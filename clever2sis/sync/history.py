@@ -9,9 +9,12 @@ tokens never reach a run's facts.
 
 The schema's version is SQLite's ``user_version``. Version 2 added ``applied`` (what Canvas really applied:
 see :mod:`clever2sis.sync.state`); version 3 added ``stage`` (where a run was: the pipeline's stages);
-version 4 added ``held_json`` (the schools the guard held, :mod:`clever2sis.sync.guard`). An
-older file is migrated when opened (:data:`_ADDED_COLUMNS`); its rows keep the new columns empty (NULL),
-and the sync reads such a run as it did before (for ``applied``: the present rows of its build).
+version 4 added ``imports_json`` (every import a run posted: the observer link imports beside the main);
+version 5 ``identities_carried`` (how many users the run carried over to a new id:
+:mod:`clever2sis.sync.identities`); version 6 ``held_json`` (the schools the guard held,
+:mod:`clever2sis.sync.guard`). An older file is migrated when opened (:data:`_ADDED_COLUMNS`); its
+rows keep the new columns empty (NULL), and the sync reads such a run as it did before (for ``applied``:
+the present rows of its build).
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ import orjson
 from clever2sis.errors import RunsDirError
 
 HISTORY_NAME = "history.sqlite"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_S = 30.0
 RUNNING = "running"
+PAUSED = "paused"
 # Outcomes after which the run's build is what Canvas now holds: the baseline for the next run.
 BASELINE_OUTCOMES = ("imported", "imported_with_messages")
 # Import states after which nothing changes any more (clever2sis.canvas.sis_import.TERMINAL_STATES).
@@ -71,16 +75,25 @@ CREATE TABLE IF NOT EXISTS runs (
     run_dir TEXT,
     applied TEXT,
     stage TEXT,
+    imports_json TEXT,
+    identities_carried INTEGER,
     held_json TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_profile ON runs (profile, run_id);
 """
 # Columns added after the first schema (version 1), with their types: added to an older file when opened.
-_ADDED_COLUMNS = {"applied": "TEXT", "stage": "TEXT", "held_json": "TEXT"}
+_ADDED_COLUMNS = {
+    "applied": "TEXT",
+    "stage": "TEXT",
+    "imports_json": "TEXT",
+    "identities_carried": "INTEGER",
+    "held_json": "TEXT",
+}
 _JSON_COLUMNS = {
     "guard_json": "guard_details",
     "rows_json": "rows",
     "changes_json": "changes",
+    "imports_json": "imports",
     "held_json": "held_schools",
 }
 _COLUMNS = (
@@ -104,6 +117,8 @@ _COLUMNS = (
     "run_dir",
     "applied",
     "stage",
+    "imports_json",
+    "identities_carried",
     "held_json",
 )
 # The facts of a run as its JSON line and run.json give them: the history columns, JSON ones by their fact
@@ -281,6 +296,15 @@ class History:
             if run["import_state"] in BASELINE_OUTCOMES:
                 newest.setdefault(str(run["profile"]), str(run["run_id"]))
         return set(newest.values())
+
+    def paused_since_last_applied(self, profile: str) -> bool:
+        """Whether a night of ``profile`` was paused since its last applied run (or ever, without one)."""
+        for run in self.runs(profile=profile):
+            if run["import_state"] in BASELINE_OUTCOMES:
+                return False
+            if run["outcome"] == PAUSED:
+                return True
+        return False
 
     def last_remaster(self, profile: str) -> RunRow | None:
         """The profile's newest applied run that re-sent everything (a remaster, or the first run)."""

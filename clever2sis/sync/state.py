@@ -16,20 +16,34 @@ An :class:`AppliedState` holds:
   terms and accounts Clever no longer lists): they never count as Clever's.
 * ``removed_users``: every user the sync removed (Canvas holds them suspended or deleted), with the keys a
   person may be recognised by later (:data:`REMOVED_USER_COLUMNS`) and the night of the removal.
+* ``identities``: those keys for every user ``present`` holds (identities.csv's columns), or None for a
+  state kept before builds wrote identities.csv; :mod:`clever2sis.sync.identities` matches a user Clever
+  re-created against them and against ``removed_users``.
 * ``observers``: the observer links Canvas holds (:data:`OBSERVER_COLUMNS`).
 * ``canvas_baseline``: the run whose zip Canvas's diffing compares with, and that zip's uncompressed size
   per file. Canvas diffs against its newest applied import that was diffed or a remaster
   (``SisBatch#generate_diff``, ``app/models/sis_batch.rb``), so a night applied without a diff leaves it
   where it was.
+* ``admin_removals``: the admins.csv rows the run's zip sent as ``deleted``, which a diffed night sends
+  again unchanged (:func:`clever2sis.sync.changes.carry_admin_removals`). They are read from the run's
+  zip when ``present`` is the build's own (a night applied without deletes is followed by a remaster,
+  which needs none).
 
 A run's state lives in ``RUN/state/``: ``state.json`` (:data:`STATE_FORMAT`), ``removed_users.csv``,
 ``observers.csv`` and, only when ``present`` is not simply the present rows of the run's own build (most
-nights it is), ``present/<file>.csv``. A run whose import Canvas did not apply records only that nothing
-changed since the state it started from.
+nights it is), ``present/<file>.csv``; likewise ``identities.csv`` only when they are not the build's own
+``BUILD_DIR/identities.csv`` (``"identities"`` in state.json: ``build``, ``files``, or absent: unknown).
+A run whose import Canvas did not apply records only that nothing changed since the state it started from.
+
+When the sync manages the observer links (``[observers] enabled``; see clever2sis/sync/observers.py) they
+change in imports of their own, before and after the main one, so ``observers.csv`` is also written on its
+own (:func:`write_observers`) each time the links Canvas may hold change, even on a night whose main import
+was not applied; the next run reads the newest such file (:func:`read_observers`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,7 +58,9 @@ from clever2sis.build_dir import CARRIED, REMOVED, BuildDir, Frames, empty_frame
 from clever2sis.canvas.sis_import import SUCCESS_STATES, ImportOptions, SisImport
 from clever2sis.errors import RunsDirError
 from clever2sis.sis import files
+from clever2sis.sis.builders.identities import IDENTITY_COLUMNS
 from clever2sis.sync.changes import Amended, among, append_rows, present, without
+from clever2sis.sync.identities import identities_of_users, renamed_column, renamed_users
 from clever2sis.sync.runs import BUILD_DIR_NAME
 
 # What Canvas applied on a night (history's ``applied`` column).
@@ -65,14 +81,15 @@ STATE_DIR_NAME = "state"
 STATE_RECORD_NAME = "state.json"
 PRESENT_DIR_NAME = "present"
 REMOVED_USERS_NAME = "removed_users.csv"
+IDENTITIES_FILE_NAME = "identities.csv"
 OBSERVERS_NAME = "observers.csv"
 STATE_FORMAT = 1
 SAME_AS_BUILD = "build"  # state.json's "present": the present rows of the run's own build
 OWN_FILES = "files"  # state.json's "present": present/<file>.csv
 
 USER_REMOVAL_STATUSES = frozenset({"suspended", "deleted"})
-# The removed-user ledger. clever_id, login_id (lower-cased, as Canvas compares logins) and the name come
-# from users.csv; sis_id, the numbers and the roles are left empty until the build records them.
+# The removed-user ledger: the user's identity keys (identities.csv's, the login lower-cased as Canvas
+# compares logins; from users.csv alone for a user whose state has no identities), status and night.
 REMOVED_USER_COLUMNS = (
     "user_id",
     "login_id",
@@ -150,6 +167,8 @@ class AppliedState:
     removed_users: pd.DataFrame = field(default_factory=lambda: _empty(REMOVED_USER_COLUMNS))
     observers: pd.DataFrame = field(default_factory=lambda: _empty(OBSERVER_COLUMNS))
     canvas_baseline: CanvasBaseline | None = None
+    admin_removals: pd.DataFrame = field(default_factory=lambda: _empty(files.COLUMNS[files.ADMINS]))
+    identities: pd.DataFrame | None = None
 
     @classmethod
     def empty(cls) -> AppliedState:
@@ -160,6 +179,39 @@ class AppliedState:
     def needs_remaster(self) -> bool:
         """Canvas applied the last night without deletes: what vanished must be sent as removal rows."""
         return self.applied == WHOLE_NO_DELETES
+
+    def held_identities(self) -> pd.DataFrame:
+        """The identities of the users ``present`` holds (from users.csv alone where none are kept)."""
+        users = self.present[files.USERS]
+        if self.identities is None:
+            return identities_of_users(users)
+        return self.identities.loc[among(self.identities["user_id"], users["user_id"])].reset_index(drop=True)
+
+    def renamed(self, renames: pd.Series) -> AppliedState:
+        """This state with the user ids of ``renames`` (new by old: users carried over tonight) replaced,
+        in every row, the ledger, the identities and the observer links (the old id is not removed)."""
+        if renames.empty:
+            return self
+        observers = self.observers.copy()
+        for column in OBSERVER_COLUMNS:
+            observers[column] = renamed_column(observers[column], renames)
+        ledger = self.removed_users.copy()
+        ledger["user_id"] = renamed_column(ledger["user_id"], renames)
+        identities = None
+        if self.identities is not None:
+            identities = self.identities.copy()
+            identities["user_id"] = renamed_column(identities["user_id"], renames)
+        admin_removals = self.admin_removals.copy()
+        admin_removals["user_id"] = renamed_column(admin_removals["user_id"], renames)
+        return dataclasses.replace(
+            self,
+            present=renamed_users(self.present, renames),
+            carried=renamed_users(self.carried, renames),
+            removed_users=ledger,
+            observers=observers,
+            identities=identities,
+            admin_removals=admin_removals,
+        )
 
 
 @dataclass(frozen=True)
@@ -193,11 +245,19 @@ def applied_of(final: SisImport, options: ImportOptions) -> str:
     return WHOLE_NO_DELETES if skipped else DIFF
 
 
-def state_after(previous: AppliedState | None, tonight: Amended, outcome: Outcome) -> AppliedState:
+def state_after(
+    previous: AppliedState | None,
+    tonight: Amended,
+    outcome: Outcome,
+    *,
+    identities: pd.DataFrame | None = None,
+) -> AppliedState:
     """The state after a night that sent ``tonight`` (every row of the zip, and the rows it carried).
 
     Nothing applied: ``previous``. Files applied without deletes: ``previous``'s present rows and tonight's
     together (a row sent tonight, with any status, in tonight's version). Otherwise tonight's present rows.
+    ``identities`` are those of tonight's build (None: unknown); the state's follow the users it holds.
+    ``previous`` is taken with tonight's carry-overs already made (:meth:`AppliedState.renamed`).
     """
     before = previous if previous is not None else AppliedState.empty()
     if outcome.applied == NONE:
@@ -223,7 +283,28 @@ def state_after(previous: AppliedState | None, tonight: Amended, outcome: Outcom
         removed_users=_ledger(before, tonight.frames, held, outcome),
         observers=before.observers,
         canvas_baseline=baseline,
+        admin_removals=removed_admins(tonight.frames),
+        identities=_identities_after(before, identities, held, outcome),
     )
+
+
+def removed_admins(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The admins.csv rows of a zip's ``frames`` sent as ``deleted``."""
+    admins = frames[files.ADMINS]
+    return admins.loc[(admins["status"] == "deleted").to_numpy(dtype=bool)].reset_index(drop=True)
+
+
+def _identities_after(
+    before: AppliedState, tonight: pd.DataFrame | None, held: Mapping[str, pd.DataFrame], outcome: Outcome
+) -> pd.DataFrame | None:
+    """The identities of the users Canvas holds after tonight: tonight's build's, and on a night applied
+    without deletes also ``before``'s for the users held before that tonight's build lacks."""
+    if tonight is None or outcome.applied != WHOLE_NO_DELETES:
+        return tonight
+    kept = before.held_identities()
+    kept = kept.loc[~among(kept["user_id"], tonight["user_id"])]
+    kept = kept.loc[among(kept["user_id"], held[files.USERS]["user_id"])]
+    return append_rows(tonight, kept) if len(kept) else tonight
 
 
 def sent_present(frames: Mapping[str, pd.DataFrame]) -> Frames:
@@ -251,31 +332,32 @@ def _ledger(
     ledger = before.removed_users
     if rows:
         ledger = pd.concat(
-            [ledger, *(_removed_user_rows(frame, outcome) for frame in rows)], ignore_index=True
+            [ledger, *(_removed_user_rows(frame, outcome, before.held_identities()) for frame in rows)],
+            ignore_index=True,
         )
     back = among(ledger["user_id"], held[files.USERS]["user_id"])
     return ledger.loc[~back].drop_duplicates("user_id", keep="first").reset_index(drop=True)
 
 
-def _removed_user_rows(users: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
-    """Ledger rows of users.csv rows (the Clever id: integration_id where users.csv has one, else user_id)."""
-
-    def column(name: str) -> pd.Series:
-        if name in users.columns:
-            return users[name].astype("str").reset_index(drop=True)
-        return pd.Series([""] * len(users), dtype="str")
-
-    clever_id = column("integration_id")
-    user_id = column("user_id")
+def _removed_user_rows(users: pd.DataFrame, outcome: Outcome, known: pd.DataFrame) -> pd.DataFrame:
+    """Ledger rows of users.csv rows: their identity keys from ``known`` (the identities of the users held
+    before), else what users.csv tells (the Clever id: integration_id where users.csv has one)."""
+    told = identities_of_users(users.reset_index(drop=True))
+    keys = known.drop_duplicates("user_id").set_index("user_id")
     out = pd.DataFrame({name: pd.Series([""] * len(users), dtype="str") for name in REMOVED_USER_COLUMNS})
-    out["user_id"] = user_id
-    out["login_id"] = column("login_id").str.lower()
-    out["status"] = column("status")
+    out["user_id"] = told["user_id"]
+    found = among(told["user_id"], keys.index.to_series())
+    for name in REMOVED_USER_COLUMNS:
+        if name not in told.columns:
+            continue
+        values = told[name].to_numpy(dtype=object).copy()
+        if found.any() and name in keys.columns:
+            values[found] = keys[name].reindex(told["user_id"][found]).fillna("").to_numpy()
+        out[name] = pd.Series(values, dtype="str")
+    out["login_id"] = out["login_id"].str.lower()
+    out["status"] = users["status"].astype("str").to_numpy() if "status" in users else ""
     out["removed_on"] = outcome.night
     out["removed_run_id"] = outcome.run_id
-    out["clever_id"] = clever_id.where(clever_id != "", user_id)
-    out["first_name"] = column("first_name")
-    out["last_name"] = column("last_name")
     return out
 
 
@@ -286,15 +368,25 @@ def state_dir(run_dir: Path) -> Path:
     return run_dir / STATE_DIR_NAME
 
 
-def write_state(run_dir: Path, state: AppliedState, *, build_present: Mapping[str, pd.DataFrame]) -> None:
+def write_state(
+    run_dir: Path,
+    state: AppliedState,
+    *,
+    build_present: Mapping[str, pd.DataFrame],
+    build_identities: pd.DataFrame | None = None,
+) -> None:
     """Keep ``state`` in ``RUN/state/`` (written beside it, renamed into place when whole).
 
-    ``build_present`` is :func:`sent_present` of the run's build: when ``present`` is the same rows, only
-    that is recorded.
+    ``build_present`` is :func:`sent_present` of the run's build, ``build_identities`` its identities.csv:
+    when ``present`` (the identities) are the same rows, only that is recorded.
     """
     from clever2sis.sis.writer import write_csv
 
     same = all(_same_rows(state.present[name], build_present[name]) for name in files.FILE_ORDER)
+    identities = state.identities
+    same_identities = (
+        identities is not None and build_identities is not None and _same_rows(identities, build_identities)
+    )
     record = {
         "format": STATE_FORMAT,
         "run_id": state.run_id,
@@ -304,15 +396,51 @@ def write_state(run_dir: Path, state: AppliedState, *, build_present: Mapping[st
         "removed_users": len(state.removed_users),
         "observers": len(state.observers),
     }
+    if identities is not None:
+        record["identities"] = SAME_AS_BUILD if same_identities else OWN_FILES
     with atomic_directory(state_dir(run_dir), replace=True) as tmp:
         write_csv(_sorted(state.removed_users, ["user_id"]), tmp / REMOVED_USERS_NAME)
         write_csv(_sorted(state.observers, list(OBSERVER_COLUMNS)), tmp / OBSERVERS_NAME)
+        if identities is not None and not same_identities:
+            write_csv(_sorted(identities, ["user_id"]), tmp / IDENTITIES_FILE_NAME)
         if not same:
             (tmp / PRESENT_DIR_NAME).mkdir()
             for name in files.FILE_ORDER:
                 frame = state.present[name]
                 write_csv(_sorted(frame, list(files.SORT_KEYS[name])), tmp / PRESENT_DIR_NAME / name)
         atomic_write_bytes(tmp / STATE_RECORD_NAME, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_observers(run_dir: Path, observers: pd.DataFrame) -> None:
+    """Keep ``observers`` (the links Canvas may hold now) as the run's ``state/observers.csv``, atomically,
+    and their count in ``state.json`` when the run has written one."""
+    from clever2sis.sis.writer import csv_chunks
+
+    frame = _sorted(observers.loc[:, list(OBSERVER_COLUMNS)], list(OBSERVER_COLUMNS))
+    atomic_write_bytes(observers_file(run_dir), b"".join(bytes(chunk) for chunk in csv_chunks(frame)))
+    record_file = state_dir(run_dir) / STATE_RECORD_NAME
+    try:
+        record = orjson.loads(record_file.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return
+    if isinstance(record, dict) and "observers" in record:
+        record["observers"] = len(frame)
+        atomic_write_bytes(record_file, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def observers_file(run_dir: Path) -> Path:
+    return state_dir(run_dir) / OBSERVERS_NAME
+
+
+def read_observers(run_dir: Path) -> pd.DataFrame:
+    """The run's ``state/observers.csv``; :class:`RunsDirError` naming the file when it cannot be read."""
+    path = observers_file(run_dir)
+    try:
+        return _read_csv(path, OBSERVER_COLUMNS)
+    except FileNotFoundError:
+        raise RunsDirError(f"{path}: missing") from None
+    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise RunsDirError(f"{path}: not readable ({error})") from None
 
 
 def write_unchanged(run_dir: Path, run_id: str, previous: AppliedState | None) -> None:
@@ -366,14 +494,17 @@ def _state_from(record: Any, run_dir: Path, run_id: str, *, follow: bool = True)
         )
     build = BuildDir(run_dir / BUILD_DIR_NAME)
     carried = build.read_sync_rows(CARRIED)
+    admin_removals = _empty(files.COLUMNS[files.ADMINS])
     if record.get("present") == SAME_AS_BUILD:
-        held = sent_present(build.verified_zip(error=RunsDirError).read_frames())
+        sent = build.verified_zip(error=RunsDirError).read_frames()
+        held, admin_removals = sent_present(sent), removed_admins(sent)
     elif record.get("present") == OWN_FILES:
         held = {name: _read_csv(state_dir(run_dir) / PRESENT_DIR_NAME / name) for name in files.FILE_ORDER}
     else:
         raise ValueError(f"present is {record.get('present')!r}")
     removed_users = _read_csv(state_dir(run_dir) / REMOVED_USERS_NAME, REMOVED_USER_COLUMNS)
     observers = _read_csv(state_dir(run_dir) / OBSERVERS_NAME, OBSERVER_COLUMNS)
+    identities = _read_identities(record.get("identities"), build, state_dir(run_dir))
     return AppliedState(
         run_id=run_id,
         applied=str(applied),
@@ -382,7 +513,25 @@ def _state_from(record: Any, run_dir: Path, run_id: str, *, follow: bool = True)
         removed_users=removed_users,
         observers=observers,
         canvas_baseline=CanvasBaseline.from_dict(record.get("canvas_baseline")),
+        admin_removals=admin_removals,
+        identities=identities,
     )
+
+
+def _read_identities(kept: Any, build: BuildDir, directory: Path) -> pd.DataFrame | None:
+    """The identities a state records (``kept``: state.json's "identities"); None when it records none."""
+    if kept is None:
+        return None
+    if kept == OWN_FILES:
+        return _read_csv(directory / IDENTITIES_FILE_NAME, IDENTITY_COLUMNS)
+    if kept != SAME_AS_BUILD:
+        raise ValueError(f"identities is {kept!r}")
+    identities = build.read_identities()
+    if identities is None:
+        raise ValueError(f"{build.identities_file} is missing")
+    if tuple(identities.columns) != IDENTITY_COLUMNS:
+        raise ValueError(f"{build.identities_file.name} has the columns {', '.join(identities.columns)}")
+    return identities
 
 
 def read_legacy_state(run_dir: Path, run_id: str, *, applied: str) -> AppliedState:
@@ -393,12 +542,16 @@ def read_legacy_state(run_dir: Path, run_id: str, *, applied: str) -> AppliedSta
     held = present(verified.read_frames(), build.read_sync_rows(REMOVED))
     held[files.CHANGE_SIS_ID] = empty_frames()[files.CHANGE_SIS_ID]
     baseline = CanvasBaseline(run_id, ZipSizes.of_zip(verified.path)) if applied in (DIFF, REMASTER) else None
+    identities = build.read_identities()
     return AppliedState(
         run_id=run_id,
         applied=applied,
         present=held,
         carried=build.read_sync_rows(CARRIED),
         canvas_baseline=baseline,
+        identities=identities
+        if identities is not None and tuple(identities.columns) == IDENTITY_COLUMNS
+        else None,
     )
 
 

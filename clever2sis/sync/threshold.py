@@ -44,6 +44,7 @@ CANVAS_DIFF_KEYS: dict[str, tuple[str, ...]] = {
         "role_id",
         "associated_user_id",
     ),
+    files.ADMINS: ("user_id", "account_id"),
     files.USER_OBSERVERS: ("observer_id",),
 }
 

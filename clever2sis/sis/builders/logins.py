@@ -25,6 +25,12 @@ surrogates and the line and paragraph separators (Zl, Zp); spaces (Zs), format c
 use ones (Co) are printable. It is read here from Python's Unicode tables; where they are newer or older than
 the Ruby Canvas runs on, only the characters one version assigns and the other does not are judged
 differently (tests/test_logins_ruby.py checks the rule against Ruby itself).
+
+A login Canvas still holds for a user outside the build (a removed user, whose suspended login still claims
+its name: ``app/models/pseudonym.rb`` checks uniqueness among logins not deleted) is given to no one either
+(:func:`without_claimed`): Canvas would skip the row ("has already claimed ... requested login information",
+``lib/sis/user_importer.rb``), so its user falls back to their next login field, as if someone had taken the
+value before anyone's first field.
 """
 
 from __future__ import annotations
@@ -197,6 +203,49 @@ def _first_of_each(losses: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame(columns=list(LOST_COLUMNS))
     lost = pd.concat(losses)
     return lost[~lost.index.duplicated()]
+
+
+def without_claimed(
+    candidates: list[tuple[str, pd.Series]], claimed: pd.Series
+) -> tuple[list[tuple[str, pd.Series]], pd.DataFrame]:
+    """The candidates with every value in ``claimed`` (lower-cased logins) made ``<NA>``, compared trimmed
+    and regardless of case; and, for each user who offered such a value (indexed like ``candidates``), the
+    first: its field's position in ``candidates`` (``position``), the field and the value."""
+    index = candidates[0][1].index
+    taken = string_series(pa.array(claimed, type=pa.large_string(), from_pandas=True))
+    out, found = [], []
+    seen = np.zeros(len(index), dtype=bool)
+    for position, (field, values) in enumerate(candidates):
+        key = pc.utf8_lower(pc.utf8_trim_whitespace(one_array(values)))
+        hit = np.asarray(member(string_series(key), taken), dtype=bool)
+        if not hit.any():
+            out.append((field, values))
+            continue
+        first = hit & ~seen
+        seen |= hit
+        found.append(
+            pd.DataFrame(
+                {
+                    "position": position,
+                    "field": field,
+                    "value": string_series(pc.utf8_trim_whitespace(one_array(values, first))),
+                }
+            ).set_axis(index[first])
+        )
+        out.append((field, values.mask(pd.Series(hit, index=index))))
+    offered = pd.concat(found) if found else pd.DataFrame(columns=["position", "field", "value"])
+    return out, offered
+
+
+def given_by(candidates: list[tuple[str, pd.Series]], login: pd.Series) -> np.ndarray:
+    """The position in ``candidates`` of the field that gave each user their ``login`` (the number of
+    fields where they have none)."""
+    out = np.full(len(login), len(candidates), dtype=np.int64)
+    chosen = one_array(login)
+    for position, (_, values) in enumerate(reversed(candidates)):
+        same = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(one_array(values)), chosen), False)
+        out[np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)] = len(candidates) - 1 - position
+    return out
 
 
 def _among(key: pa.Array, taken: list[pa.Array]) -> np.ndarray:

@@ -9,6 +9,9 @@ then (``lib/sis/user_observer_importer.rb``).
 Every link that is not sent is listed: a student who is not in the pull, or not in users.csv; a contact
 left out of users.csv; a link that would have someone observe themself (the same user, or Clever's
 relationship ``Self``), which Canvas refuses; and a link repeated (sent once).
+
+:func:`link_rows` makes the rows of links given as pairs, with a status: the sync sends the links it
+removes as ``deleted`` rows of their own (see clever2sis/sync/observers.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from clever2sis.sis.builders import Built, ordered
 from clever2sis.sis.findings import combine
 
 SELF_RELATIONSHIP = "Self"
+ACTIVE = "active"
+DELETED = "deleted"
+LINK_COLUMNS = ("observer_id", "student_id")
 
 
 def user_observer_columns(settings: BuildSettings) -> tuple[str, ...]:
@@ -75,3 +81,10 @@ def build_user_observers(
     kept = rows[ok & ~repeated]
     frame = ordered(kept, user_observer_columns(settings), files.SORT_KEYS[files.USER_OBSERVERS])
     return Built(frame, combine(found))
+
+
+def link_rows(links: pd.DataFrame, status: str) -> pd.DataFrame:
+    """user_observers.csv rows for ``links`` (observer_id, student_id), each with ``status`` (``active`` or
+    ``deleted``), in the file's columns and order."""
+    rows = links.loc[:, list(LINK_COLUMNS)].assign(status=status)
+    return ordered(rows, files.COLUMNS[files.USER_OBSERVERS], files.SORT_KEYS[files.USER_OBSERVERS])

@@ -3,8 +3,10 @@ with ``[observers] enabled`` the contacts who observe them (observers.py).
 
 Where each column's value comes from, and when the header has the column, is declared once in
 ``USERS_CSV`` (docs/adding-a-column.md shows how to add one). Everyone's login comes from the login rule
-(logins.py). A row is left out, with a finding, when its user_id renders empty or repeats another's, when
-it is left without a login, or when it is an observer none of whose students is sent.
+(logins.py), which gives no one a login Canvas still holds for a removed user (``claimed``, from the sync). A
+row is left out, with a finding, when its user_id renders empty or repeats another's, when it is left
+without a login, or when it is an observer none of whose students is sent. The keys a person is recognised
+by later (identities.py) are given with the file.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,7 @@ from clever2sis.sis import checks
 from clever2sis.sis.arrow import (
     blank,
     first_present,
+    lookup,
     one_array,
     repeated,
     rows_of,
@@ -32,7 +35,8 @@ from clever2sis.sis.arrow import (
     unless_blank,
 )
 from clever2sis.sis.builders import NAMESPACES, Built, template
-from clever2sis.sis.builders.logins import assign_logins
+from clever2sis.sis.builders.identities import KEY_COLUMNS, USER_KEY_FIELDS, role_names
+from clever2sis.sis.builders.logins import assign_logins, given_by, without_claimed
 from clever2sis.sis.builders.observers import contacts_not_built, observer_people, without_students
 from clever2sis.sis.builders.people import LOGIN, checked_email, invalid_emails, login_candidates, stack
 from clever2sis.sis.findings import combine
@@ -45,6 +49,10 @@ from clever2sis.sis.templates import is_identity
 Source: TypeAlias = str | Callable[[BuildSettings], str] | None
 # The people columns a build makes itself (all others a source names are template-namespace fields).
 MADE = ("clever_id", "user_id", "login_id", "email")
+# The people columns of a person's identity keys (identities.py): "key:<name>", never read by users.csv.
+KEY = "key:"
+# The columns of ``claimed`` (build_users): a login (lower-cased), the removed user holding it, and when.
+CLAIMED_COLUMNS = ("login_id", "user_id", "removed_on")
 
 
 @dataclass(frozen=True)
@@ -152,13 +160,28 @@ def user_fields(users: pd.DataFrame, names: Sequence[str] = NAMESPACES["user"]) 
     )
 
 
-def build_users(
-    district: District, settings: BuildSettings, table: Sequence[UsersColumn] = USERS_CSV
-) -> tuple[Built, pd.Series, pd.Series]:
-    """The users file; each built Clever user id's Canvas user_id (for enrollments); the same for the
-    contacts built only as observers (so a roster naming a contact never enrolls them).
+class BuiltUsers(NamedTuple):
+    """What :func:`build_users` gives: the file; each built Clever user id's Canvas user_id (for
+    enrollments); the same for the contacts built only as observers (so a roster naming a contact never
+    enrolls them); and the identity keys of the file's rows (user_id and identities.py's KEY_COLUMNS)."""
 
-    ``table``: the users.csv columns (``USERS_CSV``; a test may add one).
+    built: Built
+    user_map: pd.Series
+    observer_map: pd.Series
+    keys: pd.DataFrame
+
+
+def build_users(
+    district: District,
+    settings: BuildSettings,
+    table: Sequence[UsersColumn] = USERS_CSV,
+    *,
+    claimed: pd.DataFrame | None = None,
+) -> BuiltUsers:
+    """users.csv, the maps of user ids, and the rows' identity keys (see :class:`BuiltUsers`).
+
+    ``table``: the users.csv columns (``USERS_CSV``; a test may add one). ``claimed``: logins Canvas still
+    holds for removed users (:data:`CLAIMED_COLUMNS`), which the login rule gives no one.
     """
     all_users = district.users
     wanted = pd.Series(False, index=all_users.index)
@@ -166,19 +189,72 @@ def build_users(
         wanted |= all_users[f"is_{role}"]
     columns = users_csv(settings, table)
     people, found, links = _people(district, settings, wanted, columns)
-    login, lost, refused = assign_logins(login_candidates(people))
+    candidates = login_candidates(people)
+    offered = None
+    if claimed is not None and len(claimed):
+        candidates, offered = without_claimed(candidates, claimed["login_id"])
+    login, lost, refused = assign_logins(candidates)
+    claimed_lost = _claimed_losses(people, candidates, login, offered, claimed)
+    del candidates, offered
     for column in [column for column in people.columns if column.startswith(LOGIN)]:
         del people[column]
     people["login_id"] = login
     del login
     order = pc.sort_indices(one_array(people["user_id"])).to_numpy()  # users.csv's order, and for repeats
-    sent, left_out = _sent(people, _LostLogins(lost, refused), order, links, settings)
-    del lost, refused
+    sent, left_out = _sent(people, _LostLogins(lost, refused, claimed_lost), order, links, settings)
+    del lost, refused, claimed_lost
     found += [*left_out, contacts_not_built(district, settings, wanted, int(people["observer"].sum()))]
     observer = people["observer"]
     user_map, observer_map = _id_map(people, sent & ~observer), _id_map(people, sent & observer)
-    frame = _users_file(people, columns, order[sent.to_numpy()[order]], settings)
-    return Built(frame, combine(found)), user_map, observer_map
+    positions = order[sent.to_numpy()[order]]
+    keys = _identity_keys(people, positions)
+    frame = _users_file(people, columns, positions, settings)
+    return BuiltUsers(Built(frame, combine(found)), user_map, observer_map, keys)
+
+
+def _identity_keys(people: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """The user_id and identity keys (identities.py's KEY_COLUMNS) of the ``people`` at ``positions``; the
+    ``key:`` columns are dropped from ``people`` once taken."""
+    at = pa.array(positions)
+    out = {"user_id": string_series(one_array(people["user_id"]).take(at))}
+    for name in KEY_COLUMNS:
+        source = "clever_id" if name == "clever_id" else KEY + name
+        if source in people:
+            out[name] = string_series(one_array(people[source]).take(at))
+            if source != "clever_id":
+                del people[source]
+        else:
+            out[name] = pd.Series(pd.NA, index=range(len(positions)), dtype="string")
+    return pd.DataFrame(out)
+
+
+def _claimed_losses(
+    people: pd.DataFrame,
+    candidates: list[tuple[str, pd.Series]],
+    login: pd.Series,
+    offered: pd.DataFrame | None,
+    claimed: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """The users who reached a claimed login (``offered``: the first claimed value each offered, by
+    :func:`~clever2sis.sis.builders.logins.without_claimed`) before the field that gave their login, or who
+    were left without one: field, value, and the removed user holding it (``claimant``, ``removed_on``)."""
+    columns = ["field", "value", "claimant", "removed_on"]
+    if offered is None or offered.empty or claimed is None:
+        return pd.DataFrame({column: pd.Series([], dtype="string") for column in columns})
+    at = offered.index
+    given = given_by([(field, values.loc[at]) for field, values in candidates], login.loc[at])
+    lost = offered.loc[offered["position"].to_numpy() < given]
+    holder = claimed.drop_duplicates("login_id", keep="last").set_index("login_id")
+    value = lost["value"].str.lower()
+    return pd.DataFrame(
+        {
+            "field": lost["field"].astype("string"),
+            "value": lost["value"],
+            "claimant": lookup(value, holder["user_id"]),
+            "removed_on": lookup(value, holder["removed_on"]),
+        },
+        index=lost.index,
+    )
 
 
 def _people(
@@ -190,10 +266,24 @@ def _people(
     users, invalid = _built_users(district, settings, wanted, namespace_fields(columns, "user"))
     if not settings.observers.enabled:
         return users, [invalid], None
+    fields = namespace_fields(columns, "contact")
     contacts, contacts_invalid, links = observer_people(
-        district, settings, wanted, namespace_fields(columns, "contact")
+        district, settings, wanted, [*fields, "contact.sis_id"]
     )
+    contacts[KEY + "sis_id"] = contacts["contact.sis_id"]
+    if "contact.sis_id" not in fields:
+        del contacts["contact.sis_id"]
+    flags = _flags_of(district, contacts["clever_id"])
+    contacts[KEY + "roles"] = string_series(role_names(flags))
     return stack([users, contacts]), [invalid, contacts_invalid], links
+
+
+def _flags_of(district: District, clever_ids: pd.Series) -> dict[str, np.ndarray]:
+    """The ``is_<role>`` flags of the users with ``clever_ids`` (few: the contacts built as observers)."""
+    users = district.users
+    at = pc.index_in(one_array(clever_ids), value_set=one_array(users["id"])).to_numpy(zero_copy_only=False)
+    at = np.asarray(at, dtype=np.int64)
+    return {column: users[column].to_numpy()[at] for column in users.columns if column.startswith("is_")}
 
 
 def _built_users(
@@ -210,7 +300,10 @@ def _built_users(
     read = [
         name
         for name in NAMESPACES["user"]
-        if f"user.{name}" in user_id.variables or name in settings.login_id_fields or f"user.{name}" in fields
+        if f"user.{name}" in user_id.variables
+        or name in settings.login_id_fields
+        or f"user.{name}" in fields
+        or name in USER_KEY_FIELDS
     ]
     sources = ["id", "email", *(column for name in read for column in USER_FIELD_SOURCES[name])]
     users = rows_of(all_users, wanted.to_numpy(), list(dict.fromkeys(sources)))
@@ -230,18 +323,28 @@ def _built_users(
             "student": all_users["is_student"].to_numpy()[wanted.to_numpy()],
             **{LOGIN + name: unless_blank(login_values[name]) for name in settings.login_id_fields},
             **{field: namespace[field.removeprefix("user.")] for field in fields},
+            **{KEY + name: namespace[name] for name in USER_KEY_FIELDS},
+            KEY + "roles": string_series(role_names(_flags(all_users, wanted))),
         }
     )
     return people, invalid_emails(users["id"], users["email"], invalid)
 
 
+def _flags(users: pd.DataFrame, wanted: pd.Series) -> dict[str, np.ndarray]:
+    """The ``is_<role>`` flags of the ``wanted`` users."""
+    keep = wanted.to_numpy()
+    return {column: users[column].to_numpy()[keep] for column in users.columns if column.startswith("is_")}
+
+
 @dataclass(frozen=True)
 class _LostLogins:
-    """The login values users lost (``assign_logins``): to a collision (``collided``) and because Canvas
-    would not save them (``refused``); each indexed like the people frame."""
+    """The login values users lost (``assign_logins``): to a collision (``collided``), because Canvas
+    would not save them (``refused``), and because Canvas holds them for a removed user (``claimed``,
+    :func:`_claimed_losses`); each indexed like the people frame."""
 
     collided: pd.DataFrame
     refused: pd.DataFrame
+    claimed: pd.DataFrame
 
 
 def _sent(
@@ -269,7 +372,10 @@ def _sent(
     sent = ~no_user_id & ~duplicate_id & ~no_login
     lonely = without_students(people, sent, links) if links is not None else observer
     sent &= ~lonely
-    stranded = pd.Series(people.index.isin(lost.index), index=people.index) & no_login
+    claimed_lost = lost_logins.claimed
+    stranded = (
+        pd.Series(people.index.isin(lost.index.union(claimed_lost.index)), index=people.index) & no_login
+    )
     refused = lost_logins.refused
     unusable = pd.Series(people.index.isin(refused.index), index=people.index) & no_login
     # The users who lost a login to a collision are few: their messages are made from their rows only.
@@ -281,6 +387,7 @@ def _sent(
         ),
         checks.DUPLICATE_LOGIN_LEFT_OUT(no_login.loc[lost.index], lost_cid, **collision),
         *_refused_logins(refused, cid, login, observer),
+        *_claimed_findings(claimed_lost, cid, login),
         checks.MISSING_LOGIN(
             no_login & ~stranded & ~unusable & ~observer,
             cid,
@@ -321,6 +428,26 @@ def _refused_logins(
         checks.OBSERVER_UNUSABLE_LOGIN(
             ~has_login & is_observer, user, contact=user, value=value, reason=reason
         ),
+    ]
+
+
+def _claimed_findings(claimed_lost: pd.DataFrame, cid: pd.Series, login: pd.Series) -> list[pd.DataFrame]:
+    """The ``login_claimed_by_removed_user`` findings of the users in ``claimed_lost``: sent with another
+    login, or left out."""
+    if claimed_lost.empty:
+        return []
+    at = claimed_lost.index
+    user, given = cid.loc[at], login.loc[at]
+    values = {
+        "user": user,
+        "value": claimed_lost["value"],
+        "field": claimed_lost["field"],
+        "claimant": claimed_lost["claimant"],
+        "removed_on": claimed_lost["removed_on"],
+    }
+    return [
+        checks.LOGIN_CLAIMED_REPLACED(given.notna(), user, **values, login_id=given),
+        checks.LOGIN_CLAIMED_LEFT_OUT(given.isna(), user, **values),
     ]
 
 

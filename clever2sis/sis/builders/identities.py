@@ -1,0 +1,91 @@
+"""identities.csv: who each users.csv row is, by the keys a person can be recognised by on a later night.
+
+Clever re-creates a user under a new id now and then (their SIS id changed, they came back after a long
+absence, an email change split a merged teacher and staff member), and the new id is a new user_id for
+Canvas. To tell such a person from a stranger, the sync compares tonight's keys with those of the users
+Canvas holds and has removed (:mod:`clever2sis.sync.identities`). The build writes them beside itself,
+``BUILD_DIR/identities.csv``; the file is never uploaded (it is not in the zip, nor in build.json).
+
+Columns (:data:`IDENTITY_COLUMNS`), one row per users.csv row, in its order:
+
+- ``user_id``, ``login_id``, ``first_name``, ``last_name``: as users.csv sends them (a contact's whole name,
+  which Clever keeps in ``name.last`` and users.csv sends as ``full_name``, is its ``last_name``);
+- ``clever_id``: the Clever user's id;
+- ``roles``: every Clever role the user holds, ``;``-joined in the order of
+  :data:`clever2sis.clever.frames.ROLES` (``teacher;staff``);
+- ``sis_id``, ``student_number``, ``teacher_number``: the ``user`` namespace's fields (the first SIS id of
+  the user's roles, student first); a contact's ``sis_id`` is its contact SIS id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from clever2sis.clever.frames import ROLES
+from clever2sis.sis.arrow import one_array, string_series
+
+IDENTITY_COLUMNS = (
+    "user_id",
+    "clever_id",
+    "roles",
+    "login_id",
+    "sis_id",
+    "student_number",
+    "teacher_number",
+    "first_name",
+    "last_name",
+)
+# The columns the users builder gives (the keys users.csv does not hold), and the namespace fields they are.
+KEY_COLUMNS = ("clever_id", "roles", "sis_id", "student_number", "teacher_number")
+USER_KEY_FIELDS = ("sis_id", "student_number", "teacher_number")
+ROLE_SEPARATOR = ";"
+# users.csv's columns each identity column is read from (the first of them the file has).
+FROM_USERS_CSV = {
+    "user_id": ("user_id",),
+    "login_id": ("login_id",),
+    "first_name": ("first_name",),
+    "last_name": ("full_name", "last_name"),
+}
+
+
+def role_names(flags: Mapping[str, np.ndarray]) -> pa.Array:
+    """Each row's roles (``flags``: ``is_<role>`` per role of ROLES, aligned) as one ``;``-joined string."""
+    parts = [
+        pc.if_else(
+            pa.array(flags[f"is_{role}"]),
+            pa.scalar(role, pa.large_string()),
+            pa.scalar(None, pa.large_string()),
+        )
+        for role in ROLES
+        if f"is_{role}" in flags
+    ]
+    separator = pa.scalar(ROLE_SEPARATOR, pa.large_string())
+    joined = pc.binary_join_element_wise(*parts, separator, null_handling="skip")
+    return pc.fill_null(joined, "")
+
+
+def identity_frame(users_csv: pd.DataFrame | None, keys: pd.DataFrame) -> pd.DataFrame:
+    """identities.csv from the final users.csv (None: the build has none) and ``keys``, the users builder's
+    ``user_id`` and :data:`KEY_COLUMNS` of the rows it built. The validation of the built files may leave
+    rows out (an id Canvas cannot store) or clean a value, so each row finds its keys by user_id (a user_id
+    the validation changed finds none). Observers' rows take their ``full_name`` as ``last_name``."""
+    if users_csv is None or users_csv.empty:
+        return pd.DataFrame({column: pd.Series([], dtype="string") for column in IDENTITY_COLUMNS})
+    at = pc.index_in(one_array(users_csv["user_id"]), value_set=one_array(keys["user_id"]))
+    out = {}
+    for column in IDENTITY_COLUMNS:
+        if column in KEY_COLUMNS:
+            out[column] = string_series(pc.fill_null(one_array(keys[column]).take(at), ""))
+            continue
+        sources = [name for name in FROM_USERS_CSV[column] if name in users_csv]
+        values = one_array(users_csv[sources[0]])
+        for other in sources[1:]:
+            fallback = one_array(users_csv[other])
+            values = pc.if_else(pc.equal(values, ""), fallback, values)
+        out[column] = string_series(values)
+    return pd.DataFrame(out)
