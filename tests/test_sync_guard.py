@@ -136,7 +136,8 @@ def test_a_school_whose_roster_empties_is_held_as_canvas_had_it_and_recovers(tmp
     assert held["losses"][0]["measure"] == "students"
     assert held["losses"][0]["lost"] == held["losses"][0]["before"] > 0
     assert listed.exit_code == 0, listed.output
-    lines = listed.stdout.splitlines()
+    header, *lines = listed.stdout.splitlines()
+    assert header.split("\t")[8] == "held"
     assert f"held {school} (since {since[:10]})" in lines[1]
     assert f"held {school} (since {since[:10]})" in lines[2]
     assert "held -" in lines[0]
@@ -201,7 +202,8 @@ def test_a_share_of_held_schools_that_stops_the_district_is_a_setting(tmp_path: 
 
 
 def test_a_renumbering_of_every_user_id_stops_the_night(tmp_path: Path) -> None:
-    with nights(tmp_path) as district:
+    """With identity changes off, the renumbering is seen as users' ids changing (paired by Clever id)."""
+    with nights(tmp_path, identity_changes="off") as district:
         first = district.night(JANUARY)
         states = district.model.user_states()
         district.build = {"ids": {"user_id": "{{ user.sis_id }}"}}
@@ -218,6 +220,23 @@ def test_a_renumbering_of_every_user_id_stops_the_night(tmp_path: Path) -> None:
     # staff_id Clever gives them).
     sis_ids = {u["id"]: clever_sis_id(u["roles"]) for u in district.records["users"]}
     assert all(sis_ids[old] == new for old, new in pairs), pairs
+    assert len(district.canvas.posted_forms) == 1
+    assert district.model.user_states() == states
+
+
+def test_a_renumbering_carried_over_person_by_person_stops_the_night(tmp_path: Path) -> None:
+    """By default the sync matches each renumbered person to their Canvas user (same login): so many
+    carry-overs in one night stop it too."""
+    with nights(tmp_path) as district:
+        district.night(JANUARY)
+        states = district.model.user_states()
+        district.build = {"ids": {"user_id": "{{ user.sis_id }}"}}
+        stopped = district.night(JANUARY + DAY)
+
+    assert stopped.exit_code == 51, stopped.message
+    carried = stopped.summary["identities_carried"]
+    assert carried > 25
+    assert f"{carried} people carried over to a new Clever id tonight (limit 25)" in stopped.message
     assert len(district.canvas.posted_forms) == 1
     assert district.model.user_states() == states
 
