@@ -392,7 +392,7 @@ def history_command(
 
 
 def _reconcile_history(history: History, raw: RawConfig, directory: Path) -> None:
-    """Reconcile every profile's unsettled runs (sync/reconcile.py), when no sync holds the lock."""
+    """Reconcile every profile's unsettled runs (sync/settle.py), when no sync holds the lock."""
     try:
         lock = RunLock(directory).acquire()
     except SyncError:
@@ -404,7 +404,7 @@ def _reconcile_history(history: History, raw: RawConfig, directory: Path) -> Non
         if not unsettled:
             return
         from clever2sis.canvas.client import CanvasClient
-        from clever2sis.sync.reconcile import reconcile_runs
+        from clever2sis.sync.settle import settle_runs
 
         for name in unsettled:
             now = runtime.now()
@@ -412,7 +412,7 @@ def _reconcile_history(history: History, raw: RawConfig, directory: Path) -> Non
                 target = resolve_profile(raw, name, runtime.environ)
                 token = keep_secret(target.token(runtime.environ))
             except Clever2SisError as error:
-                done = reconcile_runs(history, None, profile=name, now=now, progress=progress)
+                done = settle_runs(history, None, profile=name, now=now, progress=progress)
                 for problem in done.problems:
                     click.echo(f"warning: {problem} ({SECRETS(str(error))})", err=True)
                 continue
@@ -425,7 +425,7 @@ def _reconcile_history(history: History, raw: RawConfig, directory: Path) -> Non
                 progress=progress,
             ) as client:
                 api = SisImports(client, target.account_id)
-                done = reconcile_runs(history, api, profile=name, now=now, progress=progress)
+                done = settle_runs(history, api, profile=name, now=now, progress=progress)
             for problem in [*done.problems, *done.blocking]:
                 click.echo(f"warning: {SECRETS(problem)}", err=True)
 

@@ -2,7 +2,7 @@
 
 A row is written when a run starts (outcome ``running``), kept up to date as it goes (its ``stage``, its
 import's state) and completed when it ends. A run killed midway (``kill -9``, a power cut) leaves its row
-``running``; the next run, and ``clever2sis history``, reconcile it (:mod:`clever2sis.sync.reconcile`) with
+``running``; the next run, and ``clever2sis history``, reconcile it (:mod:`clever2sis.sync.settle`) with
 what Canvas says about its import: :meth:`History.unsettled` lists such rows. Counts and the guard's verdict
 are stored as JSON text; :meth:`History.runs` gives them back as dicts. Nothing secret is ever stored:
 tokens never reach a run's facts.

@@ -15,7 +15,7 @@ acts on), and records the run in ``RUNS_DIR/history.sqlite`` and ``RUNS_DIR/<run
 config error found before anything starts is raised (:class:`~clever2sis.errors.UsageError`).
 
 History follows the run as it goes: the stage it is in, its import's state at every change. A run first
-reconciles what earlier runs left unsettled (:mod:`clever2sis.sync.reconcile`). An interruption
+reconciles what earlier runs left unsettled (:mod:`clever2sis.sync.settle`). An interruption
 (:class:`~clever2sis.interrupts.Interrupted`, or :class:`KeyboardInterrupt`) at any stage ends the run
 ``interrupted`` with exit code 130 (SIGINT) or 143 (SIGTERM): half-written directories are removed on the
 way out, a posted import's id stays in the build directory and in history, and the next run follows it.
@@ -109,7 +109,6 @@ from clever2sis.sync.job import DIFFING_IDENTIFIER_TEMPLATE as DIFFING_IDENTIFIE
 from clever2sis.sync.job import SyncJob as SyncJob
 from clever2sis.sync.job import check_job as check_job
 from clever2sis.sync.job import import_options as import_options
-from clever2sis.sync.reconcile import reconcile_runs
 from clever2sis.sync.runs import (
     BUILD_DIR_NAME,
     RUN_LOG_NAME,
@@ -122,6 +121,7 @@ from clever2sis.sync.runs import (
     stamp,
     utc_now,
 )
+from clever2sis.sync.settle import settle_runs
 from clever2sis.sync.state import (
     AppliedState,
     Outcome,
@@ -161,7 +161,7 @@ INTERRUPTED = "interrupted"
 
 # Stages (history's and the JSON line's "stage": where a run was when it ended, or was stopped).
 PREFLIGHT = "preflight"
-RECONCILE = "reconcile"
+SETTLE = "settle"
 PULL = "pull"
 BUILD = "build"
 COMPARE = "compare"
@@ -564,8 +564,8 @@ def _stages(run: _Run) -> None:
     """The stages in order; each records its facts on ``run`` and raises to stop the run."""
     run.enter(PREFLIGHT)
     _preflight(run)
-    run.enter(RECONCILE)
-    _reconcile(run)
+    run.enter(SETTLE)
+    _settle(run)
     run.enter(PULL)
     district_id = _pull(run)
     run.enter(BUILD)
@@ -639,9 +639,9 @@ def _report(run: _Run) -> None:
     run.log(f"report written: {done.report}")
 
 
-def _reconcile(run: _Run) -> None:
-    """Settle what earlier runs of the profile left (sync/reconcile.py); stop while one may still post."""
-    done = reconcile_runs(
+def _settle(run: _Run) -> None:
+    """Settle what earlier runs of the profile left (sync/settle.py); stop while one may still post."""
+    done = settle_runs(
         run.history,
         run.canvas,
         profile=run.job.profile.name,
