@@ -438,8 +438,10 @@ class BuildDir:
         rows is left out (Canvas takes a header-only file as "delete them all" in batch mode). ``sync_rows``
         (kind -> frames) are kept for people under ``sync/<kind>/``; ``sync`` becomes the record's
         ``sync``. The new directory is written beside this one and swapped in once whole, with everything
-        else the directory held (imports/, approvals/, a report) copied across.
+        else the directory held (imports/, approvals/, a report) copied across. A zip Canvas would refuse to
+        extract raises :class:`~clever2sis.errors.BuildError` and leaves the directory as it was.
         """
+        from clever2sis.sis.build import check_canvas_unzips
         from clever2sis.sis.writer import write_csv, write_zip
 
         names = [name for name in files.FILE_ORDER if len(frames[name])]
@@ -448,6 +450,7 @@ class BuildDir:
             new.csv_dir.mkdir()
             written = {name: write_csv(_sorted(name, frames[name]), new.csv_file(name)) for name in names}
             write_zip([(name, new.csv_file(name)) for name in names], new.zip_file)
+            check_canvas_unzips(new.zip_file)  # rows added (removals, carried terms) change the ratio
             for kind, rows in sync_rows.items():
                 for name, frame in rows.items():
                     if len(frame):

@@ -1010,6 +1010,8 @@ def _rewrite(
         )
     except OSError as error:
         raise SyncBuildError(f"cannot rewrite the build in {run.build_dir.path}: {error}") from error
+    except BuildError as error:
+        raise SyncBuildError(f"the rewritten build in {run.build_dir.path}: {error}") from error
     run.details["import_options"] = plan.options.form_fields()
     run.details["sync_changes"] = amended.counts()
     run.details["remaster_reason"] = plan.remaster_reason
@@ -1343,6 +1345,8 @@ def _observer_import(
         )
     except OSError as error:
         raise SyncBuildError(f"cannot write the {IMPORT_LABELS[role]} in {layout.path}: {error}") from error
+    except BuildError as error:
+        raise SyncBuildError(f"the {IMPORT_LABELS[role]} in {layout.path}: {error}") from error
     run.log(f"{IMPORT_LABELS[role]}: {len(rows)} rows in {layout.path}")
     try:
         posted = post_build(
