@@ -186,14 +186,7 @@ def sync_command(
             except OSError as error:
                 raise RunsDirError(describe_os_error(error)) from error
         except (Clever2SisError, Interrupted) as error:
-            summary = {
-                "run_id": None,
-                "profile": profile,
-                "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "outcome": "interrupted" if isinstance(error, Interrupted) else "not_started",
-                "exit_code": error.exit_code,
-                "message": SECRETS(str(error)),
-            }
+            summary = _not_started(profile, error)
             if alerts:
                 _send_alert(alerts[0], summary, None, runtime, progress, secrets)
             _emit(summary)
@@ -201,6 +194,18 @@ def sync_command(
 
     with raise_on_signals():
         sys.exit(run_command(guarded, verbose=verbose, io_error=RunsDirError))
+
+
+def _not_started(profile: str | None, error: Clever2SisError | Interrupted) -> dict[str, Any]:
+    """The JSON line of a run that never started (bad settings, a missing token, a signal before the run)."""
+    return {
+        "run_id": None,
+        "profile": profile,
+        "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "outcome": "interrupted" if isinstance(error, Interrupted) else "not_started",
+        "exit_code": error.exit_code,
+        "message": SECRETS(str(error)),
+    }
 
 
 def _run(
