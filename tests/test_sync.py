@@ -158,7 +158,7 @@ def test_the_vanishing_school_is_held_and_released_by_its_id(tmp_path: Path) -> 
                     )
                 )
     school = str(district.vanished_school)
-    assert [r.exit_code for r in results] == [0, 55, 0], [r.message for r in results]
+    assert [r.exit_code for r in results] == [0, 56, 0], [r.message for r in results]
     assert [r.outcome for r in results] == ["imported", "schools_held", "imported"]
     assert [r.summary["guard"] for r in results] == ["first_run", "held", "allowed"]
     assert f"({school}) held since " in results[1].message
