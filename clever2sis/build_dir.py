@@ -9,6 +9,7 @@ Every command that touches a build asks this module where things are and whether
       identities.csv                  each user's identity keys, not uploaded       (clever2sis build)
       sync/carried/<file>.csv         rows a sync carried over from ended terms     (clever2sis sync)
       sync/removed/<file>.csv         rows a sync sent with a removal status        (clever2sis sync)
+      sync/held/<file>.csv            rows of held schools, sent as Canvas had them (clever2sis sync)
       report.html                     the review report                            (clever2sis review)
       review/                         spreadsheet copies                           (review --excel)
       approvals/<profile>.json        a sign-off of the zip                        (clever2sis approve)
@@ -62,6 +63,7 @@ CSV_DIR_NAME = "csv"
 SYNC_DIR_NAME = "sync"
 CARRIED = "carried"
 REMOVED = "removed"
+HELD = "held"
 REPORT_NAME = "report.html"
 REVIEW_DIR_NAME = "review"
 APPROVALS_DIR_NAME = "approvals"
@@ -300,7 +302,7 @@ class BuildDir:
         return self.path / IDENTITIES_NAME
 
     def sync_rows_dir(self, kind: str) -> Path:
-        """Where a sync keeps the rows it added for ``kind`` (:data:`CARRIED` or :data:`REMOVED`)."""
+        """Where a sync keeps the rows it added for ``kind`` (carried, removed or held)."""
         return self.path / SYNC_DIR_NAME / kind
 
     @property
@@ -436,8 +438,10 @@ class BuildDir:
         rows is left out (Canvas takes a header-only file as "delete them all" in batch mode). ``sync_rows``
         (kind -> frames) are kept for people under ``sync/<kind>/``; ``sync`` becomes the record's
         ``sync``. The new directory is written beside this one and swapped in once whole, with everything
-        else the directory held (imports/, approvals/, a report) copied across.
+        else the directory held (imports/, approvals/, a report) copied across. A zip Canvas would refuse to
+        extract raises :class:`~clever2sis.errors.BuildError` and leaves the directory as it was.
         """
+        from clever2sis.sis.build import check_canvas_unzips
         from clever2sis.sis.writer import write_csv, write_zip
 
         names = [name for name in files.FILE_ORDER if len(frames[name])]
@@ -446,6 +450,7 @@ class BuildDir:
             new.csv_dir.mkdir()
             written = {name: write_csv(_sorted(name, frames[name]), new.csv_file(name)) for name in names}
             write_zip([(name, new.csv_file(name)) for name in names], new.zip_file)
+            check_canvas_unzips(new.zip_file)  # rows added (removals, carried terms) change the ratio
             for kind, rows in sync_rows.items():
                 for name, frame in rows.items():
                     if len(frame):

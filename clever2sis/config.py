@@ -761,6 +761,16 @@ IdentityChanges = Literal["change_sis_id", "update_sis_id_if_login_claimed", "of
 MAX_TEACHER_DAYS = 366
 PERCENT_RANGE = (0, 100)
 CHANGE_THRESHOLD_RANGE_PERCENT = (1, 100)
+SchoolMeasure = Literal["students", "teachers", "sections", "enrollments"]
+GUARD_TABLE = "sync.guard"
+# The guard's floors per school: a school losing this many or fewer of a measure is never held for it.
+DEFAULT_SCHOOL_MIN_LOSS: dict[SchoolMeasure, int] = {
+    "students": 5,
+    "teachers": 2,
+    "sections": 3,
+    "enrollments": 30,
+}
+
 PAUSE_KEYS = ("from", "to")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -808,6 +818,56 @@ class PauseWindow:
 
     def describe(self) -> str:
         return f"{self.start} to {self.end}"
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """The ``[sync.guard]`` table: when the guard holds a school, and when it stops the whole night.
+
+    See :mod:`clever2sis.sync.guard` for how each limit is measured.
+    """
+
+    school_max_loss_percent: float = field(
+        default=10.0,
+        metadata=about(
+            "A school (Canvas sub-account) is held (its rows stay as Canvas has them, the other schools are "
+            "updated) when it loses more than this share of its students, teachers, sections or enrollments "
+            "(percent) ..."
+        ),
+    )
+    school_min_loss: dict[SchoolMeasure, int] = field(
+        default_factory=lambda: dict(DEFAULT_SCHOOL_MIN_LOSS),
+        metadata=about(
+            "... and more of them than this floor (a small school is not held for a few). A school that "
+            "vanishes, or loses every student or every teacher, is held whatever its size."
+        ),
+    )
+    max_held_schools_percent: float = field(
+        default=25.0,
+        metadata=about(
+            "More held schools than this share of the schools stops the whole night (exit 51); a single "
+            "held school never does, unless it is the only school."
+        ),
+    )
+    max_changed_percent: float = field(
+        default=75.0,
+        metadata=about("A file whose rows Canvas holds change by more than this share stops the night ..."),
+    )
+    max_identity_changes_percent: float = field(
+        default=5.0,
+        metadata=about(
+            "... and one whose ids or logins (user_id, login_id, section_id, course_id, account_id) change "
+            "for more than this share of its rows (rows paired by their Clever id)."
+        ),
+    )
+    min_changes: int = field(
+        default=25,
+        metadata=about("The two limits above apply only to a file with more changed rows than this."),
+    )
+    max_identity_carryovers: int = field(
+        default=25,
+        metadata=about("People carried over to a new Clever id in one night, at most (more stops it)."),
+    )
 
 
 @dataclass(frozen=True)
@@ -897,6 +957,8 @@ class SyncSettings:
         """The pause window ``day`` (a local date) falls in, if any (the first, when windows overlap)."""
         return next((window for window in self.pause if window.covers(day)), None)
 
+    guard: GuardSettings = field(default_factory=GuardSettings)
+
     def shrink_limit_percent(self, file_name: str) -> float:
         """The guard's limit for ``file_name`` (``users.csv`` or ``users``)."""
         stem = file_name.removesuffix(".csv")
@@ -907,8 +969,10 @@ class SyncSettings:
 
 
 def parse_sync(raw: RawConfig) -> SyncSettings:
-    """Read ``[sync]``; unknown keys and bad values are errors, like every other table."""
-    given = read_table(raw, "sync", _hints(SyncSettings, "sync"))
+    """Read ``[sync]`` and ``[sync.guard]``; unknown keys and bad values are errors, as in every table."""
+    own = dict(raw.table("sync"))
+    guard = own.pop("guard", {})
+    given = read_table(RawConfig({"sync": own}, raw.path, raw.found_by), "sync", _hints(SyncSettings, "sync"))
     runs_dir = given.get("runs_dir", SyncSettings.runs_dir)
     if not runs_dir.is_absolute() and raw.path is not None:
         given["runs_dir"] = raw.path.parent / runs_dir
@@ -946,7 +1010,39 @@ def parse_sync(raw: RawConfig) -> SyncSettings:
             raise ConfigError(
                 f"{raw.source}: sync.{key} is a number of days from 0 (off) to {MAX_TEACHER_DAYS}, not {days}"
             )
-    return SyncSettings(**given)
+    return SyncSettings(**given, guard=parse_guard(raw, guard))
+
+
+def parse_guard(raw: RawConfig, table: Any) -> GuardSettings:
+    """Read ``[sync.guard]`` (``table``: its value in the file); a floor not given keeps its default."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{raw.source}: [{GUARD_TABLE}] must be a table")
+    given = read_table(
+        RawConfig({GUARD_TABLE: table}, raw.path, raw.found_by),
+        GUARD_TABLE,
+        _hints(GuardSettings, GUARD_TABLE),
+    )
+    low, high = PERCENT_RANGE
+    for key in (
+        "school_max_loss_percent",
+        "max_held_schools_percent",
+        "max_changed_percent",
+        "max_identity_changes_percent",
+    ):
+        if not low <= given.get(key, low) <= high:
+            raise ConfigError(
+                f"{raw.source}: {GUARD_TABLE}.{key} is a percentage from {low} to {high}, not {given[key]!r}"
+            )
+    counts = {f"school_min_loss.{name}": n for name, n in given.get("school_min_loss", {}).items()}
+    for key in ("min_changes", "max_identity_carryovers"):
+        if key in given:
+            counts[key] = given[key]
+    for key, count in counts.items():
+        if count < 0:
+            raise ConfigError(f"{raw.source}: {GUARD_TABLE}.{key} is a count (0 or more), not {count}")
+    if "school_min_loss" in given:
+        given["school_min_loss"] = {**DEFAULT_SCHOOL_MIN_LOSS, **given["school_min_loss"]}
+    return GuardSettings(**given)
 
 
 # [notify] is declared in clever2sis.notify.settings, with this module's helpers above (hence at the end).
@@ -963,6 +1059,8 @@ TABLES: dict[str, type] = {
     "profiles": CanvasProfile,
     "upload": UploadSettings,
     "sync": SyncSettings,
+    GUARD_TABLE: GuardSettings,
     "notify": NotifySettings,
 }
-KNOWN_TABLES: tuple[str, ...] = tuple(TABLES)
+# The top-level tables (a dotted name is a table inside another: [sync.guard] is the key "guard" of [sync]).
+KNOWN_TABLES: tuple[str, ...] = tuple(table for table in TABLES if "." not in table)

@@ -298,3 +298,9 @@ class ReportFileError(ReconcileError):
     """A provisioning report file cannot be read: not a zip or CSV, a file or a column missing."""
 
     exit_code = 64
+
+
+class SchoolsHeldError(SyncError):
+    """Canvas applied the night, but the guard held schools: their rows stayed as Canvas had them."""
+
+    exit_code = 56

@@ -60,6 +60,8 @@ INTROS = {
     "CANVAS_BASE_URL, CANVAS_TOKEN and CANVAS_ACCOUNT_ID describe the one Canvas.",
     "upload": "Uploads: the default profile, how long to follow an import, and the import options.",
     "sync": "The nightly `clever2sis sync`: where runs live, how removals reach Canvas, the guard's limits.",
+    "sync.guard": "The guard's per-school holds and its stops for mass changes (`--allow-large-change "
+    "[SCHOOL_ID]` releases them after a review).",
     "notify": "Alerts from the nightly sync: which runs send one, and where ([notify.webhook] and/or "
     "[notify.email] below; without either nothing is sent).",
 }

@@ -5,8 +5,8 @@ It starts from :func:`clever2sis.clever.sample.generate_district` and changes li
 * every night two students leave (their user and every roster place go) and two join (new users placed
   in sections of their school);
 * on ``TEACHER_CHANGE_NIGHT`` a section gets another teacher;
-* on ``VANISH_NIGHT`` one school is missing from the data for that night only (a sharing setting), with
-  its sections and the people who belong only to it;
+* on ``VANISH_NIGHT`` one school (``vanishing`` schools) is missing from the data for that night only (a
+  sharing setting, a broken SIS export), with its sections and the people who belong only to it;
 * once the first semester has ended (``TERM_END``), from ``ROLLOVER_NIGHT`` on the district drops that
   term and its sections, as Clever does after a rollover.
 
@@ -64,7 +64,7 @@ def _schools_of(user: dict[str, Any]) -> set[str]:
 
 
 class NightlyDistrict:
-    def __init__(self, workdir: Path, *, students: int = 300, seed: int = 11) -> None:
+    def __init__(self, workdir: Path, *, students: int = 300, seed: int = 11, vanishing: int = 1) -> None:
         generate_district(workdir / "generated", students=students, seed=seed, as_of="2027-01-05T05:00:00Z")
         snapshot = Snapshot.open(workdir / "generated")
         self.records: Records = {name: list(snapshot.iter_records(name)) for name in COLLECTIONS}
@@ -73,6 +73,8 @@ class NightlyDistrict:
         self.left: list[str] = []
         self.changed_section: str | None = None
         self.vanished_school: str | None = None
+        self.vanished_schools: tuple[str, ...] = ()
+        self.vanishing = vanishing
         self.ended_term_ids = {
             term["id"] for term in self.records["terms"] if term["end_date"] == TERM_END.isoformat()
         }
@@ -147,11 +149,12 @@ class NightlyDistrict:
         records = copy.deepcopy(self.records)
         if number == VANISH_NIGHT:
             schools = sorted(s["id"] for s in records["schools"])
-            school = self.vanished_school = schools[-1]
-            records["schools"] = [s for s in records["schools"] if s["id"] != school]
-            records["sections"] = [s for s in records["sections"] if s["school"] != school]
+            gone = self.vanished_schools = tuple(schools[-self.vanishing :])
+            self.vanished_school = gone[-1]
+            records["schools"] = [s for s in records["schools"] if s["id"] not in gone]
+            records["sections"] = [s for s in records["sections"] if s["school"] not in gone]
             records["users"] = [
-                u for u in records["users"] if not _schools_of(u) or _schools_of(u) - {school}
+                u for u in records["users"] if not _schools_of(u) or _schools_of(u) - set(gone)
             ]
         for name in COLLECTIONS:
             records[name].sort(key=lambda r: r["id"])

@@ -22,7 +22,14 @@ from clever2sis.config import RawConfig
 from clever2sis.errors import ConfigError, UsageError
 from clever2sis.notify import Delivery, NotifySettings, notify_run, parse_notify
 from clever2sis.notify.facts import read_facts
-from clever2sis.notify.message import DAILY_SUMMARY, FAILURE, GUARD_STOP, MESSAGES, reasons
+from clever2sis.notify.message import (
+    DAILY_SUMMARY,
+    FAILURE,
+    GUARD_STOP,
+    MESSAGES,
+    SCHOOLS_HELD,
+    reasons,
+)
 from clever2sis.notify.settings import EmailSettings, WebhookSettings
 from tests.smtp_server import PASSWORD, USERNAME, SmtpRelay, make_certificate
 from tests.webhook_server import WEBHOOK_PATH, WebhookReceiver
@@ -322,6 +329,10 @@ def facts(exit_code: int | None, warnings: int | None = None, tmp: Path | None =
         (None, None, {}, (FAILURE,)),
         (52, None, {"on_failure": False}, ()),
         (51, None, {"on_failure": False}, (GUARD_STOP,)),
+        (56, None, {}, (SCHOOLS_HELD,)),
+        (56, None, {"on_schools_held": False}, ()),
+        (56, None, {"on_failure": False}, (SCHOOLS_HELD,)),
+        (56, 3, {}, (SCHOOLS_HELD, MESSAGES)),
         (20, 3, {}, (FAILURE, MESSAGES)),
         (20, 3, {"on_failure": False}, (MESSAGES,)),
         (0, 3, {}, (MESSAGES,)),
@@ -439,6 +450,7 @@ def expected_body(fmt: str, run_dir: str) -> dict[str, Any]:
             {"file": "courses.csv", "added": 1, "removed": 0, "changed": 0},
         ],
         "guard": {"verdict": "passed", "findings": []},
+        "held_schools": {"count": 0, "shown": []},
         "sis_import": {"id": 101, "state": "imported_with_messages", "warnings": 3},
         "run_dir": run_dir,
         "report_url": REPORT_URL,
@@ -490,6 +502,96 @@ def test_a_guard_stop_lists_what_shrank_and_slack_text_is_escaped(tmp_path: Path
         "*Message:* nothing was uploaded: &lt;!channel&gt; &amp; more" in slack["blocks"][1]["text"]["text"]
     )
     assert "<!channel>" not in orjson.dumps(slack).decode()
+
+
+def schools_held(tmp: Path) -> dict[str, Any]:
+    """A night the guard held two schools (exit 56): one named with an email in it, one held since an
+    earlier night; a third entry whose account id is no id."""
+    shrinks = [
+        {"kind": "identity", "what": "users.csv login_id", "before": 90, "after": 90, "lost": 80,
+         "limit_percent": 5.0, "examples": ["ann@old.example.org -> ann@new.example.org"]},
+    ]  # fmt: skip
+    directory = run_dir(tmp, record={"guard_details": {"verdict": "held", "shrinks": shrinks}})
+    held = [
+        {"account_id": "S2", "school_id": "5c1a", "name": "Lincoln Middle (ask jo@example.org)",
+         "since": "2027-01-03T06:00:00Z", "lost": {"students": 40, "enrollments": 80, "teachers": "x"},
+         "release": "--allow-large-change S2"},
+        {"account_id": "S7", "school_id": "5c1b", "name": "Oak Elementary", "since": "yesterday",
+         "lost": {"sections": 4}, "release": "--allow-large-change S7"},
+        {"account_id": "S 9; rm", "name": "x", "lost": {}},
+    ]  # fmt: skip
+    return {
+        "run_id": RUN_ID,
+        "profile": "nightly",
+        "district_id": DISTRICT_ID,
+        "outcome": "schools_held",
+        "exit_code": 56,
+        "message": "2 school(s) held, every other school updated",
+        "guard": "held",
+        "held_schools": held,
+        "sis_import_id": 101,
+        "import_state": "imported",
+        "run_dir": str(directory),
+    }
+
+
+def test_held_schools_are_named_with_what_they_would_lose_and_how_to_release_them(tmp_path: Path) -> None:
+    summary = schools_held(tmp_path)
+    with WebhookReceiver() as hook:
+        notify_run(webhook_settings(hook.url, "json"), summary)
+        notify_run(webhook_settings(hook.url, "teams"), summary)
+    body, teams = (r.json() for r in hook.received)
+    assert body["headline"] == (
+        "clever2sis: the guard held 2 school(s); every other school was updated for Springfield Unified "
+        f"({DISTRICT_ID}), profile nightly"
+    )
+    assert body["reasons"] == ["schools_held"]
+    assert body["held_schools"] == {
+        "count": 2,
+        "shown": [
+            {
+                "account_id": "S2",
+                "school_id": "5c1a",
+                "name": "Lincoln Middle (ask [email])",
+                "since": "2027-01-03T06:00:00Z",
+                "lost": {"students": 40, "enrollments": 80},
+                "release": "--allow-large-change S2",
+            },
+            {
+                "account_id": "S7",
+                "school_id": "5c1b",
+                "name": "Oak Elementary",
+                "since": None,
+                "lost": {"sections": 4},
+                "release": "--allow-large-change S7",
+            },
+        ],
+    }
+    # An identity finding says how many changed, never the logins it changed.
+    assert body["guard"] == {
+        "verdict": "held",
+        "findings": ["users.csv login_id changed for 80 of 90 rows (88.9%, limit 5%)"],
+    }
+    assert "example.org" not in orjson.dumps(body).decode()
+    assert (
+        "Held schools: Lincoln Middle (ask [email]) (S2) since 2027-01-03T06:00:00Z: would lose 40 students, "
+        "80 enrollments; release with --allow-large-change S2; Oak Elementary (S7): would lose 4 sections; "
+        "release with --allow-large-change S7\n"
+    ) in body["text"]
+    card = teams["attachments"][0]["content"]["body"]
+    assert card[0]["color"] == "Warning"
+
+
+def test_an_alert_names_ten_held_schools_and_counts_the_rest(tmp_path: Path) -> None:
+    summary = schools_held(tmp_path)
+    summary["held_schools"] = [
+        {"account_id": f"S{n:02d}", "name": f"School {n}", "lost": {"students": n + 1}} for n in range(12)
+    ]
+    found = read_facts(summary)
+    assert (found.held_count, [school.account_id for school in found.held]) == (
+        12,
+        [f"S{n:02d}" for n in range(10)],
+    )
 
 
 def test_a_webhook_url_from_the_environment_is_used_and_never_logged(tmp_path: Path) -> None:
@@ -865,7 +967,7 @@ def test_no_token_name_or_email_reaches_any_alert(tmp_path: Path, certificate: t
 @pytest.fixture(scope="module")
 def nightly_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
     """Two real sync runs against the local Clever and Canvas servers: a first night, then a night on which
-    a school vanished from Clever and the guard stopped the run."""
+    a school vanished from Clever and the guard held it (every other school updated)."""
     from clever2sis.canvas.client import CanvasClient
     from clever2sis.canvas.sis_import import SisImports
     from clever2sis.clever.client import CleverClient
@@ -922,16 +1024,16 @@ def personal_values(snapshot: Path) -> set[str]:
 
 
 def test_alerts_of_real_runs_say_what_the_runs_did_and_nothing_personal(nightly_runs: list[Any]) -> None:
-    first, stopped = nightly_runs
-    assert (first.exit_code, stopped.exit_code) == (0, 51)
+    first, held = nightly_runs
+    assert (first.exit_code, held.exit_code) == (0, 56)
     with WebhookReceiver() as hook:
         settings = webhook_settings(hook.url, "json", daily_summary=True)
         assert [d.sent for d in notify_run(settings, first.summary)] == [True]
-        assert [d.sent for d in notify_run(settings, stopped.summary)] == [True]
+        assert [d.sent for d in notify_run(settings, held.summary)] == [True]
     daily, guard = (received.json() for received in hook.received)
 
     district = orjson.loads((first.run_dir / "snapshot" / "districts.jsonl").read_bytes().splitlines()[0])
-    for body, result in ((daily, first), (guard, stopped)):
+    for body, result in ((daily, first), (guard, held)):
         assert body["district"] == {"id": district["id"], "name": district["name"]}
         assert body["run_id"] == result.run_id
         assert (body["outcome"], body["exit_code"]) == (result.outcome, result.exit_code)
@@ -944,16 +1046,27 @@ def test_alerts_of_real_runs_say_what_the_runs_did_and_nothing_personal(nightly_
     )
     assert [change["file"] for change in daily["changes"]] == [name for _, name in moved[:3]]
 
-    assert guard["reasons"] == ["guard_stop"]
-    run_json = orjson.loads((stopped.run_dir / "run.json").read_bytes())
-    assert guard["guard"] == {
-        "verdict": "stopped",
-        "findings": [shrink["message"] for shrink in run_json["guard_details"]["shrinks"][:5]],
+    assert guard["reasons"] == ["schools_held"]
+    run_json = orjson.loads((held.run_dir / "run.json").read_bytes())
+    (school,) = run_json["guard_details"]["held"]
+    assert guard["guard"] == {"verdict": "held", "findings": []}
+    assert guard["held_schools"] == {
+        "count": 1,
+        "shown": [
+            {
+                "account_id": school["account_id"],
+                "school_id": school["school_id"],
+                "name": school["name"],
+                "since": held.summary["started"],
+                "lost": {loss["measure"]: loss["lost"] for loss in school["losses"]},
+                "release": f"--allow-large-change {school['account_id']}",
+            }
+        ],
     }
-    assert guard["message"] == stopped.message
+    assert guard["message"] == held.message
 
     texts = [received.body.decode() for received in hook.received]
-    people = personal_values(first.run_dir / "snapshot") | personal_values(stopped.run_dir / "snapshot")
+    people = personal_values(first.run_dir / "snapshot") | personal_values(held.run_dir / "snapshot")
     assert len(people) > 600
     for text in texts:
         assert not [value for value in people if value in text]

@@ -122,7 +122,7 @@ def test_a_locked_out_run_exits_50_and_is_recorded(tmp_path: Path) -> None:
         assert [run["outcome"] for run in history.runs()] == ["locked"]
 
 
-def test_allow_large_change_lets_the_vanishing_school_through(tmp_path: Path) -> None:
+def test_the_vanishing_school_is_held_and_released_by_its_id(tmp_path: Path) -> None:
     district = NightlyDistrict(tmp_path / "d")
     canvas = FakeCanvas(script=[("imported", 100)])
     from clever2sis.canvas.client import CanvasClient
@@ -134,8 +134,9 @@ def test_allow_large_change_lets_the_vanishing_school_through(tmp_path: Path) ->
     results = []
     with CanvasTestServer(canvas) as server:
         job = sync_job(server.base_url, tmp_path / "runs")
-        for number, allow in ((0, False), (VANISH_NIGHT, False), (VANISH_NIGHT, True)):
+        for hour, (number, release) in enumerate(((0, ()), (VANISH_NIGHT, ()), (VANISH_NIGHT, ("*",)))):
             night = district.night(number)
+            school = district.vanished_school
             with (
                 CleverTestServer(night.served(), token=CLEVER_TOKEN) as clever_server,
                 CleverClient(CLEVER_TOKEN, clever_server.url) as clever,
@@ -146,21 +147,33 @@ def test_allow_large_change_lets_the_vanishing_school_through(tmp_path: Path) ->
                         job,
                         clever,
                         SisImports(client, "1"),
-                        options=RunOptions(allow_large_change=allow, wait_policy=FAST),
+                        options=RunOptions(
+                            release_schools=tuple(str(school) for _ in release), wait_policy=FAST
+                        ),
                         runtime=SyncRuntime(
-                            clock=lambda night=night, allow=allow: night.now.replace(hour=6 + allow),
+                            clock=lambda night=night, hour=hour: night.now.replace(hour=6 + hour),
                             sleep=lambda _s: None,
                             attachment_wait_s=0,
                         ),
                     )
                 )
-    assert [r.exit_code for r in results] == [0, 51, 0]
-    assert [r.summary["guard"] for r in results] == ["first_run", "stopped", "allowed"]
-    assert "accounts.csv lost 1 of 3 rows" in results[1].message
-    assert len(canvas.posted_forms) == 2
+    school = str(district.vanished_school)
+    assert [r.exit_code for r in results] == [0, 56, 0], [r.message for r in results]
+    assert [r.outcome for r in results] == ["imported", "schools_held", "imported"]
+    assert [r.summary["guard"] for r in results] == ["first_run", "held", "allowed"]
+    assert f"({school}) held since " in results[1].message
+    assert "it vanished from tonight's data" in results[1].message
+    assert f"--allow-large-change {school}" in results[1].message
+    held = results[1].summary["held_schools"]
+    assert [(s["account_id"], s["since"], s["release"]) for s in held] == [
+        (school, results[1].summary["started"], f"--allow-large-change {school}")
+    ]
+    assert len(canvas.posted_forms) == 3
     run_json = orjson.loads((results[2].run_dir / "run.json").read_bytes())  # type: ignore[operator]
-    assert run_json["allow_large_change"] is True
-    assert {s["kind"] for s in run_json["guard_details"]["shrinks"]} >= {"file", "school"}
+    assert run_json["allow_large_change"] is False
+    assert run_json["guard_details"]["held"] == []
+    assert [s["account_id"] for s in run_json["guard_details"]["released"]] == [school]
+    assert run_json["held_schools"] == []
 
 
 @pytest.mark.parametrize("mode", ["explicit", "batch"])
@@ -259,7 +272,7 @@ def test_keep_runs_removes_old_run_directories_but_never_a_baseline(tmp_path: Pa
 
 
 def test_a_nightly_sync_with_keep_runs_keeps_the_baseline_through_a_stopped_night(tmp_path: Path) -> None:
-    month = run_month(tmp_path, count=VANISH_NIGHT + 2, keep_runs=1)
+    month = run_month(tmp_path, count=VANISH_NIGHT + 2, keep_runs=1, vanishing=2)  # 2 of 3: too many held
     assert month.exit_codes == [0] * VANISH_NIGHT + [51, 0]
     run_ids = [str(result["run_id"]) for result in month.results]
     last = month.runs_dir / run_ids[-1]

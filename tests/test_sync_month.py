@@ -20,7 +20,7 @@ from clever2sis.canvas.sis_import import SisImports, WaitPolicy
 from clever2sis.clever.client import CleverClient
 from clever2sis.cli import main
 from clever2sis.config import CanvasProfile, RawConfig, SyncSettings, UploadSettings, build_settings
-from clever2sis.errors import GuardStoppedError
+from clever2sis.errors import SchoolsHeldError
 from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import RunOptions, SyncJob, SyncRuntime, run_sync
 from tests.canvas_model import CanvasModel
@@ -65,11 +65,12 @@ def run_month(
     *,
     count: int = NIGHTS,
     allow_large_change: bool = False,
+    vanishing: int = 1,
     canvas: FakeCanvas | None = None,
     **sync: object,
 ) -> Month:
     """``count`` nights of sync into ``canvas`` (default: a Canvas whose model applies every import)."""
-    district = NightlyDistrict(tmp)
+    district = NightlyDistrict(tmp, vanishing=vanishing)
     runs_dir = tmp / "runs"
     if canvas is None:
         canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], model=CanvasModel())
@@ -112,17 +113,38 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> Month:
     return run_month(tmp_path_factory.mktemp("month"))
 
 
-def test_every_night_ran_and_only_the_vanishing_school_stopped_one(month: Month) -> None:
+def test_every_night_ran_and_the_vanishing_school_was_held_not_the_district(month: Month) -> None:
     expected = [0] * NIGHTS
-    expected[VANISH_NIGHT] = GuardStoppedError.exit_code
+    expected[VANISH_NIGHT] = SchoolsHeldError.exit_code
     assert month.exit_codes == expected, [r["message"] for r in month.results]
-    assert sorted(month.import_of_night) == [n for n in range(NIGHTS) if n != VANISH_NIGHT]
-    stopped = month.results[VANISH_NIGHT]
-    assert stopped["outcome"] == "guard_stopped"
-    assert stopped["sis_import_id"] is None
-    assert "school" in str(stopped["message"])
-    assert str(month.district.vanished_school) in str(stopped["message"])
-    assert "--allow-large-change" in str(stopped["message"])
+    assert sorted(month.import_of_night) == list(range(NIGHTS))
+    held = month.results[VANISH_NIGHT]
+    school = str(month.district.vanished_school)
+    assert (held["outcome"], held["import_state"], held["guard"]) == ("schools_held", "imported", "held")
+    assert f"({school}) held since {held['started']}: it vanished from tonight's data" in str(held["message"])
+    assert f"release with --allow-large-change {school}" in str(held["message"])
+    assert [s["account_id"] for s in held["held_schools"]] == [school]  # type: ignore[union-attr]
+    # Canvas applied the other schools' changes that night and changed nothing of the held school.
+    before, tonight = month.nights[VANISH_NIGHT - 1], month.nights[VANISH_NIGHT]
+    sections = {s["id"] for s in before.records["sections"] if s["school"] == school}
+    # The people enrolled only in the school's sections (staff, without sections, are the district's).
+    placed: dict[str, set[str]] = {}
+    for section in before.records["sections"]:
+        for person in [*section["students"], *section.get("teachers", [])]:
+            placed.setdefault(person, set()).add(section["school"])
+    only_there = {person for person, schools in placed.items() if schools == {school}}
+    done = month.canvas.import_record(month.import_of_night[VANISH_NIGHT])
+    touched = [key for key in done.changed("enrollment") if key[1] in sections]
+    assert touched == []
+    assert [key for key in done.changed("user") if key[0] in only_there] == []
+    assert sections
+    assert only_there
+    left = [u for u in before.user_ids - tonight.user_ids if u not in only_there]
+    assert left
+    assert {done.changed("user").get((user_id,)) for user_id in left} <= {"suspended", None}
+    assert "suspended" in done.changed("user").values()
+    # The night after, the school is back and nothing of it was ever removed.
+    assert month.results[VANISH_NIGHT + 1]["guard"] == "passed"
 
 
 def test_nothing_is_deleted_and_every_removal_is_real(month: Month) -> None:
@@ -226,7 +248,7 @@ def test_history_shows_each_night(month: Month) -> None:
     assert [run["run_id"] for run in reversed(runs)] == [r["run_id"] for r in month.results]
     outcomes = [run["outcome"] for run in reversed(runs)]
     assert outcomes.count("imported") == NIGHTS - 1
-    assert outcomes[VANISH_NIGHT] == "guard_stopped"
+    assert outcomes[VANISH_NIGHT] == "schools_held"
     result = CliRunner().invoke(main, ["history", "--runs-dir", str(month.runs_dir), "--limit", "100"])
     assert result.exit_code == 0, result.output
     header, *lines = result.stdout.splitlines()
@@ -239,11 +261,17 @@ def test_history_shows_each_night(month: Month) -> None:
         "sis_import",
         "applied",
         "changes",
+        "held",
         "flags",
         "observer_imports",
     ]
     assert len(lines) == NIGHTS
-    assert "guard_stopped" in lines[NIGHTS - 1 - VANISH_NIGHT]
+    held = lines[NIGHTS - 1 - VANISH_NIGHT]
+    assert "schools_held" in held
+    assert (
+        f"held {month.district.vanished_school} (since {month.results[VANISH_NIGHT]['started']!s:.10})"
+        in held
+    )
     assert "users +2 -2" in lines[0]
     as_json = CliRunner().invoke(
         main, ["history", "--runs-dir", str(month.runs_dir), "--json", "--limit", "1"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import io
 import re
@@ -25,6 +26,8 @@ import pytest
 from clever2sis.canvas.client import CanvasClient
 from clever2sis.canvas.sis_import import ImportOptions, SisImports, WaitPolicy, wait_for_import
 from clever2sis.clever.client import CleverClient
+from clever2sis.config import RawConfig, build_settings
+from clever2sis.sis import build as build_module
 from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import RunOptions, RunResult, SyncJob, SyncRuntime, run_sync
 from tests.canvas_model import CanvasModel
@@ -48,14 +51,19 @@ class Nights:
         self.canvas = FakeCanvas(script=[("importing", 50), ("imported", 100)], model=self.model)
         self.runs_dir = tmp / "runs"
         self.sync = sync
+        self.build: dict[str, Any] = {}
         self.server: CanvasTestServer | None = None
 
     @property
     def job(self) -> SyncJob:
+        """The job of tonight: the test's [sync] settings, and its build tables (``self.build``) if any."""
         assert self.server is not None
-        return sync_job(self.server.base_url, self.runs_dir, **self.sync)
+        job = sync_job(self.server.base_url, self.runs_dir, **self.sync)
+        return dataclasses.replace(job, build=build_settings(RawConfig(self.build))) if self.build else job
 
-    def night(self, now: dt.datetime, *, allow_large_change: bool = False) -> RunResult:
+    def night(
+        self, now: dt.datetime, *, allow_large_change: bool = False, release: tuple[str, ...] = ()
+    ) -> RunResult:
         """Sync ``self.records`` as Clever serves them tonight."""
         assert self.server is not None
         served = {
@@ -71,7 +79,9 @@ class Nights:
                 self.job,
                 clever,
                 SisImports(client, "1"),
-                options=RunOptions(allow_large_change=allow_large_change, wait_policy=FAST),
+                options=RunOptions(
+                    allow_large_change=allow_large_change, release_schools=release, wait_policy=FAST
+                ),
                 runtime=SyncRuntime(clock=lambda: now, sleep=lambda _s: None, attachment_wait_s=0),
             )
 
@@ -388,3 +398,42 @@ def test_a_run_kept_before_applied_states_existed_is_read_from_its_build(tmp_pat
             second.run_dir / "run.log"  # type: ignore[operator]
         ).read_text()
     )
+
+
+# --- a zip Canvas would refuse ------------------------------------------------------------------------------
+
+
+def test_a_rewritten_zip_canvas_would_refuse_to_extract_stops_the_night_before_the_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync's rewrite adds rows (removals, carried terms) to a zip the build checked: it is checked
+    again, and a zip Canvas would not extract (canvas-lms ``gems/canvas_unzip``) stops the night with the
+    build directory as it was."""
+    with nights(tmp_path) as district:
+        first = district.night(JANUARY)
+        district.leave(district.students()[0]["id"])
+        checked: list[str] = []
+        real = build_module.check_canvas_unzips
+
+        def refuse_the_rewrite(archive: Path) -> None:
+            checked.append(archive.parent.name)
+            if len(checked) > 1:  # the build's own check passes; the rewrite's is refused
+                monkeypatch.setattr(build_module, "CANVAS_UNZIP_MAX_RATIO", 1)
+            real(archive)
+
+        monkeypatch.setattr(build_module, "check_canvas_unzips", refuse_the_rewrite)
+        refused = district.night(JANUARY + dt.timedelta(days=1))
+
+    assert first.exit_code == 0, first.message
+    assert (refused.exit_code, refused.outcome) == (53, "build_failed")
+    assert re.fullmatch(
+        r"the rewritten build in \S+/build: sis_import\.zip would expand to [\d,]+ bytes, more than 1 times "
+        r"its [\d,]+ bytes, and Canvas refuses to extract such a zip: \w+\.csv expands \d+ times \([\d,]+ "
+        r"bytes from [\d,]+\); look in it for a value repeated over and over",
+        refused.message,
+    ), refused.message
+    assert len(checked) == 2
+    assert len(district.canvas.posted_forms) == 1  # the first night's import only
+    assert refused.run_dir is not None
+    build = refused.run_dir / "build"
+    assert orjson.loads((build / "build.json").read_bytes()).get("sync") is None  # as built, not rewritten

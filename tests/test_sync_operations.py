@@ -89,7 +89,7 @@ def test_the_sync_command_honours_a_pause_and_ignore_pause(tmp_path: Path) -> No
         assert len(canvas.canvas.posted_forms) == 1
         history = CliRunner().invoke(main, ["history", "--config", str(config)])
     header, *rows = history.stdout.splitlines()
-    assert header == "run_id\tprofile\toutcome\texit\tguard\tsis_import\tapplied\tchanges\tflags"
+    assert header == "run_id\tprofile\toutcome\texit\tguard\tsis_import\tapplied\tchanges\theld\tflags\tobserver_imports"
     # (both runs may start in the same second, so their order is not asserted)
     assert sorted(row.split("\t")[2:4] for row in rows) == [["imported", "0"], ["paused", "55"]]
 
@@ -155,7 +155,7 @@ def test_a_report_that_cannot_be_written_is_a_warning_not_a_failed_run(
 # --- alerts ----------------------------------------------------------------------------------------------
 
 
-def test_a_failed_night_and_a_guard_stop_each_send_one_alert(tmp_path: Path) -> None:
+def test_a_failed_night_and_a_held_school_each_send_one_alert(tmp_path: Path) -> None:
     district = NightlyDistrict(tmp_path / "d")
     canvas = FakeCanvas(script=[("importing", 50), ("failed", 100)])
     with CanvasTestServer(canvas) as server, WebhookReceiver() as hook:
@@ -180,11 +180,11 @@ def test_a_failed_night_and_a_guard_stop_each_send_one_alert(tmp_path: Path) -> 
                     CliRunner().invoke(main, args, env={**env, "CLEVER_API_BASE": clever.url}).exit_code
                 )
         missing = CliRunner().invoke(main, args, env={**env, "CANVAS_NIGHTLY": ""})
-    assert [*codes, missing.exit_code] == [21, 0, 51, 30]
+    assert [*codes, missing.exit_code] == [21, 0, 56, 30]  # the vanished school is held
     bodies = [received.json() for received in hook.received]
     assert [(b["reasons"], b["exit_code"], b["outcome"]) for b in bodies] == [
         (["failure"], 21, "failed"),
-        (["guard_stop"], 51, "guard_stopped"),
+        (["schools_held"], 56, "schools_held"),
         (["failure"], 30, "not_started"),
     ]
     assert (

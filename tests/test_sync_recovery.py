@@ -34,7 +34,7 @@ from clever2sis.cli.canvas import CanvasRuntime
 from clever2sis.interrupts import EXIT_SIGINT, EXIT_SIGTERM, Interrupted, interruption
 from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import RunOptions, RunResult, SyncRuntime, run_sync
-from clever2sis.sync.reconcile import remove_partials
+from clever2sis.sync.settle import remove_partials
 from tests.canvas_server import TEST_TOKEN, CanvasTestServer, FakeCanvas, Stall
 from tests.clever_server import CleverTestServer
 from tests.clever_server import Stall as PageStall

@@ -510,18 +510,14 @@ def test_the_role_check_counts_users_by_their_clever_roles() -> None:
     }
     by_integration = pd.DataFrame({"user_id": ["s1", "s4", "c3"], "integration_id": ["c1", "c4", ""]})
     assert guard.role_counts(by_integration, roles)["teacher"] == 1
-    verdict = guard.check_shrink(
+    verdict = guard.judge(
         HELD,
         HELD,
-        limit_percent=lambda _name: 10,
-        roles_before={"student": 3, "staff": 2},
-        roles_after={"student": 3, "staff": 0},
+        guard.GuardInput(roles_before={"student": 3, "staff": 2}, roles_after={"student": 3, "staff": 0}),
     )
     assert verdict.stops
     assert verdict.message() == "all staff of users.csv vanished (2 before, 0 now)"
-    assert guard.check_shrink(HELD, HELD, limit_percent=lambda _n: 10, roles_before={"staff": 2}).verdict == (
-        guard.PASSED
-    )
+    assert guard.judge(HELD, HELD, guard.GuardInput(roles_before={"staff": 2})).verdict == guard.PASSED
 
 
 # --- history ----------------------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ from clever2sis.sync.runs import BUILD_DIR_NAME
 if TYPE_CHECKING:  # httpx is imported by the commands that talk to Canvas, when they run
     import httpx
 
+    from clever2sis.canvas.results import ImportResults
     from clever2sis.canvas.upload import Posted
 
 LIST_DEFAULT_LIMIT = 20
@@ -267,7 +268,6 @@ def upload_command(
 
     def upload(raw: RawConfig) -> None:
         from clever2sis.canvas.results import summary_lines
-        from clever2sis.canvas.upload import follow_import, post_build
 
         build = BuildDir(build_dir).verified_zip(error=BuildDirError)
         options = parse_upload(raw).options.merged(given_import_flags())
@@ -278,23 +278,8 @@ def upload_command(
         if dry_run:
             _dry_run(raw, build, options, profile=profile, force=force, as_json=as_json, say=say, loud=loud)
             return
-        runtime = current_runtime()
         with _session(raw, profile, quiet) as session:
-            posted = post_build(
-                session.api,
-                build,
-                options,
-                profile=session.profile.name,
-                queue=queue,
-                before_post=functools.partial(
-                    check_before_post,
-                    require_approval=session.profile.require_approval,
-                    force=force,
-                    warn=loud,
-                ),
-                progress=session.progress,
-                now=runtime.now,
-            )
+            posted = _post(session, build, options, queue=queue, force=force, warn=loud)
             sis_import = posted.sis_import
             _report_posted(posted, session, say)
             if not wait:
@@ -304,17 +289,7 @@ def upload_command(
                 if as_json:
                     _print_json(dict(sis_import.raw))
                 return
-            policy = WaitPolicy(timeout_s=timeout_s or session.settings.wait_timeout_s)
-            results = follow_import(
-                session.api,
-                posted,
-                policy=policy,
-                clock=runtime.clock,
-                sleep=runtime.sleep,
-                on_update=ImportBar(quiet, runtime.clock),
-                progress=session.progress,
-                attachment_wait_s=runtime.attachment_wait_s,
-            )
+            results = _follow(session, posted, timeout_s=timeout_s, quiet=quiet)
             for line in summary_lines(results):
                 say(line)
             if as_json:
@@ -323,6 +298,45 @@ def upload_command(
             check_outcome(results.sis_import, messages_ok=ok)
 
     run_command(action, verbose=verbose, io_error=BuildDirError)
+
+
+def _post(
+    session: _Session, build: BuildZip, options: ImportOptions, *, queue: bool, force: bool, warn: Progress
+) -> Posted:
+    """Post ``build`` as the session's profile (``POST /api/v1/accounts/:account_id/sis_imports``), once
+    the sign-off gate (:func:`~clever2sis.canvas.signoff.check_before_post`) lets it through."""
+    from clever2sis.canvas.upload import post_build
+
+    return post_build(
+        session.api,
+        build,
+        options,
+        profile=session.profile.name,
+        queue=queue,
+        before_post=functools.partial(
+            check_before_post, require_approval=session.profile.require_approval, force=force, warn=warn
+        ),
+        progress=session.progress,
+        now=current_runtime().now,
+    )
+
+
+def _follow(session: _Session, posted: Posted, *, timeout_s: float | None, quiet: bool) -> ImportResults:
+    """Follow ``posted`` to its end (``upload --wait``, ``status --wait``): a progress bar on stderr, the
+    results saved beside the import id (:func:`~clever2sis.canvas.upload.follow_import`)."""
+    from clever2sis.canvas.upload import follow_import
+
+    runtime = current_runtime()
+    return follow_import(
+        session.api,
+        posted,
+        policy=WaitPolicy(timeout_s=timeout_s or session.settings.wait_timeout_s),
+        clock=runtime.clock,
+        sleep=runtime.sleep,
+        on_update=ImportBar(quiet, runtime.clock),
+        progress=session.progress,
+        attachment_wait_s=runtime.attachment_wait_s,
+    )
 
 
 def _report_posted(posted: Posted, session: _Session, say: Callable[[str], None]) -> None:
@@ -435,7 +449,6 @@ def status_command(
         raw = read_canvas_config(config_path, verbose)
         if not wait and (build_dir is not None or save_dir is not None):
             raise UsageError("--build-dir and --save-dir say where --wait saves the results; add --wait")
-        runtime = current_runtime()
         with _session(raw, profile, quiet) as session:
             ok = session.settings.messages_ok if messages_ok is None else messages_ok
             if not wait:
@@ -445,7 +458,7 @@ def status_command(
                     check_outcome(sis_import, messages_ok=ok)
                 return
             from clever2sis.canvas.results import summary_lines
-            from clever2sis.canvas.upload import Posted, follow_import
+            from clever2sis.canvas.upload import Posted
 
             directory, build = results_dir(
                 raw, session.profile.name, import_id, build_dir=build_dir, save_dir=save_dir
@@ -454,16 +467,8 @@ def status_command(
             # Held while the results are written into the build: no build replaces it meanwhile.
             lock = BuildLock(build, shared=True, error=BuildDirError) if build else contextlib.nullcontext()
             with lock:
-                results = follow_import(
-                    session.api,
-                    Posted(SisImport({"id": import_id}), directory, session.profile.name),
-                    policy=WaitPolicy(timeout_s=timeout_s or session.settings.wait_timeout_s),
-                    clock=runtime.clock,
-                    sleep=runtime.sleep,
-                    on_update=ImportBar(quiet, runtime.clock),
-                    progress=session.progress,
-                    attachment_wait_s=runtime.attachment_wait_s,
-                )
+                posted = Posted(SisImport({"id": import_id}), directory, session.profile.name)
+                results = _follow(session, posted, timeout_s=timeout_s, quiet=quiet)
         for line in summary_lines(results):
             click.echo(line)
         check_outcome(results.sis_import, messages_ok=ok)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # the pipeline (pandas, Arrow) and the alerts are loaded by t
     from clever2sis.sync.pipeline import RunOptions, RunResult, SyncJob
 
 HISTORY_DEFAULT_LIMIT = 30
+ALLOW_EVERYTHING = "*"  # --allow-large-change without a school id (or with "*"): let everything through
 HISTORY_HEADER = (
     "run_id",
     "profile",
@@ -57,6 +58,7 @@ HISTORY_HEADER = (
     "sis_import",
     "applied",
     "changes",
+    "held",
     "flags",
     "observer_imports",
 )
@@ -99,8 +101,14 @@ def _emit(summary: dict[str, Any]) -> None:
 @click.option("--remaster", is_flag=True, help="Diffing: re-send every row this run (after SIS fixes).")
 @click.option(
     "--allow-large-change",
-    is_flag=True,
-    help="Let a run through that the guard would stop (a reviewed, real large change); recorded in history.",
+    "allow_large_change",
+    multiple=True,
+    is_flag=False,
+    flag_value=ALLOW_EVERYTHING,
+    metavar="[SCHOOL_ID]",
+    help="After a review: with a school (Clever school id or Canvas account id, repeatable), release that "
+    "school the guard holds; alone, let through everything the guard would stop or hold. Recorded in "
+    "history.",
 )
 @click.option(
     "--ignore-pause",
@@ -115,7 +123,7 @@ def sync_command(
     config_path: Path | None,
     runs_dir: Path | None,
     remaster: bool,
-    allow_large_change: bool,
+    allow_large_change: tuple[str, ...],
     ignore_pause: bool,
     api_base: str,
     api_version: str,
@@ -156,7 +164,8 @@ def sync_command(
         options = RunOptions(
             runs_dir=runs_dir,
             remaster=remaster,
-            allow_large_change=allow_large_change,
+            allow_large_change=ALLOW_EVERYTHING in allow_large_change,
+            release_schools=tuple(sorted(set(allow_large_change) - {ALLOW_EVERYTHING})),
             ignore_pause=ignore_pause,
         )
         result = _run(job, (clever_token, canvas_token), api_base, api_version, progress, options)
@@ -177,14 +186,7 @@ def sync_command(
             except OSError as error:
                 raise RunsDirError(describe_os_error(error)) from error
         except (Clever2SisError, Interrupted) as error:
-            summary = {
-                "run_id": None,
-                "profile": profile,
-                "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "outcome": "interrupted" if isinstance(error, Interrupted) else "not_started",
-                "exit_code": error.exit_code,
-                "message": SECRETS(str(error)),
-            }
+            summary = _not_started(profile, error)
             if alerts:
                 _send_alert(alerts[0], summary, None, runtime, progress, secrets)
             _emit(summary)
@@ -192,6 +194,18 @@ def sync_command(
 
     with raise_on_signals():
         sys.exit(run_command(guarded, verbose=verbose, io_error=RunsDirError))
+
+
+def _not_started(profile: str | None, error: Clever2SisError | Interrupted) -> dict[str, Any]:
+    """The JSON line of a run that never started (bad settings, a missing token, a signal before the run)."""
+    return {
+        "run_id": None,
+        "profile": profile,
+        "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "outcome": "interrupted" if isinstance(error, Interrupted) else "not_started",
+        "exit_code": error.exit_code,
+        "message": SECRETS(str(error)),
+    }
 
 
 def _run(
@@ -291,6 +305,15 @@ def _changed(changes: dict[str, Any] | None) -> str:
     return ", ".join(parts) or "no changes"
 
 
+def _held(held: list[dict[str, Any]] | None) -> str:
+    """The schools a run held, each with the first night of its hold: ``held S2 (since 2027-01-05)``."""
+    if not held:
+        return "held -"
+    return "held " + ", ".join(
+        f"{school['account_id']} (since {str(school['since'])[:10]})" for school in held
+    )
+
+
 def _observer_imports(imports: list[dict[str, Any]] | None) -> str:
     """The run's observer link imports ("observers removals 104 imported, links 106 imported"), or "-"."""
     labels = {"observer_removals": "removals", "observer_links": "links"}
@@ -363,6 +386,7 @@ def history_command(
                         f"sis_import {row['sis_import_id'] or '-'} {row['import_state'] or ''}".rstrip(),
                         f"applied {row['applied'] or '-'}",
                         _changed(row["changes"]),
+                        _held(row["held_schools"]),
                         flags or "-",
                         _observer_imports(row["imports"]),
                     )
@@ -373,7 +397,7 @@ def history_command(
 
 
 def _reconcile_history(history: History, raw: RawConfig, directory: Path) -> None:
-    """Reconcile every profile's unsettled runs (sync/reconcile.py), when no sync holds the lock."""
+    """Reconcile every profile's unsettled runs (sync/settle.py), when no sync holds the lock."""
     try:
         lock = RunLock(directory).acquire()
     except SyncError:
@@ -385,7 +409,7 @@ def _reconcile_history(history: History, raw: RawConfig, directory: Path) -> Non
         if not unsettled:
             return
         from clever2sis.canvas.client import CanvasClient
-        from clever2sis.sync.reconcile import reconcile_runs
+        from clever2sis.sync.settle import settle_runs
 
         for name in unsettled:
             now = runtime.now()
@@ -393,7 +417,7 @@ def _reconcile_history(history: History, raw: RawConfig, directory: Path) -> Non
                 target = resolve_profile(raw, name, runtime.environ)
                 token = keep_secret(target.token(runtime.environ))
             except Clever2SisError as error:
-                done = reconcile_runs(history, None, profile=name, now=now, progress=progress)
+                done = settle_runs(history, None, profile=name, now=now, progress=progress)
                 for problem in done.problems:
                     click.echo(f"warning: {problem} ({SECRETS(str(error))})", err=True)
                 continue
@@ -406,7 +430,7 @@ def _reconcile_history(history: History, raw: RawConfig, directory: Path) -> Non
                 progress=progress,
             ) as client:
                 api = SisImports(client, target.account_id)
-                done = reconcile_runs(history, api, profile=name, now=now, progress=progress)
+                done = settle_runs(history, api, profile=name, now=now, progress=progress)
             for problem in [*done.problems, *done.blocking]:
                 click.echo(f"warning: {SECRETS(problem)}", err=True)
 

@@ -8,6 +8,10 @@ webhook URL, the SMTP password) becomes ``[redacted]`` and anything shaped like 
 ``[email]``. So a token or a student's name or email that ended up in some unexpected place of a summary
 does not travel; counts and ids do.
 
+Schools the guard held (``held_schools`` of the summary) are facts too: their ids, their name (redacted
+like any free text), since when they are held, what they would have lost (counts) and the flag that
+releases them.
+
 Beyond the summary (the JSON line), three files of the run directory are read when they are there: its
 ``run.json`` (the guard's findings, the import's counts), the snapshot's ``manifest.json`` (the district's
 name) and the final SisImport object (its ``processing_warnings``, when the counts have no
@@ -29,11 +33,12 @@ from clever2sis.build_dir import BuildDir
 from clever2sis.canvas.sis_import import SisImport
 from clever2sis.clever.snapshot import MANIFEST_NAME
 from clever2sis.sis import files
-from clever2sis.sync.guard import Shrink
+from clever2sis.sync.guard import MEASURES, RELEASE_FLAG, Shrink
 from clever2sis.sync.runs import BUILD_DIR_NAME, RUN_RECORD_NAME, SNAPSHOT_DIR_NAME
 
 TOP_CHANGES = 3
 FINDINGS_SHOWN = 5
+HELD_SHOWN = 10  # held schools an alert names; the rest are counted
 MESSAGE_MAX_CHARS = 1000
 NAME_MAX_CHARS = 120
 PATH_MAX_CHARS = 400
@@ -42,12 +47,15 @@ EMAIL_REDACTED = "[email]"
 UNKNOWN = "unknown"
 CHANGE_KINDS = ("added", "removed", "changed")
 # Guard verdicts whose findings an alert lists (a first run and a pass have none).
-GUARD_REPORTED = ("stopped", "allowed")
-GUARD_KINDS = ("file", "school", "role")
+GUARD_REPORTED = ("stopped", "allowed", "held")
+# Finding kinds rebuilt from their numbers (``school``: records of older runs). An identity finding's
+# examples (old -> new ids and logins) are personal data: an alert says only how many changed.
+GUARD_KINDS = ("file", "school", "role", "schools", "changes", "identity", "carryovers")
 
 _RUN_ID = re.compile(r"\d{8}T\d{6}Z(-[a-z0-9_]{1,20})?")
 _WORD = re.compile(r"[a-z][a-z_]{0,39}")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
 _PROFILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _EMAIL = re.compile(r"[^\s@<>()\[\]{},;:'\"`]+@[^\s@<>()\[\]{},;:'\"`]+")
 # Canvas lists at most 24 warnings, then the pair ["and N more warnings that were not included", "Download
@@ -76,6 +84,39 @@ class FileChange:
 
 
 @dataclass(frozen=True)
+class HeldSchool:
+    """A school the guard held: its Canvas account id and Clever id, its name, the first night of the hold,
+    and what it would have lost (measure, count)."""
+
+    account_id: str
+    school_id: str
+    name: str
+    since: str | None
+    lost: tuple[tuple[str, int], ...]
+
+    @property
+    def release(self) -> str:
+        return f"{RELEASE_FLAG} {self.account_id}"
+
+    def text(self) -> str:
+        name = f"{self.name} ({self.account_id})" if self.name else self.account_id
+        since = f" since {self.since}" if self.since else ""
+        lost = ", ".join(f"{count} {measure}" for measure, count in self.lost)
+        would = f": would lose {lost}" if lost else ""
+        return f"{name}{since}{would}; release with {self.release}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "school_id": self.school_id,
+            "name": self.name or None,
+            "since": self.since,
+            "lost": dict(self.lost),
+            "release": self.release,
+        }
+
+
+@dataclass(frozen=True)
 class RunFacts:
     """Everything an alert can say; each field checked (None: absent or not of the expected shape)."""
 
@@ -89,6 +130,8 @@ class RunFacts:
     changes: tuple[FileChange, ...] | None = None
     guard: str | None = None
     findings: tuple[str, ...] = ()
+    held: tuple[HeldSchool, ...] = ()
+    held_count: int = 0
     sis_import_id: int | None = None
     import_state: str | None = None
     warnings: int | None = None
@@ -169,13 +212,37 @@ def guard_findings(details: Any, redact: Redactor) -> tuple[str, ...]:
             continue
         numbers = [_count(shrink.get(key)) for key in ("before", "after", "lost")]
         what = redact(shrink.get("what"), NAME_MAX_CHARS)
-        if shrink["kind"] == "file" and what not in files.FILE_ORDER:
+        if shrink["kind"] in ("file", "changes") and what not in files.FILE_ORDER:
             continue
         if None in numbers or not what:
             continue
         before, after, lost = (int(number or 0) for number in numbers)
-        found.append(Shrink(shrink["kind"], what, before, after, lost, _number(shrink.get("limit_percent"))))
+        limit = _number(shrink.get("limit_percent"))
+        found.append(Shrink(shrink["kind"], what, before, after, lost, limit, _count(shrink.get("limit"))))
     return tuple(shrink.message() for shrink in found)
+
+
+def held_schools(value: Any, redact: Redactor) -> tuple[tuple[HeldSchool, ...], int]:
+    """The first ``HELD_SHOWN`` held schools of the summary's ``held_schools`` (a school whose account id
+    does not look like an id is left out), and how many there were."""
+    if not isinstance(value, list):
+        return (), 0
+    found = []
+    for school in value:
+        if not isinstance(school, Mapping) or (account_id := _match(_ID, school.get("account_id"))) is None:
+            continue
+        lost = school.get("lost")
+        counts = ((m, _count(lost.get(m)) if isinstance(lost, Mapping) else None) for m in MEASURES)
+        found.append(
+            HeldSchool(
+                account_id,
+                _match(_ID, school.get("school_id")) or account_id,
+                redact(school.get("name"), NAME_MAX_CHARS),
+                _match(_STAMP, school.get("since")),
+                tuple((measure, count) for measure, count in counts if count),
+            )
+        )
+    return tuple(found[:HELD_SHOWN]), len(found)
 
 
 def warning_count(record: Mapping[str, Any], final_import: Mapping[str, Any]) -> int | None:
@@ -210,6 +277,7 @@ def read_facts(
     district = manifest.get("district")
     district_name = redact(district.get("name"), NAME_MAX_CHARS) if isinstance(district, Mapping) else ""
     guard = _match(_WORD, summary.get("guard"))
+    held, held_count = held_schools(summary.get("held_schools"), redact)
     exit_code = summary.get("exit_code")
     return RunFacts(
         run_id=run_id,
@@ -222,6 +290,8 @@ def read_facts(
         changes=top_changes(summary.get("changes")),
         guard=guard,
         findings=guard_findings(record.get("guard_details"), redact) if guard in GUARD_REPORTED else (),
+        held=held,
+        held_count=held_count,
         sis_import_id=sis_import_id,
         import_state=_match(_WORD, summary.get("import_state")),
         warnings=warning_count(record, final_import),

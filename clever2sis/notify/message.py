@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from clever2sis import __version__
-from clever2sis.errors import GuardStoppedError, SyncLockedError, SyncPausedError
+from clever2sis.errors import GuardStoppedError, SchoolsHeldError, SyncLockedError, SyncPausedError
 from clever2sis.notify.facts import RunFacts
 from clever2sis.notify.settings import EmailSettings, NotifySettings
 
@@ -22,9 +22,11 @@ EXIT_OK = 0
 EXIT_LOCKED = SyncLockedError.exit_code
 EXIT_PAUSED = SyncPausedError.exit_code
 EXIT_GUARD_STOPPED = GuardStoppedError.exit_code
+EXIT_SCHOOLS_HELD = SchoolsHeldError.exit_code
 # Why an alert is sent (its "reasons"), most urgent first.
 FAILURE = "failure"
 GUARD_STOP = "guard_stop"
+SCHOOLS_HELD = "schools_held"
 MESSAGES = "messages"
 DAILY_SUMMARY = "daily_summary"
 REPORT = "Report"
@@ -40,7 +42,8 @@ ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 def reasons(settings: NotifySettings, facts: RunFacts) -> tuple[str, ...]:
     """The triggers a run sets off (empty: no alert). A run that found the lock taken (50) never alerts:
     it did nothing, and the run holding the lock reports for itself; nor does a paused night (55), which
-    does nothing by design. A summary without an exit code counts as failed."""
+    does nothing by design. A night the guard held schools on (56) is not a
+    failure: every other school was applied. A summary without an exit code counts as failed."""
     code = facts.exit_code
     if code in (EXIT_LOCKED, EXIT_PAUSED):
         return ()
@@ -48,6 +51,9 @@ def reasons(settings: NotifySettings, facts: RunFacts) -> tuple[str, ...]:
     if code == EXIT_GUARD_STOPPED:
         if settings.on_guard_stop:
             found.append(GUARD_STOP)
+    elif code == EXIT_SCHOOLS_HELD:
+        if settings.on_schools_held:
+            found.append(SCHOOLS_HELD)
     elif code != EXIT_OK and settings.on_failure:
         found.append(FAILURE)
     if settings.on_messages and facts.warnings is not None and facts.warnings > settings.messages_threshold:
@@ -69,15 +75,18 @@ class Alert:
         return FAILURE in self.reasons or GUARD_STOP in self.reasons
 
     def color(self) -> str:
-        """An Adaptive Card text colour: red for a failure or a guard stop, amber for warnings."""
+        """An Adaptive Card text colour: red for a failure or a guard stop, amber for held schools and
+        warnings."""
         if self.urgent:
             return "Attention"
-        return "Warning" if MESSAGES in self.reasons else "Good"
+        return "Warning" if MESSAGES in self.reasons or SCHOOLS_HELD in self.reasons else "Good"
 
     def headline(self) -> str:
         facts = self.facts
         if GUARD_STOP in self.reasons:
             what = "the guard stopped the sync; nothing was uploaded"
+        elif SCHOOLS_HELD in self.reasons:
+            what = f"the guard held {facts.held_count} school(s); every other school was updated"
         elif FAILURE in self.reasons:
             code = facts.exit_code if facts.exit_code is not None else "?"
             what = f"sync failed: {facts.outcome} (exit {code})"
@@ -101,6 +110,11 @@ class Alert:
             out.append(("Changes", "; ".join(c.short() for c in facts.changes) or "none"))
         if facts.findings:
             out.append((f"Guard ({facts.guard})", "; ".join(facts.findings)))
+        if facts.held:
+            label = "Held schools" if facts.guard == "held" else "Schools that would be held"
+            more = facts.held_count - len(facts.held)
+            rest = [f"and {more} more"] if more > 0 else []
+            out.append((label, "; ".join([*(school.text() for school in facts.held), *rest])))
         if facts.sis_import_id is not None:
             state = f" {facts.import_state}" if facts.import_state else ""
             warnings = f", {facts.warnings} warnings" if facts.warnings is not None else ""
@@ -198,6 +212,7 @@ def json_payload(alert: Alert) -> dict[str, Any]:
         "message": facts.message,
         "changes": None if facts.changes is None else [change.as_dict() for change in facts.changes],
         "guard": {"verdict": facts.guard, "findings": list(facts.findings)},
+        "held_schools": {"count": facts.held_count, "shown": [school.as_dict() for school in facts.held]},
         "sis_import": {"id": facts.sis_import_id, "state": facts.import_state, "warnings": facts.warnings},
         "run_dir": facts.run_dir,
         "report_url": facts.report_url,

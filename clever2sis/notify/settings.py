@@ -3,8 +3,9 @@
 ::
 
     [notify]
-    on_failure = true              # a run that failed: any exit code but 0, 50 (locked), 51 and 55 (paused)
+    on_failure = true              # a run that failed: any exit code but 0, 50 (locked), 51, 55 (paused), 56
     on_guard_stop = true           # the guard stopped the run (exit 51)
+    on_schools_held = true         # the guard held schools; every other school was updated (exit 56)
     on_messages = true             # the import ended with more warnings than messages_threshold
     messages_threshold = 0
     daily_summary = false          # also a message after every successful run
@@ -160,9 +161,15 @@ class NotifySettings:
 
     on_failure: bool = field(
         default=True,
-        metadata=about("Alert on a failed run: any exit code but 0, 50 (locked), 51 and 55 (paused)."),
+        metadata=about(
+            "Alert on a failed run: any exit code but 0, 50 (locked), 51, 55 (paused) and 56 (held)."
+        ),
     )
     on_guard_stop: bool = field(default=True, metadata=about("Alert when the guard stopped the run (51)."))
+    on_schools_held: bool = field(
+        default=True,
+        metadata=about("Alert when the guard held schools and updated every other school (56)."),
+    )
     on_messages: bool = field(
         default=True,
         metadata=about("Alert when the import ended with more warnings than messages_threshold."),

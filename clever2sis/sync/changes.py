@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clever2sis.build_dir import CARRIED, REMOVED, Frames, empty_frames
+from clever2sis.build_dir import CARRIED, HELD, REMOVED, Frames, empty_frames
 from clever2sis.review.facts import DIFF_KEYS, diff_file
 from clever2sis.sis import files
 from clever2sis.sis.arrow import arrow_strings, member
@@ -119,21 +119,27 @@ def append_rows(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Amended:
-    """The new build's frames after the sync's changes, and the rows it added for each reason."""
+    """The new build's frames after the sync's changes, and the rows it added for each reason.
+
+    ``held`` are the rows of the schools the guard held, sent as Canvas had them in place of tonight's
+    (:mod:`clever2sis.sync.holds`); unlike carried rows, they stay what the next night is judged against.
+    """
 
     frames: Frames
     carried: Frames = field(default_factory=empty_frames)
     removed: Frames = field(default_factory=empty_frames)
     completed_enrollments: int = 0
+    held: Frames = field(default_factory=empty_frames)
 
     def sync_rows(self) -> dict[str, Frames]:
         """The rows the sync added, by reason, as :meth:`clever2sis.build_dir.BuildDir.rewrite` takes them."""
-        return {CARRIED: self.carried, REMOVED: self.removed}
+        return {CARRIED: self.carried, REMOVED: self.removed, HELD: self.held}
 
     def counts(self) -> dict[str, Any]:
         return {
             "carried": {n: len(f) for n, f in self.carried.items() if len(f)},
             "removed": {n: len(f) for n, f in self.removed.items() if len(f)},
+            "held": {n: len(f) for n, f in self.held.items() if len(f)},
             "completed_enrollments": self.completed_enrollments,
         }
 

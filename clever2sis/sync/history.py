@@ -2,7 +2,7 @@
 
 A row is written when a run starts (outcome ``running``), kept up to date as it goes (its ``stage``, its
 import's state) and completed when it ends. A run killed midway (``kill -9``, a power cut) leaves its row
-``running``; the next run, and ``clever2sis history``, reconcile it (:mod:`clever2sis.sync.reconcile`) with
+``running``; the next run, and ``clever2sis history``, reconcile it (:mod:`clever2sis.sync.settle`) with
 what Canvas says about its import: :meth:`History.unsettled` lists such rows. Counts and the guard's verdict
 are stored as JSON text; :meth:`History.runs` gives them back as dicts. Nothing secret is ever stored:
 tokens never reach a run's facts.
@@ -11,7 +11,8 @@ The schema's version is SQLite's ``user_version``. Version 2 added ``applied`` (
 see :mod:`clever2sis.sync.state`); version 3 added ``stage`` (where a run was: the pipeline's stages);
 version 4 added ``imports_json`` (every import a run posted: the observer link imports beside the main);
 version 5 ``identities_carried`` (how many users the run carried over to a new id:
-:mod:`clever2sis.sync.identities`). An older file is migrated when opened (:data:`_ADDED_COLUMNS`); its
+:mod:`clever2sis.sync.identities`); version 6 ``held_json`` (the schools the guard held,
+:mod:`clever2sis.sync.guard`). An older file is migrated when opened (:data:`_ADDED_COLUMNS`); its
 rows keep the new columns empty (NULL), and the sync reads such a run as it did before (for ``applied``:
 the present rows of its build).
 """
@@ -30,7 +31,7 @@ import orjson
 from clever2sis.errors import RunsDirError
 
 HISTORY_NAME = "history.sqlite"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_S = 30.0
 RUNNING = "running"
 PAUSED = "paused"
@@ -75,7 +76,8 @@ CREATE TABLE IF NOT EXISTS runs (
     applied TEXT,
     stage TEXT,
     imports_json TEXT,
-    identities_carried INTEGER
+    identities_carried INTEGER,
+    held_json TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_profile ON runs (profile, run_id);
 """
@@ -85,12 +87,14 @@ _ADDED_COLUMNS = {
     "stage": "TEXT",
     "imports_json": "TEXT",
     "identities_carried": "INTEGER",
+    "held_json": "TEXT",
 }
 _JSON_COLUMNS = {
     "guard_json": "guard_details",
     "rows_json": "rows",
     "changes_json": "changes",
     "imports_json": "imports",
+    "held_json": "held_schools",
 }
 _COLUMNS = (
     "run_id",
@@ -115,6 +119,7 @@ _COLUMNS = (
     "stage",
     "imports_json",
     "identities_carried",
+    "held_json",
 )
 # The facts of a run as its JSON line and run.json give them: the history columns, JSON ones by their fact
 # name (the guard's details stay in history and run.json's details, not in the one-line summary).

@@ -1,5 +1,5 @@
-"""One sync run: reconcile → pull → build (and identity changes) → rollover → guard → (removals) → rewrite →
-upload → wait.
+"""One sync run: reconcile → pull → build (and identity changes) → guard (holds) → rollover → (removals) →
+rewrite → upload → wait.
 
 With ``[observers] enabled`` the upload is up to three imports: the observer links Clever no longer has
 are removed before the main import, and every link Clever has is sent after it (see
@@ -15,7 +15,7 @@ acts on), and records the run in ``RUNS_DIR/history.sqlite`` and ``RUNS_DIR/<run
 config error found before anything starts is raised (:class:`~clever2sis.errors.UsageError`).
 
 History follows the run as it goes: the stage it is in, its import's state at every change. A run first
-reconciles what earlier runs left unsettled (:mod:`clever2sis.sync.reconcile`). An interruption
+reconciles what earlier runs left unsettled (:mod:`clever2sis.sync.settle`). An interruption
 (:class:`~clever2sis.interrupts.Interrupted`, or :class:`KeyboardInterrupt`) at any stage ends the run
 ``interrupted`` with exit code 130 (SIGINT) or 143 (SIGTERM): half-written directories are removed on the
 way out, a posted import's id stays in the build directory and in history, and the next run follows it.
@@ -67,6 +67,7 @@ from clever2sis.errors import (
     ObserverImportError,
     PreflightError,
     RunsDirError,
+    SchoolsHeldError,
     SnapshotError,
     SyncBuildError,
     SyncError,
@@ -100,6 +101,7 @@ from clever2sis.sync.changes import (
     without_rows,
 )
 from clever2sis.sync.history import PAUSED, SUMMARY_FIELDS, UPLOAD_STAGE, History, RunRow
+from clever2sis.sync.holds import Held, apply_holds
 from clever2sis.sync.identities import Churn, detect_churn, given_claimed
 
 # The job and its import options live in sync/job.py (light, for doctor); importable from here as before.
@@ -107,7 +109,6 @@ from clever2sis.sync.job import DIFFING_IDENTIFIER_TEMPLATE as DIFFING_IDENTIFIE
 from clever2sis.sync.job import SyncJob as SyncJob
 from clever2sis.sync.job import check_job as check_job
 from clever2sis.sync.job import import_options as import_options
-from clever2sis.sync.reconcile import reconcile_runs
 from clever2sis.sync.runs import (
     BUILD_DIR_NAME,
     RUN_LOG_NAME,
@@ -120,6 +121,7 @@ from clever2sis.sync.runs import (
     stamp,
     utc_now,
 )
+from clever2sis.sync.settle import settle_runs
 from clever2sis.sync.state import (
     AppliedState,
     Outcome,
@@ -148,6 +150,7 @@ SECONDS_PER_DAY = 24 * 60 * 60
 IMPORTED = "imported"
 LOCKED = "locked"
 GUARD_STOPPED = "guard_stopped"
+SCHOOLS_HELD = "schools_held"  # Canvas applied the night; the guard held schools (their rows as before)
 PULL_FAILED = "pull_failed"
 BUILD_FAILED = "build_failed"
 UPLOAD_FAILED = "upload_failed"
@@ -158,7 +161,7 @@ INTERRUPTED = "interrupted"
 
 # Stages (history's and the JSON line's "stage": where a run was when it ended, or was stopped).
 PREFLIGHT = "preflight"
-RECONCILE = "reconcile"
+SETTLE = "settle"
 PULL = "pull"
 BUILD = "build"
 COMPARE = "compare"
@@ -251,13 +254,16 @@ class RunOptions:
     """What this run was asked to do, beyond the config.
 
     ``runs_dir`` (None: ``[sync] runs_dir``); ``remaster`` (diffing: re-send every row this run);
-    ``allow_large_change`` (let through a run the guard would stop); ``wait_policy`` (None: wait up to
-    ``[upload] wait_timeout_s``); ``ignore_pause`` (run even inside a ``[sync] pause`` window).
+    ``allow_large_change`` (let through a run the guard would stop, and hold no school);
+    ``release_schools`` (Clever school ids or Canvas account ids the guard must not hold tonight);
+    ``wait_policy`` (None: wait up to ``[upload] wait_timeout_s``); ``ignore_pause`` (run even inside a
+    ``[sync] pause`` window).
     """
 
     runs_dir: Path | None = None
     remaster: bool = False
     allow_large_change: bool = False
+    release_schools: tuple[str, ...] = ()
     wait_policy: WaitPolicy | None = None
     ignore_pause: bool = False
 
@@ -499,6 +505,8 @@ def _outcome_of(error: Clever2SisError, facts: Mapping[str, Any]) -> str:
         return error.outcome
     if isinstance(error, GuardStoppedError):
         return GUARD_STOPPED
+    if isinstance(error, SchoolsHeldError):
+        return SCHOOLS_HELD
     if isinstance(error, PreflightError):
         return PREFLIGHT_FAILED
     if isinstance(error, SyncPullError):
@@ -556,8 +564,8 @@ def _stages(run: _Run) -> None:
     """The stages in order; each records its facts on ``run`` and raises to stop the run."""
     run.enter(PREFLIGHT)
     _preflight(run)
-    run.enter(RECONCILE)
-    _reconcile(run)
+    run.enter(SETTLE)
+    _settle(run)
     run.enter(PULL)
     district_id = _pull(run)
     run.enter(BUILD)
@@ -570,9 +578,12 @@ def _stages(run: _Run) -> None:
         state = state.renamed(churn.renames)
         held = state.present
     run.enter(COMPARE)
-    amended = _with_renames(_carry(run, held, _rollover(run, held, built)), churn)
+    verdict, holds = _guard(run, state, built)
+    amended = _with_renames(
+        dataclasses.replace(_carry(run, held, _rollover(run, held, holds.frames)), held=holds.rows), churn
+    )
     _count_changes(run, held, amended)
-    verdict = _guard(run, state, built)
+    _stop_if_stopped(run, state, verdict)
     run.enter(REWRITE)
     plan = _plan(run, district_id, state, churn)
     amended, links = _take_links(run, state, amended)
@@ -600,6 +611,8 @@ def _stages(run: _Run) -> None:
     _compare_with_canvas(run)
     if run.deferred:  # an observer import that ended with messages: the night says so
         raise run.deferred[0]
+    if verdict.held:
+        raise SchoolsHeldError(verdict.held_message())
 
 
 def _preflight(run: _Run) -> None:
@@ -626,9 +639,9 @@ def _report(run: _Run) -> None:
     run.log(f"report written: {done.report}")
 
 
-def _reconcile(run: _Run) -> None:
-    """Settle what earlier runs of the profile left (sync/reconcile.py); stop while one may still post."""
-    done = reconcile_runs(
+def _settle(run: _Run) -> None:
+    """Settle what earlier runs of the profile left (sync/settle.py); stop while one may still post."""
+    done = settle_runs(
         run.history,
         run.canvas,
         profile=run.job.profile.name,
@@ -816,13 +829,14 @@ def _carry(run: _Run, held: Frames | None, amended: Amended) -> Amended:
     return carried
 
 
-def _guard(run: _Run, state: AppliedState | None, built: Frames) -> guards.Verdict:
-    """Judge what Clever sent tonight against what Canvas holds; stop the run (nothing uploaded) when it
-    lost too much.
+def _guard(run: _Run, state: AppliedState | None, built: Frames) -> tuple[guards.Verdict, Held]:
+    """Judge what Clever sent tonight against what Canvas holds (:mod:`clever2sis.sync.guard`); return
+    the verdict and tonight's frames with the held schools as Canvas has them.
 
     Tonight: the build before anything was carried into it. Canvas: the applied state's present rows less
-    the rows the sync carried. Both without the terms that have ended (and what they hold), so a rollover
-    is not a loss and an ended term's rows never stand in for tonight's.
+    the rows the sync carried (a held school's rows stay: they are what Canvas holds of it). Both without
+    the terms that have ended (and what they hold), so a rollover is not a loss and an ended term's rows
+    never stand in for tonight's.
     """
     old: Frames | None = None
     new = built
@@ -832,24 +846,51 @@ def _guard(run: _Run, state: AppliedState | None, built: Frames) -> guards.Verdi
         ended = ended_terms(held[files.TERMS], built[files.TERMS], now=run.started)
         old, new = current_terms_only(held, ended), current_terms_only(built, ended)
         roles_before, roles_after = _role_counts(run, state, held, built)
-    verdict = guards.check_shrink(
-        old,
-        new,
-        limit_percent=run.job.sync.shrink_limit_percent,
-        allow=run.options.allow_large_change,
+    asked = guards.GuardInput(
+        settings=run.job.sync.guard,
+        shrink_limit_percent=run.job.sync.shrink_limit_percent,
+        allow_all=run.options.allow_large_change,
+        release=frozenset(run.options.release_schools),
         roles_before=roles_before,
         roles_after=roles_after,
+        held_before=_held_before(run, state),
+        carried_identities=int(run.facts.get("identities_carried") or 0),
+        night=stamp(run.started),
+        run_id=str(run.facts["run_id"]),
     )
+    verdict = guards.judge(old, new, asked)
     run.details["guard_details"] = verdict.as_dict()
-    run.record(guard=verdict.verdict, guard_details=verdict.as_dict())
-    if verdict.shrinks:
-        run.log(f"guard ({verdict.verdict}): {verdict.message()}")
+    run.record(guard=verdict.verdict, guard_details=verdict.as_dict(), held_schools=verdict.held_summary())
+    if verdict.shrinks or verdict.held or verdict.released:
+        run.log(f"guard ({verdict.verdict}): {verdict.message() or 'released ' + verdict.released_message()}")
+    for value in verdict.unknown_releases:
+        run.log(f"warning: --allow-large-change {value} names no school Canvas holds or Clever sent")
+    if state is None or not verdict.held or verdict.stops:
+        return verdict, Held(frames=built, rows=empty_frames())
+    return verdict, apply_holds(state.present, built, guards.held_accounts(verdict))
+
+
+def _held_before(run: _Run, state: AppliedState | None) -> dict[str, tuple[str, str]]:
+    """The holds that went on before tonight: those the state's run recorded in its build (none when its
+    record cannot be read: tonight is then the first night of any hold)."""
+    if state is None or state.run_id is None:
+        return {}
+    layout = BuildDir(run.run_dir.parent / state.run_id / BUILD_DIR_NAME)
+    try:
+        record = layout.read_record(error=RunsDirError)
+    except RunsDirError:
+        return {}
+    return guards.holds_of((record.sync or {}).get("guard"))
+
+
+def _stop_if_stopped(run: _Run, state: AppliedState | None, verdict: guards.Verdict) -> None:
+    """Stop the run (nothing uploaded) when the guard stops the whole night."""
     if verdict.stops:
         raise GuardStoppedError(
             f"nothing was uploaded: against run {state.run_id if state else '?'}, {verdict.message()}. "
-            "If the district really changed this much, re-run with --allow-large-change"
+            "If the district really changed this much, re-run with --allow-large-change (a held school "
+            "alone: --allow-large-change SCHOOL_ID)"
         )
-    return verdict
 
 
 def _role_counts(
@@ -969,6 +1010,8 @@ def _rewrite(
         )
     except OSError as error:
         raise SyncBuildError(f"cannot rewrite the build in {run.build_dir.path}: {error}") from error
+    except BuildError as error:
+        raise SyncBuildError(f"the rewritten build in {run.build_dir.path}: {error}") from error
     run.details["import_options"] = plan.options.form_fields()
     run.details["sync_changes"] = amended.counts()
     run.details["remaster_reason"] = plan.remaster_reason
@@ -1302,6 +1345,8 @@ def _observer_import(
         )
     except OSError as error:
         raise SyncBuildError(f"cannot write the {IMPORT_LABELS[role]} in {layout.path}: {error}") from error
+    except BuildError as error:
+        raise SyncBuildError(f"the {IMPORT_LABELS[role]} in {layout.path}: {error}") from error
     run.log(f"{IMPORT_LABELS[role]}: {len(rows)} rows in {layout.path}")
     try:
         posted = post_build(

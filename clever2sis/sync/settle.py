@@ -2,7 +2,7 @@
 
 A sync killed with ``kill -9`` (or by a power cut) leaves its history row ``running`` for ever; a run that
 was interrupted, or stopped waiting at ``wait_timeout_s``, leaves its import in the state it last saw
-(``created``, ``importing``) after Canvas finished it. :func:`reconcile_runs` settles each such row of a
+(``created``, ``importing``) after Canvas finished it. :func:`settle_runs` settles each such row of a
 profile (:meth:`~clever2sis.sync.history.History.unsettled`). It runs at the start of every sync, which
 holds the runs directory's lock (so no other run is alive), and in ``clever2sis history`` when it can take
 the lock:
@@ -55,14 +55,14 @@ class Reconciled:
 
 @dataclass
 class Reconciliation:
-    """What :func:`reconcile_runs` did, and what it could not do."""
+    """What :func:`settle_runs` did, and what it could not do."""
 
     runs: list[Reconciled] = field(default_factory=list)
     blocking: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
-def reconcile_runs(
+def settle_runs(
     history: History,
     api: SisImports | None,
     *,
