@@ -2,8 +2,8 @@
 
 Fetch: every collection page by page in a simple loop (``urllib`` + ``json``), the records kept in lists of
 dicts. Build: read a snapshot's JSON Lines with ``json``, map the records to rows (dicts) with the same rules
-as ``clever2sis build`` with its default settings (README, "What becomes what"; the login rule included),
-write each file with ``csv.DictWriter`` and zip them with ``zipfile``.
+as ``clever2sis build`` with its default settings (docs/build.md, "What becomes what"; the login rule
+included), write each file with ``csv.DictWriter`` and zip them with ``zipfile``.
 
 It is here to give the benchmark an honest baseline and to check our output: :func:`compare` says, per
 file, whether its rows equal ours. Intended differences from ``clever2sis build``:

@@ -127,7 +127,7 @@ class ZipEntry:
 
 @dataclass(frozen=True)
 class BuildRecord:
-    """build.json: what was built from what (see the README's "build" section for each field).
+    """build.json: what was built from what (see docs/build.md for each field).
 
     ``zip`` is the only field a build record must have; every other one is None when absent (a record
     made by hand, or by a test), and is then left out of :meth:`to_json` too. ``tool``, ``snapshot``,

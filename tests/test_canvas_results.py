@@ -29,7 +29,7 @@ ERRORS_CSV = FIXTURES / "CONSTRUCTED_sis_errors_attachment_example.csv"
 def _fixture(path: Path) -> Any:
     if not path.exists():
         pytest.skip(
-            f"reference payload {path} is not on this machine (see ../shared/reference beside the repository)"
+            f"reference payload {path} is not on this machine (the reference recordings beside the repository: see tests/conftest.py)"
         )
     return json.loads(path.read_text())
 

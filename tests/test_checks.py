@@ -1,5 +1,5 @@
-"""The declared checks (clever2sis/sis/checks.py): each one made by some build of the tests, the README's
-list of finding kinds generated from them, and the rules of a declaration."""
+"""The declared checks (clever2sis/sis/checks.py): each one made by some build of the tests, docs/build.md's
+table of finding kinds generated from them, and the rules of a declaration."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from clever2sis.sis import checks, files
 from clever2sis.sis.checks import CHECKS
 from clever2sis.sis.findings import INFO, WARNING, Check
 from clever2sis.sis.validate import check_references
+from tests.documentation import page
 from tests.test_admins import every_admin_finding
 from tests.test_builders import family_district
 from tests.test_finding_messages import SIS_IDS, findings_of, quirky_district, tiny_district
@@ -22,7 +23,6 @@ from tests.test_importer_rules import OVERLONG_SETTINGS, overlong_district
 from tests.test_malformed_records import with_bad_records
 from tests.test_terms import keeping_findings
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 TABLE_HEADER = "| kind | severity | file | message |"
 
 
@@ -74,7 +74,7 @@ def test_every_check_is_made_by_a_build_of_the_tests(snapshot_factory: Callable[
 
 
 def kinds_table() -> list[str]:
-    """The README's table of finding kinds, as the declarations give it: warnings first, then infos."""
+    """docs/build.md's table of finding kinds, as the declarations give it: warnings first, then infos."""
     rows = [
         f"| `{check.kind}` | {check.severity} | {check.file or 'any file'} | {check.message} |"
         for check in sorted(CHECKS, key=lambda check: check.severity != WARNING)
@@ -82,24 +82,28 @@ def kinds_table() -> list[str]:
     return [TABLE_HEADER, "|---|---|---|---|", *rows]
 
 
-def readme_table() -> list[str]:
-    lines = README.read_text(encoding="utf-8").splitlines()
+def documented_table() -> list[str]:
+    lines = page("build").splitlines()
     start = lines.index(TABLE_HEADER)
     end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
     return lines[start:end]
 
 
-def test_the_readme_lists_every_declared_kind_under_its_severity() -> None:
-    documented = {tuple(cell.strip(" `") for cell in row.split("|")[1:3]) for row in readme_table()[2:]}
+def test_the_docs_list_every_declared_kind_under_its_severity() -> None:
+    documented = {tuple(cell.strip(" `") for cell in row.split("|")[1:3]) for row in documented_table()[2:]}
     declared = {(check.kind, check.severity) for check in CHECKS}
-    assert sorted(declared - documented) == [], "declared but not in the README (or under another severity)"
-    assert sorted(documented - declared) == [], "in the README but not declared (or under another severity)"
+    assert sorted(declared - documented) == [], (
+        "declared but not in docs/build.md (or under another severity)"
+    )
+    assert sorted(documented - declared) == [], (
+        "in docs/build.md but not declared (or under another severity)"
+    )
 
 
-def test_the_readme_table_is_the_declarations() -> None:
+def test_the_documented_table_is_the_declarations() -> None:
     expected = "\n".join(kinds_table())
-    assert "\n".join(readme_table()) == expected, (
-        f"README.md's table of finding kinds should read:\n{expected}"
+    assert "\n".join(documented_table()) == expected, (
+        f"docs/build.md's table of finding kinds should read:\n{expected}"
     )
 
 

@@ -1,4 +1,5 @@
-"""The client against Clever's real recorded traffic (../shared/reference/clever-recorded/cassettes).
+"""The client against Clever's real recorded traffic (the reference recordings beside the repository, see
+tests/conftest.py: their cassettes).
 
 Those are Ruby VCR cassettes (not vcrpy's layout); the few fields needed are read here and answered through
 httpx.MockTransport. Requests match on path and query, except ``limit``: the recordings' first pages were

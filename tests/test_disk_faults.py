@@ -1,6 +1,6 @@
 """A disk that fills (or a directory that cannot be made) under every command that writes files.
 
-Each command says so in one line that names the file, exits with the code its README table gives, and
+Each command says so in one line that names the file, exits with the code its exit-code table in docs/ gives, and
 leaves nothing half-written. A tmpfs cannot be mounted here without privileges, and these tests run as
 root (so a read-only mode stops nothing): the failure is injected where the bytes reach the disk
 (``os.fsync`` of :func:`clever2sis.atomic.atomic_write_bytes`, which is where a full disk reports a

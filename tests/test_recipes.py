@@ -1,5 +1,6 @@
-"""The README's scheduling recipes, tested as written: the crontab line is run with ``sh -c`` (only the paths
-changed to this machine's), the systemd units pass ``systemd-analyze verify``, and the CronJob parses."""
+"""The scheduling recipes of docs/sync.md, tested as written: the crontab line is run with ``sh -c`` (only the
+paths changed to this machine's; the README shows the same line), the systemd units pass
+``systemd-analyze verify``, and the CronJob parses."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import orjson
 import pytest
 import yaml
 
+from tests import documentation
 from tests.canvas_server import TEST_TOKEN, CanvasTestServer, FakeCanvas
 from tests.clever_server import CleverTestServer
 from tests.nightly_district import NightlyDistrict
 from tests.webhook_server import WEBHOOK_PATH, WebhookReceiver
 
-README = Path(__file__).parents[1] / "README.md"
 CLEVER_TOKEN = "0123456789abcdef0123456789abcdef01234567"
 CONFIG_DIR = "/etc/clever2sis"
 BINARY = "/opt/clever2sis/bin/clever2sis"
@@ -29,18 +30,26 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def scheduling_blocks() -> list[tuple[str, str]]:
-    """(info string, text) of each fenced block of the README's "Scheduling it" section, in order."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### Scheduling it") :]
-    section = section[: section.index("\n## ", 1)]
+    """(info string, text) of each fenced block of docs/sync.md's "Scheduling it" section, in order."""
+    section = documentation.section(documentation.page("sync"), "Scheduling it")
     return [(match.group(1), match.group(2)) for match in FENCE.finditer(section)]
 
 
 def crontab_command() -> str:
-    """The command of the README's crontab line (after its five schedule fields)."""
+    """The command of the recipe's crontab line (after its five schedule fields)."""
+    return crontab_line().split(None, 5)[5]
+
+
+def crontab_line() -> str:
     (block,) = [text for info, text in scheduling_blocks() if "# m h dom mon dow" in text]
     (line,) = [line for line in block.splitlines() if line and not line.startswith("#")]
-    return line.split(None, 5)[5]
+    return line
+
+
+def test_the_readme_shows_the_crontab_line_of_the_recipe() -> None:
+    readme = documentation.README.read_text(encoding="utf-8")
+    shown = [line for line in readme.splitlines() if re.match(r"^[0-9*/,-]+ [0-9*/,-]+ .* sync ", line)]
+    assert shown == [crontab_line()]
 
 
 def test_the_crontab_line_runs_a_sync_as_written(tmp_path: Path) -> None:
@@ -124,7 +133,7 @@ def systemd_units() -> dict[str, str]:
     return {"clever2sis-sync.service": service, "clever2sis-sync.timer": timer}
 
 
-def test_the_systemd_units_say_what_the_readme_says() -> None:
+def test_the_systemd_units_say_what_the_docs_say() -> None:
     units = systemd_units()
     service = units["clever2sis-sync.service"]
     assert f"ExecStart={BINARY} sync --profile production --quiet" in service

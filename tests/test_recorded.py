@@ -1,4 +1,5 @@
-"""Building Clever's real recorded sandbox objects (../shared/reference/clever-recorded/extracted)."""
+"""Building Clever's real recorded sandbox objects (the reference recordings beside the repository, see
+tests/conftest.py: their extracted objects)."""
 
 from __future__ import annotations
 

@@ -16,10 +16,9 @@ from clever2sis.review.facts import open_build, review_facts
 from clever2sis.review.verdict import FINDING_LINES, MESSAGE_KINDS, RULES, verdict
 from clever2sis.sis.build import build
 from clever2sis.sis.checks import CHECKS
+from tests import documentation
 from tests.conftest import DISTRICT_ID, SCHOOL_A, student, teacher, write_snapshot
 from tests.review_district import Changes
-
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 DEMO_DECISIONS = [
     ("1 value held control characters: removed", "finding-control_characters"),
@@ -232,10 +231,8 @@ def test_the_json_verdict_is_the_one_computed_from_the_facts(review_pair: tuple[
     assert verdict(facts) == facts["verdict"]
 
 
-def test_the_readme_lists_every_rule_as_the_library_declares_it() -> None:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### The verdict") :]
-    section = section[: section.index("\n## ")]
+def test_the_docs_list_every_rule_as_the_library_declares_it() -> None:
+    section = documentation.section(documentation.page("review"), "The verdict")
     rows = re.findall(r"^\| `([a-z_]+)` \| (needs a decision|for information) \|", section, re.MULTILINE)
     assert rows == [
         (rule.name, "needs a decision" if rule.needs_decision else "for information") for rule in RULES

@@ -421,7 +421,7 @@ def test_title_and_truncate_give_these_texts() -> None:
 
 @pytest.mark.parametrize("structure", ["section", "course"])
 def test_every_documented_template_is_allowed(structure: str) -> None:
-    """The example config (both course structures) and the templates the README suggests."""
+    """The example config (both course structures) and the templates docs/build.md suggests."""
     example = tomllib.loads((ROOT / "samples" / "clever2sis.example.toml").read_text())
     example["build"]["course_structure"] = structure
     if structure == "course":

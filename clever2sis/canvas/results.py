@@ -1,6 +1,6 @@
 """What an upload leaves in the build directory, and the summary printed at the end.
 
-Layout (documented in the README)::
+Layout (documented in docs/upload.md, "What an upload leaves in the build directory")::
 
     BUILD_DIR/imports/<profile>/
       latest.json                     the last import posted with this profile: id, Canvas, account, when

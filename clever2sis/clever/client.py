@@ -4,7 +4,7 @@ Callers ask for a collection and get its records, page by page; they never see l
 status codes, only :class:`Page` objects and the exceptions in :mod:`clever2sis.errors`. Reading a list
 answer's body into records, their bytes and Arrow is :mod:`clever2sis.clever.scan`'s job.
 
-Protocol notes (see the README, and Clever's public docs: https://dev.clever.com/docs/api-overview for
+Protocol notes (see docs/pull.md, and Clever's public docs: https://dev.clever.com/docs/api-overview for
 auth, https://dev.clever.com/docs/paging-and-limits for paging and the rate limit,
 https://dev.clever.com/docs/error-messages and https://dev.clever.com/reference/responses-errors for
 statuses and error bodies):

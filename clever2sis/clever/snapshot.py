@@ -1,6 +1,6 @@
 """The snapshot: one district's raw Clever records, as pulled, in a directory a build can trust.
 
-Layout (documented in the README)::
+Layout (documented in docs/pull.md, "The snapshot format")::
 
     SNAPSHOT_DIR/
       manifest.json        what, when, from where; per collection: file, record count, bytes, sha256;

@@ -112,8 +112,9 @@ def run_command(
     With ``verbose`` the traceback comes first; the exit code stays the same. An ``OSError`` that no
     library function turned into one of its errors (a disk that filled, a permission taken away) is shown
     the same way, naming the file, with ``io_error``'s exit code: each command passes the error class whose
-    code its README table gives for files it cannot read or write. Anything else that escapes ``action`` is
-    a bug: its traceback and a line saying so, then exit 1. Every line is redacted (:data:`SECRETS`).
+    code its exit-code table in docs/ gives for files it cannot read or write. Anything else that escapes
+    ``action`` is a bug: its traceback and a line saying so, then exit 1. Every line is redacted
+    (:data:`SECRETS`).
     """
     try:
         return action()

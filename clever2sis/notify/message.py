@@ -196,7 +196,7 @@ def teams_payload(alert: Alert) -> dict[str, Any]:
 
 
 def json_payload(alert: Alert) -> dict[str, Any]:
-    """clever2sis's own alert object (documented in the README); every key is always present."""
+    """clever2sis's own alert object (documented in docs/sync.md, "Alerts"); every key is always present."""
     facts = alert.facts
     return {
         "format": JSON_FORMAT,

@@ -6,7 +6,7 @@ counts. A rule that ``needs_decision`` puts its lines under "needs a decision be
 others' lines are for information. A build is ready to sign off when no line needs a decision.
 
 ``review --json`` carries the verdict (``verdict.ready``, ``verdict.needs_decision``, ...), so a script
-can gate on it; the report shows the same lines. README's "The verdict" lists the same rules: change
+can gate on it; the report shows the same lines. docs/review.md's "The verdict" lists the same rules: change
 both together (a test compares them).
 """
 

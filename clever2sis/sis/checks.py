@@ -1,7 +1,7 @@
 """Every check a build makes, declared once: the finding's kind, severity, file and message template.
 
 A builder decides which rows fail and computes the values a message names; what the finding says is here,
-so an admin's view of a build (build.json, the review report, the README's list of kinds) reads the same
+so an admin's view of a build (build.json, the review report, docs/build.md's table of kinds) reads the same
 texts. A kind may have several messages (a login lost and replaced, a login lost for good), always with one
 severity. ``WARNING`` is for what to fix in the SIS (``--strict`` fails on it), ``INFO`` for what the build
 handled by a documented rule (see :mod:`clever2sis.sis.findings`).
