@@ -89,7 +89,10 @@ def test_the_sync_command_honours_a_pause_and_ignore_pause(tmp_path: Path) -> No
         assert len(canvas.canvas.posted_forms) == 1
         history = CliRunner().invoke(main, ["history", "--config", str(config)])
     header, *rows = history.stdout.splitlines()
-    assert header == "run_id\tprofile\toutcome\texit\tguard\tsis_import\tapplied\tchanges\theld\tflags\tobserver_imports"
+    assert (
+        header
+        == "run_id\tprofile\toutcome\texit\tguard\tsis_import\tapplied\tchanges\theld\tflags\tobserver_imports"
+    )
     # (both runs may start in the same second, so their order is not asserted)
     assert sorted(row.split("\t")[2:4] for row in rows) == [["imported", "0"], ["paused", "55"]]
 
