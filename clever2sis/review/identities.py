@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from clever2sis.sis import files
 
 if TYPE_CHECKING:
@@ -66,6 +64,8 @@ AMBIGUOUS_FIELDS = ("new_id", "keys", "old_ids")
 
 def _people(view: BuildView, rows: Any, fields: tuple[str, ...]) -> list[dict[str, str]]:
     """``rows`` (a sync's records of people, by their new user_id) with each one's name and schools."""
+    import pandas as pd  # here, not above: the CLI imports this module and must start without pandas
+
     people = [row for row in rows if isinstance(row, Mapping)] if isinstance(rows, list) else []
     if not people:
         return []
