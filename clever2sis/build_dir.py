@@ -10,6 +10,8 @@ Every command that touches a build asks this module where things are and whether
       sync/carried/<file>.csv         rows a sync carried over from ended terms     (clever2sis sync)
       sync/removed/<file>.csv         rows a sync sent with a removal status        (clever2sis sync)
       sync/held/<file>.csv            rows of held schools, sent as Canvas had them (clever2sis sync)
+      sync/observers-removed/,        the observer links a sync plans to remove and (clever2sis sync)
+      sync/observers-added/           to add, named, for its review (user_observers.csv)
       report.html                     the review report                            (clever2sis review)
       review/                         spreadsheet copies                           (review --excel)
       approvals/<profile>.json        a sign-off of the zip                        (clever2sis approve)

@@ -287,25 +287,33 @@ def test_a_stranger_given_a_removed_users_username_is_not_carried_and_signs_in_b
 # --- ambiguous, and a merged user split ---------------------------------------------------------------------
 
 
+def ambiguous_return(district: Nights) -> tuple[str, str, str, list[str]]:
+    """A student leaves and two new users come in their place, one with the old username, one with the
+    old SIS id and number (neither match is one to one); returns the old id, the two new ids and the old
+    student's sections (the first new user is in the first two, the second in the next two)."""
+    gone = copy.deepcopy(district.students()[13])
+    old_id = gone["id"]
+    sections = sections_of(district, old_id)
+    district.leave(old_id)
+    by_login, by_sis = copy.deepcopy(gone), copy.deepcopy(gone)
+    first_id, second_id = "7c" + "0" * 21 + "5", "7c" + "0" * 21 + "6"
+    by_login["id"] = first_id
+    by_login["email"] = by_login["roles"]["student"]["email"] = "second.account@students.example.org"
+    by_login["roles"]["student"]["sis_id"] = by_login["roles"]["student"]["student_number"] = "855500002"
+    by_sis["id"] = second_id
+    by_sis["name"] = {"first": "Ravi", "last": "Iyer", "middle": ""}
+    by_sis["email"] = by_sis["roles"]["student"]["email"] = "ravi.iyer@students.example.org"
+    by_sis["roles"]["student"]["credentials"] = {"district_username": "ravi.iyer"}
+    come_back(district, by_login, first_id, sections[:2])
+    come_back(district, by_sis, second_id, sections[2:4])
+    return old_id, first_id, second_id, sections
+
+
 def test_an_ambiguous_match_is_a_finding_and_nobody_is_carried_over(tmp_path: Path) -> None:
     with nights(tmp_path) as district:
         district.night(JANUARY)
-        gone = copy.deepcopy(district.students()[13])
-        old_id, login = gone["id"], username(gone)
-        sections = sections_of(district, old_id)
-        district.leave(old_id)
-        # Two new users: one with the old username, one with the old SIS id and number.
-        by_login, by_sis = copy.deepcopy(gone), copy.deepcopy(gone)
-        first_id, second_id = "7c" + "0" * 21 + "5", "7c" + "0" * 21 + "6"
-        by_login["id"] = first_id
-        by_login["email"] = by_login["roles"]["student"]["email"] = "second.account@students.example.org"
-        by_login["roles"]["student"]["sis_id"] = by_login["roles"]["student"]["student_number"] = "855500002"
-        by_sis["id"] = second_id
-        by_sis["name"] = {"first": "Ravi", "last": "Iyer", "middle": ""}
-        by_sis["email"] = by_sis["roles"]["student"]["email"] = "ravi.iyer@students.example.org"
-        by_sis["roles"]["student"]["credentials"] = {"district_username": "ravi.iyer"}
-        come_back(district, by_login, first_id, sections[:2])
-        come_back(district, by_sis, second_id, sections[2:4])
+        login = username(district.students()[13])
+        old_id, first_id, second_id, sections = ambiguous_return(district)
         night = district.night(JANUARY + DAY)
 
     assert night.exit_code == 0, night.message

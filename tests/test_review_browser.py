@@ -23,6 +23,7 @@ from clever2sis.review.report import write_report
 from tests.browser import CHROMIUM, Browser, browser
 from tests.review_district import Changes
 from tests.test_review_verdict import DEMO_DECISIONS
+from tests.test_sync_observers import LATER, observer_nights
 
 SCREEN = (1400, 900)
 MIN_DISTINCT_SCANLINES = 100
@@ -251,3 +252,28 @@ def test_a_long_table_shows_a_page_at_a_time_and_prints_whole(
     finally:
         page.print_media(False)
     assert len(visible_rows(page, table)) == 5
+
+
+def test_a_sync_nights_observer_links_follow_the_school_filter(page: Browser, tmp_path: Path) -> None:
+    with observer_nights(tmp_path) as district:
+        night = district.night(LATER[0])
+    assert night.exit_code == 0, night.message
+    assert night.run_dir is not None
+    page.open(night.run_dir / "build" / "report.html")
+    links = district.clever_links()
+    schools_of = {
+        student: {s["school"] for s in district.records["sections"] if student in s["students"]}
+        for _, student in links
+    }
+    assert len(visible_rows(page, "observer-links-added")) == len(links)
+    school = sorted(s["id"] for s in district.records["schools"])[0]
+    page.js(
+        f"(function () {{ var s = document.getElementById('school-filter'); s.value = '{school}';"
+        " s.dispatchEvent(new Event('change')); }())"
+    )
+    there = [link for link in links if school in schools_of[link[1]]]
+    assert 0 < len(there) < len(links)
+    assert len(visible_rows(page, "observer-links-added")) == len(there)
+    page.click("#verdict-information a[href='#observer-links-added']")
+    top = page.js("document.getElementById('observer-links-added').getBoundingClientRect().top")
+    assert 0 <= top < SCREEN[1]

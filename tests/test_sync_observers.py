@@ -436,12 +436,17 @@ def test_review_and_history_name_the_links_removed_and_added(tmp_path: Path) -> 
     reviewed = CliRunner().invoke(main, ["review", str(night.run_dir / "build"), "--json"])
     assert reviewed.exit_code == 0, reviewed.output
     facts = orjson.loads(reviewed.stdout)["observer_links"]
+    # The student's schools (account ids are Clever school ids here), for the report's school filter.
+    schools = sorted({s["school"] for s in district.records["sections"] if gone in s["students"]})
+    school_names = {s["id"]: s["name"] for s in district.records["schools"]}
     assert facts["removed"] == [
         {
             "observer_id": parent,
             "student_id": gone,
             "observer_name": parent_name,
             "student_name": f"{left['first']} {left['last']}",
+            "school_ids": " ".join(schools),
+            "school": "; ".join(school_names[school] for school in schools),
         }
     ]
     assert [(link["observer_id"], link["student_id"]) for link in facts["added"]] == [(parent, newcomer)]

@@ -18,7 +18,11 @@ Everything the report, the terminal summary and ``review --json`` show comes fro
   (:mod:`clever2sis.review.approvals`);
 - ``verdict``: ready to sign off, or what needs a decision first (:mod:`clever2sis.review.verdict`);
 - ``identities``, only for a build with identity changes: the users carried over to a new id, and those
-  that could not be (:mod:`clever2sis.review.identities`).
+  that could not be (:mod:`clever2sis.review.identities`);
+- ``guard``, only for a sync run's build: what the sync's guard decided, the schools it held (their rows
+  sent as Canvas holds them) or let through (:func:`clever2sis.sync.guard.guard_facts`);
+- ``observer_links``, only for the build of a sync run that manages observer links: the links it removed
+  and added, or plans to (:mod:`clever2sis.review.observers`).
 
 The CSVs are read from ``sis_import.zip`` (checked against build.json by
 :meth:`clever2sis.build_dir.BuildDir.verified_zip`), not from ``csv/``: the review describes exactly the
@@ -38,7 +42,7 @@ to them also carries the names, for people.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -106,6 +110,22 @@ class BuildView:
     def section_names(self) -> pd.Series:
         sections = self.frames[files.SECTIONS]
         return pd.Series(sections["name"].to_numpy(), index=sections["section_id"].to_numpy(), dtype="str")
+
+    def user_schools(self, user_ids: pd.Series) -> pd.DataFrame:
+        """For each of ``user_ids``, in order: ``school_ids`` (the accounts of their enrollments, as the
+        derived ``schools`` column) and ``school`` (those accounts' names); empty for a user this build
+        does not have. Names are joined once per distinct set of schools, not per user."""
+        users = self.frames[files.USERS]
+        by_user = pd.Series(users[SCHOOLS].to_numpy(), index=users["user_id"].to_numpy(), dtype="str")
+        found = user_ids.astype("str").map(by_user).fillna("").astype("str")
+        names = self.account_names()
+        joined = {
+            value: _NAME_SEPARATOR.join(str(names.get(a, a)) for a in value.split(_ID_SEPARATOR) if a)
+            for value in found.unique()
+        }
+        return pd.DataFrame(
+            {"school_ids": found.to_numpy(), "school": found.map(joined).to_numpy()}, dtype="str"
+        )
 
 
 def _empty(columns: Iterable[str]) -> pd.DataFrame:
@@ -718,6 +738,19 @@ def removal_consequences(
 # --- everything together -------------------------------------------------------------------------------
 
 
+def _link_schools(new: BuildView, old: BuildView | None) -> Callable[[pd.Series], pd.DataFrame]:
+    """The schools of the students of observer links: from ``new``, else (a student who left) ``old``."""
+
+    def schools(students: pd.Series) -> pd.DataFrame:
+        found = new.user_schools(students)
+        if old is None:
+            return found
+        before = old.user_schools(students)
+        return found.where(found["school_ids"] != "", before)
+
+    return schools
+
+
 def review_facts(
     new: BuildView,
     old: BuildView | None = None,
@@ -756,9 +789,21 @@ def review_facts(
         facts["diff"] = diff_facts(old, new, diffs, names)
         facts["highlights"] = highlights(facts["diff"])
         facts["removals"] = removal_consequences(diffs, old, new, options)
+    # Only a build with identity changes has the key, only a sync run's build the guard's, and only one
+    # whose run manages observer links their changes: other builds' facts stay as they were.
+    # The sync's modules import this one (its diff): theirs are imported here.
+    from clever2sis.review.observers import observer_link_changes
+    from clever2sis.sync.guard import guard_facts
+
     identities = identity_facts(new)
-    if identities is not None:  # only a build with identity changes has the key
+    if identities is not None:
         facts["identities"] = identities
+    guard = guard_facts(new.record.sync)
+    if guard is not None:
+        facts["guard"] = guard
+    links = observer_link_changes(new.path, new.record.sync, schools=_link_schools(new, old))
+    if links is not None:
+        facts["observer_links"] = links
     facts["names"] = names.snapshot.facts()
     facts["signoff"] = signoff_facts(new.path, new.record, profile)
     facts["verdict"] = verdict(facts)

@@ -6,7 +6,9 @@ reference to anything outside it. Every value goes through jinja2's autoescaping
 
 - the verdict (:mod:`clever2sis.review.verdict`), each line linking to the table it counts;
 - a table of contents with the counts, then collapsible sections: provenance, counts (per school, each
-  school linking to the school filter), findings by kind, the changes per file, and the sign-off;
+  school linking to the school filter), findings by kind, then for a sync run's build what the night did
+  beyond the CSVs (the schools its guard held or released, identity changes, observer links removed and
+  added; each only when the build has it), the changes per file, and the sign-off;
 - a school filter that narrows every findings and changes table to one school's rows, and per table a
   text filter and sortable headings;
 - a print stylesheet: every section expanded, no controls, rows not cut across pages.
@@ -32,8 +34,16 @@ from clever2sis import __version__
 from clever2sis.atomic import atomic_write_bytes
 from clever2sis.build_dir import BuildDir
 from clever2sis.errors import ReviewError
+from clever2sis.review.identities import CLAIMED
 from clever2sis.review.names import FOUND_IN_BUILD, ID_SEPARATOR
-from clever2sis.review.verdict import CHANGE_ORDER, diff_anchor, finding_anchor
+from clever2sis.review.verdict import (
+    CHANGE_ORDER,
+    HELD_ANCHOR,
+    IDENTITIES_ANCHOR,
+    diff_anchor,
+    finding_anchor,
+    observer_anchor,
+)
 from clever2sis.sis import files
 
 TEMPLATE_NAME = "report.html.j2"
@@ -300,6 +310,98 @@ def _schools(facts: Mapping[str, Any]) -> list[dict[str, str]]:
     return [{"id": i, "name": n} for i, n in sorted(seen.items(), key=lambda item: (item[1], item[0]))]
 
 
+# --- what a sync night did beyond the CSVs -----------------------------------------------------------------
+
+HELD_COLUMNS = [
+    _named("school", "name", "account_id"),
+    Column("Clever school id", "id", "school_id"),
+    _text("since", "held since"),
+    _text("reason", "why"),
+    _text("lost", "would have lost tonight"),
+]
+RELEASE_COLUMN = _text("release", "release with")
+CARRIED_COLUMNS = [
+    _named("user", "name", "new_id"),
+    Column("was user_id", "id", "old_id"),
+    _text("keys", "the same"),
+    _text("via", "carried with"),
+    _text("removed_on", "old id gone since"),
+    SCHOOL,
+]
+SIS_ID_COLUMNS = [Column("old user_id", "id", "old_id"), Column("new user_id", "id", "new_id")]
+AMBIGUOUS_COLUMNS = [
+    _named("user", "name", "new_id"),
+    _text("keys", "shares"),
+    Column("with removed Canvas users", "id", "old_ids"),
+    SCHOOL,
+]
+OBSERVER_KINDS = ("removed", "added")
+SYNC_COMMAND = "clever2sis sync"
+
+
+def _losses(school: Mapping[str, Any]) -> str:
+    return ", ".join(
+        f"{loss['lost']:,} of {loss['before']:,} {loss['measure']}" for loss in school.get("losses") or []
+    )
+
+
+def _guard_model(facts: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The held schools' section: held and released schools as tables, the findings let through, and
+    the command that releases the held ones (None: nothing was held or let through)."""
+    guard = facts.get("guard")
+    if not guard or not (guard["held"] or guard["released"] or guard["findings"]):
+        return None
+
+    def rows(schools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return [{**school, "school_ids": school["account_id"], "lost": _losses(school)} for school in schools]
+
+    releases = " ".join(str(school["release"]) for school in guard["held"])
+    profile = f" --profile {guard['profile']}" if guard.get("profile") else ""
+    return {
+        **guard,
+        "held_table": _table(HELD_ANCHOR + "-rows", rows(guard["held"]), [*HELD_COLUMNS, RELEASE_COLUMN]),
+        "released_table": _table("released-schools-rows", rows(guard["released"]), HELD_COLUMNS),
+        "command": f"{SYNC_COMMAND}{profile} {releases}" if releases else "",
+    }
+
+
+def _identity_model(facts: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The identity changes' section: who was carried over (old id -> new id), other user SIS id changes,
+    and the ambiguous matches (None: the build has no identity changes)."""
+    found = facts.get("identities")
+    if not found:
+        return None
+    carried = found.get("carried_users") or []
+    by_sync = {(row["old_id"], row["new_id"]) for row in carried}
+    others = [row for row in found["sis_id_changes"] if (row["old_id"], row["new_id"]) not in by_sync]
+    return {
+        **found,
+        "carried_table": _table(IDENTITIES_ANCHOR + "-rows", carried, CARRIED_COLUMNS),
+        "others_table": _table("identities-sis-ids-rows", others, SIS_ID_COLUMNS, scoped=False),
+        "ambiguous_table": _table(
+            "identities-ambiguous-rows", found.get("ambiguous_users") or [], AMBIGUOUS_COLUMNS
+        ),
+        "claimed_anchor": finding_anchor(CLAIMED),
+    }
+
+
+def _observer_model(facts: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The observer links' section: the links removed and added, each a table, with how far its import
+    got (None: the run does not manage observer links)."""
+    links = facts.get("observer_links")
+    if not links:
+        return None
+    columns = ROW_COLUMNS[files.USER_OBSERVERS]
+    return {
+        kind: {
+            "table": _table(observer_anchor(kind), links[kind], columns, row_class=css),
+            "status": links["status"][kind],
+            "import": links["import"][kind],
+        }
+        for kind, css in zip(OBSERVER_KINDS, ("old", "new"), strict=True)
+    }
+
+
 def view_model(facts: Mapping[str, Any]) -> dict[str, Any]:
     """What the template needs beyond the facts: tables, chart geometry, contents and school activity."""
     counts = facts["counts"]
@@ -347,6 +449,9 @@ def view_model(facts: Mapping[str, Any]) -> dict[str, Any]:
         "change_chart": change_chart,
         "findings": findings,
         "diff": diff,
+        "guard": _guard_model(facts),
+        "identities": _identity_model(facts),
+        "observer_links": _observer_model(facts),
         "schools": _schools(facts),
         "activity": _school_activity(activity_rows),
         "row_limit": ROW_LIMIT,

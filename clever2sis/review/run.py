@@ -14,7 +14,6 @@ from typing import Any
 from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.review.baseline import Comparison, choose_comparison
 from clever2sis.review.facts import open_build, review_facts
-from clever2sis.review.observers import observer_link_changes
 from clever2sis.review.report import write_report
 
 
@@ -43,9 +42,6 @@ def review_build(
     facts = review_facts(
         new, old, options=comparison.options, against_reason=comparison.reason, profile=profile
     )
-    links = observer_link_changes(build_dir)
-    if links is not None:
-        facts["observer_links"] = links
     facts["comparison"] = {
         "profile": comparison.profile,
         "import_settings_from": comparison.settings_from,

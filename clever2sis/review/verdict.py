@@ -58,6 +58,13 @@ def finding_anchor(kind: str) -> str:
 
 REMOVALS_ANCHOR = "removals"
 CHANGES_ANCHOR = "changes"
+HELD_ANCHOR = "held-schools"
+IDENTITIES_ANCHOR = "identities-carried"
+
+
+def observer_anchor(kind: str) -> str:
+    """The report's id of the table of observer links ``kind`` (removed or added)."""
+    return f"observer-links-{kind}"
 
 
 # --- words ---------------------------------------------------------------------------------------------
@@ -324,15 +331,90 @@ def finding_line(kind: str, entry: Mapping[str, Any]) -> str:
     return _choose(n, one, many, who=people(str(item.get("role") or "") for item in items))
 
 
+CARRIED_KIND = "identity_carried"
+
+
 def _findings(severity: str) -> Callable[[Facts], list[Line]]:
     def lines(facts: Facts) -> list[Line]:
+        # The identities rule says the carry-overs, beside the table of who became whom.
+        owned = {CARRIED_KIND} if facts.get("identities") else set()
         return [
             Line(severity, int(entry["count"]), finding_line(kind, entry), finding_anchor(kind))
             for kind, entry in facts["findings"]["by_kind"].items()
-            if entry["severity"] == severity
+            if entry["severity"] == severity and kind not in owned
         ]
 
     return lines
+
+
+# --- what a sync night did beyond the CSVs ---------------------------------------------------------------
+
+RELEASES_SHOWN = 3
+
+
+def _held_schools(facts: Facts) -> list[Line]:
+    held: list[Mapping[str, Any]] = (facts.get("guard") or {}).get("held") or []
+    if not held:
+        return []
+    n = len(held)
+    since = sorted(str(school["since"]) for school in held if school.get("since"))
+    when = ""
+    if since:
+        when = f" since {since[0]}" if since[0] == since[-1] else f" (the first since {since[0]})"
+    if n <= RELEASES_SHOWN:
+        releases = "release with " + " ".join(str(school["release"]) for school in held)
+    else:
+        releases = "release each with the --allow-large-change the held schools table gives it"
+    text = _choose(
+        n,
+        "{n} school held{when}: its rows stay as Canvas has them; {releases} after checking Clever, or "
+        "wait for its data to recover",
+        "{n} schools held{when}: their rows stay as Canvas has them; {releases} after checking Clever, or "
+        "wait for their data to recover",
+        when=when,
+        releases=releases,
+    )
+    return [Line("held_schools", n, text, HELD_ANCHOR)]
+
+
+def _identities(facts: Facts) -> list[Line]:
+    entry = facts["findings"]["by_kind"].get(CARRIED_KIND)
+    if not facts.get("identities") or not entry:
+        return []
+    return [Line("identities", int(entry["count"]), finding_line(CARRIED_KIND, entry), IDENTITIES_ANCHOR)]
+
+
+# (kind, status) -> words; {links}: "2 parent links", {posted}: " (sis_import 12: imported)".
+OBSERVER_WORDS: dict[tuple[str, str], str] = {
+    ("removed", "sent"): "{links} removed before the main import{posted}",
+    ("removed", "planned"): "{links} to be removed before the main import, in an import of their own",
+    ("removed", "not sent"): (
+        "{links} Clever no longer has: not removed, the run ended before their import was posted (the "
+        "next run sends it)"
+    ),
+    ("added", "sent"): "{links} added after the main import{posted}",
+    ("added", "planned"): "{links} to be added after the main import, in an import of their own",
+    ("added", "not sent"): (
+        "{links} new tonight: not added, the run ended before their import was posted (the next run sends it)"
+    ),
+}
+
+
+def _observer_links(facts: Facts) -> list[Line]:
+    links = facts.get("observer_links")
+    if not links:
+        return []
+    out = []
+    for kind in ("removed", "added"):
+        n = len(links[kind])
+        if not n:
+            continue
+        entry = links["import"][kind]
+        posted = f" (sis_import {entry['sis_import_id']}: {entry['import_state']})" if entry else ""
+        words = OBSERVER_WORDS[(kind, links["status"][kind])]
+        text = words.format(links=counted(n, FILE_NOUNS[files.USER_OBSERVERS]), posted=posted)
+        out.append(Line("observer_links", n, text, observer_anchor(kind)))
+    return out
 
 
 # --- removals and changes ------------------------------------------------------------------------------
@@ -485,6 +567,13 @@ def _no_baseline(facts: Facts) -> list[Line]:
 
 RULES: tuple[Rule, ...] = (
     Rule(
+        "held_schools",
+        True,
+        "schools the sync's guard held: their rows are sent as Canvas has them until their data recovers "
+        "or they are released with --allow-large-change SCHOOL_ID",
+        _held_schools,
+    ),
+    Rule(
         "removals",
         True,
         "rows the older build had and this one does not, which Canvas would act on under the import "
@@ -523,6 +612,19 @@ RULES: tuple[Rule, ...] = (
         False,
         "rows added, and rows changed: names, schools, teachers, other fields",
         _changes,
+    ),
+    Rule(
+        "identities",
+        False,
+        "people Clever gave a new id whom the sync carries over to it (they keep their Canvas user; an "
+        "ambiguous match is a warning)",
+        _identities,
+    ),
+    Rule(
+        "observer_links",
+        False,
+        "parent links a sync run removes before its main import and adds after it, in imports of their own",
+        _observer_links,
     ),
     Rule(
         "info",

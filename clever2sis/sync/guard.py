@@ -703,7 +703,8 @@ def role_counts_of_identities(users: pd.DataFrame, identities: pd.DataFrame) -> 
 def guard_facts(sync: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """What the guard decided for a sync's build (build.json ``sync.guard``), for a review to show: the
     verdict, the held and released schools (name, ids, what each would have lost, since when, how to
-    release it) and the findings that stopped or were let through. None: not a sync's build."""
+    release it), the findings that stopped or were let through, and the sync's profile (whose next run
+    a release goes to). None: not a sync's build."""
     guard = sync.get("guard") if isinstance(sync, Mapping) else None
     if not isinstance(guard, Mapping):
         return None
@@ -717,8 +718,10 @@ def guard_facts(sync: Mapping[str, Any] | None) -> dict[str, Any] | None:
         )
 
     shrinks = guard.get("shrinks")
+    profile = sync.get("profile") if isinstance(sync, Mapping) else None
     return {
         "verdict": guard.get("verdict"),
+        "profile": profile if isinstance(profile, str) else None,
         "held": schools("held"),
         "released": schools("released"),
         "findings": [

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,8 @@ NAME = "name"
 EARLIER_NIGHT_KEYS = 2
 CARRIED_COLUMNS = ("old_id", "new_id", "clever_id", "keys", "removed_on", "tonight", "via")
 AMBIGUOUS_COLUMNS = ("new_id", "clever_id", "old_ids", "keys")
+# What run.json and build.json keep of each carry-over.
+DETAIL_COLUMNS = ("old_id", "new_id", "keys", "removed_on", "via")
 # The ledger statuses whose login still claims its name in Canvas (a deleted login claims none).
 CLAIMING_STATUSES = frozenset({"suspended"})
 # Each Canvas file's columns that name a user.
@@ -140,6 +143,15 @@ class Churn:
             ),
         ]
         return combine(parts)
+
+    def details(self) -> dict[str, Any]:
+        """Who is carried over (old_id, new_id, the keys they share, when the old one was removed, via)
+        and who is ambiguous (:data:`AMBIGUOUS_COLUMNS`), as run.json and build.json keep them."""
+        return {
+            "carried": self.carried.loc[:, list(DETAIL_COLUMNS)].to_dict("records"),
+            "ambiguous": self.ambiguous.to_dict("records"),
+            "claimed_logins": len(self.claimed),
+        }
 
     def counts(self) -> dict[str, int]:
         return {

@@ -51,6 +51,9 @@ IMPORT_DIR_NAMES = {REMOVALS: "observers-removed", LINKS: "observers"}
 # What each observer import's build keeps, with names, under sync/<kind>/user_observers.csv.
 REMOVED_KIND = "removed"
 ADDED_KIND = "added"
+# The same links, planned, kept in the main build (sync/<kind>/user_observers.csv) before either import is
+# posted, so that the report the sync writes before its uploads can name them.
+PLANNED_KINDS = {REMOVED_KIND: "observers-removed", ADDED_KIND: "observers-added"}
 NAME_COLUMNS = ("observer_name", "student_name")
 # A run's outcome when an observer import stopped it (history, the JSON line).
 REMOVALS_FAILED = "observer_removals_failed"
@@ -138,6 +141,13 @@ class LinkPlan:
 
     def counts(self) -> dict[str, int]:
         return {"tonight": len(self.tonight), "added": len(self.added), "removed": len(self.removed)}
+
+    def planned_rows(self) -> dict[str, dict[str, pd.DataFrame]]:
+        """The links to remove and to add, named, as the main build keeps them (:data:`PLANNED_KINDS`)."""
+        return {
+            PLANNED_KINDS[REMOVED_KIND]: {files.USER_OBSERVERS: self.named(self.removed)},
+            PLANNED_KINDS[ADDED_KIND]: {files.USER_OBSERVERS: self.named(self.added)},
+        }
 
     def named(self, links: pd.DataFrame) -> pd.DataFrame:
         """``links`` with each person's name (:data:`NAME_COLUMNS`; empty for someone no users.csv has)."""

@@ -588,13 +588,17 @@ def _stages(run: _Run) -> None:
     plan = _plan(run, district_id, state, churn)
     amended, links = _take_links(run, state, amended)
     sent = _removals(run, state, amended, plan)
-    rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict, churn=churn)
+    rewritten = _rewrite(
+        run, record, sent, plan, baseline=baseline, verdict=verdict, churn=churn, links=links
+    )
     skipped = _diff_skipped(run, plan, state, rewritten, sent)
     if skipped is not None:
         run.log(f"Canvas would not diff tonight: {skipped}; sending a remaster with the removals as rows")
         plan = _Plan(_options(run, district_id, churn, remaster=True), skipped)
         sent = _removals(run, state, amended, plan)
-        rewritten = _rewrite(run, record, sent, plan, baseline=baseline, verdict=verdict, churn=churn)
+        rewritten = _rewrite(
+            run, record, sent, plan, baseline=baseline, verdict=verdict, churn=churn, links=links
+        )
     _report(run)
     if links is not None:
         run.enter(REMOVE_LINKS)
@@ -735,11 +739,7 @@ def _identity_changes(
             f"{ambiguous} ambiguous (not carried)"
         )
     run.record(identities_carried=carried)
-    run.details["identity_changes"] = {
-        "carried": churn.carried.loc[:, ["old_id", "new_id", "keys", "removed_on", "via"]].to_dict("records"),
-        "ambiguous": churn.ambiguous.to_dict("records"),
-        "claimed_logins": len(churn.claimed),
-    }
+    run.details["identity_changes"] = churn.details()
     return churn, record, built
 
 
@@ -985,9 +985,12 @@ def _rewrite(
     baseline: RunRow | None,
     verdict: guards.Verdict,
     churn: Churn,
+    links: links_module.LinkPlan | None = None,
 ) -> BuildRecord:
     """Write the sync's changes into the build (CSVs, zip, build.json with a "sync" section and tonight's
-    identity findings, sync/)."""
+    identity findings, sync/). The section also holds, for the review, tonight's identity changes (when
+    there are any) and, with managed observer links, their counts; the links to remove and to add go,
+    named, under sync/ (:data:`~clever2sis.sync.observers.PLANNED_KINDS`)."""
     found = churn.findings()
     if len(found):
         record = dataclasses.replace(record, findings=with_findings(record.findings or {}, found))
@@ -1004,9 +1007,15 @@ def _rewrite(
         "remaster_reason": plan.remaster_reason,
         "identities": churn.counts(),
     }
+    if len(churn.carried) or len(churn.ambiguous):
+        sync_facts["identity_changes"] = churn.details()
+    sync_rows = amended.sync_rows()
+    if links is not None:
+        sync_facts["observer_links"] = links.counts()
+        sync_rows.update(links.planned_rows())
     try:
         rewritten = run.build_dir.rewrite(
-            record, amended.frames, sync_rows=amended.sync_rows(), sync={**sync_facts, **amended.counts()}
+            record, amended.frames, sync_rows=sync_rows, sync={**sync_facts, **amended.counts()}
         )
     except OSError as error:
         raise SyncBuildError(f"cannot rewrite the build in {run.build_dir.path}: {error}") from error
