@@ -6,7 +6,6 @@ night; ``--allow-large-change SCHOOL_ID`` releases one school."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -17,36 +16,9 @@ from click.testing import CliRunner
 from clever2sis.cli import main
 from clever2sis.config import GuardSettings
 from clever2sis.sync.history import History
-from tests.canvas_model import CanvasModel
 from tests.test_sync_nights import JANUARY, Nights, nights, run_json, user_status
 
 DAY = dt.timedelta(days=1)
-
-
-def school_state(model: CanvasModel, account_id: str) -> dict[str, Any]:
-    """Everything Canvas holds of one school: its account, courses, sections, enrollments, and the users
-    enrolled there with their logins. ``batch`` (the last import to touch an object) is left out."""
-
-    def plain(item: Any) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(item).items() if k != "batch"}
-
-    account = model.account(account_id)
-    assert account is not None, account_id
-    courses = sorted((c for c in model.courses.values() if c.account == account.id), key=lambda c: c.id)
-    course_ids = {c.id for c in courses}
-    sections = sorted((s for s in model.sections.values() if s.course in course_ids), key=lambda s: s.id)
-    names = {c.sis_id for c in courses}
-    enrollments = sorted(
-        (dataclasses.astuple(v) for v in model.enrollment_views() if v.course_id in names), key=str
-    )
-    people = sorted({str(v[2]) for v in enrollments})
-    return {
-        "account": plain(account),
-        "courses": [plain(c) for c in courses],
-        "sections": [plain(s) for s in sections],
-        "enrollments": enrollments,
-        "users": {p: (model.user_status(p), model.logins(p), model.email(p)) for p in people},
-    }
 
 
 def schools(district: Nights) -> list[str]:
@@ -87,19 +59,19 @@ def test_a_school_whose_roster_empties_is_held_as_canvas_had_it_and_recovers(tmp
     with nights(tmp_path) as district:
         first = district.night(JANUARY)
         school = schools(district)[0]
-        before = school_state(district.model, school)
+        before = district.model.school_state(school)
         sound = copy.deepcopy(district.records["sections"])
         leaver = students_only_in(district, school, outside=True)[0]
         district.leave(leaver)
         sound = [{**s, "students": [p for p in s["students"] if p != leaver]} for s in sound]
         break_rosters(district, school)
         broken = district.night(JANUARY + DAY)
-        held_state = school_state(district.model, school)
+        held_state = district.model.school_state(school)
         still = district.night(JANUARY + 2 * DAY)
-        still_state = school_state(district.model, school)
+        still_state = district.model.school_state(school)
         district.records["sections"] = sound
         recovered = district.night(JANUARY + 3 * DAY)
-        after = school_state(district.model, school)
+        after = district.model.school_state(school)
         listed = CliRunner().invoke(main, ["history", "--runs-dir", str(district.runs_dir)])
 
     assert first.exit_code == 0, first.message
@@ -178,7 +150,7 @@ def test_a_small_school_is_not_held_for_a_small_loss(tmp_path: Path) -> None:
 def test_too_many_held_schools_stop_the_whole_night(tmp_path: Path) -> None:
     with nights(tmp_path) as district:
         district.night(JANUARY)
-        before = [school_state(district.model, s) for s in schools(district)]
+        before = [district.model.school_state(s) for s in schools(district)]
         for school in schools(district)[:2]:
             break_rosters(district, school)
         stopped = district.night(JANUARY + DAY)
@@ -187,7 +159,7 @@ def test_too_many_held_schools_stop_the_whole_night(tmp_path: Path) -> None:
     assert stopped.outcome == "guard_stopped"
     assert "2 of 3 schools would be held (66.7%, limit 25%): too many for one night" in stopped.message
     assert len(district.canvas.posted_forms) == 1
-    assert [school_state(district.model, s) for s in schools(district)] == before
+    assert [district.model.school_state(s) for s in schools(district)] == before
 
 
 def test_a_share_of_held_schools_that_stops_the_district_is_a_setting(tmp_path: Path) -> None:
