@@ -19,6 +19,7 @@ from clever2sis.sync.history import History
 from tests.test_sync_nights import JANUARY, Nights, nights, run_json, user_status
 
 DAY = dt.timedelta(days=1)
+ROLLED_OVER = dt.datetime(2027, 1, 18, 6, 0, tzinfo=dt.UTC)  # the Monday after the first semester ended
 
 
 def schools(district: Nights) -> list[str]:
@@ -114,6 +115,35 @@ def test_a_school_whose_roster_empties_is_held_as_canvas_had_it_and_recovers(tmp
     assert f"held {school} (since {since[:10]})" in lines[2]
     assert "held -" in lines[0]
     assert (Path(str(broken.run_dir)) / "build" / "sync" / "held" / "enrollments.csv").is_file()
+
+
+def test_a_school_held_after_a_rollover_recovers_when_its_data_returns(tmp_path: Path) -> None:
+    """A school held after a rollover keeps its rows of the ended term as Canvas has them (the term row
+    itself is carried); once its data returns those rows are not counted as lost, and the hold ends."""
+    with nights(tmp_path) as district:
+        first = district.night(JANUARY)
+        ended = district.district.ended_term_ids
+        in_ended = [s["school"] for s in district.records["sections"] if s.get("term_id") in ended]
+        school = max(schools(district), key=lambda s: (in_ended.count(s), s))
+        district.records["sections"] = [
+            s for s in district.records["sections"] if s.get("term_id") not in ended
+        ]
+        district.records["terms"] = [t for t in district.records["terms"] if t["id"] not in ended]
+        rolled = district.night(ROLLED_OVER)
+        before = district.model.school_state(school)
+        sound = copy.deepcopy(district.records["sections"])
+        break_rosters(district, school)
+        broken = district.night(ROLLED_OVER + DAY)
+        district.records["sections"] = sound
+        recovered = district.night(ROLLED_OVER + 2 * DAY)
+
+    assert in_ended.count(school) > 3  # more than school_min_loss's 3 sections: enough to hold it
+    assert [first.exit_code, rolled.exit_code, broken.exit_code, recovered.exit_code] == [0, 0, 56, 0], (
+        recovered.message
+    )
+    assert [s for s, _since in held_of(broken)] == [school]
+    assert (recovered.summary["guard"], held_of(recovered)) == ("passed", [])
+    assert district.model.school_state(school) == before
 
 
 def test_a_small_school_is_not_held_for_a_small_loss(tmp_path: Path) -> None:
