@@ -41,6 +41,7 @@ of the account_reports plugin does).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import re
@@ -900,6 +901,40 @@ class CanvasModel:
             for link in self.links.values()
             if link.state == state
         )
+
+    def school_state(self, account_id: str) -> dict[str, Any]:
+        """Everything Canvas holds of one school (a sub-account by SIS id): its account, courses, sections,
+        enrollments, the users enrolled there with their logins and emails, and the observer links to them.
+        ``batch`` (the last import to touch an object) is left out, so equal states mean nothing of the
+        school was removed or changed, whatever imports ran in between."""
+
+        def plain(item: Any) -> dict[str, Any]:
+            return {k: v for k, v in dataclasses.asdict(item).items() if k != "batch"}
+
+        account = self.account(account_id)
+        if account is None:
+            raise KeyError(f"no account {account_id}")
+        courses = sorted((c for c in self.courses.values() if c.account == account.id), key=lambda c: c.id)
+        course_ids = {c.id for c in courses}
+        sections = sorted((s for s in self.sections.values() if s.course in course_ids), key=lambda s: s.id)
+        names = {c.sis_id for c in courses}
+        enrollments = sorted(
+            (dataclasses.astuple(v) for v in self.enrollment_views() if v.course_id in names), key=str
+        )
+        people = sorted({str(v[2]) for v in enrollments})
+        links = sorted(
+            (str(self._sis_of_user(link.observer)), str(self._sis_of_user(link.student)), link.state)
+            for link in self.links.values()
+            if self._sis_of_user(link.student) in people
+        )
+        return {
+            "account": plain(account),
+            "courses": [plain(c) for c in courses],
+            "sections": [plain(s) for s in sections],
+            "enrollments": enrollments,
+            "users": {p: (self.user_status(p), self.logins(p), self.email(p)) for p in people},
+            "links": links,
+        }
 
     def admins(self, state: str = "active") -> frozenset[tuple[str | None, str | None, str]]:
         """(account_id, user_id, role) of each account admin in ``state``; account_id None: the root."""

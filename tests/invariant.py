@@ -29,11 +29,25 @@ exclusion counts only when the build reported it. Ids are the default templates'
 
 **When a section's term has ended.** When Clever's end date, at 23:59:59 UTC (``build.timezone``), is
 before the night's run.
+
+**Held schools.** On a night whose Clever data for some schools is known to be broken
+(``Tonight.held_schools``), the invariant is judged on every other school: the rows of the held schools
+(:func:`held_rows`) are left out of checks 1 to 4, on both sides (what Clever says and what Canvas holds).
+Check 5 is judged everywhere. Whether the held schools stayed as Canvas had them is for the caller to judge,
+against Canvas's state before the break. A held school's rows are its sections (Clever's tonight, and those
+of Canvas's courses in its account), every enrollment in them, the people it holds and the links to them.
+The people it holds: everyone with a roster slot tonight in a held school's section, or an active
+enrollment in Canvas in a held school's course, who has no roster slot tonight in any other school (the
+README's rule: a person who appears tonight in a healthy school is judged as tonight's, and their
+enrollments in the held school are left out with the school); and a contact whose observed students (in
+Clever tonight or in Canvas) are all people the held schools hold. Staff and district admins without
+enrollments belong to no school, and are always judged.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -43,7 +57,7 @@ from typing import Any
 import orjson
 
 from clever2sis.config import BuildSettings, ObserverSettings, SyncSettings
-from tests.canvas_model import CanvasModel
+from tests.canvas_model import CanvasModel, EnrollmentView
 
 BUILT_ROLES = frozenset(BuildSettings().user_roles)
 RELATIONSHIP_TYPES = frozenset(ObserverSettings().relationship_types)
@@ -78,6 +92,28 @@ class Tonight:
     build_dir: Path
     import_ids: tuple[int, ...]
     course_sections: Mapping[str, frozenset[str]]
+    held_schools: frozenset[str] = frozenset()  # Clever school ids (Canvas account ids) not judged tonight
+
+
+@dataclass(frozen=True)
+class HeldRows:
+    """What the invariant leaves out on a night with held schools (see the module doc)."""
+
+    courses: frozenset[str] = frozenset()  # Canvas courses in the held schools' accounts
+    sections: frozenset[str] = frozenset()  # their sections, and Clever's sections of the held schools
+    people: frozenset[str] = frozenset()
+
+    def enrollment(self, view: EnrollmentView) -> bool:
+        """Whether a Canvas enrollment is a held school's row (in its course, or of a person it holds)."""
+        return (
+            view.course_id in self.courses
+            or view.section_id in self.sections
+            or view.user_id in self.people
+            or view.associated_user_id in self.people
+        )
+
+    def link(self, observer: str | None, student: str | None) -> bool:
+        return observer in self.people or student in self.people
 
 
 @dataclass(frozen=True)
@@ -204,14 +240,67 @@ def expected(night: Tonight) -> Expected:
     )
 
 
+def held_rows(model: CanvasModel, night: Tonight) -> HeldRows:
+    """The rows of ``night.held_schools`` that the invariant leaves out (see the module doc)."""
+    if not night.held_schools:
+        return HeldRows()
+    courses = {
+        c.sis_id
+        for c in model.courses.values()
+        if c.sis_id is not None and model.course_account(c.sis_id) in night.held_schools
+    }
+    sections = {
+        s.sis_id
+        for s in model.sections.values()
+        if s.sis_id is not None and model.courses[s.course].sis_id in courses
+    } | {s["id"] for s in night.records["sections"] if s["school"] in night.held_schools}
+    placed: set[str] = set()
+    tied: set[str] = set()
+    for section in night.records["sections"]:
+        for key, _role in ROSTER_ROLES:
+            (tied if section["id"] in sections else placed).update(section.get(key) or [])
+    for view in model.enrollment_views((ACTIVE,)):
+        if view.course_id in courses and view.role != "observer" and view.user_id is not None:
+            tied.add(view.user_id)
+    people = tied - placed
+    observed: dict[str, set[str]] = {}
+    for user in night.records["users"]:
+        for link in (user["roles"].get("contact") or {}).get("student_relationships") or []:
+            if link.get("type") in RELATIONSHIP_TYPES and link.get("student"):
+                observed.setdefault(user["id"], set()).add(str(link["student"]))
+    for observer, student in model.observer_links(ACTIVE):
+        if observer is not None and student is not None:
+            observed.setdefault(observer, set()).add(student)
+    contacts = {c for c, students in observed.items() if students <= people and c not in placed}
+    return HeldRows(frozenset(courses), frozenset(sections), frozenset(people | contacts))
+
+
+def _healthy(want: Expected, held: HeldRows) -> Expected:
+    """``want`` without the held schools' rows."""
+    return dataclasses.replace(
+        want,
+        people={p: values for p, values in want.people.items() if p not in held.people},
+        unexplained=want.unexplained - held.people,
+        slots={
+            (section, user, role): over
+            for (section, user, role), over in want.slots.items()
+            if section not in held.sections and user not in held.people
+        },
+        unexplained_sections=want.unexplained_sections - held.sections,
+        links=frozenset(link for link in want.links if not held.link(*link)),
+    )
+
+
 def violations(model: CanvasModel, night: Tonight) -> list[str]:
-    """Every way Canvas's state after ``night`` breaks the invariant (empty: it holds)."""
-    want = expected(night)
+    """Every way Canvas's state after ``night`` breaks the invariant (empty: it holds), the held schools'
+    rows left out (:func:`held_rows`)."""
+    held = held_rows(model, night)
+    want = _healthy(expected(night), held)
     return [
         *_unbuilt(want),
-        *_roster(model, want),
-        *_people(model, want),
-        *_observers(model, want),
+        *_roster(model, want, held),
+        *_people(model, want, held),
+        *_observers(model, want, held),
         *_sign_in(model, want),
         *_coursework(model, night, want),
     ]
@@ -224,11 +313,11 @@ def _unbuilt(want: Expected) -> Iterable[str]:
         yield f"section {section} is in Clever but not in sections.csv, and no finding says why"
 
 
-def _roster(model: CanvasModel, want: Expected) -> Iterable[str]:
+def _roster(model: CanvasModel, want: Expected, held: HeldRows) -> Iterable[str]:
     """Invariant 1 and the enrollment half of 2."""
     states: dict[Slot, str] = {}
     for view in model.enrollment_views():
-        if view.role != "observer":
+        if view.role != "observer" and not held.enrollment(view):
             states[(str(view.section_id), str(view.user_id), view.role)] = view.state
     for (section, user, role), over in sorted(want.slots.items()):
         state = states.get((section, user, role))
@@ -254,24 +343,26 @@ def _roster(model: CanvasModel, want: Expected) -> Iterable[str]:
             )
 
 
-def _people(model: CanvasModel, want: Expected) -> Iterable[str]:
+def _people(model: CanvasModel, want: Expected, held: HeldRows) -> Iterable[str]:
     """The people half of invariant 2: who is no longer built is suspended."""
     for user_id, state in sorted(model.user_states().items()):
-        if user_id in want.people or user_id in want.excluded or state == USER_REMOVE_STATUS:
+        if user_id in want.people or user_id in want.excluded or user_id in held.people:
+            continue
+        if state == USER_REMOVE_STATUS:
             continue
         yield f"user {user_id} is {state} in Canvas, but Clever no longer has them (expected {USER_REMOVE_STATUS})"
 
 
-def _observers(model: CanvasModel, want: Expected) -> Iterable[str]:
+def _observers(model: CanvasModel, want: Expected, held: HeldRows) -> Iterable[str]:
     """Invariant 3: links and observer enrollments only where Clever has the relationship."""
     active = model.observer_links(ACTIVE)
     for observer, student in sorted((str(o), str(s)) for o, s in active):
-        if (observer, student) not in want.clever_links:
+        if (observer, student) not in want.clever_links and not held.link(observer, student):
             yield f"observer {observer} still observes student {student} in Canvas, a link Clever no longer has"
     for observer, student in sorted(want.links - active):
         yield f"contact {observer}: the link to student {student} is in Clever but not active in Canvas"
     for view in model.enrollment_views((ACTIVE,)):
-        if view.role != "observer":
+        if view.role != "observer" or held.enrollment(view):
             continue
         observer, student, section = str(view.user_id), str(view.associated_user_id), str(view.section_id)
         if (observer, student) not in want.clever_links:

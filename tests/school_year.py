@@ -3,11 +3,18 @@
 The district starts from :func:`clever2sis.clever.sample.generate_district` (260 students with their
 parents and guardians as contacts, seed 23, the 2026-27 school year) and changes the way real districts
 do, one event per night on known nights (:data:`CALENDAR`; each event is a method below, its docstring says
-what Clever does). The 24 nights run in five weeks of consecutive nights (August, October, January, March,
+what Clever does). The 27 nights run in five weeks of consecutive nights (August, October, January, March,
 June); the nights between the weeks, when nothing would change, are left out. So the sync's 7-day remaster
 falls on the first night of each week (the first after a gap of seven days or more) and, in the March week,
 on its last night, seven days after its first (the August and October weeks hold nights the product may
 send as remasters of its own accord: the growth night, the id churn).
+
+In the March week one school's SIS export breaks (:data:`BROKEN_NIGHTS`): on the first night Clever lists
+its sections with no students in them, on the second the school vanishes from Clever altogether, and on the
+third (:data:`MENDED_NIGHT`, the night before the remaster) Clever serves it whole again. What Clever
+serves is broken, not the district: the district's own records go on changing underneath (a student of the
+broken school leaves while its data is broken, and a student of another school leaves on the second
+night), and ``night(n)`` breaks a copy of them.
 
 Before the first night a few records are set as real districts have them (:meth:`SchoolYear._plant`):
 
@@ -51,6 +58,8 @@ SECTIONS_PER_ARRIVAL = 5
 MAX_LOGIN_LENGTH = 100  # Canvas's Pseudonym::MAX_UNIQUE_ID_LENGTH (app/models/pseudonym.rb)
 PARENT = "Parent/Guardian"
 EDITED_YEAR_END = "2027-06-04"  # the calendar change of the term-date edit (was 2027-06-11)
+EMPTY_ROSTERS = "empty rosters"  # how a broken export shows in Clever: sections with no students
+VANISHED = "vanished"  # ... or the school, its sections and the people only in it not served at all
 
 Records = dict[str, list[dict[str, Any]]]
 
@@ -63,6 +72,7 @@ class Night:
     event: str
     now: dt.datetime
     records: Records
+    broken_schools: frozenset[str] = frozenset()  # schools whose data Clever serves broken tonight
 
     def served(self) -> dict[str, list[bytes]]:
         return {name: [orjson.dumps(record) for record in self.records[name]] for name in COLLECTIONS}
@@ -105,6 +115,9 @@ class Happened:
     rolled_over: dict[int, list[str]] = field(default_factory=dict)  # night -> Clever terms dropped
     edited_term: tuple[str, str] = ("", "")  # old Clever term id, new Clever term id
     edited_sections: list[str] = field(default_factory=list)
+    broken_school: str = ""  # the school whose SIS export broke
+    hidden_leaver: str = ""  # its student who left while its data was broken
+    healthy_leaver: str = ""  # a student of another school who left on a broken night
 
 
 def _night(month: int, day: int) -> dt.datetime:
@@ -135,6 +148,9 @@ CALENDAR: tuple[tuple[dt.datetime, str, str], ...] = (
     (_night(3, 9), "term-date-edit", "_term_date_edit"),
     (_night(3, 10), "arrival", "_arrival"),
     (_night(3, 11), "leaver", "_leaver"),
+    (_night(3, 12), "export-broke", "_export_broke"),
+    (_night(3, 13), "school-vanished", "_school_vanished"),
+    (_night(3, 14), "export-mended", "_export_mended"),
     (_night(3, 15), "remaster-school-move", "_school_move"),
     (_night(6, 7), "term-ended", "_term_ended"),
     (_night(6, 14), "year-ended", "_term_ended"),
@@ -151,7 +167,9 @@ PARENT_REMOVED_NIGHT = 10
 CHURN_NIGHT = 11
 ROLLOVER_NIGHTS = (14, 16)
 TERM_EDIT_NIGHT = 18
-REMASTER_NIGHT = 21  # seven days after the first night of the March week: the 7-day remaster
+BROKEN_NIGHTS = (21, 22)  # one school's SIS export is broken: its rosters empty, then it vanishes
+MENDED_NIGHT = 23  # Clever serves the school whole again
+REMASTER_NIGHT = 24  # seven days after the first night of the March week: the 7-day remaster
 
 # Names for the students (and their parents) who arrive during the year.
 ARRIVING = (
@@ -189,6 +207,40 @@ def username_of(user: dict[str, Any]) -> str | None:
     return None
 
 
+def without_users(records: Records, user_ids: set[str]) -> None:
+    """Drop the users ``user_ids`` from ``records`` with their places in sections and the parent links to
+    them; a contact left without a link goes too."""
+    records["users"] = [u for u in records["users"] if u["id"] not in user_ids]
+    for section in records["sections"]:
+        section["students"] = [s for s in section["students"] if s not in user_ids]
+    kept = []
+    for user in records["users"]:
+        if "contact" in user["roles"]:
+            contact = user["roles"]["contact"]
+            contact["student_relationships"] = [
+                r for r in contact["student_relationships"] if r["student"] not in user_ids
+            ]
+            if not contact["student_relationships"]:
+                continue
+        kept.append(user)
+    records["users"] = kept
+
+
+def break_school(records: Records, school: str, how: str) -> None:
+    """What Clever serves of ``records`` when ``school``'s SIS export broke ``how``: its sections with no
+    students (:data:`EMPTY_ROSTERS`), or (:data:`VANISHED`) no school, none of its sections, and none of the
+    users only in it (by their Clever roles), with their places elsewhere and their parents' links."""
+    if how == EMPTY_ROSTERS:
+        for section in records["sections"]:
+            if section["school"] == school:
+                section["students"] = []
+        return
+    records["schools"] = [s for s in records["schools"] if s["id"] != school]
+    records["sections"] = [s for s in records["sections"] if s["school"] != school]
+    only = {u["id"] for u in records["users"] if schools_of(u) == {school}}
+    without_users(records, only)
+
+
 def clever_id(prefix: str, night: int, serial: int) -> str:
     """A 24-hex-digit id like Clever's, unique per prefix, night and serial."""
     return f"{prefix}{night:02d}{serial:020d}"
@@ -210,6 +262,7 @@ class SchoolYear:
         self._held_places: dict[str, list[str]] = {}
         self._held_links: dict[str, list[dict[str, Any]]] = {}
         self._held_contacts: list[dict[str, Any]] = []
+        self._broken: tuple[str, str] | None = None  # (school, how): see break_school
         self.planted = self._plant()
         self._hold_back()
 
@@ -408,20 +461,17 @@ class SchoolYear:
         """Clever drops a student with their places and their parents' links; a parent left without a
         link goes too."""
         self.gone[user_id] = next(u for u in self.records["users"] if u["id"] == user_id)
-        self.records["users"] = [u for u in self.records["users"] if u["id"] != user_id]
-        for section in self.records["sections"]:
-            section["students"] = [s for s in section["students"] if s != user_id]
-        kept = []
-        for user in self.records["users"]:
-            if "contact" in user["roles"]:
-                contact = user["roles"]["contact"]
-                contact["student_relationships"] = [
-                    r for r in contact["student_relationships"] if r["student"] != user_id
-                ]
-                if not contact["student_relationships"]:
-                    continue
-            kept.append(user)
-        self.records["users"] = kept
+        without_users(self.records, {user_id})
+
+    def _student_only_in(self, school: str, *, outside: bool = False) -> str:
+        """The first ordinary student (by id) whose school and classes are all ``school`` (``outside``: none
+        is). Picked without the random generator, so that the later nights' picks stay as they were."""
+        for user in self._ordinary("student"):
+            places = {s["school"] for s in self._sections_of(user["id"])} | schools_of(user)
+            if (school not in places) if outside else (places == {school}):
+                self.used.add(user["id"])
+                return str(user["id"])
+        raise AssertionError(f"no ordinary student {'outside' if outside else 'only in'} {school}")
 
     def _arrival(self, number: int, now: dt.datetime) -> None:
         """Arrival: a student enrols mid-year (a new Clever user placed in five classes) with a new parent."""
@@ -608,6 +658,34 @@ class SchoolYear:
         self.happened.edited_term = (old["id"], new["id"])
         self.happened.edited_sections = sorted(moved)
 
+    def _export_broke(self, number: int, now: dt.datetime) -> None:
+        """SIS export broke: the export of the school with the fewest students fails, and Clever lists the
+        school's sections with no students in them; the same night a student of that school leaves, which
+        Clever shows only once the export is mended."""
+        students = {s["id"]: 0 for s in self.records["schools"]}
+        for user in self.records["users"]:
+            if "student" in user["roles"]:
+                for school in schools_of(user) & set(students):
+                    students[school] += 1
+        school = min(students, key=lambda s: (students[s], s))
+        self.happened.broken_school = school
+        self.happened.hidden_leaver = self._student_only_in(school)
+        self._depart(self.happened.hidden_leaver)
+        self._broken = (school, EMPTY_ROSTERS)
+
+    def _school_vanished(self, number: int, now: dt.datetime) -> None:
+        """School vanished: the broken school is not in Clever at all tonight (nor its sections, nor the
+        people only in it); the same night a student of another school leaves."""
+        school = self.happened.broken_school
+        self.happened.healthy_leaver = self._student_only_in(school, outside=True)
+        self._depart(self.happened.healthy_leaver)
+        self._broken = (school, VANISHED)
+
+    def _export_mended(self, number: int, now: dt.datetime) -> None:
+        """Export mended: Clever serves the broken school whole again, as it is now (without the student
+        who left while it was broken)."""
+        self._broken = None
+
     # -- night by night -------------------------------------------------------------------------------------
 
     def advance(self, number: int) -> None:
@@ -620,9 +698,14 @@ class SchoolYear:
         """The records Clever serves on night ``number`` (after :meth:`advance`), each collection by id."""
         now, name, _method = CALENDAR[number]
         records = copy.deepcopy(self.records)
+        broken: frozenset[str] = frozenset()
+        if self._broken is not None:
+            school, how = self._broken
+            break_school(records, school, how)
+            broken = frozenset({school})
         for collection in COLLECTIONS:
             records[collection].sort(key=lambda r: r["id"])
-        return Night(number, name, now, records)
+        return Night(number, name, now, records, broken)
 
 
 def describe(number: int) -> str:

@@ -15,6 +15,16 @@ it posts. A successful night must satisfy the invariant. Any other night must sa
 the same outcome in history and in the JSON line), delete no coursework, and be followed by a successful
 night; the year's last night must be successful.
 
+**A held night** is a night on which Clever serves one school's data broken (``Night.broken_schools``: its
+rosters empty, or the school vanished). It is not successful in that sense, and must not be: Canvas must
+not apply the broken school. It must end with exit 56 (outcome ``schools_held``), its ``held_schools``
+naming exactly the broken schools, each held since the first broken night; Canvas's state of each broken
+school (:meth:`CanvasModel.school_state`: its account, courses, sections, enrollments, its people's
+logins and the links to them) must equal its state after the last night before the break, so nothing of it
+was removed or changed; and the invariant must hold on every other school (:func:`tests.invariant.violations`
+with ``Tonight.held_schools``, which leaves the held schools' rows out). The night the data returns must be
+successful, with the invariant whole.
+
 ``test_night`` runs once per night and structure, named after the night's event. The ``test_problem_*``
 tests each pin one fact about Canvas's state that the product must get right.
 """
@@ -38,11 +48,12 @@ from clever2sis.config import CanvasProfile, RawConfig, SyncSettings, UploadSett
 from clever2sis.errors import GuardStoppedError
 from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import RunOptions, SyncJob, SyncRuntime, run_sync
-from tests.canvas_model import CanvasModel
+from tests.canvas_model import CanvasModel, EnrollmentView
 from tests.canvas_server import TEST_TOKEN, CanvasTestServer, FakeCanvas
 from tests.clever_server import CleverTestServer
 from tests.invariant import LOST_COURSEWORK, Tonight, ended, findings, sent, violations
 from tests.school_year import (
+    BROKEN_NIGHTS,
     CALENDAR,
     CHURN_NIGHT,
     EDITED_YEAR_END,
@@ -50,6 +61,7 @@ from tests.school_year import (
     LEAVER_NIGHT,
     LINK_REMOVED_NIGHT,
     MAX_LOGIN_LENGTH,
+    MENDED_NIGHT,
     NIGHTS,
     PARENT,
     PARENT_REMOVED_NIGHT,
@@ -72,6 +84,8 @@ SHOWN = 12  # violations listed in a failure message
 SEVEN_DAYS = dt.timedelta(days=7)  # [sync] remaster_every_days, the default
 TERM_REFUSED = "Cannot delete a term with active courses"
 EMAIL_OR_LOGIN_REFUSED = re.compile(r"is invalid \(email:|unique_id is too long|Invalid login_id")
+SCHOOLS_HELD_EXIT = 56  # README, exit codes: Canvas imported the night, but the guard held schools
+SCHOOLS_HELD = "schools_held"
 
 
 @dataclass(frozen=True)
@@ -154,6 +168,7 @@ def run_year(tmp: Path, structure: str) -> Year:
                     build_dir,
                     import_ids,
                     {course: frozenset(sections) for course, sections in held.items()},
+                    night.broken_schools,
                 )
                 found = tuple(violations(model, tonight))
             _mark_coursework(model, held)
@@ -216,6 +231,30 @@ def successful(run: NightRun) -> bool:
     return all(any(p.search(m) for p in UNAVOIDABLE) for m in messages)
 
 
+def held_since(run: NightRun) -> dict[str, str]:
+    """The schools the night's JSON line says were held, with the first night of each hold."""
+    return {school["account_id"]: school["since"] for school in run.summary["held_schools"] or []}
+
+
+def active_in(canvas: CanvasModel, school: str) -> list[EnrollmentView]:
+    """The active enrollments Canvas holds in the school's courses (sorted)."""
+    return sorted(
+        (
+            v
+            for v in canvas.enrollment_views(("active",))
+            if v.course_id is not None and canvas.course_account(v.course_id) == school
+        ),
+        key=str,
+    )
+
+
+def before_the_break(year: Year, number: int) -> NightRun:
+    """The last night before the break that night ``number`` (a held night) belongs to."""
+    while year.nights[number].night.broken_schools:
+        number -= 1
+    return year.nights[number]
+
+
 def judged(year: Year, first: int) -> Iterator[NightRun]:
     """The nights from ``first`` on by which an event's effect must be in Canvas: ``first`` itself when it
     succeeded (else the night after, which must), and every later night."""
@@ -249,6 +288,14 @@ def test_night(years: Callable[[str], Year], structure: str, number: int) -> Non
     what = describe(number)
     row = year.history[str(run.summary["run_id"])]
     assert (row["outcome"], row["exit_code"]) == (run.outcome, run.exit_code), what
+    if run.night.broken_schools:
+        _judge_held_night(year, run, what)
+        return
+    if number and year.nights[number - 1].night.broken_schools:
+        assert successful(run), (
+            f"{what}\nthe broken school's data returned, but the night ended {run.outcome} "
+            f"(exit {run.exit_code}: {run.summary['message']}){said(run)}"
+        )
     if successful(run):
         assert not run.violations, f"{what}\nCanvas breaks the invariant:{listed(run.violations)}"
         return
@@ -263,6 +310,25 @@ def test_night(years: Callable[[str], Year], structure: str, number: int) -> Non
         f"{what}\nended {run.outcome} (exit {run.exit_code}: {run.summary['message']}){said(run)}\n"
         f"and so did the next night: {following.outcome} (exit {following.exit_code}){said(following)}"
     )
+
+
+def _judge_held_night(year: Year, run: NightRun, what: str) -> None:
+    """A held night (see the module doc): exit 56, the broken schools held since the break, each as Canvas
+    had it before the break, and the invariant whole on every other school."""
+    assert (run.exit_code, run.outcome) == (SCHOOLS_HELD_EXIT, SCHOOLS_HELD), (
+        f"{what}\nended {run.outcome} (exit {run.exit_code}: {run.summary['message']}){said(run)}"
+    )
+    before = before_the_break(year, run.night.number)
+    first = year.nights[before.night.number + 1]
+    assert held_since(run) == dict.fromkeys(run.night.broken_schools, first.summary["started"]), what
+    for school in sorted(run.night.broken_schools):
+        assert run.canvas.school_state(school) == before.canvas.school_state(school), (
+            f"{what}\nCanvas's state of held school {school} is not what it was on night {before.night.number}"
+        )
+    assert not run.violations, (
+        f"{what}\nCanvas breaks the invariant on a healthy school:{listed(run.violations)}"
+    )
+    assert run.night.number + 1 < NIGHTS, f"{what}\nthe year's last night was held"
 
 
 # -- the district really has the events the tests judge ---------------------------------------------------
@@ -299,6 +365,23 @@ def test_the_year_has_its_events(years: Callable[[str], Year]) -> None:
     assert terms[new_term]["end_date"] == EDITED_YEAR_END
     assert happened.churned[1] in _user_ids(year.nights[CHURN_NIGHT].night)
     assert happened.returned[0] == year.district.happened.leavers[LEAVER_NIGHT][0]
+    school = happened.broken_school
+    broke, vanished = (year.nights[n].night for n in BROKEN_NIGHTS)
+    mended = year.nights[MENDED_NIGHT].night
+    assert [broke.broken_schools, vanished.broken_schools, mended.broken_schools] == [
+        {school},
+        {school},
+        set(),
+    ]
+    assert all(s["students"] == [] for s in broke.records["sections"] if s["school"] == school)
+    assert [s for s in broke.records["sections"] if s["school"] == school]
+    assert school not in {s["id"] for s in vanished.records["schools"]}
+    assert [s for s in vanished.records["sections"] if s["school"] == school] == []
+    assert any(s["students"] for s in mended.records["sections"] if s["school"] == school)
+    assert happened.hidden_leaver in _user_ids(year.nights[BROKEN_NIGHTS[0] - 1].night)
+    assert happened.hidden_leaver not in _user_ids(mended)
+    assert happened.healthy_leaver in _user_ids(broke)
+    assert happened.healthy_leaver not in _user_ids(vanished)
 
 
 def _user_ids(night: Night) -> set[str]:
@@ -484,7 +567,7 @@ def test_problem_6_emails_and_logins_follow_canvas_rules(
         rejected = rows.get(planted.rejected_email_user, {})
         assert rejected.get("email") == "", f"{what}: {planted.rejected_email} (Canvas rejects it) sent"
         assert planted.rejected_email_user in invalid, f"{what}: no finding for {planted.rejected_email}"
-        if run.night.number >= GROWTH_NIGHT:
+        if run.night.number >= GROWTH_NIGHT and planted.long_login_user in users:  # not when it vanished
             named = [f for f in findings(run.build_dir) if f["record_id"] == planted.long_login_user]
             assert named, (
                 f"{what}: no finding names {planted.long_login_user} (login over {MAX_LOGIN_LENGTH} characters)"
@@ -499,3 +582,55 @@ def test_problem_6_emails_and_logins_follow_canvas_rules(
     assert refused == [], refused[:5]
     assert year.canvas.email(planted.dotless_email_user) == planted.dotless_email
     assert year.canvas.email(planted.quoted_email_contact) == planted.quoted_email
+
+
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_problem_7_a_school_whose_export_broke_is_held_as_canvas_had_it_until_its_data_returns(
+    years: Callable[[str], Year], structure: str
+) -> None:
+    year = years(structure)
+    happened = year.district.happened
+    school = happened.broken_school
+    before = year.nights[BROKEN_NIGHTS[0] - 1]
+    held = [year.nights[n] for n in BROKEN_NIGHTS]
+    mended = year.nights[MENDED_NIGHT]
+    since = held[0].summary["started"]
+    assert [(r.exit_code, r.outcome, r.summary["guard"]) for r in held] == [
+        (SCHOOLS_HELD_EXIT, SCHOOLS_HELD, "held")
+    ] * len(held)
+    assert [held_since(run) for run in held] == [{school: since}] * len(held)
+    name = next(s["name"] for s in before.night.records["schools"] if s["id"] == school)
+    reasons = ("every one of its students vanished", "it vanished from tonight's data")
+    state = before.canvas.school_state(school)
+    for run, reason in zip(held, reasons, strict=True):
+        what = describe(run.night.number)
+        message = run.summary["message"]
+        assert f"school {name} ({school}) held since {since}: {reason}" in message, f"{what}: {message}"
+        assert f"release with --allow-large-change {school}" in message, f"{what}: {message}"
+        assert run.canvas.school_state(school) == state, f"{what}: Canvas's state of {school} changed"
+    # The student who left while the export was broken stays as Canvas had them until the data returns.
+    leaver = happened.hidden_leaver
+    assert any(v.user_id == leaver for v in active_in(before.canvas, school)), f"{leaver} was not enrolled"
+    for run in held:
+        assert run.canvas.user_status(leaver) == "active", describe(run.night.number)
+    assert (mended.exit_code, mended.outcome, mended.summary["guard"], held_since(mended)) == (
+        0,
+        "imported",
+        "passed",
+        {},
+    ), mended.summary["message"]
+    assert mended.canvas.user_status(leaver) == "suspended"
+    active = [v.section_id for v in mended.canvas.enrollment_views(("active",)) if v.user_id == leaver]
+    assert active == [], f"{describe(MENDED_NIGHT)}: {leaver} still active in {active}"
+    # Nothing of the school was lost or made twice through the hold: the night its data returned, Canvas
+    # holds the school's active enrollments it held before the break, less the leaver's (and their parents').
+    assert active_in(mended.canvas, school) == [
+        v for v in active_in(before.canvas, school) if leaver not in (v.user_id, v.associated_user_id)
+    ]
+    # Every other school was applied on the held nights: a student of another school who left on the
+    # second one was suspended that night.
+    other = happened.healthy_leaver
+    assert held[0].canvas.user_status(other) == "active"
+    assert held[1].canvas.user_status(other) == "suspended"
+    active = [v.section_id for v in held[1].canvas.enrollment_views(("active",)) if v.user_id == other]
+    assert active == [], f"{describe(BROKEN_NIGHTS[1])}: {other} still active in {active}"

@@ -6,7 +6,6 @@ night; ``--allow-large-change SCHOOL_ID`` releases one school."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -17,36 +16,10 @@ from click.testing import CliRunner
 from clever2sis.cli import main
 from clever2sis.config import GuardSettings
 from clever2sis.sync.history import History
-from tests.canvas_model import CanvasModel
 from tests.test_sync_nights import JANUARY, Nights, nights, run_json, user_status
 
 DAY = dt.timedelta(days=1)
-
-
-def school_state(model: CanvasModel, account_id: str) -> dict[str, Any]:
-    """Everything Canvas holds of one school: its account, courses, sections, enrollments, and the users
-    enrolled there with their logins. ``batch`` (the last import to touch an object) is left out."""
-
-    def plain(item: Any) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(item).items() if k != "batch"}
-
-    account = model.account(account_id)
-    assert account is not None, account_id
-    courses = sorted((c for c in model.courses.values() if c.account == account.id), key=lambda c: c.id)
-    course_ids = {c.id for c in courses}
-    sections = sorted((s for s in model.sections.values() if s.course in course_ids), key=lambda s: s.id)
-    names = {c.sis_id for c in courses}
-    enrollments = sorted(
-        (dataclasses.astuple(v) for v in model.enrollment_views() if v.course_id in names), key=str
-    )
-    people = sorted({str(v[2]) for v in enrollments})
-    return {
-        "account": plain(account),
-        "courses": [plain(c) for c in courses],
-        "sections": [plain(s) for s in sections],
-        "enrollments": enrollments,
-        "users": {p: (model.user_status(p), model.logins(p), model.email(p)) for p in people},
-    }
+ROLLED_OVER = dt.datetime(2027, 1, 18, 6, 0, tzinfo=dt.UTC)  # the Monday after the first semester ended
 
 
 def schools(district: Nights) -> list[str]:
@@ -87,19 +60,19 @@ def test_a_school_whose_roster_empties_is_held_as_canvas_had_it_and_recovers(tmp
     with nights(tmp_path) as district:
         first = district.night(JANUARY)
         school = schools(district)[0]
-        before = school_state(district.model, school)
+        before = district.model.school_state(school)
         sound = copy.deepcopy(district.records["sections"])
         leaver = students_only_in(district, school, outside=True)[0]
         district.leave(leaver)
         sound = [{**s, "students": [p for p in s["students"] if p != leaver]} for s in sound]
         break_rosters(district, school)
         broken = district.night(JANUARY + DAY)
-        held_state = school_state(district.model, school)
+        held_state = district.model.school_state(school)
         still = district.night(JANUARY + 2 * DAY)
-        still_state = school_state(district.model, school)
+        still_state = district.model.school_state(school)
         district.records["sections"] = sound
         recovered = district.night(JANUARY + 3 * DAY)
-        after = school_state(district.model, school)
+        after = district.model.school_state(school)
         listed = CliRunner().invoke(main, ["history", "--runs-dir", str(district.runs_dir)])
 
     assert first.exit_code == 0, first.message
@@ -144,6 +117,35 @@ def test_a_school_whose_roster_empties_is_held_as_canvas_had_it_and_recovers(tmp
     assert (Path(str(broken.run_dir)) / "build" / "sync" / "held" / "enrollments.csv").is_file()
 
 
+def test_a_school_held_after_a_rollover_recovers_when_its_data_returns(tmp_path: Path) -> None:
+    """A school held after a rollover keeps its rows of the ended term as Canvas has them (the term row
+    itself is carried); once its data returns those rows are not counted as lost, and the hold ends."""
+    with nights(tmp_path) as district:
+        first = district.night(JANUARY)
+        ended = district.district.ended_term_ids
+        in_ended = [s["school"] for s in district.records["sections"] if s.get("term_id") in ended]
+        school = max(schools(district), key=lambda s: (in_ended.count(s), s))
+        district.records["sections"] = [
+            s for s in district.records["sections"] if s.get("term_id") not in ended
+        ]
+        district.records["terms"] = [t for t in district.records["terms"] if t["id"] not in ended]
+        rolled = district.night(ROLLED_OVER)
+        before = district.model.school_state(school)
+        sound = copy.deepcopy(district.records["sections"])
+        break_rosters(district, school)
+        broken = district.night(ROLLED_OVER + DAY)
+        district.records["sections"] = sound
+        recovered = district.night(ROLLED_OVER + 2 * DAY)
+
+    assert in_ended.count(school) > 3  # more than school_min_loss's 3 sections: enough to hold it
+    assert [first.exit_code, rolled.exit_code, broken.exit_code, recovered.exit_code] == [0, 0, 56, 0], (
+        recovered.message
+    )
+    assert [s for s, _since in held_of(broken)] == [school]
+    assert (recovered.summary["guard"], held_of(recovered)) == ("passed", [])
+    assert district.model.school_state(school) == before
+
+
 def test_a_small_school_is_not_held_for_a_small_loss(tmp_path: Path) -> None:
     with nights(tmp_path) as district:
         big = schools(district)[0]
@@ -178,7 +180,7 @@ def test_a_small_school_is_not_held_for_a_small_loss(tmp_path: Path) -> None:
 def test_too_many_held_schools_stop_the_whole_night(tmp_path: Path) -> None:
     with nights(tmp_path) as district:
         district.night(JANUARY)
-        before = [school_state(district.model, s) for s in schools(district)]
+        before = [district.model.school_state(s) for s in schools(district)]
         for school in schools(district)[:2]:
             break_rosters(district, school)
         stopped = district.night(JANUARY + DAY)
@@ -187,7 +189,7 @@ def test_too_many_held_schools_stop_the_whole_night(tmp_path: Path) -> None:
     assert stopped.outcome == "guard_stopped"
     assert "2 of 3 schools would be held (66.7%, limit 25%): too many for one night" in stopped.message
     assert len(district.canvas.posted_forms) == 1
-    assert [school_state(district.model, s) for s in schools(district)] == before
+    assert [district.model.school_state(s) for s in schools(district)] == before
 
 
 def test_a_share_of_held_schools_that_stops_the_district_is_a_setting(tmp_path: Path) -> None:

@@ -836,14 +836,16 @@ def _guard(run: _Run, state: AppliedState | None, built: Frames) -> tuple[guards
     Tonight: the build before anything was carried into it. Canvas: the applied state's present rows less
     the rows the sync carried (a held school's rows stay: they are what Canvas holds of it). Both without
     the terms that have ended (and what they hold), so a rollover is not a loss and an ended term's rows
-    never stand in for tonight's.
+    never stand in for tonight's. Which terms have ended is read from every term Canvas holds, the carried
+    ones too: a school held over a rollover keeps its rows of the ended term, whose term row the sync
+    carried, and those rows must not count as the school's tonight once its data returns.
     """
     old: Frames | None = None
     new = built
     roles_before = roles_after = None
     if state is not None:
         held = without_rows(state.present, state.carried)
-        ended = ended_terms(held[files.TERMS], built[files.TERMS], now=run.started)
+        ended = ended_terms(state.present[files.TERMS], built[files.TERMS], now=run.started)
         old, new = current_terms_only(held, ended), current_terms_only(built, ended)
         roles_before, roles_after = _role_counts(run, state, held, built)
     asked = guards.GuardInput(
