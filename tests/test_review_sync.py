@@ -25,7 +25,7 @@ from clever2sis.sync.pipeline import RunResult
 from tests.review_district import Changes
 from tests.test_identity_churn import DAY, ambiguous_return, recreate
 from tests.test_review_report import HOSTILE
-from tests.test_sync_guard import break_rosters, school_state, schools
+from tests.test_sync_guard import break_rosters, schools
 from tests.test_sync_nights import JANUARY, Nights, nights
 from tests.test_sync_observers import LATER, fail_when, is_main, observer_nights
 
@@ -302,7 +302,7 @@ def test_a_held_school_needs_a_decision_with_its_release_and_a_released_one_is_l
         sections = [s for s in district.records["sections"] if s["school"] == school]
         students = {p for s in sections for p in s["students"]}
         student_enrollments = sum(len(s["students"]) for s in sections)
-        enrollments = len(school_state(district.model, school)["enrollments"])  # all Canvas holds there
+        enrollments = len(district.model.school_state(school)["enrollments"])  # all Canvas holds there
         break_rosters(district, school)
         held = district.night(JANUARY + DAY)
         released = district.night(JANUARY + 2 * DAY, release=(school,))
