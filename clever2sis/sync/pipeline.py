@@ -1400,6 +1400,39 @@ def _outcome_problem(run: _Run, final: SisImport) -> ImportOutcomeError | None:
     return None
 
 
+def _judged_observer_import(
+    run: _Run,
+    role: str,
+    record: BuildRecord,
+    rows: tuple[pd.DataFrame, pd.DataFrame, str],
+    *,
+    then: str,
+    failed: str,
+) -> SisImport:
+    """Post one observer import (``rows``: its rows, the named rows and their kind, as
+    :func:`_observer_import` takes them) and judge how it ended: not uploaded or not applied raises
+    ObserverImportError (outcome ``failed``; ``then`` says what happens next); applied with messages is
+    kept for the night's end."""
+    label = f"the {IMPORT_LABELS[role]}"
+    try:
+        final = _observer_import(run, role, record, *rows)
+    except CanvasError as error:
+        raise ObserverImportError(
+            f"{label} could not be sent ({error}); {then}", exit_code=error.exit_code, outcome=failed
+        ) from error
+    problem = _outcome_problem(run, final)
+    if final.workflow_state not in SUCCESS_STATES:
+        assert problem is not None
+        raise ObserverImportError(f"{label}: {problem}; {then}", exit_code=problem.exit_code, outcome=failed)
+    if problem is not None:
+        run.deferred.append(
+            ObserverImportError(
+                f"{label}: {problem}", exit_code=problem.exit_code, outcome=final.workflow_state
+            )
+        )
+    return final
+
+
 def _remove_links(run: _Run, record: BuildRecord, links: links_module.LinkPlan | None) -> pd.DataFrame | None:
     """Before the main import: the links Canvas holds that Clever no longer has, as ``deleted`` rows in a
     plain import of their own (the people are still active in Canvas); return the links Canvas holds once
@@ -1418,32 +1451,14 @@ def _remove_links(run: _Run, record: BuildRecord, links: links_module.LinkPlan |
         "nothing else was posted: the main import would suspend people whose links could then no longer be "
         "removed. The next run sends the removals again"
     )
-    try:
-        final = _observer_import(
-            run, links_module.REMOVALS, record, link_rows(removed, DELETED), links.named(removed), REMOVED
-        )
-    except CanvasError as error:
-        raise ObserverImportError(
-            f"the observer link removals could not be sent ({error}); {stop}",
-            exit_code=error.exit_code,
-            outcome=links_module.REMOVALS_FAILED,
-        ) from error
-    problem = _outcome_problem(run, final)
-    if final.workflow_state not in SUCCESS_STATES:
-        assert problem is not None
-        raise ObserverImportError(
-            f"the observer link removals: {problem}; {stop}",
-            exit_code=problem.exit_code,
-            outcome=links_module.REMOVALS_FAILED,
-        )
-    if problem is not None:
-        run.deferred.append(
-            ObserverImportError(
-                f"the observer link removals: {problem}",
-                exit_code=problem.exit_code,
-                outcome=final.workflow_state,
-            )
-        )
+    _judged_observer_import(
+        run,
+        links_module.REMOVALS,
+        record,
+        (link_rows(removed, DELETED), links.named(removed), REMOVED),
+        then=stop,
+        failed=links_module.REMOVALS_FAILED,
+    )
     kept = links.kept
     _keep_links(run, kept)
     return kept
@@ -1460,33 +1475,11 @@ def _send_links(
     _keep_links(run, links.tonight)
     if not len(links.tonight):
         return
-    again = "the next run sends every link again"
-    try:
-        done = _observer_import(
-            run,
-            links_module.LINKS,
-            record,
-            link_rows(links.tonight, ACTIVE),
-            links.named(links.added),
-            links_module.ADDED_KIND,
-        )
-    except CanvasError as error:
-        raise ObserverImportError(
-            f"the observer links could not be sent ({error}); {again}",
-            exit_code=error.exit_code,
-            outcome=links_module.LINKS_FAILED,
-        ) from error
-    problem = _outcome_problem(run, done)
-    if done.workflow_state not in SUCCESS_STATES:
-        assert problem is not None
-        raise ObserverImportError(
-            f"the observer links: {problem}; {again}",
-            exit_code=problem.exit_code,
-            outcome=links_module.LINKS_FAILED,
-        )
-    if problem is not None:
-        run.deferred.append(
-            ObserverImportError(
-                f"the observer links: {problem}", exit_code=problem.exit_code, outcome=done.workflow_state
-            )
-        )
+    _judged_observer_import(
+        run,
+        links_module.LINKS,
+        record,
+        (link_rows(links.tonight, ACTIVE), links.named(links.added), links_module.ADDED_KIND),
+        then="the next run sends every link again",
+        failed=links_module.LINKS_FAILED,
+    )
