@@ -6,7 +6,7 @@ Every command that touches a build asks this module where things are and whether
       csv/<file>.csv                  the Canvas files, for a person to open      (clever2sis build)
       sis_import.zip                  the same files, for Canvas                   (clever2sis build)
       build.json                      what was built from what: :class:`BuildRecord`
-      identities.csv                  each user's identity keys, not uploaded       (clever2sis build)
+      identities.csv                  each user's identity keys, not uploaded       (clever2sis sync)
       sync/carried/<file>.csv         rows a sync carried over from ended terms     (clever2sis sync)
       sync/removed/<file>.csv         rows a sync sent with a removal status        (clever2sis sync)
       sync/held/<file>.csv            rows of held schools, sent as Canvas had them (clever2sis sync)

@@ -148,7 +148,7 @@ def test_upload_review_and_approve_refuse_while_a_build_replaces_the_directory(
         "again\n"
     )
     assert stdout == ""
-    assert sorted(p.name for p in out.iterdir()) == ["build.json", "csv", "identities.csv", "sis_import.zip"]
+    assert sorted(p.name for p in out.iterdir()) == ["build.json", "csv", "sis_import.zip"]
 
 
 def test_shared_holders_do_not_block_each_other_and_a_lock_file_left_behind_blocks_nothing(

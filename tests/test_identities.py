@@ -250,7 +250,9 @@ def test_the_build_says_who_lost_a_claimed_login_and_who_holds_it(demo: District
 
 def test_identities_csv_is_each_users_csv_row_with_its_keys_and_nothing_else_changes(tmp_path: Path) -> None:
     settings = build_settings(RawConfig(data={"observers": {"enabled": True}}))
-    build(DEMO, tmp_path / "b", settings)
+    build(DEMO, tmp_path / "plain", settings)
+    assert not (tmp_path / "plain" / "identities.csv").exists()  # only the sync reads it
+    build(DEMO, tmp_path / "b", settings, identities=True)
     identities = pd.read_csv(tmp_path / "b" / "identities.csv", dtype=str, keep_default_na=False)
     users = pd.read_csv(tmp_path / "b" / "csv" / "users.csv", dtype=str, keep_default_na=False)
     assert tuple(identities.columns) == IDENTITY_COLUMNS

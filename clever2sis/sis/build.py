@@ -7,8 +7,8 @@
       sis_import.zip       the same files, for Canvas
       build.json           snapshot identity, config hash, tool version, rows and sha256 per file, the zip's
                            sha256, and every validation finding (kind, severity, file, record_id, message)
-      identities.csv       who each users.csv row is, by the keys a person is recognised by later (not
-                           uploaded; see clever2sis/sis/builders/identities.py)
+      identities.csv       (the sync's builds) who each users.csv row is, by the keys a person is
+                           recognised by later (not uploaded; see clever2sis/sis/builders/identities.py)
 
 (:mod:`clever2sis.build_dir` owns that layout and the record.) Everything is written into a temporary
 directory first and renamed into place when complete, under the build directory's lock; ``--force`` keeps
@@ -71,7 +71,7 @@ from clever2sis.sis.writer import InOrder, WrittenFile, ZipWriter, write_csv
 @dataclass(frozen=True)
 class BuiltFiles:
     """The rows of every Canvas file (only files with rows), all findings, and identities.csv's rows (None
-    when ``ready`` took them)."""
+    when they were not asked for, or ``ready`` took them)."""
 
     frames: dict[str, pd.DataFrame]
     findings: pd.DataFrame
@@ -128,6 +128,7 @@ def build_frames(
     previous: Previous | None = None,
     claimed_logins: pd.DataFrame | None = None,
     ready: Ready | None = None,
+    identities: bool = False,
 ) -> BuiltFiles:
     """Run every builder, then the validation that spans files. Pure: no I/O.
 
@@ -141,8 +142,10 @@ def build_frames(
     ``claimed_logins`` are logins Canvas still holds for removed users who are not tonight's (the sync's,
     :data:`~clever2sis.sis.builders.users.CLAIMED_COLUMNS`): the login rule gives them to no one.
 
-    ``ready`` is given each file with rows as soon as it is final, in processing order, and identities.csv's
-    rows (as :data:`~clever2sis.build_dir.IDENTITIES_NAME`) once users.csv is final. Every file before
+    ``identities`` asks for identities.csv's rows, which only the sync reads (a million users' keys cost a
+    second of a 1M-student build and 110 MB on disk). ``ready`` is given each file with rows as soon as it
+    is final, in processing order, and identities.csv's rows (as
+    :data:`~clever2sis.build_dir.IDENTITIES_NAME`) once users.csv is final. Every file before
     enrollments.csv is final before the enrollments are built, so a caller can write them meanwhile.
     """
     accounts, school_accounts = build_accounts(district, settings)
@@ -174,11 +177,12 @@ def build_frames(
     final.found.append(malformed_findings(district))
     final.add(first)
     final.found.append(plan.findings)
-    identities: pd.DataFrame | None = None
-    if ready is not None:
-        ready(IDENTITIES_NAME, identity_frame(final.frames.get(files.USERS), keys))
-    else:
-        identities = identity_frame(final.frames.get(files.USERS), keys)
+    kept: pd.DataFrame | None = None
+    if identities:
+        kept = identity_frame(final.frames.get(files.USERS), keys)
+        if ready is not None:
+            ready(IDENTITIES_NAME, kept)
+            kept = None
     del first, accounts, terms, courses, sections, users, keys
     rest = {files.ENROLLMENTS: build_enrollments(district, settings, plan.frame, user_map)}
     release_freed_memory()
@@ -192,7 +196,7 @@ def build_frames(
         progress(f"user observers: {len(rest[files.USER_OBSERVERS].frame):,}")
     final.add(rest)
     return BuiltFiles(
-        frames=final.frames, findings=combine(final.found), skipped=final.skipped, identities=identities
+        frames=final.frames, findings=combine(final.found), skipped=final.skipped, identities=kept
     )
 
 
@@ -327,13 +331,15 @@ def build(
     id_map: Path | None = None,
     previous: Previous | None = None,
     claimed_logins: pd.DataFrame | None = None,
+    identities: bool = False,
 ) -> dict[str, Any]:
     """Build ``snapshot_dir`` into ``out`` and return the build record (also saved as build.json).
 
     ``id_map``: a mapping from ``clever2sis map-ids``, for the first import into a Canvas that already has
     SIS ids from an older feed (adds change_sis_id.csv). ``previous``: what Canvas holds (see
     :func:`build_frames`; :func:`previous_build` reads it from a build directory). ``claimed_logins``:
-    logins Canvas holds for removed users, given to no one (see :func:`build_frames`).
+    logins Canvas holds for removed users, given to no one (see :func:`build_frames`). ``identities``:
+    write identities.csv beside the build (the sync does; see :func:`build_frames`).
 
     The build holds ``out``'s :class:`~clever2sis.build_dir.BuildLock` from the moment the snapshot is
     open until the new directory is in place: a second build of ``out``, or one while an upload, review or
@@ -361,6 +367,7 @@ def build(
             id_changes=id_changes,
             previous=previous,
             claimed_logins=claimed_logins,
+            identities=identities,
         )
     warnings = (record.findings or {})["warnings"]
     if strict and warnings:
@@ -382,6 +389,7 @@ def _write_build(
     id_changes: pd.DataFrame | None,
     previous: Previous | None,
     claimed_logins: pd.DataFrame | None = None,
+    identities: bool = False,
 ) -> BuildRecord:
     """Load the snapshot, build and write every file into a new directory, and put it in place at ``out``."""
     progress(f"reading snapshot {snapshot.path} (district {snapshot.district_id})")
@@ -415,6 +423,7 @@ def _write_build(
                     previous=previous,
                     claimed_logins=claimed_logins,
                     ready=functools.partial(later, write_file),
+                    identities=identities,
                 )
                 del district
                 release_freed_memory()

@@ -688,6 +688,7 @@ def _build(
             previous=previous,
             claimed_logins=claimed,
             force=claimed is not None,
+            identities=True,
         )
         built = run.build_dir.verified_zip(error=SyncBuildError)
         return built.record, built.read_frames()
