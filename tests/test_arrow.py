@@ -145,6 +145,13 @@ def test_positions_in_an_array_for_plain_and_categorical_columns() -> None:
     assert positions(values, of).dtype == np.int32
 
 
+def test_positions_in_a_much_larger_array_hash_only_its_hits_and_keep_the_first_match() -> None:
+    of = pa.chunked_array([[f"u{n}" for n in range(40)], ["u7", None, "u39"]], type=pa.large_string())
+    values = pd.Series(["u39", "nobody", "u7", None], dtype="string")
+    assert positions(values, of).tolist() == [39, -1, 7, -1]
+    assert positions(values.astype("category"), of).tolist() == [39, -1, 7, -1]
+
+
 def test_ranks_are_sorted_positions_and_dense_ranks_share_ties() -> None:
     values = pa.chunked_array([["b", "é", "a"], ["c"]], type=pa.large_string())
     assert ranks(values).tolist() == [1, 3, 0, 2]

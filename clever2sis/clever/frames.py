@@ -194,6 +194,14 @@ def unique_categorical(codes: np.ndarray, categories: pd.Index) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype, validate=False))
 
 
+def encoded_categorical(strings: pa.ChunkedArray) -> pd.Series:
+    """Strings as a pandas categorical, dictionary-encoded by Arrow (each distinct value once; missing
+    values have no category)."""
+    encoded = pc.dictionary_encode(strings).combine_chunks()
+    categories = pd.Index(pd.arrays.ArrowStringArray(encoded.dictionary.cast(pa.large_string())))
+    return unique_categorical(pc.fill_null(encoded.indices, -1).to_numpy(), categories)
+
+
 def _roster(
     table: pa.Table, list_column: str, *, positions: bool = True, categorical: bool = False
 ) -> pd.DataFrame:
@@ -210,10 +218,7 @@ def _roster(
         else pd.Series([], dtype="string")
     )
     if categorical and len(items):
-        encoded = pc.dictionary_encode(items).combine_chunks()
-        categories = pd.Index(pd.arrays.ArrowStringArray(encoded.dictionary.cast(pa.large_string())))
-        codes = pc.fill_null(encoded.indices, -1).to_numpy()
-        user_id = unique_categorical(codes, categories)
+        user_id = encoded_categorical(items)
     elif categorical:
         user_id = user_id.astype(pd.CategoricalDtype(pd.Index([], dtype="string")))
     columns: dict[str, Any] = {"section": parents, "user_id": user_id}

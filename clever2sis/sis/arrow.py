@@ -125,13 +125,21 @@ def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
 
 def positions(values: pd.Series | pd.Index, of: pa.ChunkedArray) -> np.ndarray:
     """Each value's position in ``of`` (-1 where absent or missing), by Arrow's hash lookup; a categorical
-    column is looked up once per category (a roster names each student in many sections)."""
+    column is looked up once per category (a roster names each student in many sections). When ``of`` is
+    much the larger, only the part of it that holds the values is hashed, as in :func:`member` (a district's
+    teachers among its million users)."""
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
         per_category = positions(values.cat.categories, of)
         codes = values.cat.codes.to_numpy()
         return np.where(codes >= 0, per_category[codes], np.int32(-1))
-    found = pc.index_in(arrow_strings(values), value_set=of)
-    return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int32)
+    strings = arrow_strings(values)
+    if len(of) <= _PROBE_THE_SET_FACTOR * len(strings):
+        found = pc.index_in(strings, value_set=of)
+        return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int32)
+    hits = np.flatnonzero(pc.is_in(of, value_set=strings, skip_nulls=True).to_numpy(zero_copy_only=False))
+    found = pc.index_in(strings, value_set=of.take(hits))
+    at = np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int64)
+    return np.where(at >= 0, hits[at], -1).astype(np.int32)
 
 
 def ranks(values: pa.ChunkedArray) -> np.ndarray:

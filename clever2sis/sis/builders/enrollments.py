@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from clever2sis.clever.frames import District, unique_categorical
+from clever2sis.clever.frames import District, encoded_categorical, unique_categorical
 from clever2sis.config import BuildSettings
 from clever2sis.sis import checks, files
 from clever2sis.sis.arrow import arrow_strings, dense_ranks, member, positions, ranks
@@ -105,7 +105,11 @@ def _roster_codes(
     sections, users, role_codes = [], [], []
     for roster, role in parts:
         section = plan_of_row[roster["section"].to_numpy()]
-        user = positions(roster["user_id"], built_ids)
+        user_ids = roster["user_id"]
+        if not isinstance(user_ids.dtype, pd.CategoricalDtype):
+            # Each teacher teaches many sections: their ids are looked up once each.
+            user_ids = encoded_categorical(arrow_strings(user_ids)).set_axis(user_ids.index)
+        user = positions(user_ids, built_ids)
         keep = (section >= 0) & (user >= 0)
         if not keep.all():
             found += _left_out(district, roster[~keep], section[~keep] < 0, np.asarray(roles)[role[~keep]])
