@@ -1,5 +1,6 @@
 """The review of a sync run's build shows what the night did beyond the CSVs: the observer links it removed
-and added, the people it carried over to a new id (and the ambiguous ones), and the schools its guard held.
+and added, the people it carried over to a new id (and the ambiguous ones), and the schools its guard held;
+``review --excel`` has a sheet for each of those sections.
 
 Each test runs real nights against the Canvas double (the helpers of tests/test_sync_observers.py,
 tests/test_identity_churn.py and tests/test_sync_guard.py) and reads two reports: the one the sync wrote
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import html as html_module
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import orjson
 from click.testing import CliRunner
 
 from clever2sis.cli import main
+from clever2sis.review.excel import write_spreadsheet_copies
 from clever2sis.review.facts import open_build, review_facts
 from clever2sis.review.report import render_report
 from clever2sis.review.verdict import verdict
@@ -29,7 +32,24 @@ from tests.test_sync_guard import break_rosters, schools
 from tests.test_sync_nights import JANUARY, Nights, nights
 from tests.test_sync_observers import LATER, fail_when, is_main, observer_nights
 
+PLAIN_SHEETS = ["about", "accounts", "terms", "courses", "sections", "users", "enrollments", "findings"]
+HELD_HEADER = ["status", "account_id", "school_id", "name", "since", "reason", "lost", "release"]
+IDENTITY_HEADER = ["change", "new_id", "old_id", "name", "school", "school_ids", "keys", "via", "removed_on"]
+LINKS_HEADER = [
+    "change",
+    "status",
+    "sis_import_id",
+    "import_state",
+    "observer_id",
+    "observer_name",
+    "student_id",
+    "student_name",
+    "school",
+    "school_ids",
+]
+
 PLANNED_NOTE = "Planned: this report was written before the import was posted."
+NEW_ID = "7c" + "0" * 21 + "1"
 
 
 # --- reading a report ------------------------------------------------------------------------------------
@@ -76,6 +96,26 @@ def sync_report(result: RunResult) -> str:
     return (build_of(result) / "report.html").read_text(encoding="utf-8")
 
 
+def sheets_of(workbook: Path) -> dict[str, list[list[str]]]:
+    """Every sheet of an .xlsx, in order: its rows, each cell's text ("" for an empty cell)."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(workbook, read_only=True)
+    return {
+        name: [
+            ["" if cell is None else cell for cell in row] for row in book[name].iter_rows(values_only=True)
+        ]
+        for name in book.sheetnames
+    }
+
+
+def reviewed_workbook(result: RunResult) -> dict[str, list[list[str]]]:
+    """``clever2sis review --excel`` of the run's build, after the run: the sheets of its review.xlsx."""
+    done = CliRunner().invoke(main, ["review", str(build_of(result)), "--excel", "--quiet"])
+    assert done.exit_code == 0, done.output
+    return sheets_of(build_of(result) / "review" / "review.xlsx")
+
+
 def reviewed(result: RunResult) -> tuple[dict[str, Any], str]:
     """``clever2sis review`` of the run's build, after the run: its JSON facts and the report it wrote."""
     done = CliRunner().invoke(main, ["review", str(build_of(result)), "--json"])
@@ -99,6 +139,25 @@ def schools_of(district: Nights, user_id: str) -> tuple[str, str]:
     ids = sorted({s["school"] for s in district.records["sections"] if user_id in s["students"]})
     names = {s["id"]: s["name"] for s in district.records["schools"]}
     return " ".join(ids), "; ".join(names[i] for i in ids)
+
+
+def roster(district: Nights, school: str) -> set[str]:
+    """The students Clever places in ``school`` (in any of its sections)."""
+    return {p for s in district.records["sections"] if s["school"] == school for p in s["students"]}
+
+
+def school_name(district: Nights, school: str) -> str:
+    return next(s["name"] for s in district.records["schools"] if s["id"] == school)
+
+
+def school_losses(district: Nights, school: str) -> str:
+    """What ``school`` would lose once Clever lists its sections empty: every student Canvas enrolls there
+    and their enrollments, of the enrollments Canvas holds there from the main import (not the observer
+    enrollments the links make)."""
+    held = [v for v in district.model.school_state(school)["enrollments"] if v[3] != "observer"]
+    students = [v for v in held if v[3] == "student"]
+    people = len({v[2] for v in students})
+    return f"{people:,} of {people:,} students, {len(students):,} of {len(held):,} enrollments"
 
 
 def school_cell(district: Nights, user_id: str) -> str:
@@ -356,16 +415,190 @@ def test_a_held_school_needs_a_decision_with_its_release_and_a_released_one_is_l
     ]
 
 
+# --- the workbook: review --excel ------------------------------------------------------------------------
+
+
+def test_the_workbook_of_a_night_has_its_held_school_carried_over_student_and_observer_links(
+    tmp_path: Path,
+) -> None:
+    with observer_nights(tmp_path) as district:
+        district.night(LATER[0])
+        parent, gone, kept = district.parent_of_two()
+        school = next(s for s in schools(district) if not {gone, kept} & roster(district, s))
+        outside = [s["id"] for s in district.students() if s["id"] not in roster(district, school)]
+        linked = {student for _, student in district.links()}
+        newcomer = next(s for s in outside if s not in linked)
+        carried = next(s for s in outside if s not in linked and s != newcomer)
+        lost = school_losses(district, school)
+        break_rosters(district, school)
+        recreate(district, carried, NEW_ID)
+        district.unlink(parent, gone)
+        district.link(parent, newcomer)
+        night = district.night(LATER[1])
+
+    assert night.exit_code == 56, night.message
+    removals, _main, links = night.summary["imports"]
+    assert [district.canvas.imports[i["sis_import_id"]].state for i in (removals, links)] == ["imported"] * 2
+    sheets = reviewed_workbook(night)
+    assert list(sheets) == [
+        "about",
+        "change_sis_id",
+        *PLAIN_SHEETS[1:],
+        "held_schools",
+        "identity_changes",
+        "observer_links",
+        "changes",
+    ]
+    assert sheets["held_schools"] == [
+        HELD_HEADER,
+        [
+            "held",
+            school,
+            school,
+            school_name(district, school),
+            night.summary["started"],
+            f"every one of its students vanished (would lose {lost})",
+            lost,
+            f"--allow-large-change {school}",
+        ],
+    ]
+    carried_ids, carried_schools = schools_of(district, NEW_ID)
+    assert sheets["identity_changes"] == [
+        IDENTITY_HEADER,
+        [
+            "carried over",
+            NEW_ID,
+            carried,
+            person(district, NEW_ID),
+            carried_schools,
+            carried_ids,
+            "login_id, sis_id, student_number, name",
+            "change_sis_id",
+            "2027-01-06T06:00:00Z",
+        ],
+    ]
+    link_rows = [
+        [
+            *(change, "sent", str(entry["sis_import_id"]), "imported", parent, person(district, parent)),
+            *(student, person(district, student), *reversed(schools_of(district, student))),
+        ]
+        for change, entry, student in (("removed", removals, gone), ("added", links, newcomer))
+    ]
+    assert sheets["observer_links"] == [LINKS_HEADER, *link_rows]
+    copies = build_of(night) / "review"
+    assert (copies / "observer_links.csv").read_text(encoding="utf-8-sig").splitlines()[1] == ",".join(
+        [*link_rows[0][:2], f'"=""{removals["sis_import_id"]}"""', *link_rows[0][3:]]
+    )
+
+
+def test_the_workbook_of_a_release_night_lists_the_released_school_and_the_ambiguous_matches(
+    tmp_path: Path,
+) -> None:
+    with nights(tmp_path) as district:
+        district.night(JANUARY)
+        leaver = district.students()[13]["id"]  # the student ambiguous_return replaces
+        school = next(s for s in schools(district) if leaver not in roster(district, s))
+        lost = school_losses(district, school)
+        break_rosters(district, school)
+        held = district.night(JANUARY + DAY)
+        old_id, first_id, second_id, _sections = ambiguous_return(district)
+        released = district.night(JANUARY + 2 * DAY, release=(school,))
+
+    assert [held.exit_code, released.exit_code] == [56, 0], (held.message, released.message)
+    sheets = reviewed_workbook(released)
+    assert list(sheets) == [*PLAIN_SHEETS, "held_schools", "identity_changes", "changes"]
+    reason = f"every one of its students vanished (would lose {lost})"
+    assert sheets["held_schools"] == [
+        HELD_HEADER,
+        ["released", school, school, school_name(district, school), "", reason, lost, ""],
+    ]
+    ambiguous = [
+        [
+            *("ambiguous", new_id, old_id, person(district, new_id)),
+            *(*reversed(schools_of(district, new_id)), keys, "", ""),
+        ]
+        for new_id, keys in ((first_id, "login_id"), (second_id, "sis_id, student_number"))
+    ]
+    assert sheets["identity_changes"] == [IDENTITY_HEADER, *ambiguous]
+
+
 # --- builds that are not a sync run's --------------------------------------------------------------------
 
 
-def test_a_build_without_sync_facts_has_none_of_the_sections(review_pair: tuple[Path, Path, Changes]) -> None:
+def test_a_build_without_sync_facts_has_none_of_the_sections(
+    review_pair: tuple[Path, Path, Changes], tmp_path: Path
+) -> None:
     old, new, _ = review_pair
     facts = review_facts(open_build(new), open_build(old))
     assert not {"guard", "identities", "observer_links"} & set(facts)
     page = render_report(facts)
     for section in ('id="guard"', 'id="identities"', 'id="observer-links"', "Held schools", "Observer links"):
         assert section not in page
+    new = shutil.copytree(new, tmp_path / "new")
+    view = open_build(new)
+    out = write_spreadsheet_copies(view, review_facts(view, open_build(old)))
+    assert list(sheets_of(out / "review.xlsx")) == [*PLAIN_SHEETS, "changes"]
+    assert not {"held_schools.csv", "identity_changes.csv", "observer_links.csv"} & {
+        p.name for p in out.iterdir()
+    }
+    out = write_spreadsheet_copies(view, review_facts(view))
+    assert list(sheets_of(out / "review.xlsx")) == PLAIN_SHEETS
+
+
+def test_the_workbook_has_a_row_for_each_part_of_the_sync_sections(
+    review_pair: tuple[Path, Path, Changes], tmp_path: Path
+) -> None:
+    """The rows no night above makes: a finding let through, a user SIS id change of ``build --id-map``
+    (no sync record of the person), links planned and links not sent (no import)."""
+    old, new, _ = review_pair
+    new = shutil.copytree(new, tmp_path / "new")
+    view = open_build(new)
+    facts = review_facts(view, open_build(old))
+    let_through = "users.csv would lose 40 of 200 rows (20.0%, over shrink_limit_percent 10%)"
+    facts.update(
+        guard={
+            "verdict": "released",
+            "profile": "nightly",
+            "held": [],
+            "released": [],
+            "findings": [let_through],
+        },
+        identities={
+            "carried": 0,
+            "ambiguous": 0,
+            "logins_claimed": 0,
+            "sis_id_changes": [{"old_id": "00123", "new_id": "=00124"}],
+            "messages": [],
+        },
+        observer_links={
+            "removed": [
+                {
+                    "observer_id": "p1",
+                    "observer_name": "Ann Lee",
+                    "student_id": "s1",
+                    "student_name": "Bo Lee",
+                }
+            ],
+            "added": [
+                {"observer_id": "p2", "observer_name": "Cy Ray", "student_id": "s2", "student_name": "Di Ray"}
+            ],
+            "imports": [],
+            "status": {"removed": "planned", "added": "not sent"},
+            "import": {"removed": None, "added": None},
+        },
+    )
+    sheets = sheets_of(write_spreadsheet_copies(view, facts) / "review.xlsx")
+    assert list(sheets)[-4:] == ["held_schools", "identity_changes", "observer_links", "changes"]
+    assert sheets["held_schools"] == [HELD_HEADER, ["let through", "", "", "", "", let_through, "", ""]]
+    assert sheets["identity_changes"] == [
+        IDENTITY_HEADER,
+        ["other SIS id change", "=00124", "00123", "", "", "", "", "", ""],
+    ]
+    assert sheets["observer_links"] == [
+        LINKS_HEADER,
+        ["removed", "planned", "", "", "p1", "Ann Lee", "s1", "Bo Lee", "", ""],
+        ["added", "not sent", "", "", "p2", "Cy Ray", "s2", "Di Ray", "", ""],
+    ]
 
 
 def test_every_value_of_the_sync_sections_is_escaped(review_pair: tuple[Path, Path, Changes]) -> None:

@@ -11,11 +11,15 @@ of that happens:
 - any other value starting with a formula character gets a leading apostrophe (``'=1+2``), so it is
   shown, never run.
 
-Files: the six Canvas files (``accounts.csv`` ...), ``findings.csv`` and, with an older build,
-``changes.csv`` (one row per added row, removed row and changed field).
+Files: the six Canvas files (``accounts.csv`` ...), ``findings.csv``, then for a sync run's build the
+report's sections about what the night did beyond the CSVs, each only when the report has it (the same
+facts, not found again): ``held_schools.csv`` (the schools the guard held or released, and the findings
+it let through), ``identity_changes.csv`` (people carried over to a new id, other user SIS id changes, the
+ambiguous matches) and ``observer_links.csv`` (the links removed and added, and how far each import
+got); and, with an older build, ``changes.csv`` (one row per added row, removed row and changed field).
 
-Beside them, ``review.xlsx`` holds the same tables as an Excel workbook, one sheet per file plus
-``findings`` and ``changes``. There no trick is needed: every cell is a text cell, written as it was
+Beside them, ``review.xlsx`` holds the same tables as an Excel workbook, one sheet per file (``findings``,
+``held_schools``, ...). There no trick is needed: every cell is a text cell, written as it was
 sent, so ``00123`` keeps its zeros and ``2026-08-17`` stays text; a value starting with ``=``, ``+``,
 ``-`` or ``@`` is a text cell with Excel's quote prefix (shown as typed, never run, even once edited), and
 the workbook holds no formula at all. It is written with XlsxWriter in its constant-memory mode (each row
@@ -36,6 +40,8 @@ from clever2sis.atomic import atomic_directory
 from clever2sis.build_dir import BuildDir
 from clever2sis.errors import ReviewError
 from clever2sis.review.facts import DERIVED, BuildView
+from clever2sis.review.identities import other_sis_id_changes
+from clever2sis.review.report import OBSERVER_KINDS, guard_section, losses_text
 from clever2sis.sis import files
 
 WORKBOOK_NAME = "review.xlsx"
@@ -43,6 +49,9 @@ SHEET_MAX_ROWS = 1_048_576  # Excel's rows per sheet, the header included
 SHEET_NAME_MAX_CHARS = 31
 FINDINGS_NAME = "findings.csv"
 CHANGES_NAME = "changes.csv"
+HELD_SCHOOLS_NAME = "held_schools.csv"
+IDENTITY_CHANGES_NAME = "identity_changes.csv"
+OBSERVER_LINKS_NAME = "observer_links.csv"
 README_NAME = "README.txt"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 _NUMBER_OR_DATE = re.compile(
@@ -62,7 +71,8 @@ sent; values starting with = + - @ are prefixed with an apostrophe so they are s
 ABOUT = (
     ("Made by `clever2sis review --excel`. Never uploaded: Canvas gets sis_import.zip.",),
     ("Every cell is text, exactly as the build sends it; the workbook holds no formulas.",),
-    ("One sheet per Canvas file, then findings and (against an older build) changes.",),
+    ("One sheet per Canvas file, then findings; a sync run's build: held_schools, identity_changes and",),
+    ("observer_links (each when its report has the section); against an older build: changes.",),
 )
 
 
@@ -105,7 +115,88 @@ def _change_rows(diff: Mapping[str, Any]) -> Iterable[list[Any]]:
 
 FINDINGS_HEADER = ["kind", "severity", "file", "record_id", "name", "message"]
 CHANGES_HEADER = ["file", "change", "key_1", "key_2", "key_3", "field", "before", "after"]
+HELD_SCHOOLS_HEADER = ["status", "account_id", "school_id", "name", "since", "reason", "lost", "release"]
+IDENTITY_CHANGES_HEADER = [
+    "change",
+    "new_id",
+    "old_id",
+    "name",
+    "school",
+    "school_ids",
+    "keys",
+    "via",
+    "removed_on",
+]
+OBSERVER_LINKS_HEADER = [
+    "change",
+    "status",
+    "sis_import_id",
+    "import_state",
+    "observer_id",
+    "observer_name",
+    "student_id",
+    "student_name",
+    "school",
+    "school_ids",
+]
+# The ``status`` of a held_schools row and the ``change`` of an identity_changes row.
+HELD, RELEASED, LET_THROUGH = "held", "released", "let through"
+CARRIED, OTHER_SIS_ID, AMBIGUOUS = "carried over", "other SIS id change", "ambiguous"
 Table = tuple[str, Sequence[str], Iterable[Sequence[Any]]]
+
+
+def _held_school_rows(guard: Mapping[str, Any]) -> list[list[Any]]:
+    """The held schools' section as rows: each school held tonight (with the option that releases it),
+    each one released tonight, then each finding ``--allow-large-change`` let through (under ``reason``)."""
+    rows = [
+        [
+            status,
+            *(school.get(field, "") for field in ("account_id", "school_id", "name", "since", "reason")),
+            losses_text(school),
+            school.get("release", "") if status == HELD else "",
+        ]
+        for status, schools in ((HELD, guard["held"]), (RELEASED, guard["released"]))
+        for school in schools
+    ]
+    return rows + [[LET_THROUGH, "", "", "", "", message, "", ""] for message in guard["findings"]]
+
+
+def _identity_rows(found: Mapping[str, Any]) -> list[list[Any]]:
+    """The identity changes' section as rows: who was carried over (old_id -> new_id), the other user SIS
+    id changes, then the ambiguous matches (``old_id``: the removed users each shares keys with)."""
+    fields = IDENTITY_CHANGES_HEADER[1:]
+    parts = (
+        (CARRIED, found.get("carried_users") or []),
+        (OTHER_SIS_ID, other_sis_id_changes(found)),
+        (
+            AMBIGUOUS,
+            [{**row, "old_id": row.get("old_ids", "")} for row in found.get("ambiguous_users") or []],
+        ),
+    )
+    return [[change, *(row.get(field, "") for field in fields)] for change, rows in parts for row in rows]
+
+
+def _observer_rows(links: Mapping[str, Any]) -> list[list[Any]]:
+    """The observer links' section as rows: the links removed, then those added, each with how far its
+    import got (``status``: planned, sent, not sent) and, once sent, the sis_import's id and state."""
+    fields = OBSERVER_LINKS_HEADER[4:]
+    rows = []
+    for kind in OBSERVER_KINDS:
+        posted = links["import"][kind] or {}
+        sent = [kind, links["status"][kind], posted.get("sis_import_id"), posted.get("import_state")]
+        rows += [[*sent, *(link.get(field, "") for field in fields)] for link in links[kind]]
+    return rows
+
+
+def _sync_tables(facts: Mapping[str, Any]) -> Iterable[Table]:
+    """The tables of the report's sections about a sync night, each only when the report shows it."""
+    guard = guard_section(facts)
+    if guard is not None:
+        yield HELD_SCHOOLS_NAME, HELD_SCHOOLS_HEADER, _held_school_rows(guard)
+    if facts.get("identities"):
+        yield IDENTITY_CHANGES_NAME, IDENTITY_CHANGES_HEADER, _identity_rows(facts["identities"])
+    if facts.get("observer_links"):
+        yield OBSERVER_LINKS_NAME, OBSERVER_LINKS_HEADER, _observer_rows(facts["observer_links"])
 
 
 def _tables(view: BuildView, facts: Mapping[str, Any]) -> Iterable[Table]:
@@ -122,6 +213,7 @@ def _tables(view: BuildView, facts: Mapping[str, Any]) -> Iterable[Table]:
         for item in entry["items"]
     ]
     yield FINDINGS_NAME, FINDINGS_HEADER, findings
+    yield from _sync_tables(facts)
     if facts.get("diff"):
         yield CHANGES_NAME, CHANGES_HEADER, [_padded(row) for row in _change_rows(facts["diff"])]
 

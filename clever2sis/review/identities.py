@@ -85,6 +85,13 @@ def _people(view: BuildView, rows: Any, fields: tuple[str, ...]) -> list[dict[st
     ]
 
 
+def other_sis_id_changes(found: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The user SIS id changes of :func:`identity_facts` ``found`` that are not a sync's carry-over (a
+    ``build --id-map`` row, say): a carried-over person's change_sis_id.csv row is the carry-over itself."""
+    carried = {(row["old_id"], row["new_id"]) for row in found.get("carried_users") or []}
+    return [row for row in found["sis_id_changes"] if (row["old_id"], row["new_id"]) not in carried]
+
+
 def summary_line(facts: dict[str, Any]) -> str | None:
     """The terminal summary's line about identity changes (None without any)."""
     found = facts.get("identities")

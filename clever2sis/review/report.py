@@ -34,7 +34,7 @@ from clever2sis import __version__
 from clever2sis.atomic import atomic_write_bytes
 from clever2sis.build_dir import BuildDir
 from clever2sis.errors import ReviewError
-from clever2sis.review.identities import CLAIMED
+from clever2sis.review.identities import CLAIMED, other_sis_id_changes
 from clever2sis.review.names import FOUND_IN_BUILD, ID_SEPARATOR
 from clever2sis.review.verdict import (
     CHANGE_ORDER,
@@ -339,21 +339,33 @@ OBSERVER_KINDS = ("removed", "added")
 SYNC_COMMAND = "clever2sis sync"
 
 
-def _losses(school: Mapping[str, Any]) -> str:
+def losses_text(school: Mapping[str, Any]) -> str:
+    """What a held (or released) school would have lost tonight, in words: ``88 of 88 students, ...``."""
     return ", ".join(
         f"{loss['lost']:,} of {loss['before']:,} {loss['measure']}" for loss in school.get("losses") or []
     )
 
 
+def guard_section(facts: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The guard's facts when the review shows a held schools' section (a school held or released, or a
+    finding let through), else None. The report and the workbook both ask here."""
+    guard: Mapping[str, Any] | None = facts.get("guard")
+    if not guard or not (guard["held"] or guard["released"] or guard["findings"]):
+        return None
+    return guard
+
+
 def _guard_model(facts: Mapping[str, Any]) -> dict[str, Any] | None:
     """The held schools' section: held and released schools as tables, the findings let through, and
     the command that releases the held ones (None: nothing was held or let through)."""
-    guard = facts.get("guard")
-    if not guard or not (guard["held"] or guard["released"] or guard["findings"]):
+    guard = guard_section(facts)
+    if guard is None:
         return None
 
     def rows(schools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        return [{**school, "school_ids": school["account_id"], "lost": _losses(school)} for school in schools]
+        return [
+            {**school, "school_ids": school["account_id"], "lost": losses_text(school)} for school in schools
+        ]
 
     releases = " ".join(str(school["release"]) for school in guard["held"])
     profile = f" --profile {guard['profile']}" if guard.get("profile") else ""
@@ -371,13 +383,14 @@ def _identity_model(facts: Mapping[str, Any]) -> dict[str, Any] | None:
     found = facts.get("identities")
     if not found:
         return None
-    carried = found.get("carried_users") or []
-    by_sync = {(row["old_id"], row["new_id"]) for row in carried}
-    others = [row for row in found["sis_id_changes"] if (row["old_id"], row["new_id"]) not in by_sync]
     return {
         **found,
-        "carried_table": _table(IDENTITIES_ANCHOR + "-rows", carried, CARRIED_COLUMNS),
-        "others_table": _table("identities-sis-ids-rows", others, SIS_ID_COLUMNS, scoped=False),
+        "carried_table": _table(
+            IDENTITIES_ANCHOR + "-rows", found.get("carried_users") or [], CARRIED_COLUMNS
+        ),
+        "others_table": _table(
+            "identities-sis-ids-rows", other_sis_id_changes(found), SIS_ID_COLUMNS, scoped=False
+        ),
         "ambiguous_table": _table(
             "identities-ambiguous-rows", found.get("ambiguous_users") or [], AMBIGUOUS_COLUMNS
         ),
