@@ -581,3 +581,29 @@ def test_history_gains_the_imports_column_when_opened(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "history.sqlite") as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     db.close()
+
+
+def test_a_student_clever_re_creates_while_a_parent_still_names_the_old_id_is_no_longer_observed(
+    tmp_path: Path,
+) -> None:
+    from tests.test_identity_churn import recreate
+
+    with observer_nights(tmp_path) as district:
+        district.night(LATER[0])
+        parent, first, second = district.parent_of_two()
+        person = district.model.canvas_user_id(first)
+        new_id = "7c" + "0" * 21 + "9"
+        recreate(district, first, new_id)  # the parent's relationship still names the old id
+        night = district.night(LATER[1])
+
+    assert night.exit_code == 0, night.message
+    assert night.summary["identities_carried"] == 1
+    assert district.model.canvas_user_id(new_id) == person
+    # The removal went before the main import, by the id Canvas knew the student by then.
+    assert night.run_dir is not None
+    removal = (night.run_dir / "observers-removed" / "csv" / "user_observers.csv").read_text()
+    assert removal == f"observer_id,student_id,status\n{parent},{first},deleted\n"
+    assert district.observed(parent) == [second]
+    assert district.observing(parent, new_id) == district.observing(parent, first) == []
+    assert [m for m in district.messages() if NON_EXISTENT in m] == []
+    assert district.links() == district.clever_links()

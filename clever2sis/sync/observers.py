@@ -41,6 +41,7 @@ from clever2sis.build_dir import empty_frames
 from clever2sis.sis import files
 from clever2sis.sis.builders.user_observers import ACTIVE, LINK_COLUMNS
 from clever2sis.sync.changes import Amended, among, row_keys
+from clever2sis.sync.identities import renamed_column
 from clever2sis.sync.state import AppliedState
 
 # The night's imports, in the order they are posted (the JSON line's and history's ``imports``).
@@ -83,6 +84,16 @@ def links_without(links: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
         return links.reset_index(drop=True)
     gone = among(row_keys(links, files.USER_OBSERVERS), row_keys(other, files.USER_OBSERVERS))
     return links.loc[~gone].reset_index(drop=True)
+
+
+def before_carry_over(links: pd.DataFrame, renames: pd.Series) -> pd.DataFrame:
+    """``links`` with the user ids of people carried over tonight (``renames``: new id by old id) turned
+    back into their old ones: an import posted before the main import (which moves them to their new ids)
+    finds them by the ids Canvas knows them by until then."""
+    if renames.empty or links.empty:
+        return links
+    back = pd.Series(renames.index.to_numpy(), index=renames.to_numpy(), dtype="str")
+    return links.assign(**{column: renamed_column(links[column], back) for column in LINK_COLUMNS})
 
 
 def held_links(state: AppliedState | None) -> pd.DataFrame:

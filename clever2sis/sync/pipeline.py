@@ -602,7 +602,7 @@ def _stages(run: _Run) -> None:
     _report(run)
     if links is not None:
         run.enter(REMOVE_LINKS)
-    kept = _remove_links(run, record, links)
+    kept = _remove_links(run, record, links, churn.renames)
     run.enter(UPLOAD)
     posted = _upload(run, plan.options, verdict)
     run.enter(WAIT)
@@ -1434,9 +1434,12 @@ def _judged_observer_import(
     return final
 
 
-def _remove_links(run: _Run, record: BuildRecord, links: links_module.LinkPlan | None) -> pd.DataFrame | None:
+def _remove_links(
+    run: _Run, record: BuildRecord, links: links_module.LinkPlan | None, renames: pd.Series
+) -> pd.DataFrame | None:
     """Before the main import: the links Canvas holds that Clever no longer has, as ``deleted`` rows in a
-    plain import of their own (the people are still active in Canvas); return the links Canvas holds once
+    plain import of their own (the people are still active in Canvas, and named by the ids they have
+    before the main import carries some over to new ones: ``renames``); return the links Canvas holds once
     it has ended, also kept in the run's state (None: links not managed).
 
     When it is not applied (or cannot be uploaded) the night stops before the main import, which would
@@ -1456,7 +1459,7 @@ def _remove_links(run: _Run, record: BuildRecord, links: links_module.LinkPlan |
         run,
         links_module.REMOVALS,
         record,
-        (link_rows(removed, DELETED), links.named(removed), REMOVED),
+        (link_rows(links_module.before_carry_over(removed, renames), DELETED), links.named(removed), REMOVED),
         then=stop,
         failed=links_module.REMOVALS_FAILED,
     )
