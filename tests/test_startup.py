@@ -1,16 +1,23 @@
 """The commands that need no pandas start without it: importing the CLI, and running ``--help``,
-``--version``, ``history``, ``status``, ``list`` and ``doctor``, load neither pandas nor Arrow (the start-up
+``--version``, ``history``, ``status``, ``list`` and ``doctor``, load neither pandas nor Arrow; a command
+loads only its own modules, and the table the group loads them from names every command (the start-up
 figures themselves are in ``make bench``: docs/benchmarks.md)."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import orjson
 import pytest
+from click.testing import CliRunner
 
+import clever2sis.cli
+from clever2sis.cli import COMMAND_TABLE, commands, main
 from tests.canvas_server import TEST_TOKEN, CanvasTestServer, FakeCanvas
 from tests.clever_server import CleverTestServer
 from tests.conftest import tiny_district
@@ -73,3 +80,64 @@ def test_history_status_list_and_doctor_load_no_heavy_library(tmp_path: Path) ->
             ["doctor", "--config", str(config), "--api-base", clever.url],
         ):
             assert loaded(*args, env=env) == (0, []), args
+
+
+# Runs the command line given as arguments, then prints (on stderr) which command modules were imported.
+CLI_PROBE = """
+import atexit, sys
+atexit.register(lambda: print("CLI", sorted(m for m in sys.modules if m.startswith("clever2sis.cli")), file=sys.stderr))
+from clever2sis.cli import main
+sys.argv = ["clever2sis", *sys.argv[1:]]
+main()
+"""
+
+
+def command_modules(*args: str) -> tuple[int, list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_PROBE, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("CLI "), done.stderr
+    return done.returncode, orjson.loads(last.removeprefix("CLI ").replace("'", '"'))
+
+
+@pytest.mark.parametrize(
+    ("args", "modules"),
+    [
+        (["--version"], []),
+        (["status", "--help"], ["canvas", "common"]),
+        (["history", "--help"], ["canvas", "common", "sync"]),
+        (["doctor", "--help"], ["canvas", "common", "doctor", "sync"]),
+        (["init", "--help"], ["common", "init"]),
+    ],
+)
+def test_a_command_loads_only_its_own_modules(args: list[str], modules: list[str]) -> None:
+    assert command_modules(*args) == (0, ["clever2sis.cli", *(f"clever2sis.cli.{m}" for m in modules)])
+
+
+def test_the_root_help_loads_every_command_and_lists_them_in_order() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0, result.output
+    listed = [line.split()[0] for line in result.output.split("Commands:\n", 1)[1].splitlines()]
+    assert listed == sorted(COMMAND_TABLE)
+    assert [command.name for command in commands()] == list(COMMAND_TABLE)
+
+
+def test_the_table_names_every_command_the_modules_define() -> None:
+    defined = {}
+    for module in pkgutil.iter_modules(clever2sis.cli.__path__, "clever2sis.cli."):
+        namespace = vars(importlib.import_module(module.name))
+        for attribute, value in namespace.items():
+            if (
+                isinstance(value, click.Command)
+                and value.callback
+                and value.callback.__module__ == module.name
+            ):
+                defined[value.name] = f"{module.name}:{attribute}"
+    assert defined == COMMAND_TABLE
+
+
+def test_a_mistyped_command_is_offered_the_closest_one() -> None:
+    result = CliRunner().invoke(main, ["stauts"])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == "Error: No such command 'stauts'. Did you mean 'status'?"
