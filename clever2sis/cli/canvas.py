@@ -23,9 +23,6 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from clever2sis.build_dir import BuildDir, BuildLock, BuildZip
-from clever2sis.canvas.observers import diffing_observers_warning
-from clever2sis.canvas.signoff import check_before_post
 from clever2sis.canvas.sis_import import (
     ImportOptions,
     SisImport,
@@ -53,12 +50,13 @@ from clever2sis.config import (
 )
 from clever2sis.errors import BuildDirError, UsageError
 from clever2sis.progress import Progress
-from clever2sis.sync.history import HISTORY_NAME, History
-from clever2sis.sync.runs import BUILD_DIR_NAME
 
-if TYPE_CHECKING:  # httpx is imported by the commands that talk to Canvas, when they run
+# httpx is imported by the commands that talk to Canvas, when they run; the build directory, the sign-off
+# and the run history (zipfile, hashlib, sqlite3) by the ones that use them, so status and list start lighter.
+if TYPE_CHECKING:
     import httpx
 
+    from clever2sis.build_dir import BuildZip
     from clever2sis.canvas.results import ImportResults
     from clever2sis.canvas.upload import Posted
 
@@ -261,12 +259,16 @@ def upload_command(
             click.echo(message, err=True)
 
     def action() -> None:
+        from clever2sis.build_dir import BuildLock
+
         raw = read_canvas_config(config_path, verbose)
         # Held until the results are saved: no build replaces the directory meanwhile.
         with BuildLock(build_dir, shared=True, error=BuildDirError):
             upload(raw)
 
     def upload(raw: RawConfig) -> None:
+        from clever2sis.build_dir import BuildDir
+        from clever2sis.canvas.observers import diffing_observers_warning
         from clever2sis.canvas.results import summary_lines
 
         build = BuildDir(build_dir).verified_zip(error=BuildDirError)
@@ -305,6 +307,7 @@ def _post(
 ) -> Posted:
     """Post ``build`` as the session's profile (``POST /api/v1/accounts/:account_id/sis_imports``), once
     the sign-off gate (:func:`~clever2sis.canvas.signoff.check_before_post`) lets it through."""
+    from clever2sis.canvas.signoff import check_before_post
     from clever2sis.canvas.upload import post_build
 
     return post_build(
@@ -361,6 +364,8 @@ def _dry_run(
     loud: Progress,
 ) -> None:
     """``upload --dry-run``: every check that needs no request, then the form that would be posted."""
+    from clever2sis.canvas.signoff import check_before_post
+
     target = resolve_profile(raw, profile, current_runtime().environ)
     target.token(current_runtime().environ)  # a real upload would stop here without one (30)
     gate = check_before_post(
@@ -457,6 +462,7 @@ def status_command(
                 if sis_import.is_finished:
                     check_outcome(sis_import, messages_ok=ok)
                 return
+            from clever2sis.build_dir import BuildLock
             from clever2sis.canvas.results import summary_lines
             from clever2sis.canvas.upload import Posted
 
@@ -484,6 +490,10 @@ def results_dir(
     The build that knows the import, or ``--save-dir``; without either, the sync run that posted it (from
     the run history of ``[sync] runs_dir``).
     """
+    from clever2sis.build_dir import BuildDir
+    from clever2sis.sync.history import HISTORY_NAME, History
+    from clever2sis.sync.runs import BUILD_DIR_NAME
+
     if build_dir is not None and save_dir is not None:
         raise UsageError("give --build-dir or --save-dir, not both")
     if save_dir is not None:
