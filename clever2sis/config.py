@@ -585,9 +585,16 @@ ENV_ACCOUNT_ID = "CANVAS_ACCOUNT_ID"
 ENV_PROFILE_NAME = "env"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_WAIT_TIMEOUT_S = 2 * 60 * 60
+PRODUCTION_PROFILE = "production"  # uploads to it need a sign-off unless its require_approval says otherwise
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ACCOUNT_ID = re.compile(r"[1-9][0-9]*|self|sis_account_id:\S+")
+
+
+def needs_approval(profile: str, require_approval: bool | None) -> bool:
+    """Whether uploads to ``profile`` need a sign-off (:mod:`clever2sis.canvas.signoff`): as its
+    ``require_approval`` says, else only for ``production``."""
+    return require_approval if require_approval is not None else profile == PRODUCTION_PROFILE
 
 
 @dataclass(frozen=True)
