@@ -20,7 +20,6 @@ import re
 import tomllib
 import types
 import typing
-import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -391,6 +390,8 @@ def build_settings(raw: RawConfig) -> BuildSettings:
         **read_table(raw, "build", _hints(BuildSettings, "build")),
         **read_table(raw, "terms", _hints(BuildSettings, "terms")),
     }
+    import zoneinfo  # here, not at the top: the Canvas commands read their settings without it
+
     structure: CourseStructure = given.get("course_structure", BuildSettings.course_structure)
     timezone = given.get("timezone", BuildSettings.timezone)
     try:
