@@ -106,8 +106,8 @@ def command_modules(*args: str) -> tuple[int, list[str]]:
     [
         (["--version"], []),
         (["status", "--help"], ["canvas", "common"]),
-        (["history", "--help"], ["canvas", "common", "sync"]),
-        (["doctor", "--help"], ["canvas", "common", "doctor", "sync"]),
+        (["history", "--help"], ["common", "sync"]),
+        (["doctor", "--help"], ["common", "doctor", "sync"]),
         (["init", "--help"], ["common", "init"]),
     ],
 )

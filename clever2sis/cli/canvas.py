@@ -8,14 +8,11 @@ clock and ``sleep`` through ``CliRunner.invoke(..., obj=CanvasRuntime(...))``.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
-import os
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,9 +31,10 @@ from clever2sis.canvas.sis_import import (
 from clever2sis.cli.common import (
     StderrProgress,
     config_option,
+    current_runtime,
     keep_secret,
     quiet_option,
-    read_config,
+    read_canvas_config,
     run_command,
     verbose_option,
 )
@@ -51,11 +49,9 @@ from clever2sis.config import (
 from clever2sis.errors import BuildDirError, UsageError
 from clever2sis.progress import Progress
 
-# httpx is imported by the commands that talk to Canvas, when they run; the build directory, the sign-off
-# and the run history (zipfile, hashlib, sqlite3) by the ones that use them, so status and list start lighter.
+# The Canvas client (httpx), the build directory, the sign-off and the run history (zipfile, sqlite3) are
+# imported by the commands and paths that use them, so that status and list start without the last three.
 if TYPE_CHECKING:
-    import httpx
-
     from clever2sis.build_dir import BuildZip
     from clever2sis.canvas.results import ImportResults
     from clever2sis.canvas.upload import Posted
@@ -63,32 +59,6 @@ if TYPE_CHECKING:
 LIST_DEFAULT_LIMIT = 20
 LIST_HEADER = ("id", "workflow_state", "progress", "created_at", "ended_at")
 BAR_WIDTH = 30
-
-
-@dataclass(frozen=True)
-class CanvasRuntime:
-    """What the commands take from the outside world; tests replace it through the click context.
-
-    ``clock`` times waits; ``now`` is the wall clock an upload's intent is stamped with.
-    """
-
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    transport: httpx.BaseTransport | None = None
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
-    attachment_wait_s: float | None = None
-    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
-
-
-def current_runtime() -> CanvasRuntime:
-    """The running command's :class:`CanvasRuntime` (``CliRunner.invoke(obj=...)``), else the real one."""
-    obj = click.get_current_context().obj
-    return obj if isinstance(obj, CanvasRuntime) else CanvasRuntime()
-
-
-def read_canvas_config(config_path: Path | None, verbose: bool) -> RawConfig:
-    """:func:`~clever2sis.cli.common.read_config`, with the environment of the :class:`CanvasRuntime`."""
-    return read_config(config_path, verbose=verbose, environ=current_runtime().environ)
 
 
 def canvas_options(function: Callable[..., Any]) -> Callable[..., Any]:
