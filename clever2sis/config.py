@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import re
 import tomllib
 import types
@@ -115,6 +114,8 @@ class RawConfig:
 
     def sha256(self) -> str:
         """A hash of the settings themselves (not of the file's formatting)."""
+        import hashlib  # here: the commands that never hash their settings start without OpenSSL's hashes
+
         return hashlib.sha256(orjson.dumps(self.data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
