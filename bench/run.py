@@ -5,7 +5,9 @@ reference script and the floors.
                         [--reference-repeats N] [--startup-runs 15] [--out docs/benchmarks.md]
 
 Start-up (bench/startup.py): ``--help``, ``--version``, ``history``, ``status``, ``list`` and ``doctor``, each
-run ``--startup-runs`` times as its own process; the median is reported against the 0.15 s target.
+run ``--startup-runs`` times as its own process, timed to its exit and (``status``, ``list``, ``doctor``) to
+its first request at the local test server; the median is reported against the 0.15 s target, beside the
+floors (the interpreter alone; click and httpx with one client).
 ``--sizes none --merge docs/benchmarks.json`` measures only the start-up and keeps the other figures.
 
 For each size: the sample district (generated once, cached under bench/cache/; one cached without the

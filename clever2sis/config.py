@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import re
 import tomllib
 import types
 import typing
-import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -116,6 +114,8 @@ class RawConfig:
 
     def sha256(self) -> str:
         """A hash of the settings themselves (not of the file's formatting)."""
+        import hashlib  # here: the commands that never hash their settings start without OpenSSL's hashes
+
         return hashlib.sha256(orjson.dumps(self.data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -391,6 +391,8 @@ def build_settings(raw: RawConfig) -> BuildSettings:
         **read_table(raw, "build", _hints(BuildSettings, "build")),
         **read_table(raw, "terms", _hints(BuildSettings, "terms")),
     }
+    import zoneinfo  # here, not at the top: the Canvas commands read their settings without it
+
     structure: CourseStructure = given.get("course_structure", BuildSettings.course_structure)
     timezone = given.get("timezone", BuildSettings.timezone)
     try:
@@ -585,9 +587,16 @@ ENV_ACCOUNT_ID = "CANVAS_ACCOUNT_ID"
 ENV_PROFILE_NAME = "env"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_WAIT_TIMEOUT_S = 2 * 60 * 60
+PRODUCTION_PROFILE = "production"  # uploads to it need a sign-off unless its require_approval says otherwise
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ACCOUNT_ID = re.compile(r"[1-9][0-9]*|self|sis_account_id:\S+")
+
+
+def needs_approval(profile: str, require_approval: bool | None) -> bool:
+    """Whether uploads to ``profile`` need a sign-off (:mod:`clever2sis.canvas.signoff`): as its
+    ``require_approval`` says, else only for ``production``."""
+    return require_approval if require_approval is not None else profile == PRODUCTION_PROFILE
 
 
 @dataclass(frozen=True)

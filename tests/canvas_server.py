@@ -41,6 +41,7 @@ import datetime as dt
 import io
 import re
 import threading
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -301,6 +302,7 @@ class FakeCanvas:
     # With a model: given each posted zip, a final state to end that import in without applying it
     # ("failed": Canvas gave up before it changed anything), or None to apply it.
     fail: Callable[[bytes], str | None] | None = None
+    arrivals: list[float] = field(default_factory=list)  # time.time() as each request reached the handler
 
     def record(self, item: FakeImport) -> ImportRecord | None:
         """What the model did with ``item`` (``None`` without a model, or for a seeded import)."""
@@ -525,6 +527,9 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _handle(self, method: str) -> None:
+        arrived = time.time()
+        with self.canvas.lock:
+            self.canvas.arrivals.append(arrived)
         self._stall: Stall | None = None
         self._route(method)
         if self._stall is not None:

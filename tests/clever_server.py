@@ -103,6 +103,7 @@ class CleverTestServer:
             self.collections[name] = _Collection(ids=[i for i, _ in pairs], raw=[r for _, r in pairs])
         self.stats: Counter[str] = Counter()
         self.paths: list[str] = []
+        self.arrivals: list[float] = []  # time.time() as each request reached the handler (bench/startup.py)
         self._windows: Counter[tuple[str, int]] = Counter()
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
@@ -213,11 +214,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: tests and measurements read the counters instead."""
 
     def do_GET(self) -> None:
+        arrived = time.time()
         app: CleverTestServer = self.server.app  # type: ignore[attr-defined]
         auth = self.headers.get("Authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
         parts = urlsplit(self.path)
         with app._lock:
+            app.arrivals.append(arrived)
             app.paths.append(self.path)
         if token != app.token:
             app.stats["unauthorized"] += 1

@@ -20,7 +20,7 @@ from clever2sis.canvas.results import record_created
 from clever2sis.canvas.signoff import approve, check_before_post
 from clever2sis.canvas.sis_import import SisImport
 from clever2sis.cli import main
-from clever2sis.cli.canvas import CanvasRuntime
+from clever2sis.cli.common import CanvasRuntime
 from clever2sis.errors import BuildDirError, BuildError
 from clever2sis.review.baseline import find_baseline
 from tests.canvas_server import TEST_TOKEN

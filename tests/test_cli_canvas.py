@@ -16,7 +16,8 @@ from click.testing import CliRunner, Result
 from clever2sis.build_dir import BuildDir
 from clever2sis.canvas.sis_import import ImportOptions
 from clever2sis.cli import main
-from clever2sis.cli.canvas import CANVAS_COMMANDS, CanvasRuntime, upload_command
+from clever2sis.cli.canvas import CANVAS_COMMANDS, upload_command
+from clever2sis.cli.common import CanvasRuntime
 from tests.canvas_server import ROOT_ACCOUNT, SIS_DISABLED_ACCOUNT, SUB_ACCOUNT, TEST_TOKEN, FakeCanvas
 from tests.conftest import CASSETTES, canvas_cassette, make_build_dir
 from tests.test_sis_import import FakeTime

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from clever2sis.cli import main
-from clever2sis.cli.canvas import CanvasRuntime
+from clever2sis.cli.common import CanvasRuntime
 from tests.canvas_server import ROOT_ACCOUNT, TEST_TOKEN
 
 TRACEBACK = "Traceback (most recent call last):"

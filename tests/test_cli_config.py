@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from clever2sis import __version__
 from clever2sis.cli import main
-from clever2sis.cli.canvas import CanvasRuntime
+from clever2sis.cli.common import CanvasRuntime
 from clever2sis.example_config import example_config
 
 # courses.csv of the tiny district with course_structure = "course": section e1 of course d1 (Algebra I,

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from clever2sis.cli import main
-from clever2sis.cli.canvas import CanvasRuntime
+from clever2sis.cli.common import CanvasRuntime
 from tests.test_sis_import import FakeTime
 
 CLEVER_TOKEN = "0123456789abcdef0123456789abcdef01234567"

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from clever2sis.cli import main
-from clever2sis.cli.canvas import CanvasRuntime
+from clever2sis.cli.common import CanvasRuntime
 from tests.canvas_server import ROOT_ACCOUNT, TEST_TOKEN, CanvasTestServer, FakeCanvas
 from tests.conftest import make_build_dir
 from tests.test_sis_import import FakeTime

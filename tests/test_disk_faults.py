@@ -22,7 +22,7 @@ from click.testing import CliRunner
 import clever2sis.atomic
 from clever2sis.build_dir import BuildDir
 from clever2sis.cli import main
-from clever2sis.cli.canvas import CanvasRuntime
+from clever2sis.cli.common import CanvasRuntime
 from tests.canvas_server import TEST_TOKEN
 from tests.test_sis_import import FakeTime
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from clever2sis.canvas.sis_import import ImportOptions
-from clever2sis.cli import COMMANDS, main
+from clever2sis.cli import commands, main
 from tests import documentation
 from tests.documentation import ROOT, anchor, broken_links, pages
 
@@ -25,7 +25,13 @@ INTERNAL = re.compile(r"\bissue \d+|\bissues? #\d+|\.\./shared|/work/|\bshared/r
 
 
 def command_names() -> list[str]:
-    return sorted(command.name for command in COMMANDS if command.name)
+    return sorted(command.name for command in commands() if command.name)
+
+
+def command_of(name: str) -> click.Command:
+    found = main.get_command(click.Context(main), name)
+    assert found is not None, name
+    return found
 
 
 def help_of(*args: str) -> str:
@@ -56,7 +62,7 @@ def test_every_command_shows_an_example_of_itself(name: str) -> None:
     assert shown, name
     mine = [line for line in shown if re.search(rf"\bclever2sis {re.escape(name)}\b", line)]
     assert mine, f"{name}: no example runs `clever2sis {name}`: {shown}"
-    command = main.commands[name]
+    command = command_of(name)
     flags = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
     for line in mine:
         own = re.split(r"\s(?:\||>>?|&&|#)\s", line.split(f"clever2sis {name}", 1)[1])[0]  # not what follows
@@ -74,7 +80,7 @@ def _documented(name: str, option: click.Option) -> bool:
 
 @pytest.mark.parametrize("name", command_names())
 def test_every_option_of_every_command_is_documented(name: str) -> None:
-    command = main.commands[name]
+    command = command_of(name)
     missing = [
         option.opts[-1]
         for option in command.params

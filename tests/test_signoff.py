@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from clever2sis.build_dir import BuildDir
-from clever2sis.canvas.signoff import approve, check_before_post, needs_approval
+from clever2sis.canvas.signoff import approve, check_before_post
 from clever2sis.cli import main
+from clever2sis.config import needs_approval
 from clever2sis.errors import ApprovalError, ApprovalMismatchError, ApprovalRequiredError, BuildDirError
 from clever2sis.review.baseline import find_baseline
 from tests.conftest import canvas_cassette, make_build_dir

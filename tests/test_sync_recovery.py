@@ -30,7 +30,7 @@ from clever2sis.canvas.client import CanvasClient
 from clever2sis.canvas.sis_import import SisImports, WaitPolicy
 from clever2sis.clever.client import CleverClient
 from clever2sis.cli import main
-from clever2sis.cli.canvas import CanvasRuntime
+from clever2sis.cli.common import CanvasRuntime
 from clever2sis.interrupts import EXIT_SIGINT, EXIT_SIGTERM, Interrupted, interruption
 from clever2sis.sync.history import History
 from clever2sis.sync.pipeline import RunOptions, RunResult, SyncRuntime, run_sync

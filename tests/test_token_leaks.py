@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 
 from clever2sis.canvas.intent import SETTLE_S
 from clever2sis.cli import main
-from clever2sis.cli.canvas import CanvasRuntime
+from clever2sis.cli.common import CanvasRuntime
 from tests.canvas_server import TEST_TOKEN, CanvasTestServer, FakeCanvas
 from tests.clever_server import CleverTestServer, Faults
 from tests.nightly_district import NightlyDistrict

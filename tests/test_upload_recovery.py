@@ -30,7 +30,7 @@ from clever2sis.canvas.intent import ANSWER_SLOT_BYTES, SETTLE_S, read_answer
 from clever2sis.canvas.sis_import import ImportOptions, SisImports
 from clever2sis.canvas.upload import post_build
 from clever2sis.cli import main
-from clever2sis.cli.canvas import CanvasRuntime
+from clever2sis.cli.common import CanvasRuntime
 from clever2sis.errors import (
     BuildDirError,
     ImportAlreadyRunningError,

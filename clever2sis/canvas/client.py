@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import orjson
 
+from clever2sis import tls
 from clever2sis.errors import (
     CanvasAuthError,
     CanvasError,
@@ -157,6 +158,7 @@ class CanvasClient:
         self.progress = progress
         self._http = httpx.Client(
             transport=transport,
+            verify=tls.verify(transport),
             timeout=timeout_s,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             follow_redirects=False,

@@ -7,7 +7,8 @@
 
 :func:`clever2sis.canvas.upload.post_build` calls :func:`check_before_post` after every local check and
 before the first byte goes to Canvas. For a profile that needs a sign-off (``require_approval = true`` in
-its ``[profiles.<name>]`` table; true by default for a profile named ``production``) it refuses a zip
+its ``[profiles.<name>]`` table; true by default for a profile named ``production``: ``needs_approval``,
+which lives with the profile's settings in :mod:`clever2sis.config`) it refuses a zip
 without an approval, or whose bytes are not the ones approved. ``force`` lets the upload through with a
 loud warning; what let it through (the approval, or the override) goes into the import's created.json.
 """
@@ -23,10 +24,10 @@ import orjson
 
 from clever2sis.atomic import atomic_write_bytes
 from clever2sis.build_dir import BuildDir, BuildZip, ImportDir
+from clever2sis.config import needs_approval
 from clever2sis.errors import ApprovalError, ApprovalMismatchError, ApprovalRequiredError
 from clever2sis.progress import Progress, silent
 
-PRODUCTION_PROFILE = "production"
 TEST_PROFILE = "test"
 APPROVAL_FORMAT_VERSION = 1
 SHORT_SHA = 12
@@ -127,11 +128,6 @@ def approve(
     except OSError as error:
         raise ApprovalError(f"cannot record the sign-off in {path}: {error.strerror or error}") from None
     return record
-
-
-def needs_approval(profile: str, require_approval: bool | None) -> bool:
-    """Whether uploads to ``profile`` need a sign-off: as configured, else only for ``production``."""
-    return require_approval if require_approval is not None else profile == PRODUCTION_PROFILE
 
 
 def check_before_post(

@@ -36,7 +36,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import orjson
 
-from clever2sis import __version__
+from clever2sis import __version__, tls
 from clever2sis.clever.settings import (
     CLEVER_API_BASE,
     CLEVER_API_VERSIONS,
@@ -269,6 +269,7 @@ class CleverClient:
         self._stats_lock = threading.Lock()
         self._http = httpx.Client(
             transport=transport,
+            verify=tls.verify(transport),
             headers={
                 "Authorization": f"Bearer {self._token}",
                 "Accept": "application/json",

@@ -8,14 +8,11 @@ clock and ``sleep`` through ``CliRunner.invoke(..., obj=CanvasRuntime(...))``.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
-import os
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +20,6 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from clever2sis.build_dir import BuildDir, BuildLock, BuildZip
-from clever2sis.canvas.observers import diffing_observers_warning
-from clever2sis.canvas.signoff import check_before_post
 from clever2sis.canvas.sis_import import (
     ImportOptions,
     SisImport,
@@ -37,9 +31,10 @@ from clever2sis.canvas.sis_import import (
 from clever2sis.cli.common import (
     StderrProgress,
     config_option,
+    current_runtime,
     keep_secret,
     quiet_option,
-    read_config,
+    read_canvas_config,
     run_command,
     verbose_option,
 )
@@ -53,44 +48,17 @@ from clever2sis.config import (
 )
 from clever2sis.errors import BuildDirError, UsageError
 from clever2sis.progress import Progress
-from clever2sis.sync.history import HISTORY_NAME, History
-from clever2sis.sync.runs import BUILD_DIR_NAME
 
-if TYPE_CHECKING:  # httpx is imported by the commands that talk to Canvas, when they run
-    import httpx
-
+# The Canvas client (httpx), the build directory, the sign-off and the run history (zipfile, sqlite3) are
+# imported by the commands and paths that use them, so that status and list start without the last three.
+if TYPE_CHECKING:
+    from clever2sis.build_dir import BuildZip
     from clever2sis.canvas.results import ImportResults
     from clever2sis.canvas.upload import Posted
 
 LIST_DEFAULT_LIMIT = 20
 LIST_HEADER = ("id", "workflow_state", "progress", "created_at", "ended_at")
 BAR_WIDTH = 30
-
-
-@dataclass(frozen=True)
-class CanvasRuntime:
-    """What the commands take from the outside world; tests replace it through the click context.
-
-    ``clock`` times waits; ``now`` is the wall clock an upload's intent is stamped with.
-    """
-
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    transport: httpx.BaseTransport | None = None
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
-    attachment_wait_s: float | None = None
-    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
-
-
-def current_runtime() -> CanvasRuntime:
-    """The running command's :class:`CanvasRuntime` (``CliRunner.invoke(obj=...)``), else the real one."""
-    obj = click.get_current_context().obj
-    return obj if isinstance(obj, CanvasRuntime) else CanvasRuntime()
-
-
-def read_canvas_config(config_path: Path | None, verbose: bool) -> RawConfig:
-    """:func:`~clever2sis.cli.common.read_config`, with the environment of the :class:`CanvasRuntime`."""
-    return read_config(config_path, verbose=verbose, environ=current_runtime().environ)
 
 
 def canvas_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -261,12 +229,16 @@ def upload_command(
             click.echo(message, err=True)
 
     def action() -> None:
+        from clever2sis.build_dir import BuildLock
+
         raw = read_canvas_config(config_path, verbose)
         # Held until the results are saved: no build replaces the directory meanwhile.
         with BuildLock(build_dir, shared=True, error=BuildDirError):
             upload(raw)
 
     def upload(raw: RawConfig) -> None:
+        from clever2sis.build_dir import BuildDir
+        from clever2sis.canvas.observers import diffing_observers_warning
         from clever2sis.canvas.results import summary_lines
 
         build = BuildDir(build_dir).verified_zip(error=BuildDirError)
@@ -305,6 +277,7 @@ def _post(
 ) -> Posted:
     """Post ``build`` as the session's profile (``POST /api/v1/accounts/:account_id/sis_imports``), once
     the sign-off gate (:func:`~clever2sis.canvas.signoff.check_before_post`) lets it through."""
+    from clever2sis.canvas.signoff import check_before_post
     from clever2sis.canvas.upload import post_build
 
     return post_build(
@@ -361,6 +334,8 @@ def _dry_run(
     loud: Progress,
 ) -> None:
     """``upload --dry-run``: every check that needs no request, then the form that would be posted."""
+    from clever2sis.canvas.signoff import check_before_post
+
     target = resolve_profile(raw, profile, current_runtime().environ)
     target.token(current_runtime().environ)  # a real upload would stop here without one (30)
     gate = check_before_post(
@@ -457,6 +432,7 @@ def status_command(
                 if sis_import.is_finished:
                     check_outcome(sis_import, messages_ok=ok)
                 return
+            from clever2sis.build_dir import BuildLock
             from clever2sis.canvas.results import summary_lines
             from clever2sis.canvas.upload import Posted
 
@@ -484,6 +460,10 @@ def results_dir(
     The build that knows the import, or ``--save-dir``; without either, the sync run that posted it (from
     the run history of ``[sync] runs_dir``).
     """
+    from clever2sis.build_dir import BuildDir
+    from clever2sis.sync.history import HISTORY_NAME, History
+    from clever2sis.sync.runs import BUILD_DIR_NAME
+
     if build_dir is not None and save_dir is not None:
         raise UsageError("give --build-dir or --save-dir, not both")
     if save_dir is not None:

@@ -1,4 +1,5 @@
-"""Plumbing shared by the commands: the settings file, progress on stderr, error messages and exit codes.
+"""Plumbing shared by the commands: the settings file, the outside world a command talks to
+(:class:`CanvasRuntime`), progress on stderr, error messages and exit codes.
 
 Everything the commands print about a failure or progress goes through :data:`SECRETS`, the redactor of
 every token this process has read (each command hands its tokens over with :func:`keep_secret` as it reads
@@ -7,13 +8,15 @@ them): an error message, a ``--verbose`` traceback, the traceback of a bug, a pr
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 
@@ -21,6 +24,9 @@ from clever2sis.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, RawConfig, config
 from clever2sis.errors import Clever2SisError
 from clever2sis.interrupts import Interrupted
 from clever2sis.secrets import Redactor
+
+if TYPE_CHECKING:
+    import httpx
 
 T = TypeVar("T")
 
@@ -76,6 +82,32 @@ def read_config(
     for warning in config_warnings(raw):
         click.echo(f"warning: {warning}", err=True)
     return raw
+
+
+@dataclass(frozen=True)
+class CanvasRuntime:
+    """What the commands take from the outside world; tests replace it through the click context.
+
+    ``clock`` times waits; ``now`` is the wall clock an upload's intent is stamped with.
+    """
+
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    transport: httpx.BaseTransport | None = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    attachment_wait_s: float | None = None
+    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+
+
+def current_runtime() -> CanvasRuntime:
+    """The running command's :class:`CanvasRuntime` (``CliRunner.invoke(obj=...)``), else the real one."""
+    obj = click.get_current_context().obj
+    return obj if isinstance(obj, CanvasRuntime) else CanvasRuntime()
+
+
+def read_canvas_config(config_path: Path | None, verbose: bool) -> RawConfig:
+    """:func:`~clever2sis.cli.common.read_config`, with the environment of the :class:`CanvasRuntime`."""
+    return read_config(config_path, verbose=verbose, environ=current_runtime().environ)
 
 
 def use_arrow_memory() -> None:

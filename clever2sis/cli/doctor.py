@@ -16,8 +16,14 @@ import click
 import orjson
 
 from clever2sis.clever.settings import token_from_env
-from clever2sis.cli.canvas import current_runtime, read_canvas_config
-from clever2sis.cli.common import config_option, keep_secret, run_command, verbose_option
+from clever2sis.cli.common import (
+    config_option,
+    current_runtime,
+    keep_secret,
+    read_canvas_config,
+    run_command,
+    verbose_option,
+)
 from clever2sis.cli.sync import clever_api_options
 from clever2sis.config import CanvasProfile, build_settings, parse_sync, parse_upload, resolve_profile
 from clever2sis.errors import Clever2SisError

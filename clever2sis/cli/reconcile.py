@@ -1,7 +1,7 @@
 """``clever2sis reconcile``: what Canvas holds against what was sent; the drift, and a fix for it.
 
 The profile, token and settings are resolved as for ``upload``; tests inject the HTTP transport, the clock
-and ``sleep`` through :class:`~clever2sis.cli.canvas.CanvasRuntime` (``CliRunner.invoke(obj=...)``).
+and ``sleep`` through :class:`~clever2sis.cli.common.CanvasRuntime` (``CliRunner.invoke(obj=...)``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from clever2sis.cli.canvas import canvas_options, current_runtime, read_canvas_config
-from clever2sis.cli.common import SECRETS, StderrProgress, keep_secret, run_command
+from clever2sis.cli.canvas import canvas_options
+from clever2sis.cli.common import (
+    SECRETS,
+    StderrProgress,
+    current_runtime,
+    keep_secret,
+    read_canvas_config,
+    run_command,
+)
 from clever2sis.errors import UsageError
 
 if TYPE_CHECKING:

@@ -26,14 +26,16 @@ from clever2sis.clever.settings import (
     DEFAULT_API_VERSION,
     token_from_env,
 )
-from clever2sis.cli.canvas import CanvasRuntime, current_runtime, read_canvas_config
 from clever2sis.cli.common import (
     SECRETS,
+    CanvasRuntime,
     StderrProgress,
     config_option,
+    current_runtime,
     describe_os_error,
     keep_secret,
     quiet_option,
+    read_canvas_config,
     run_command,
     verbose_option,
 )

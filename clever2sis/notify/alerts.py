@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
+from clever2sis import tls
 from clever2sis.errors import Clever2SisError
 from clever2sis.notify.delivery import (
     ERROR_MAX_CHARS,
@@ -71,7 +72,9 @@ class _Channels:
             return self.not_sent("webhook", str(error))
         body = orjson.dumps(PAYLOADS[webhook.format](alert))
         where = f"{webhook.format} to {webhook_host(url)}"
-        with httpx.Client(transport=self.transport, follow_redirects=False) as client:
+        with httpx.Client(
+            transport=self.transport, verify=tls.verify(self.transport), follow_redirects=False
+        ) as client:
 
             def send(timeout_s: float) -> None:
                 post_json(client, url, body, timeout_s, redact=self.redact)

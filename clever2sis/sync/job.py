@@ -9,9 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from clever2sis.canvas.signoff import needs_approval
 from clever2sis.canvas.sis_import import BATCH_ENROLLMENT_DROP_STATUSES, ImportOptions
-from clever2sis.config import BuildSettings, CanvasProfile, SyncSettings, UploadSettings
+from clever2sis.config import BuildSettings, CanvasProfile, SyncSettings, UploadSettings, needs_approval
 from clever2sis.errors import ApprovalRequiredError, ConfigError, UsageError
 
 DIFFING_IDENTIFIER_TEMPLATE = "clever2sis:{district_id}:{profile}"

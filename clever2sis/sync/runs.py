@@ -22,7 +22,6 @@ import errno
 import fcntl
 import os
 import re
-import shutil
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -130,6 +129,8 @@ def prune_run_dirs(runs_dir: Path, keep: int, protected: Collection[str]) -> lis
     Only directories named like a run id are touched. Each is renamed to a hidden name before it is deleted,
     so a removal cut short never leaves something that looks like a run; such leftovers go on the next call.
     """
+    import shutil  # here: history and doctor read the runs directory without it (nor its bz2 and lzma)
+
     if keep <= 0:
         return []
     for leftover in runs_dir.glob(f"{_REMOVING_PREFIX}*"):
