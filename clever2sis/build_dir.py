@@ -419,12 +419,19 @@ class BuildDir:
         return out
 
     def read_identities(self) -> pd.DataFrame | None:
-        """identities.csv as string columns; None when the build has none (made by an earlier clever2sis)."""
+        """identities.csv as string columns; None when the build has none (made by an earlier clever2sis).
+        A file an earlier clever2sis wrote without ``account_ids`` is read with the column empty
+        (:func:`~clever2sis.sis.builders.identities.current_identities`); one with any other header as it
+        is, for the caller to refuse."""
         import pandas as pd
+
+        from clever2sis.sis.builders.identities import current_identities
 
         if not self.identities_file.is_file():
             return None
-        return pd.read_csv(self.identities_file, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(self.identities_file, dtype=str, keep_default_na=False)
+        current = current_identities(frame)
+        return frame if current is None else current
 
     def rewrite(
         self,

@@ -39,9 +39,10 @@ of Canvas's courses in its account), every enrollment in them, the people it hol
 The people it holds: everyone with a roster slot tonight in a held school's section, or an active
 enrollment in Canvas in a held school's course, who has no roster slot tonight in any other school (the
 README's rule: a person who appears tonight in a healthy school is judged as tonight's, and their
-enrollments in the held school are left out with the school); and a contact whose observed students (in
-Clever tonight or in Canvas) are all people the held schools hold. Staff and district admins without
-enrollments belong to no school, and are always judged.
+enrollments in the held school are left out with the school); a person Clever does not serve tonight whose
+Clever schools (``Tonight.hidden``: as the district holds them) include a held school, such as its staff,
+who have no enrollment; and a contact whose observed students (in Clever tonight or in Canvas) are all
+people the held schools hold. Staff in Clever tonight and district admins are always judged.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class Tonight:
     import_ids: tuple[int, ...]
     course_sections: Mapping[str, frozenset[str]]
     held_schools: frozenset[str] = frozenset()  # Clever school ids (Canvas account ids) not judged tonight
+    # The people the district holds whom Clever does not serve tonight, with their Clever schools.
+    hidden: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,7 @@ def held_rows(model: CanvasModel, night: Tonight) -> HeldRows:
     for view in model.enrollment_views((ACTIVE,)):
         if view.course_id in courses and view.role != "observer" and view.user_id is not None:
             tied.add(view.user_id)
+    tied |= {person for person, schools in night.hidden.items() if schools & night.held_schools}
     people = tied - placed
     observed: dict[str, set[str]] = {}
     for user in night.records["users"]:

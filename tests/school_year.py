@@ -39,7 +39,7 @@ import copy
 import datetime as dt
 import random
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,9 @@ class Night:
     now: dt.datetime
     records: Records
     broken_schools: frozenset[str] = frozenset()  # schools whose data Clever serves broken tonight
+    # The people the district holds whom Clever does not serve tonight (only in a vanished school), with
+    # their Clever schools (by their roles).
+    hidden: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def served(self) -> dict[str, list[bytes]]:
         return {name: [orjson.dumps(record) for record in self.records[name]] for name in COLLECTIONS}
@@ -705,7 +708,13 @@ class SchoolYear:
             broken = frozenset({school})
         for collection in COLLECTIONS:
             records[collection].sort(key=lambda r: r["id"])
-        return Night(number, name, now, records, broken)
+        served = {user["id"] for user in records["users"]}
+        hidden = {
+            user["id"]: frozenset(schools_of(user))
+            for user in self.records["users"]
+            if user["id"] not in served
+        }
+        return Night(number, name, now, records, broken, hidden)
 
 
 def describe(number: int) -> str:

@@ -9,6 +9,7 @@ import pytest
 from clever2sis.build_dir import Frames, empty_frames
 from clever2sis.config import GuardSettings
 from clever2sis.sis import files
+from clever2sis.sis.builders.identities import ACCOUNT_IDS, IDENTITY_COLUMNS
 from clever2sis.sync import guard
 from clever2sis.sync.guard import GuardInput, judge
 from clever2sis.sync.holds import apply_holds, school_rows, without_schools
@@ -288,6 +289,68 @@ def test_a_vanished_school_is_sent_whole_from_canvas() -> None:
     sent = apply_holds(canvas, tonight, ["A"]).frames
     for name in (files.ACCOUNTS, files.COURSES, files.SECTIONS, files.USERS, files.ENROLLMENTS):
         assert len(sent[name]) == len(canvas[name]), name
+
+
+def staff_identities(**accounts: str) -> pd.DataFrame:
+    """identities.csv rows of users Canvas holds, each with its recorded ``account_ids``."""
+    rows = [
+        {column: "" for column in IDENTITY_COLUMNS} | {"user_id": u, ACCOUNT_IDS: a}
+        for u, a in accounts.items()
+    ]
+    return pd.DataFrame(rows, columns=list(IDENTITY_COLUMNS), dtype="str")
+
+
+def test_staff_who_vanish_with_a_held_school_are_held_and_the_others_are_tonights() -> None:
+    a, b = school("A", 3), school("B", 3)
+    staff = ["onlyA", "AandB", "onlyB", "stays", "admin", "teachesB", "legacy"]
+    canvas = district(
+        a,
+        b,
+        users=[user(person) for person in staff],
+        enrollments=[("B-c0", "B-c0", "teachesB", "teacher", "active")],
+        admins=[
+            ("onlyA", "A", "AccountAdmin", "active"),
+            ("onlyA", "B", "AccountAdmin", "active"),
+            ("admin", "A", "AccountAdmin", "active"),
+            ("onlyB", "B", "AccountAdmin", "active"),
+        ],
+    )
+    identities = staff_identities(
+        onlyA="A", AandB="A;B", onlyB="B", stays="A", admin="", teachesB="A", legacy=""
+    )
+    # Tonight A vanished with the people only in it; "stays" (of A too) is still in Clever, renamed; the
+    # district admin is still admin of every school but A, which tonight's data lacks.
+    tonight = district(
+        b,
+        users=[user("stays", last="Renamed"), user("admin")],
+        admins=[("admin", "B", "AccountAdmin", "active")],
+    )
+    held = apply_holds(canvas, tonight, ["A"], identities)
+    sent = held.frames
+    users = sent[files.USERS].set_index("user_id")
+    # Held whole, as Canvas has them: only in the held school, or in it and in a sound one (the export that
+    # lost A may have lost them with it); with every admin row of theirs.
+    assert {"onlyA", "AandB"} <= set(users.index)
+    assert ("onlyA", "B", "AccountAdmin", "active") in set(map(tuple, sent[files.ADMINS].to_numpy()))
+    # Tonight's: in tonight's data; gone from a school not held; with an enrollment (a teacher of B); or
+    # recorded in no school (a district admin, a state kept before account_ids existed).
+    assert users.loc["stays", "last_name"] == "Renamed"
+    assert not {"onlyB", "teachesB", "legacy"} & set(users.index)
+    assert ("onlyB", "B", "AccountAdmin", "active") not in set(map(tuple, sent[files.ADMINS].to_numpy()))
+    # A held school's admin rows are Canvas's, whoever holds them; the other schools' are tonight's.
+    assert sorted(map(tuple, sent[files.ADMINS].to_numpy())) == [
+        ("admin", "A", "AccountAdmin", "active"),
+        ("admin", "B", "AccountAdmin", "active"),
+        ("onlyA", "A", "AccountAdmin", "active"),
+        ("onlyA", "B", "AccountAdmin", "active"),
+    ]
+    assert ids(held.rows[files.USERS], "user_id") == sorted(
+        ["AandB", "onlyA", *(f"As00{n}" for n in range(3)), "At00"]
+    )
+    # Without the identities of the users Canvas holds (a state kept before identities.csv), no staff
+    # member is known to belong to A: they are tonight's, as before.
+    unknown = apply_holds(canvas, tonight, ["A"]).frames[files.USERS]
+    assert not {"onlyA", "AandB"} & set(unknown["user_id"])
 
 
 # --- what stops the whole night ----------------------------------------------------------------------------

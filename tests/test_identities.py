@@ -4,6 +4,7 @@ applied state's identities and ledger."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -13,9 +14,15 @@ from clever2sis.build_dir import BuildDir, BuildRecord, ZipEntry, sha256_file
 from clever2sis.clever.frames import District, load_district
 from clever2sis.clever.snapshot import Snapshot
 from clever2sis.config import RawConfig, build_settings
+from clever2sis.errors import RunsDirError
 from clever2sis.sis import files
 from clever2sis.sis.build import build
-from clever2sis.sis.builders.identities import IDENTITY_COLUMNS, identity_frame
+from clever2sis.sis.builders.identities import (
+    IDENTITY_COLUMNS,
+    IDENTITY_KEYS,
+    identity_frame,
+    school_account_ids,
+)
 from clever2sis.sis.builders.logins import assign_logins, given_by, without_claimed
 from clever2sis.sis.builders.users import build_users
 from clever2sis.sis.writer import write_csv, write_zip
@@ -28,6 +35,7 @@ from clever2sis.sync.state import (
     AppliedState,
     Outcome,
     ZipSizes,
+    read_legacy_state,
     read_state,
     state_after,
     write_state,
@@ -271,6 +279,37 @@ def test_identities_csv_is_each_users_csv_row_with_its_keys_and_nothing_else_cha
     assert student["sis_id"] != ""
     assert student["student_number"] != ""
     assert "identities.csv" not in {path.name for path in (tmp_path / "b" / "csv").iterdir()}
+    # Each user's schools as the snapshot gives them, as the accounts accounts.csv holds for them.
+    accounts = set(pd.read_csv(tmp_path / "b" / "csv" / "accounts.csv", dtype=str)["account_id"])
+    expected = {}
+    for record in Snapshot.open(DEMO).iter_records("users"):
+        roles = record["roles"]
+        schools = {(roles.get(role) or {}).get("school") for role in ("student", "teacher")}
+        schools |= set((roles.get("staff") or {}).get("schools") or [])
+        expected[record["id"]] = ";".join(sorted(schools & accounts))
+    assert by_id["account_ids"].to_dict() == {user_id: expected[user_id] for user_id in by_id.index}
+    assert by_id.loc[by_id["roles"] == "staff", "account_ids"].str.len().min() > 0
+    assert set(by_id.loc[by_id["roles"].isin(["contact", "district_admin"]), "account_ids"]) == {""}
+
+
+def test_account_ids_are_every_role_s_schools_with_an_account_sorted_and_joined(demo: District) -> None:
+    users = pd.DataFrame(
+        {
+            "id": ["student", "teacher", "both", "staff", "admin", "elsewhere"],
+            "student_school": ["S1", None, None, None, None, "S9"],
+            "teacher_school": [None, "S2", "S1", None, None, None],
+        },
+        dtype="string",
+    )
+    staff = pd.DataFrame(
+        {"user_id": ["both", "both", "staff", "staff", "nobody"], "school": ["S2", "S1", "S3", "S2", "S1"]},
+        dtype="string",
+    )
+    district = dataclasses.replace(demo, users=users, staff_schools=staff)
+    # S3 has no account (its account_id rendered empty, say); S9 is not in the build.
+    school_accounts = pd.Series(["acct-b", "acct-a"], index=["S1", "S2"], dtype="string")
+    found = school_account_ids(district, school_accounts).to_pylist()
+    assert found == ["acct-b", "acct-a", "acct-a;acct-b", "acct-a", None, None]
 
 
 # --- the applied state --------------------------------------------------------------------------------------------
@@ -315,6 +354,34 @@ def test_the_state_keeps_the_builds_identities_and_the_ledger_their_keys(tmp_pat
     assert renamed.identities["user_id"].tolist() == ["NEW1", "U3"]
 
 
+def test_a_user_sent_as_canvas_had_them_keeps_their_identity_and_schools_in_the_state() -> None:
+    """A staff member held with a held school is not in tonight's build: the state after the night keeps
+    the identity (and account_ids) it had, so the next night still knows their schools."""
+    held_identities = table(
+        identity("U1", login_id="login.u1", roles="student", account_ids="A"),
+        identity("U2", login_id="login.u2", roles="staff", account_ids="A;B"),
+        identity("U3", login_id="login.u3", roles="student", account_ids="B"),
+    )
+    before = AppliedState(run_id="r0", applied=DIFF, present=HELD, identities=held_identities)
+    sent = Amended(
+        frames={**HELD, files.USERS: frames(users=[user("U1"), user("U2"), user("U3")])[files.USERS]}
+    )
+    tonight = held_identities.loc[held_identities["user_id"] != "U2"].reset_index(drop=True)
+    after = state_after(
+        before,
+        sent,
+        Outcome(run_id="r1", night=NIGHT, applied=DIFF, sizes=ZipSizes({})),
+        identities=tonight,
+    )
+    assert after.identities is not None
+    assert after.identities.to_dict("records") == [
+        tonight.iloc[0].to_dict(),
+        tonight.iloc[1].to_dict(),
+        held_identities.iloc[1].to_dict(),
+    ]
+    assert after.removed_users.empty
+
+
 @pytest.mark.parametrize("same", [True, False])
 def test_identities_are_kept_as_the_builds_or_in_the_state_and_read_back(tmp_path: Path, same: bool) -> None:
     run = tmp_path / "r1"
@@ -333,6 +400,41 @@ def test_identities_are_kept_as_the_builds_or_in_the_state_and_read_back(tmp_pat
     back = read_state(run, "r1")
     assert back.identities is not None
     assert back.identities["user_id"].tolist() == (["U1", "U2", "U3"] if same else ["U1", "U2"])
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_identities_kept_before_account_ids_existed_are_read_with_none(tmp_path: Path, same: bool) -> None:
+    """A state (and its build) an earlier clever2sis kept, whose identities.csv has no account_ids column:
+    read as they are, with no account_ids for anyone; a file with another header is refused."""
+    run = tmp_path / "r1"
+    layout = BuildDir(run / "build")
+    layout.csv_dir.mkdir(parents=True)
+    names = [name for name in files.FILE_ORDER if len(HELD[name])]
+    for name in names:
+        write_csv(HELD[name], layout.csv_file(name))
+    write_zip([(name, layout.csv_file(name)) for name in names], layout.zip_file)
+    layout.write_record(BuildRecord(zip=ZipEntry(sha256=sha256_file(layout.zip_file))))
+    built = table(*(identity(u, login_id=f"login.{u}", account_ids="A") for u in ("U1", "U2", "U3")))
+    old = built.drop(columns=["account_ids"])
+    assert tuple(old.columns) == IDENTITY_KEYS
+    write_csv(old, layout.identities_file)
+    state = previous_state(run_id="r1", applied=REMASTER, identities=built if same else built.iloc[:2])
+    write_state(run, state, build_present=HELD, build_identities=built)
+    if not same:
+        write_csv(old.iloc[:2], run / "state" / "identities.csv")
+    back = read_state(run, "r1")
+    assert back.identities is not None
+    assert tuple(back.identities.columns) == IDENTITY_COLUMNS
+    assert back.identities["user_id"].tolist() == (["U1", "U2", "U3"] if same else ["U1", "U2"])
+    assert set(back.identities["account_ids"]) == {""}
+    assert back.identities.drop(columns=["account_ids"]).equals(old.iloc[: len(back.identities)])
+    legacy = read_legacy_state(run, "r1", applied=REMASTER)
+    assert legacy.identities is not None
+    assert legacy.identities["account_ids"].tolist() == ["", "", ""]
+    damaged = old.rename(columns={"last_name": "surname"})
+    write_csv(damaged, layout.identities_file if same else run / "state" / "identities.csv")
+    with pytest.raises(RunsDirError, match=r"identities\.csv has the columns user_id, .*, surname"):
+        read_state(run, "r1")
 
 
 def identity_findings() -> list[tuple[str, ...]]:

@@ -20,8 +20,9 @@ rosters empty, or the school vanished). It is not successful in that sense, and 
 not apply the broken school. It must end with exit 56 (outcome ``schools_held``), its ``held_schools``
 naming exactly the broken schools, each held since the first broken night; Canvas's state of each broken
 school (:meth:`CanvasModel.school_state`: its account, courses, sections, enrollments, its people's
-logins and the links to them) must equal its state after the last night before the break, so nothing of it
-was removed or changed; and the invariant must hold on every other school (:func:`tests.invariant.violations`
+logins and the links to them), and the Canvas users of its people Clever does not serve tonight (its staff,
+who have no enrollment, too), must equal their state after the last night before the break, so nothing of
+it was removed or changed; and the invariant must hold on every other school (:func:`tests.invariant.violations`
 with ``Tonight.held_schools``, which leaves the held schools' rows out). The night the data returns must be
 successful, with the invariant whole.
 
@@ -169,6 +170,7 @@ def run_year(tmp: Path, structure: str) -> Year:
                     import_ids,
                     {course: frozenset(sections) for course, sections in held.items()},
                     night.broken_schools,
+                    night.hidden,
                 )
                 found = tuple(violations(model, tonight))
             _mark_coursework(model, held)
@@ -248,6 +250,11 @@ def active_in(canvas: CanvasModel, school: str) -> list[EnrollmentView]:
     )
 
 
+def canvas_user(canvas: CanvasModel, user_id: str) -> tuple[Any, ...]:
+    """What Canvas holds of a person: the state of their login, every login of theirs, their email."""
+    return (canvas.user_status(user_id), canvas.logins(user_id), canvas.email(user_id))
+
+
 def before_the_break(year: Year, number: int) -> NightRun:
     """The last night before the break that night ``number`` (a held night) belongs to."""
     while year.nights[number].night.broken_schools:
@@ -325,6 +332,11 @@ def _judge_held_night(year: Year, run: NightRun, what: str) -> None:
         assert run.canvas.school_state(school) == before.canvas.school_state(school), (
             f"{what}\nCanvas's state of held school {school} is not what it was on night {before.night.number}"
         )
+        for person in sorted(p for p, schools in run.night.hidden.items() if school in schools):
+            assert canvas_user(run.canvas, person) == canvas_user(before.canvas, person), (
+                f"{what}\nCanvas's user {person} of held school {school} (not in Clever tonight) is not what "
+                f"it was on night {before.night.number}"
+            )
     assert not run.violations, (
         f"{what}\nCanvas breaks the invariant on a healthy school:{listed(run.violations)}"
     )
@@ -377,6 +389,8 @@ def test_the_year_has_its_events(years: Callable[[str], Year]) -> None:
     assert [s for s in broke.records["sections"] if s["school"] == school]
     assert school not in {s["id"] for s in vanished.records["schools"]}
     assert [s for s in vanished.records["sections"] if s["school"] == school] == []
+    staff = {u["id"] for u in broke.records["users"] if set(u["roles"]) == {"staff"}}
+    assert staff & {u for u, schools in vanished.hidden.items() if schools == {school}}  # vanish with it
     assert any(s["students"] for s in mended.records["sections"] if s["school"] == school)
     assert happened.hidden_leaver in _user_ids(year.nights[BROKEN_NIGHTS[0] - 1].night)
     assert happened.hidden_leaver not in _user_ids(mended)

@@ -8,6 +8,7 @@ drew a warning from Canvas's admins importer.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from clever2sis.sync.pipeline import RunOptions, RunResult, SyncJob, SyncRuntime
 from tests.canvas_model import CanvasModel
 from tests.canvas_server import TEST_TOKEN, CanvasTestServer
 from tests.clever_server import CleverTestServer
+from tests.school_year import VANISHED, break_school
 from tests.test_sync_month import CLEVER_TOKEN, FAST
 from tests.test_sync_nights import JANUARY, Nights, history_applied, run_json, user_status
 
@@ -273,6 +275,42 @@ def test_district_admins_of_every_school_or_of_one_sub_account(tmp_path: Path) -
     assert [every.exit_code, one.exit_code] == [0, 0], (every.message, one.message)
     assert held_every == {(school, user, "District Admin") for school in district.schools for user in admins}
     assert district.model.sis_admins() == {(district.schools[1], user, "AccountAdmin") for user in admins}
+    assert admin_messages(district) == []
+
+
+def test_a_held_school_keeps_its_admins_and_its_vanished_school_admins_their_users(tmp_path: Path) -> None:
+    """School c vanishes from Clever with the people only in it: its principal and assistant principal
+    (staff, no enrollment) and the district admins keep their admin roles of c, and the two their Canvas
+    users, while c is held; once c returns everything is as Clever says."""
+    with admin_nights(tmp_path) as district:
+        c = district.schools[2]
+        district.admins = {
+            "enabled": True,
+            "custom_roles": ["District Admin"],
+            "district_admins": "schools",
+            "district_admin_role": "District Admin",
+        }
+        first = district.night(night(0))
+        before = district.model.sis_admins()
+        users = [district.principal, district.assistant]
+        statuses = [user_status(district, user) for user in users]
+        sound = copy.deepcopy(district.records)
+        break_school(district.records, c, VANISHED)
+        gone = {district.principal, district.assistant} - {u["id"] for u in district.records["users"]}
+        held = district.night(night(1))
+        held_admins = district.model.sis_admins()
+        held_statuses = [user_status(district, user) for user in users]
+        district.records = sound
+        back = district.night(night(2))
+
+    assert [first.exit_code, held.exit_code, back.exit_code] == [0, 56, 0], (held.message, back.message)
+    assert gone == set(users)
+    p, ap = district.principal, district.assistant
+    assert {(c, p, "AccountAdmin"), (c, ap, "AccountAdmin")} <= before
+    assert sum(1 for account, _user, role in before if account == c and role == "District Admin") == 2
+    assert held_admins == before
+    assert statuses == held_statuses == ["active", "active"]
+    assert district.model.sis_admins() == before
     assert admin_messages(district) == []
 
 

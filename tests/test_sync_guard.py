@@ -6,6 +6,7 @@ night; ``--allow-large-change SCHOOL_ID`` releases one school."""
 from __future__ import annotations
 
 import copy
+import csv
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 from clever2sis.cli import main
 from clever2sis.config import GuardSettings
 from clever2sis.sync.history import History
+from tests.school_year import VANISHED, break_school, without_users
 from tests.test_sync_nights import JANUARY, Nights, nights, run_json, user_status
 
 DAY = dt.timedelta(days=1)
@@ -144,6 +146,69 @@ def test_a_school_held_after_a_rollover_recovers_when_its_data_returns(tmp_path:
     assert [s for s, _since in held_of(broken)] == [school]
     assert (recovered.summary["guard"], held_of(recovered)) == ("passed", [])
     assert district.model.school_state(school) == before
+
+
+def canvas_users(district: Nights, *user_ids: str) -> dict[str, Any]:
+    """What Canvas holds of each user: the state of their login, every login, their email."""
+    model = district.model
+    return {u: (model.user_status(u), model.logins(u), model.email(u)) for u in user_ids}
+
+
+def test_the_staff_of_a_vanished_school_keep_their_canvas_users_while_it_is_held(tmp_path: Path) -> None:
+    """A school vanishes from Clever with the people only in it, its staff (who have no enrollment) too:
+    Canvas keeps them as they were while the school is held, and once its data returns holds everyone as
+    Clever says. A staff member of another school who left meanwhile is removed as usual."""
+    with nights(tmp_path) as district:
+        school = schools(district)[-1]
+        other = schools(district)[0]
+        staff = sorted(
+            (u for u in district.records["users"] if set(u["roles"]) == {"staff"}), key=lambda u: u["id"]
+        )
+        only_there, also_elsewhere, leaver, stays = (u["id"] for u in staff[:4])
+        for user, placed in zip(staff, ([school], [school, other], [other], [other]), strict=False):
+            user["roles"]["staff"]["schools"] = sorted(placed)
+        first = district.night(JANUARY)
+        before = canvas_users(district, only_there, also_elsewhere)
+        school_before = district.model.school_state(school)
+        sound = copy.deepcopy(district.records)
+        # Tonight the school's export is lost: the school, its sections and the people only in it (its
+        # staff member too); a staff member of it and of another school is lost with it, and a staff
+        # member of the other school really left.
+        break_school(district.records, school, VANISHED)
+        without_users(district.records, {also_elsewhere, leaver})
+        assert only_there not in {u["id"] for u in district.records["users"]}
+        broken = district.night(JANUARY + DAY)
+        held_users = canvas_users(district, only_there, also_elsewhere)
+        left_status = user_status(district, leaver)
+        still = district.night(JANUARY + 2 * DAY)
+        still_users = canvas_users(district, only_there, also_elsewhere)
+        school_held = district.model.school_state(school)
+        # The school's data returns; the staff member of both schools had really left.
+        district.records = sound
+        without_users(district.records, {also_elsewhere, leaver})
+        recovered = district.night(JANUARY + 3 * DAY)
+
+    assert [first.exit_code, broken.exit_code, still.exit_code, recovered.exit_code] == [0, 56, 56, 0], (
+        broken.message,
+        recovered.message,
+    )
+    assert [s for s, _since in held_of(broken)] == [school]
+    assert before[only_there][0] == before[also_elsewhere][0] == "active"
+    # Held: both staff members exactly as Canvas had them, on both nights; the school too.
+    assert held_users == before
+    assert still_users == before
+    assert school_held == school_before
+    held_rows = Path(str(broken.run_dir)) / "build" / "sync" / "held" / "users.csv"
+    with held_rows.open(newline="", encoding="utf-8") as handle:
+        assert {only_there, also_elsewhere} <= {row["user_id"] for row in csv.DictReader(handle)}
+    # Every other school was applied: its staff member who left was suspended on the first held night.
+    assert left_status == "suspended"
+    # Back: Canvas holds every staff member as Clever says.
+    assert canvas_users(district, only_there) == {only_there: before[only_there]}
+    assert user_status(district, also_elsewhere) == "suspended"
+    assert user_status(district, leaver) == "suspended"
+    assert user_status(district, stays) == "active"
+    assert district.model.school_state(school) == school_before
 
 
 def test_a_small_school_is_not_held_for_a_small_loss(tmp_path: Path) -> None:

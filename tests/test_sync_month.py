@@ -127,12 +127,20 @@ def test_every_night_ran_and_the_vanishing_school_was_held_not_the_district(mont
     # Canvas applied the other schools' changes that night and changed nothing of the held school.
     before, tonight = month.nights[VANISH_NIGHT - 1], month.nights[VANISH_NIGHT]
     sections = {s["id"] for s in before.records["sections"] if s["school"] == school}
-    # The people enrolled only in the school's sections (staff, without sections, are the district's).
+    # The people enrolled only in the school's sections, and its staff (no sections) who vanished with it.
     placed: dict[str, set[str]] = {}
     for section in before.records["sections"]:
         for person in [*section["students"], *section.get("teachers", [])]:
             placed.setdefault(person, set()).add(section["school"])
     only_there = {person for person, schools in placed.items() if schools == {school}}
+    staff = {
+        u["id"]
+        for u in before.records["users"]
+        if set(u["roles"]) == {"staff"} and school in u["roles"]["staff"]["schools"]
+    }
+    assert staff
+    assert not staff & tonight.user_ids
+    only_there |= staff
     done = month.canvas.import_record(month.import_of_night[VANISH_NIGHT])
     touched = [key for key in done.changed("enrollment") if key[1] in sections]
     assert touched == []

@@ -159,7 +159,9 @@ def build_frames(
     courses = build_courses(plan.frame, settings)
     sections = build_sections(plan.frame, settings)
     progress(f"courses: {len(courses.frame):,}; sections: {len(sections.frame):,}")
-    users, user_map, observer_map, keys = build_users(district, settings, claimed=claimed_logins)
+    users, user_map, observer_map, keys = build_users(
+        district, settings, claimed=claimed_logins, school_accounts=school_accounts if identities else None
+    )
     progress(f"users: {len(users.frame):,}")
     first = {
         files.ACCOUNTS: accounts,

@@ -43,7 +43,7 @@ import pandas as pd
 
 from clever2sis.build_dir import Frames
 from clever2sis.sis import checks, files
-from clever2sis.sis.builders.identities import IDENTITY_COLUMNS
+from clever2sis.sis.builders.identities import IDENTITY_COLUMNS, IDENTITY_KEYS
 from clever2sis.sis.builders.users import CLAIMED_COLUMNS
 from clever2sis.sis.findings import combine, no_findings
 from clever2sis.sync.changes import among
@@ -223,7 +223,7 @@ def detect_churn(
     earlier = ledger.assign(tonight="false", claims=among(ledger["status"], CLAIMING_STATUSES))
     old = pd.concat(
         [
-            frame.loc[:, [*IDENTITY_COLUMNS, "removed_on", "tonight", "claims", "status"]]
+            frame.loc[:, [*IDENTITY_KEYS, "removed_on", "tonight", "claims", "status"]]
             for frame in (vanishing, earlier)
         ],
         ignore_index=True,

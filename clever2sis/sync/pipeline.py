@@ -870,7 +870,8 @@ def _guard(run: _Run, state: AppliedState | None, built: Frames) -> tuple[guards
         run.log(f"warning: --allow-large-change {value} names no school Canvas holds or Clever sent")
     if state is None or not verdict.held or verdict.stops:
         return verdict, Held(frames=built, rows=empty_frames())
-    return verdict, apply_holds(state.present, built, guards.held_accounts(verdict))
+    identities = state.held_identities() if state.identities is not None else None
+    return verdict, apply_holds(state.present, built, guards.held_accounts(verdict), identities)
 
 
 def _held_before(run: _Run, state: AppliedState | None) -> dict[str, tuple[str, str]]:

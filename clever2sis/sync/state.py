@@ -58,7 +58,7 @@ from clever2sis.build_dir import CARRIED, REMOVED, BuildDir, Frames, empty_frame
 from clever2sis.canvas.sis_import import SUCCESS_STATES, ImportOptions, SisImport
 from clever2sis.errors import RunsDirError
 from clever2sis.sis import files
-from clever2sis.sis.builders.identities import IDENTITY_COLUMNS
+from clever2sis.sis.builders.identities import IDENTITY_COLUMNS, current_identities
 from clever2sis.sync.changes import Amended, among, append_rows, present, without
 from clever2sis.sync.identities import identities_of_users, renamed_column, renamed_users
 from clever2sis.sync.runs import BUILD_DIR_NAME
@@ -284,7 +284,7 @@ def state_after(
         observers=before.observers,
         canvas_baseline=baseline,
         admin_removals=removed_admins(tonight.frames),
-        identities=_identities_after(before, identities, held, outcome),
+        identities=_identities_after(before, identities, held),
     )
 
 
@@ -295,15 +295,20 @@ def removed_admins(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def _identities_after(
-    before: AppliedState, tonight: pd.DataFrame | None, held: Mapping[str, pd.DataFrame], outcome: Outcome
+    before: AppliedState, tonight: pd.DataFrame | None, held: Mapping[str, pd.DataFrame]
 ) -> pd.DataFrame | None:
-    """The identities of the users Canvas holds after tonight: tonight's build's, and on a night applied
-    without deletes also ``before``'s for the users held before that tonight's build lacks."""
-    if tonight is None or outcome.applied != WHOLE_NO_DELETES:
+    """The identities of the users Canvas holds after tonight: tonight's build's, and ``before``'s for the
+    users Canvas holds that tonight's build lacks (sent as Canvas had them: held with a held school, carried
+    for a night; or left in place by a night applied without deletes). So a staff member held with their
+    school keeps their account_ids night after night (:mod:`clever2sis.sync.holds`)."""
+    if tonight is None:
+        return tonight
+    users = held[files.USERS]["user_id"]
+    lacking = users.loc[~among(users, tonight["user_id"])]
+    if lacking.empty:
         return tonight
     kept = before.held_identities()
-    kept = kept.loc[~among(kept["user_id"], tonight["user_id"])]
-    kept = kept.loc[among(kept["user_id"], held[files.USERS]["user_id"])]
+    kept = kept.loc[among(kept["user_id"], lacking)]
     return append_rows(tonight, kept) if len(kept) else tonight
 
 
@@ -519,11 +524,17 @@ def _state_from(record: Any, run_dir: Path, run_id: str, *, follow: bool = True)
 
 
 def _read_identities(kept: Any, build: BuildDir, directory: Path) -> pd.DataFrame | None:
-    """The identities a state records (``kept``: state.json's "identities"); None when it records none."""
+    """The identities a state records (``kept``: state.json's "identities"); None when it records none.
+    Identities kept by an earlier clever2sis, without ``account_ids``, are read with none for anyone."""
     if kept is None:
         return None
     if kept == OWN_FILES:
-        return _read_csv(directory / IDENTITIES_FILE_NAME, IDENTITY_COLUMNS)
+        path = directory / IDENTITIES_FILE_NAME
+        frame = _read_csv(path)
+        current = current_identities(frame)
+        if current is None:
+            raise ValueError(f"{path.name} has the columns {', '.join(frame.columns)}")
+        return current
     if kept != SAME_AS_BUILD:
         raise ValueError(f"identities is {kept!r}")
     identities = build.read_identities()

@@ -14,7 +14,15 @@ Columns (:data:`IDENTITY_COLUMNS`), one row per users.csv row, in its order:
 - ``roles``: every Clever role the user holds, ``;``-joined in the order of
   :data:`clever2sis.clever.frames.ROLES` (``teacher;staff``);
 - ``sis_id``, ``student_number``, ``teacher_number``: the ``user`` namespace's fields (the first SIS id of
-  the user's roles, student first); a contact's ``sis_id`` is its contact SIS id.
+  the user's roles, student first); a contact's ``sis_id`` is its contact SIS id;
+- ``account_ids``: the Canvas account_ids (accounts.csv's, as this build makes them) of the user's Clever
+  schools, from every role they hold (a student's ``school``, a teacher's ``school``, a staff member's
+  ``schools``), ``;``-joined and sorted; empty when none (a contact, a district admin, a school the build
+  makes no account for). The sync reads it to keep a staff member, who has no enrollment to tie them to a
+  school, when their school is held (:mod:`clever2sis.sync.holds`).
+
+A file written before ``account_ids`` existed has the other columns (:data:`IDENTITY_KEYS`) in the same
+order; :func:`current_identities` reads it as having no account_ids for anyone.
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clever2sis.clever.frames import ROLES
-from clever2sis.sis.arrow import one_array, string_series
+from clever2sis.clever.frames import ROLES, District
+from clever2sis.sis.arrow import arrow_strings, one_array, positions, string_series
 
-IDENTITY_COLUMNS = (
+# The keys a person is recognised by (identities.csv's whole header before account_ids).
+IDENTITY_KEYS = (
     "user_id",
     "clever_id",
     "roles",
@@ -40,10 +49,15 @@ IDENTITY_COLUMNS = (
     "first_name",
     "last_name",
 )
+ACCOUNT_IDS = "account_ids"
+IDENTITY_COLUMNS = (*IDENTITY_KEYS, ACCOUNT_IDS)
 # The columns the users builder gives (the keys users.csv does not hold), and the namespace fields they are.
-KEY_COLUMNS = ("clever_id", "roles", "sis_id", "student_number", "teacher_number")
+KEY_COLUMNS = ("clever_id", "roles", "sis_id", "student_number", "teacher_number", ACCOUNT_IDS)
 USER_KEY_FIELDS = ("sis_id", "student_number", "teacher_number")
 ROLE_SEPARATOR = ";"
+ACCOUNT_SEPARATOR = ";"
+# The users frame's columns that name one school of a role (staff list theirs in District.staff_schools).
+SCHOOL_COLUMNS = ("student_school", "teacher_school")
 # users.csv's columns each identity column is read from (the first of them the file has).
 FROM_USERS_CSV = {
     "user_id": ("user_id",),
@@ -82,6 +96,9 @@ def identity_frame(users_csv: pd.DataFrame | None, keys: pd.DataFrame) -> pd.Dat
     at = None if sent.equals(built) else pc.index_in(sent, value_set=built)
     out = {}
     for column in IDENTITY_COLUMNS:
+        if column in KEY_COLUMNS and column not in keys:
+            out[column] = pd.Series([""] * len(users_csv), dtype="string")
+            continue
         if column in KEY_COLUMNS:
             key = one_array(keys[column])
             out[column] = string_series(pc.fill_null(key if at is None else key.take(at), ""))
@@ -93,3 +110,53 @@ def identity_frame(users_csv: pd.DataFrame | None, keys: pd.DataFrame) -> pd.Dat
             values = pc.if_else(pc.equal(values, ""), fallback, values)
         out[column] = string_series(values)
     return pd.DataFrame(out)
+
+
+def school_account_ids(district: District, school_accounts: pd.Series) -> pa.Array:
+    """Each row of ``district.users``: the account_ids (``school_accounts``: each Clever school id's Canvas
+    account_id, as the accounts builder gives them) of the user's schools, ``;``-joined and sorted; null for
+    a user with none.
+
+    The (user, account) pairs of every role are numbered, de-duplicated and sorted as integers, and the
+    strings are joined by Arrow, one list per user: no step walks the users in Python.
+    """
+    users = district.users
+    school_accounts = school_accounts.dropna()
+    names = np.unique(school_accounts.to_numpy(dtype=str))
+    if not len(users) or not len(names):
+        return pa.nulls(len(users), pa.large_string())
+    schools = arrow_strings(pd.Series(school_accounts.index, dtype="string"))
+    code_of_school = np.searchsorted(names, school_accounts.to_numpy(dtype=str))
+    rows, codes = [], []
+    for column in SCHOOL_COLUMNS:
+        at = positions(users[column], schools)
+        rows.append(np.flatnonzero(at >= 0))
+        codes.append(code_of_school[at[at >= 0]])
+    staff = district.staff_schools
+    owner = positions(staff["user_id"], arrow_strings(users["id"]))
+    at = positions(staff["school"], schools)
+    placed = (owner >= 0) & (at >= 0)
+    rows.append(owner[placed])
+    codes.append(code_of_school[at[placed]])
+    pairs = np.unique(np.concatenate(rows).astype(np.int64) * len(names) + np.concatenate(codes))
+    row, code = pairs // len(names), pairs % len(names)
+    starts = np.flatnonzero(np.diff(row, prepend=-1))
+    offsets = pa.array(np.append(starts, len(row)), type=pa.int32())
+    values = pa.array(names, type=pa.large_string()).take(pa.array(code))
+    separator = pa.scalar(ACCOUNT_SEPARATOR, pa.large_string())
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, values), separator)
+    of_row = np.full(len(users), -1, dtype=np.int64)
+    of_row[row[starts]] = np.arange(len(starts))
+    return joined.take(pa.array(of_row, mask=of_row < 0))
+
+
+def current_identities(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """identities.csv as read (string columns) in this clever2sis's columns: one written before
+    ``account_ids`` existed (:data:`IDENTITY_KEYS` alone) gains the column, empty for every row; None for a
+    file with any other header."""
+    columns = tuple(frame.columns)
+    if columns == IDENTITY_COLUMNS:
+        return frame
+    if columns != IDENTITY_KEYS:
+        return None
+    return frame.assign(**{ACCOUNT_IDS: ""})

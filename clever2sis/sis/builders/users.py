@@ -35,7 +35,13 @@ from clever2sis.sis.arrow import (
     unless_blank,
 )
 from clever2sis.sis.builders import NAMESPACES, Built, template
-from clever2sis.sis.builders.identities import KEY_COLUMNS, USER_KEY_FIELDS, role_names
+from clever2sis.sis.builders.identities import (
+    ACCOUNT_IDS,
+    KEY_COLUMNS,
+    USER_KEY_FIELDS,
+    role_names,
+    school_account_ids,
+)
 from clever2sis.sis.builders.logins import assign_logins, given_by, without_claimed
 from clever2sis.sis.builders.observers import contacts_not_built, observer_people, without_students
 from clever2sis.sis.builders.people import LOGIN, checked_email, invalid_emails, login_candidates, stack
@@ -177,18 +183,21 @@ def build_users(
     table: Sequence[UsersColumn] = USERS_CSV,
     *,
     claimed: pd.DataFrame | None = None,
+    school_accounts: pd.Series | None = None,
 ) -> BuiltUsers:
     """users.csv, the maps of user ids, and the rows' identity keys (see :class:`BuiltUsers`).
 
     ``table``: the users.csv columns (``USERS_CSV``; a test may add one). ``claimed``: logins Canvas still
     holds for removed users (:data:`CLAIMED_COLUMNS`), which the login rule gives no one.
+    ``school_accounts``: each Clever school id's Canvas account_id, for the keys' ``account_ids`` (left
+    empty without it: only the sync's builds need them).
     """
     all_users = district.users
     wanted = pd.Series(False, index=all_users.index)
     for role in settings.user_roles:
         wanted |= all_users[f"is_{role}"]
     columns = users_csv(settings, table)
-    people, found, links = _people(district, settings, wanted, columns)
+    people, found, links = _people(district, settings, wanted, columns, school_accounts)
     candidates = login_candidates(people)
     offered = None
     if claimed is not None and len(claimed):
@@ -258,12 +267,20 @@ def _claimed_losses(
 
 
 def _people(
-    district: District, settings: BuildSettings, wanted: pd.Series, columns: Sequence[UsersColumn]
+    district: District,
+    settings: BuildSettings,
+    wanted: pd.Series,
+    columns: Sequence[UsersColumn],
+    school_accounts: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, list[pd.DataFrame], pd.DataFrame | None]:
     """Everyone who may be a row of users.csv (``columns``), as one people frame (see people.py): the
     Clever users the build wants, then the contacts who may observe them; their findings so far; and the
-    chosen observer links (None without observers)."""
+    chosen observer links (None without observers). With ``school_accounts`` the users have their
+    schools' account_ids (a ``key:`` column; contacts have none)."""
     users, invalid = _built_users(district, settings, wanted, namespace_fields(columns, "user"))
+    if school_accounts is not None:
+        accounts = school_account_ids(district, school_accounts).filter(pa.array(wanted.to_numpy()))
+        users[KEY + ACCOUNT_IDS] = string_series(accounts)
     if not settings.observers.enabled:
         return users, [invalid], None
     fields = namespace_fields(columns, "contact")
