@@ -94,6 +94,14 @@ def repeated(values: pd.Series, order: np.ndarray) -> pd.Series:
     return pd.Series(out, index=values.index)
 
 
+def _hits(of: pa.ChunkedArray, strings: pa.ChunkedArray) -> np.ndarray | None:
+    """The positions of ``of`` that hold one of ``strings``, when ``of`` is much the larger (then hashing
+    ``strings`` and probing ``of`` is cheaper than hashing ``of``); None when it is not."""
+    if len(of) <= _PROBE_THE_SET_FACTOR * len(strings):
+        return None
+    return np.flatnonzero(pc.is_in(of, value_set=strings, skip_nulls=True).to_numpy(zero_copy_only=False))
+
+
 def member(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
     """``values.isin(of)`` for strings, computed by Arrow (pandas' own is ~20x slower on Arrow strings).
 
@@ -109,8 +117,9 @@ def member(values: pd.Series, of: pd.Series | pd.Index) -> pd.Series:
     strings, value_set = arrow_strings(values), arrow_strings(of)
     if len(strings) == len(value_set) and not strings.null_count and strings.equals(value_set):
         return pd.Series(True, index=values.index)
-    if len(value_set) > _PROBE_THE_SET_FACTOR * len(strings):
-        value_set = value_set.filter(pc.is_in(value_set, value_set=strings, skip_nulls=True))
+    hits = _hits(value_set, strings)
+    if hits is not None:
+        value_set = value_set.take(hits)
     found = pc.is_in(strings, value_set=value_set, skip_nulls=True)
     return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
 
@@ -133,10 +142,10 @@ def positions(values: pd.Series | pd.Index, of: pa.ChunkedArray) -> np.ndarray:
         codes = values.cat.codes.to_numpy()
         return np.where(codes >= 0, per_category[codes], np.int32(-1))
     strings = arrow_strings(values)
-    if len(of) <= _PROBE_THE_SET_FACTOR * len(strings):
+    hits = _hits(of, strings)
+    if hits is None:
         found = pc.index_in(strings, value_set=of)
         return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int32)
-    hits = np.flatnonzero(pc.is_in(of, value_set=strings, skip_nulls=True).to_numpy(zero_copy_only=False))
     found = pc.index_in(strings, value_set=of.take(hits))
     at = np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int64)
     return np.where(at >= 0, hits[at], -1).astype(np.int32)

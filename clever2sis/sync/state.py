@@ -530,19 +530,20 @@ def _read_identities(kept: Any, build: BuildDir, directory: Path) -> pd.DataFram
         return None
     if kept == OWN_FILES:
         path = directory / IDENTITIES_FILE_NAME
-        frame = _read_csv(path)
-        current = current_identities(frame)
-        if current is None:
-            raise ValueError(f"{path.name} has the columns {', '.join(frame.columns)}")
-        return current
+        return _current_identities(_read_csv(path), path.name)
     if kept != SAME_AS_BUILD:
         raise ValueError(f"identities is {kept!r}")
     identities = build.read_identities()
     if identities is None:
         raise ValueError(f"{build.identities_file} is missing")
-    if tuple(identities.columns) != IDENTITY_COLUMNS:
-        raise ValueError(f"{build.identities_file.name} has the columns {', '.join(identities.columns)}")
-    return identities
+    return _current_identities(identities, build.identities_file.name)
+
+
+def _current_identities(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    current = current_identities(frame)
+    if current is None:
+        raise ValueError(f"{name} has the columns {', '.join(frame.columns)}")
+    return current
 
 
 def read_legacy_state(run_dir: Path, run_id: str, *, applied: str) -> AppliedState:
