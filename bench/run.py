@@ -73,7 +73,10 @@ class Size:
     def as_dict(self) -> dict[str, Any]:
         return {
             "students": self.students,
-            "snapshot": str(self.snapshot),
+            # Relative to the repository, so the committed figures name no path of the machine.
+            "snapshot": str(
+                self.snapshot.relative_to(ROOT) if self.snapshot.is_relative_to(ROOT) else self.snapshot
+            ),
             "pages": self.pages,
             "bytes": self.served_bytes,
             "measured": self.measured,
@@ -85,7 +88,7 @@ class Size:
     def from_dict(cls, raw: dict[str, Any], measured: str) -> Size:
         return cls(
             students=raw["students"],
-            snapshot=Path(raw.get("snapshot", "")),
+            snapshot=ROOT / raw.get("snapshot", ""),
             served_bytes=raw["bytes"],
             pages=raw["pages"],
             runs=raw["runs"],
